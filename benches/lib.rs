@@ -1,0 +1,1 @@
+//! criterion benchmarks live in this package's `[[bench]]` targets.

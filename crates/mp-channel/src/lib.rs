@@ -1,0 +1,1 @@
+//! mp-channel: not built yet.

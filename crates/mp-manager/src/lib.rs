@@ -1,0 +1,1 @@
+//! mp-manager: not built yet.

@@ -1,0 +1,40 @@
+//! The operating-system layer under every `multiprocessing` crate.
+//!
+//! ```
+//! use mp_os::segment::Segment;
+//!
+//! // An anonymous shared segment: a memfd mapped MAP_SHARED. It survives
+//! // fork, travels to other processes as a handle, and is freed by the
+//! // kernel when the last process lets go of it.
+//! let seg = Segment::anonymous("doc-example", 4096)?;
+//! assert_eq!(seg.len(), 4096);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! This crate exists so that the public crates form a line without cycles:
+//! `mp-sync` needs shared memory for its futex words and `mp-shm` needs
+//! `mp-sync` for the lock of a synchronized `Value`, so the pieces both use
+//! live here, decided once:
+//!
+//! * [`segment`]: anonymous (memfd) and named (`/dev/shm`) shared mappings and
+//!   the versioned header every shared object starts with;
+//! * [`futex`]: process-shared futex waits with `CLOCK_MONOTONIC` deadlines,
+//!   and the short adaptive spin that precedes them;
+//! * [`time`]: the [`Deadline`](time::Deadline) type every blocking call takes;
+//! * [`handle`]: how a handle holding a file descriptor is serialized, so that
+//!   it can travel in a process's arguments or over a socket and re-attach on
+//!   the other side;
+//! * [`fdpass`]: framed messages with `SCM_RIGHTS` file descriptors over Unix
+//!   sockets;
+//! * [`liveness`]: telling a dead thread or process from a slow one.
+//!
+//! Linux only: memfd, futex, pidfd and `/proc` are Linux interfaces.
+
+#![cfg(target_os = "linux")]
+
+pub mod fdpass;
+pub mod futex;
+pub mod handle;
+pub mod liveness;
+pub mod segment;
+pub mod time;

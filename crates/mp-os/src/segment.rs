@@ -1,0 +1,324 @@
+//! Shared mappings: anonymous memfd segments and named POSIX shared memory.
+//!
+//! # Anonymous segments
+//!
+//! [`Segment::anonymous`] creates a memfd (`memfd_create(2)`), sizes it and
+//! maps it `MAP_SHARED` (memmap2's `map_anon` is `MAP_PRIVATE`, which a forked
+//! child would copy rather than share). The segment has no name in any file
+//! system: the kernel frees it when the last process closes its descriptor
+//! and unmaps it, so a crash leaks nothing in `/dev/shm`.
+//!
+//! # Object layout
+//!
+//! Every shared object in the workspace (a lock, a value, a queue ring, ...)
+//! lives in a segment that starts with a [`Header`]:
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic        four ASCII bytes naming the object kind
+//!      4     4  version      layout version of that kind
+//!      8     8  payload_len  bytes after the header
+//!     16    48  reserved     zero
+//!     64     -  payload      the object's own #[repr(C)] layout
+//! ```
+//!
+//! A process that attaches to a segment checks magic and version before it
+//! touches the payload, so two builds with different layouts refuse to talk
+//! instead of corrupting each other.
+//!
+//! ```
+//! use mp_os::segment::Segment;
+//!
+//! let seg = Segment::object(*b"DEMO", 1, 128)?;
+//! seg.check(*b"DEMO", 1)?;
+//! assert!(seg.check(*b"DEMO", 2).is_err());
+//! assert_eq!(seg.payload_len(), 128);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::Once;
+
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::{MemfdFlags, Mode, fstat, ftruncate, memfd_create};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::handle;
+
+/// The header every shared object starts with (see the module docs).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Header {
+    magic: [u8; 4],
+    version: u32,
+    payload_len: u64,
+    _reserved: [u8; 48],
+}
+
+/// Size of [`Header`]: the payload starts this many bytes into a segment,
+/// on a cache-line boundary.
+pub const HEADER_SIZE: usize = 64;
+const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
+
+/// A shared mapping of a memfd or a named shared-memory object.
+///
+/// Cloning is cheap (a reference count) and shares the same memory. The
+/// mapping stays valid as long as any clone exists in this process.
+///
+/// A `Segment` is `Serialize`: serialized inside a transport that carries
+/// file descriptors (process arguments, pipes to a child), it re-attaches to
+/// the same memory on the other side; see [`crate::handle`].
+///
+/// ```
+/// use mp_os::segment::Segment;
+///
+/// let seg = Segment::anonymous("doc", 64)?;
+/// // SAFETY: the segment is 64 bytes and nobody else uses it yet.
+/// unsafe { seg.as_ptr().write(7) };
+/// let twin = seg.clone();
+/// // SAFETY: same mapping, in bounds.
+/// assert_eq!(unsafe { twin.as_ptr().read() }, 7);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Segment {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    map: MmapRaw,
+    fd: OwnedFd,
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("ptr", &self.as_ptr())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+fn raise_fd_limit_once() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Each shared object owns one memfd: lift the soft limit on open
+        // files to the hard limit, as a program with many locks needs.
+        let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if let (Some(cur), Some(max)) = (lim.current, lim.maximum) {
+            if cur < max {
+                let new = rustix::process::Rlimit { current: Some(max), maximum: Some(max) };
+                let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, new);
+            }
+        }
+    });
+}
+
+impl Segment {
+    /// Creates an anonymous shared segment of `len` bytes, zero-filled.
+    ///
+    /// `name` only labels the memfd (it shows in `/proc/PID/fd`); it need
+    /// not be unique.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when `len` is zero; the OS error when the memfd cannot
+    /// be created, sized or mapped.
+    pub fn anonymous(name: &str, len: usize) -> io::Result<Segment> {
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a shared segment cannot be empty"));
+        }
+        raise_fd_limit_once();
+        let fd = memfd_create(name, MemfdFlags::CLOEXEC)?;
+        ftruncate(&fd, len as u64)?;
+        Segment::map(fd, len)
+    }
+
+    /// Creates an anonymous segment holding an object: a [`Header`] with
+    /// `magic` and `version`, followed by `payload_len` zeroed bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Segment::anonymous`].
+    pub fn object(magic: [u8; 4], version: u32, payload_len: usize) -> io::Result<Segment> {
+        let name = format!("mp-{}", String::from_utf8_lossy(&magic).to_lowercase());
+        let seg = Segment::anonymous(&name, HEADER_SIZE + payload_len.max(1))?;
+        let header = Header { magic, version, payload_len: payload_len as u64, _reserved: [0; 48] };
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, page aligned,
+        // and no other process can see it yet.
+        unsafe { seg.as_ptr().cast::<Header>().write(header) };
+        Ok(seg)
+    }
+
+    /// Maps an existing shared-memory descriptor (a memfd, or a named
+    /// object opened with `shm_open`) over its whole size.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` for an empty object; the OS error when it cannot be
+    /// mapped.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Segment> {
+        let st = fstat(&fd)?;
+        let len = usize::try_from(st.st_size).map_err(|_| io::Error::other("segment size"))?;
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "the shared object has size 0"));
+        }
+        Segment::map(fd, len)
+    }
+
+    fn map(fd: OwnedFd, len: usize) -> io::Result<Segment> {
+        let file = File::from(fd);
+        let map = MmapOptions::new().len(len).map_raw(&file)?;
+        Ok(Segment { inner: Arc::new(Inner { map, fd: file.into() }) })
+    }
+
+    /// Creates a named POSIX shared-memory object (`/dev/shm/NAME`) of
+    /// `len` bytes and maps it. Fails with `AlreadyExists` if the name is
+    /// taken.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists`, `InvalidInput` (bad name or zero length), or the OS
+    /// error.
+    pub fn create_named(name: &str, len: usize) -> io::Result<Segment> {
+        let name = shm_name(name)?;
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a shared segment cannot be empty"));
+        }
+        let fd = rustix::shm::open(
+            name.as_str(),
+            rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
+            Mode::RUSR | Mode::WUSR,
+        )?;
+        if let Err(e) = ftruncate(&fd, len as u64) {
+            let _ = rustix::shm::unlink(name.as_str());
+            return Err(e.into());
+        }
+        Segment::map(fd, len)
+    }
+
+    /// Opens and maps an existing named shared-memory object.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if no object has that name, or the OS error.
+    pub fn open_named(name: &str) -> io::Result<Segment> {
+        let name = shm_name(name)?;
+        let fd = rustix::shm::open(name.as_str(), rustix::shm::OFlags::RDWR, Mode::empty())?;
+        Segment::from_fd(fd)
+    }
+
+    /// Removes a named shared-memory object's name. Mappings stay valid.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if no object has that name.
+    pub fn unlink_named(name: &str) -> io::Result<()> {
+        let name = shm_name(name)?;
+        rustix::shm::unlink(name.as_str())?;
+        Ok(())
+    }
+
+    /// Start of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.inner.map.as_mut_ptr()
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.inner.map.len()
+    }
+
+    /// Always false: segments are never empty.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The descriptor behind the mapping.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.inner.fd.as_fd()
+    }
+
+    /// Whether two handles share the same mapping in this process.
+    pub fn ptr_eq(&self, other: &Segment) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Checks the object [`Header`] (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` when the segment is too small or holds another kind or
+    /// version of object.
+    pub fn check(&self, magic: [u8; 4], version: u32) -> io::Result<()> {
+        if self.len() < HEADER_SIZE {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared segment too small for a header"));
+        }
+        // SAFETY: at least HEADER_SIZE bytes are mapped; the header is
+        // written once by the creator before the segment is shared.
+        let h = unsafe { &*self.as_ptr().cast::<Header>() };
+        if h.magic != magic {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "shared segment holds a {:?} object, expected {:?}",
+                    String::from_utf8_lossy(&h.magic),
+                    String::from_utf8_lossy(&magic)
+                ),
+            ));
+        }
+        if h.version != version {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("shared object layout version {} (this build uses {version})", h.version),
+            ));
+        }
+        if (h.payload_len as usize).saturating_add(HEADER_SIZE) > self.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared object larger than its segment"));
+        }
+        Ok(())
+    }
+
+    /// Length of the payload after the header, as recorded in it.
+    pub fn payload_len(&self) -> usize {
+        // SAFETY: as in `check`; callers use this on object segments.
+        unsafe { (*self.as_ptr().cast::<Header>()).payload_len as usize }
+    }
+
+    /// Start of the payload (just after the header).
+    pub fn payload(&self) -> *mut u8 {
+        // SAFETY: object segments are at least HEADER_SIZE + 1 bytes long.
+        unsafe { self.as_ptr().add(HEADER_SIZE) }
+    }
+}
+
+fn shm_name(name: &str) -> io::Result<String> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.is_empty() || bare.len() > 250 || bare.contains('/') || bare.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid shared memory name {name:?}: use 1-250 characters without '/'"),
+        ));
+    }
+    Ok(format!("/{bare}"))
+}
+
+impl Serialize for Segment {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        handle::serialize_fd(self.fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Segment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
+        let fd = handle::deserialize_fd(d)?;
+        Segment::from_fd(fd).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! mp-pool: not built yet.

@@ -1,0 +1,1 @@
+//! mp-proc: not built yet.
