@@ -26,7 +26,9 @@
 //!   the other side;
 //! * [`fdpass`]: framed messages with `SCM_RIGHTS` file descriptors over Unix
 //!   sockets;
-//! * [`liveness`]: telling a dead thread or process from a slow one.
+//! * [`liveness`]: telling a dead thread or process from a slow one;
+//! * [`wait`]: waiting for any of several objects (channel ends, queues,
+//!   processes) with `poll(2)` on their readiness descriptors.
 //!
 //! Linux only: memfd, futex, pidfd and `/proc` are Linux interfaces.
 
@@ -38,3 +40,4 @@ pub mod handle;
 pub mod liveness;
 pub mod segment;
 pub mod time;
+pub mod wait;
