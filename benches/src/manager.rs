@@ -1,0 +1,134 @@
+//! Group `manager`: the floor for a manager (a server process owning the data, reached over a
+//! socket).
+//!
+//! | key | what |
+//! |---|---|
+//! | `manager/raw-set` | `map[k] = v` sent to a server process over a socketpair (17-byte request, 9-byte reply) |
+//! | `manager/raw-get` | `map[k]` the same way |
+//! | `manager/raw-append` | `list.push(v)` the same way |
+//!
+//! The server is a hand-written loop over fixed-size binary frames and a `HashMap` / `Vec`:
+//! one blocking round trip per operation, no encoding, no authentication. Rows for mp
+//! `Manager` proxies belong here: see `benches/README.md`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::kit::{Config, Row, Stats, Unit, read_exact, time, two_processes, write_all};
+
+const GROUP: &str = "manager";
+
+const STOP: u8 = 0;
+const SET: u8 = 1;
+const GET: u8 = 2;
+const APPEND: u8 = 3;
+
+/// Runs every row of the group.
+pub(crate) fn run(cfg: &Config) -> Vec<(&'static str, io::Error)> {
+    match raw(cfg) {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![("raw server", e)],
+    }
+}
+
+/// One request: op, key, value; returns the reply value.
+fn call(fd: RawFd, op: u8, key: u64, value: u64) -> u64 {
+    let mut req = [0u8; 17];
+    req[0] = op;
+    req[1..9].copy_from_slice(&key.to_le_bytes());
+    req[9..].copy_from_slice(&value.to_le_bytes());
+    write_all(fd, &req).expect("write");
+    let mut rep = [0u8; 9];
+    read_exact(fd, &mut rep).expect("read");
+    assert_eq!(rep[0], 0, "server error");
+    u64::from_le_bytes(rep[1..].try_into().expect("8 bytes"))
+}
+
+fn serve(fd: RawFd) {
+    let mut map = HashMap::<u64, u64>::new();
+    let mut list = Vec::<u64>::new();
+    loop {
+        let mut req = [0u8; 17];
+        read_exact(fd, &mut req).expect("read");
+        let key = u64::from_le_bytes(req[1..9].try_into().expect("8 bytes"));
+        let value = u64::from_le_bytes(req[9..].try_into().expect("8 bytes"));
+        let (status, out) = match req[0] {
+            SET => (0, map.insert(key, value).unwrap_or(0)),
+            GET => map.get(&key).map_or((1, 0), |v| (0, *v)),
+            APPEND => {
+                list.push(value);
+                (0, list.len() as u64)
+            }
+            _ => (0, 0),
+        };
+        let mut rep = [status; 9];
+        rep[1..].copy_from_slice(&out.to_le_bytes());
+        write_all(fd, &rep).expect("write");
+        if req[0] == STOP {
+            return;
+        }
+    }
+}
+
+fn raw(cfg: &Config) -> io::Result<()> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            &mut fds[0],
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let [a, b] = fds;
+    let r = two_processes(0, |side| {
+        if !side.is_parent() {
+            serve(b);
+            return Vec::new();
+        }
+        let mut rows: Vec<Vec<Duration>> = Vec::new();
+        for op in [SET, GET, APPEND] {
+            let mut i = 0u64;
+            for _ in 0..100 {
+                i += 1;
+                call(a, op, i % 64, i);
+            }
+            rows.push(cfg.sample(20, 1_000_000, || {
+                i += 1;
+                time(|| {
+                    black_box(call(a, op, i % 64, i));
+                })
+            }));
+        }
+        call(a, STOP, 0, 0);
+        rows
+    });
+    for fd in fds {
+        // SAFETY: both fds were created above and are closed once.
+        unsafe { libc::close(fd) };
+    }
+    let (rows, pin) = r?;
+    let note = format!("HashMap/Vec server process over a socketpair, binary frames; {pin}");
+    for ((key, name), samples) in [
+        ("manager/raw-set", "dict set"),
+        ("manager/raw-get", "dict get"),
+        ("manager/raw-append", "list append"),
+    ]
+    .into_iter()
+    .zip(&rows)
+    {
+        Row::new(GROUP, key, name, "raw socket server")
+            .baseline(&["ipc/unix-socket/8"])
+            .note(&note)
+            .stats(Unit::Us, Stats::per_op(samples, 1, Unit::Us))
+            .emit();
+    }
+    Ok(())
+}

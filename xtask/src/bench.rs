@@ -1,0 +1,429 @@
+//! `cargo xtask bench [--quick] [--only GROUP]...`: builds the `mp-bench` harness in release
+//! mode, runs it and the Python comparison scripts group by group, and prints one markdown
+//! table per group with every row's ratio against its baselines. Also writes
+//! `<target>/bench/latest.json` and `latest.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cmd::{self, Outcome};
+use crate::json::Json;
+use crate::project_root;
+use crate::report::{self, Row};
+
+/// Parsed command line of `bench`.
+#[derive(Debug, Default)]
+struct Options {
+    quick: bool,
+    only: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--only" => {
+                let g = it.next().ok_or("--only needs a group name")?;
+                o.only
+                    .extend(g.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
+            }
+            s if s.starts_with("--only=") => {
+                o.only.extend(
+                    s[7..]
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                );
+            }
+            other => return Err(format!("bench: unknown argument {other:?}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Runs the whole benchmark; the table goes to stdout, progress to stderr.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse(args)?;
+    let started = Instant::now();
+    let root = project_root();
+    let meta_start = Meta::collect(&root, &opts);
+
+    eprintln!("xtask bench: building mp-bench (release)");
+    let exe = build_harness(&root)?;
+    let harness_groups: Vec<String> = cmd::capture(path_str(&exe)?, &["list"], &root)
+        .ok_or("mp-bench list failed")?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let scripts = python_scripts(&root);
+    let mut groups: Vec<String> = harness_groups.clone();
+    for (g, _) in &scripts {
+        if !groups.contains(g) {
+            groups.push(g.clone());
+        }
+    }
+    for g in &opts.only {
+        if !groups.contains(g) {
+            return Err(format!(
+                "bench: unknown group {g:?}; groups: {}",
+                groups.join(", ")
+            ));
+        }
+    }
+    if !opts.only.is_empty() {
+        groups.retain(|g| opts.only.contains(g));
+    }
+
+    let python = meta_start.python.is_some();
+    let mut notes = Vec::new();
+    if !python && groups.iter().any(|g| scripts.iter().any(|(s, _)| s == g)) {
+        notes.push("python3 not found: the Python rows were skipped".to_owned());
+    }
+    let limit = Duration::from_secs(if opts.quick { 90 } else { 300 });
+    let flag: &[&str] = if opts.quick { &["--quick"] } else { &[] };
+    let mut rows = Vec::new();
+    for g in &groups {
+        if harness_groups.contains(g) {
+            let mut c = Command::new(&exe);
+            c.args(flag).arg(g).current_dir(&root);
+            let label = format!("mp-bench {g}");
+            let out =
+                cmd::run_limited(&mut c, &label, limit).map_err(|e| format!("{label}: {e}"))?;
+            collect(&out, &label, &mut rows, &mut notes);
+        }
+        if let Some((_, script)) = scripts.iter().find(|(s, _)| s == g) {
+            let label = format!("python/{g}.py");
+            if !python {
+                continue;
+            }
+            let mut c = Command::new("python3");
+            c.arg("-u")
+                .arg(script)
+                .args(flag)
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .current_dir(script.parent().unwrap_or(&root));
+            match cmd::run_limited(&mut c, &label, limit) {
+                Ok(out) => collect(&out, &label, &mut rows, &mut notes),
+                Err(e) => notes.push(format!("{label} skipped: {e}")),
+            }
+        }
+    }
+    for (i, r) in rows.iter().enumerate() {
+        if rows[..i].iter().any(|o| o.key == r.key) {
+            notes.push(format!("duplicate row key {:?} (from {})", r.key, r.source));
+        }
+    }
+
+    let ratios = report::ratios(&rows);
+    let elapsed = started.elapsed();
+    let md = format!(
+        "{}{}\n{}",
+        meta_start.markdown(elapsed),
+        report::tables(&rows, &ratios),
+        notes_markdown(&notes)
+    );
+    print!("{md}");
+
+    let out_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| root.join("target"), Path::to_path_buf)
+        .join("bench");
+    let json = Json::obj([
+        ("meta", meta_start.json(elapsed)),
+        (
+            "notes",
+            Json::Arr(notes.iter().map(|n| Json::Str(n.clone())).collect()),
+        ),
+        (
+            "rows",
+            Json::Arr(
+                rows.iter()
+                    .zip(&ratios)
+                    .map(|(r, x)| report::row_json(r, x))
+                    .collect(),
+            ),
+        ),
+    ]);
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    for (name, text) in [("latest.md", md), ("latest.json", json.pretty())] {
+        let p = out_dir.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    eprintln!(
+        "xtask bench: {} rows in {:.0} s; wrote {}/latest.{{md,json}}",
+        rows.len(),
+        elapsed.as_secs_f64(),
+        out_dir.display()
+    );
+    Ok(())
+}
+
+fn path_str(p: &Path) -> Result<&str, String> {
+    p.to_str()
+        .ok_or_else(|| format!("non-UTF-8 path {}", p.display()))
+}
+
+/// Parses the JSON lines of one run into `rows`, noting bad lines and failures.
+fn collect(out: &Outcome, label: &str, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let mut bad = 0;
+    for line in out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match Json::parse(line).and_then(|v| Row::from_json(&v, label)) {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                bad += 1;
+                if bad == 1 {
+                    eprintln!("[{label}] ignored a line that is not a row ({e}): {line}");
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        notes.push(format!("{label}: {bad} stdout line(s) were not rows"));
+    }
+    if let Some(why) = out.failure() {
+        notes.push(format!("{label} {why} (rows it printed before are kept)"));
+    }
+}
+
+/// `cargo build --release -p mp-benches --bin mp-bench`; returns the executable's path.
+fn build_harness(root: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "mp-benches",
+            "--bin",
+            "mp-bench",
+        ])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo build: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo build of mp-bench failed ({})", out.status));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| Json::parse(l).ok())
+        .filter(|v| v.get("reason").and_then(Json::as_str) == Some("compiler-artifact"))
+        .filter(|v| {
+            v.get("target")
+                .and_then(|t| t.get("name"))
+                .and_then(Json::as_str)
+                == Some("mp-bench")
+        })
+        .find_map(|v| {
+            v.get("executable")
+                .and_then(Json::as_str)
+                .map(PathBuf::from)
+        })
+        .ok_or_else(|| "cargo build did not report the mp-bench executable".to_owned())
+}
+
+/// `benches/python/*.py` except `_*.py`, as (group, path), sorted.
+fn python_scripts(root: &Path) -> Vec<(String, PathBuf)> {
+    let dir = root.join("benches/python");
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_str()?.to_owned();
+            (!stem.starts_with('_')).then_some((stem, p))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn notes_markdown(notes: &[String]) -> String {
+    if notes.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("### notes\n\n");
+    for n in notes {
+        s.push_str(&format!("- {n}\n"));
+    }
+    s
+}
+
+/// Where and when the figures were measured.
+#[derive(Debug)]
+struct Meta {
+    command: String,
+    uname: String,
+    cpu: String,
+    cores: usize,
+    load: String,
+    rustc: String,
+    python: Option<String>,
+    commit: String,
+    dirty: Option<bool>,
+    date: String,
+}
+
+impl Meta {
+    fn collect(root: &Path, opts: &Options) -> Meta {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or("unknown", |(_, m)| m.trim())
+            .to_owned();
+        let cores = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count();
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into());
+        let mut command = String::from("cargo xtask bench");
+        if opts.quick {
+            command.push_str(" --quick");
+        }
+        for g in &opts.only {
+            command.push_str(&format!(" --only {g}"));
+        }
+        let python = cmd::capture("python3", &["--version"], root);
+        let commit = cmd::capture("git", &["rev-parse", "--short=12", "HEAD"], root)
+            .unwrap_or_else(|| "unknown".into());
+        let dirty = cmd::capture("git", &["status", "--porcelain"], root).map(|s| !s.is_empty());
+        Meta {
+            command,
+            uname: cmd::capture("uname", &["-a"], root).unwrap_or_else(|| "unknown".into()),
+            cpu,
+            cores: cores.max(std::thread::available_parallelism().map_or(0, |n| n.get())),
+            load,
+            rustc: cmd::capture("rustc", &["--version"], root).unwrap_or_else(|| "unknown".into()),
+            python,
+            commit,
+            dirty,
+            date: utc_now(),
+        }
+    }
+
+    fn commit_text(&self) -> String {
+        match self.dirty {
+            Some(true) => format!("{} (dirty tree)", self.commit),
+            Some(false) => format!("{} (clean tree)", self.commit),
+            None => self.commit.clone(),
+        }
+    }
+
+    fn markdown(&self, elapsed: Duration) -> String {
+        let python = self
+            .python
+            .as_deref()
+            .unwrap_or("not found (Python rows skipped)");
+        format!(
+            "## IPC latency and throughput: `{cmd}`\n\n\
+             | | |\n|---|---|\n\
+             | machine | `{uname}` |\n\
+             | CPU | {cpu}, {cores} cores |\n\
+             | load average at start | {load} |\n\
+             | rustc | {rustc} |\n\
+             | Python | {python} |\n\
+             | commit | {commit} |\n\
+             | date | {date} |\n\
+             | run time | {secs:.0} s |\n\n\
+             p50 / p99: median and 99th percentile of the per-operation samples (rates: the \
+             median of the repeats). one-way p50 = round trip p50 / 2. \"vs baseline\" compares \
+             the row's p50 with the p50 of each baseline row measured in this run, as cost (time \
+             per operation, or inverse rate): \"3.0x slower than raw futex\" = takes 3 times as \
+             long. `raw ...` rows are OS limits measured by the `mp-bench` harness, `python ...` \
+             rows are Python's multiprocessing (`benches/python/`); see `benches/README.md`.\n",
+            cmd = self.command,
+            uname = self.uname,
+            cpu = self.cpu,
+            cores = self.cores,
+            load = self.load,
+            rustc = self.rustc,
+            commit = self.commit_text(),
+            date = self.date,
+            secs = elapsed.as_secs_f64(),
+        )
+    }
+
+    fn json(&self, elapsed: Duration) -> Json {
+        let s = |x: &str| Json::Str(x.to_owned());
+        Json::obj([
+            ("command", s(&self.command)),
+            ("uname", s(&self.uname)),
+            ("cpu", s(&self.cpu)),
+            ("cores", Json::Num(self.cores as f64)),
+            ("load_average", s(&self.load)),
+            ("rustc", s(&self.rustc)),
+            ("python", self.python.as_deref().map_or(Json::Null, s)),
+            ("commit", s(&self.commit)),
+            ("dirty", self.dirty.map_or(Json::Null, Json::Bool)),
+            ("date", s(&self.date)),
+            (
+                "seconds",
+                Json::Num((elapsed.as_secs_f64() * 10.0).round() / 10.0),
+            ),
+        ])
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let t = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar (Howard
+/// Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn options() {
+        let a = |v: &[&str]| parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let o = a(&["--quick", "--only", "ipc,pool", "--only=lock"]).unwrap();
+        assert!(o.quick);
+        assert_eq!(o.only, ["ipc", "pool", "lock"]);
+        assert!(a(&["--bogus"]).is_err());
+        assert!(a(&["--only"]).is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! Tidy checks on the repository (rust-analyzer style): run by `cargo test -p xtask`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::project_root;
+
+/// Directories of the workspace members (`crates/*`, `xtask`, `examples`, `benches`).
+fn members() -> Vec<PathBuf> {
+    let root = project_root();
+    let mut v: Vec<PathBuf> = fs::read_dir(root.join("crates"))
+        .expect("crates/")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .collect();
+    v.extend(["xtask", "examples", "benches"].map(|d| root.join(d)));
+    v.sort();
+    v
+}
+
+fn read(p: &Path) -> String {
+    fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn every_member_uses_the_workspace_lints_and_package_fields() {
+    let mut bad = Vec::new();
+    for dir in members() {
+        let toml = read(&dir.join("Cargo.toml"));
+        for needle in [
+            "[lints]\nworkspace = true",
+            "edition.workspace = true",
+            "license.workspace = true",
+        ] {
+            if !toml.contains(needle) {
+                bad.push(format!("{}: missing {needle:?}", dir.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn third_party_dependencies_come_from_the_workspace() {
+    // `foo = "1"` or `foo = { version = ... }` in a member: versions are pinned once, in the
+    // root Cargo.toml. (xtask may list a std-free helper directly; it has none today.)
+    let mut bad = Vec::new();
+    for dir in members() {
+        let toml = read(&dir.join("Cargo.toml"));
+        let mut in_deps = false;
+        for line in toml.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_deps = line.contains("dependencies");
+                continue;
+            }
+            if in_deps
+                && line.contains('=')
+                && !line.starts_with('#')
+                && !line.contains("workspace = true")
+            {
+                bad.push(format!("{}: {line}", dir.display()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "use `foo.workspace = true`:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn every_example_is_listed() {
+    // Each example program must be named in the examples' README (or, before that exists, in
+    // examples/Cargo.toml) so a newcomer can find it.
+    let root = project_root();
+    let dir = root.join("examples/examples");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    let mut listing = read(&root.join("examples/Cargo.toml"));
+    if let Ok(readme) = fs::read_to_string(root.join("examples/README.md")) {
+        listing.push_str(&readme);
+    }
+    let mut missing = Vec::new();
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        let name = if p.is_dir() {
+            p.file_name()
+        } else {
+            p.file_stem()
+        };
+        let Some(name) = name.and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if (p.is_dir() || p.extension().is_some_and(|x| x == "rs")) && !listing.contains(name) {
+            missing.push(name.to_owned());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "examples not listed in examples/README.md: {missing:?}"
+    );
+}
+
+#[test]
+fn bench_python_scripts_follow_the_schema() {
+    // Every comparison script is a group that prints rows through _rows.emit and takes --quick.
+    let dir = project_root().join("benches/python");
+    let mut bad = Vec::new();
+    for e in fs::read_dir(&dir)
+        .expect("benches/python")
+        .filter_map(Result::ok)
+    {
+        let p = e.path();
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if !name.ends_with(".py") || name.starts_with('_') {
+            continue;
+        }
+        let text = read(&p);
+        for needle in ["import _rows", "_rows.emit(", "__main__"] {
+            if !text.contains(needle) {
+                bad.push(format!("{name}: no {needle:?}"));
+            }
+        }
+        if !name
+            .trim_end_matches(".py")
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            bad.push(format!("{name}: group names are lowercase"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+#[ignore = "not every crate has its README yet; run with `cargo test -p xtask -- --ignored`"]
+fn every_crate_has_a_readme() {
+    let missing: Vec<String> = members()
+        .into_iter()
+        .filter(|d| !d.join("README.md").exists())
+        .map(|d| d.display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "no README.md in: {missing:?}");
+}
