@@ -1,1 +1,65 @@
-//! mp-channel: not built yet.
+//! Message passing between processes: [`Pipe`], [`Queue`], [`SimpleQueue`]
+//! and [`JoinableQueue`], Python's `multiprocessing` channels rebuilt on
+//! rings in shared memory.
+//!
+//! ```
+//! use mp_channel::{pipe, Queue};
+//!
+//! let (parent, child) = pipe()?;
+//! let q = Queue::<Vec<u32>>::new()?;
+//! // In real use `child` and `q` travel to another process (they are serde
+//! // values) or are inherited through fork.
+//! child.send(&"ping")?;
+//! assert_eq!(parent.recv::<String>()?, "ping");
+//! q.put(vec![1, 2, 3])?;
+//! assert_eq!(q.get()?, vec![1, 2, 3]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! * Values are postcard-encoded; `send_bytes`/`recv_bytes_into` skip
+//!   serde. Every send is one message, never merged or split; a message
+//!   larger than the ring is streamed through it.
+//! * Blocking calls spin briefly, then sleep on a futex; nobody makes a
+//!   system call when nobody sleeps. [`WaitMode`] selects busy-polling or
+//!   no spinning instead.
+//! * Every blocking call tells a dead peer from a slow one: a writer killed
+//!   in the middle of a message leaves a record that readers skip; when
+//!   every writer (reader) has gone, readers (writers) get `Disconnected`.
+//! * [`wait`] waits on several pipe ends and queues (and processes) at once.
+//! * With the `tokio` feature, `recv_async` and `get_async` await
+//!   readability through the channel's eventfd.
+//!
+//! Linux only. Processes sharing a channel trust each other: a peer can
+//! corrupt the ring (decoding stays safe: a corrupt frame is an error), but
+//! not make this process read out of bounds.
+//!
+//! See the crate README for the ring's design and measured figures.
+
+#![cfg(target_os = "linux")]
+
+#[cfg(not(loom))]
+mod attach;
+#[cfg(all(not(loom), feature = "tokio"))]
+mod asyncio;
+#[cfg(not(loom))]
+mod chan;
+#[cfg(not(loom))]
+mod error;
+mod holders;
+#[cfg(not(loom))]
+mod io;
+#[cfg(not(loom))]
+mod pipe;
+#[cfg(not(loom))]
+mod queue;
+mod ring;
+mod sync;
+
+#[cfg(not(loom))]
+pub use crate::error::{Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+#[cfg(not(loom))]
+pub use crate::pipe::{DEFAULT_PIPE_CAPACITY, Pipe, PipeBuilder, PipeEnd, pipe};
+#[cfg(not(loom))]
+pub use crate::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder, SimpleQueue};
+pub use crate::ring::WaitMode;
+pub use mp_os::wait::{Waitable, wait};

@@ -1,0 +1,268 @@
+//! One handle's registration as a writer and/or reader of a channel, and
+//! how registrations follow `fork`.
+//!
+//! Every handle value (a `PipeEnd`, a `Queue`, each clone) holds one
+//! [`Attach`]: it adds the current process to the writers' and/or readers'
+//! holder tables of its rings, and removes it when dropped or closed. A
+//! `fork` duplicates handle values into the child without running any Rust
+//! code, so a `pthread_atfork` child handler registers every live `Attach`
+//! again under the child's pid, the way `fork` duplicates file descriptors:
+//! a pipe end inherited by a child keeps the pipe connected even after the
+//! parent drops its copy.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering::*};
+use std::sync::{Arc, Once, Weak};
+
+use crate::chan::Chan;
+use crate::holders::{Holders, OVERFLOW};
+use crate::ring::{Ring, SPIN_DEFAULT_NS, WaitMode, Waiter};
+use mp_os::time::Deadline;
+
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// This process's id, cached (reset in a forked child).
+pub(crate) fn current_pid() -> u32 {
+    let p = PID.load(Relaxed);
+    if p != 0 {
+        return p;
+    }
+    let p = std::process::id();
+    PID.store(p, Relaxed);
+    p
+}
+
+struct Registry {
+    lock: AtomicBool,
+    list: UnsafeCell<Vec<Weak<Attach>>>,
+}
+
+// SAFETY: `list` is only touched with `lock` held.
+unsafe impl Sync for Registry {}
+
+static REGISTRY: Registry = Registry { lock: AtomicBool::new(false), list: UnsafeCell::new(Vec::new()) };
+
+fn reg_lock() {
+    while REGISTRY.lock.compare_exchange_weak(false, true, Acquire, Relaxed).is_err() {
+        std::hint::spin_loop();
+    }
+}
+
+fn reg_unlock() {
+    REGISTRY.lock.store(false, Release);
+}
+
+fn with_registry<R>(f: impl FnOnce(&mut Vec<Weak<Attach>>) -> R) -> R {
+    reg_lock();
+    // SAFETY: we hold the registry lock.
+    let r = f(unsafe { &mut *REGISTRY.list.get() });
+    reg_unlock();
+    r
+}
+
+extern "C" fn atfork_prepare() {
+    reg_lock();
+}
+
+extern "C" fn atfork_parent() {
+    reg_unlock();
+}
+
+extern "C" fn atfork_child() {
+    PID.store(0, Relaxed);
+    mp_os::liveness::forget_cached_ids();
+    let pid = current_pid();
+    // SAFETY: the prepare handler took the lock before fork; the child has
+    // only this thread.
+    let list = unsafe { &*REGISTRY.list.get() };
+    for w in list {
+        if let Some(a) = w.upgrade() {
+            a.on_fork(pid);
+        }
+    }
+    reg_unlock();
+}
+
+fn install_atfork() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the handlers are async-signal-safe enough for fork: they
+        // take a spin lock that the prepare handler holds across fork, and
+        // touch only atomics and the list.
+        unsafe {
+            libc::pthread_atfork(Some(atfork_prepare), Some(atfork_parent), Some(atfork_child));
+        }
+    });
+}
+
+/// A handle's registration on a channel.
+pub(crate) struct Attach {
+    pub(crate) chan: Arc<Chan>,
+    pub(crate) send: Option<u8>,
+    pub(crate) recv: Option<u8>,
+    wrole: AtomicU32,
+    rrole: AtomicU32,
+    mode: AtomicU8,
+    spin_ns: AtomicU32,
+}
+
+impl std::fmt::Debug for Attach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attach")
+            .field("send", &self.send)
+            .field("recv", &self.recv)
+            .field("closed", &self.closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Attach {
+    /// Registers a new handle (roles `send`/`recv` are ring indexes).
+    pub(crate) fn new(chan: Arc<Chan>, send: Option<u8>, recv: Option<u8>, mode: WaitMode) -> Arc<Attach> {
+        Attach::with_roles(chan, send, recv, true, true, mode)
+    }
+
+    fn with_roles(
+        chan: Arc<Chan>,
+        send: Option<u8>,
+        recv: Option<u8>,
+        reg_send: bool,
+        reg_recv: bool,
+        mode: WaitMode,
+    ) -> Arc<Attach> {
+        install_atfork();
+        let pid = current_pid();
+        let wrole = send.filter(|_| reg_send).map_or(0, |i| chan.ring(i).ctl().writers.add(pid));
+        let rrole = recv.filter(|_| reg_recv).map_or(0, |i| chan.ring(i).ctl().readers.add(pid));
+        let a = Arc::new(Attach {
+            chan,
+            send,
+            recv,
+            wrole: AtomicU32::new(wrole),
+            rrole: AtomicU32::new(rrole),
+            mode: AtomicU8::new(mode.to_u8()),
+            spin_ns: AtomicU32::new(SPIN_DEFAULT_NS),
+        });
+        let weak = Arc::downgrade(&a);
+        with_registry(|list| {
+            if list.len() >= 64 && list.len().is_power_of_two() {
+                list.retain(|w| w.strong_count() > 0);
+            }
+            list.push(weak);
+        });
+        a
+    }
+
+    /// Another registration on the same channel with the same roles (for
+    /// `Clone`); closed roles stay closed.
+    pub(crate) fn duplicate(&self) -> Arc<Attach> {
+        Attach::with_roles(self.chan.clone(), self.send, self.recv, self.can_send(), self.can_recv(), self.mode())
+    }
+
+    /// Drops the transit registration a sender kept for this handle.
+    pub(crate) fn release_transit(&self, pid: u32) {
+        if pid == 0 {
+            return;
+        }
+        if let Some(i) = self.send {
+            self.chan.ring(i).ctl().writers.remove(pid);
+        }
+        if let Some(i) = self.recv {
+            self.chan.ring(i).ctl().readers.remove(pid);
+        }
+    }
+
+    /// Adds a transit registration (kept until the receiver attaches).
+    pub(crate) fn add_transit(&self) -> u32 {
+        let pid = current_pid();
+        if let Some(i) = self.send.filter(|_| self.can_send()) {
+            let r = self.chan.ring(i).ctl().writers.add(pid);
+            if r & OVERFLOW != 0 {
+                self.chan.ring(i).ctl().writers.remove(r);
+                return 0;
+            }
+        }
+        if let Some(i) = self.recv.filter(|_| self.can_recv()) {
+            let r = self.chan.ring(i).ctl().readers.add(pid);
+            if r & OVERFLOW != 0 {
+                self.chan.ring(i).ctl().readers.remove(r);
+                return 0;
+            }
+        }
+        pid
+    }
+
+    fn on_fork(&self, pid: u32) {
+        if let Some(i) = self.send
+            && self.wrole.load(Relaxed) != 0
+        {
+            self.wrole.store(self.chan.ring(i).ctl().writers.add(pid), Relaxed);
+        }
+        if let Some(i) = self.recv
+            && self.rrole.load(Relaxed) != 0
+        {
+            self.rrole.store(self.chan.ring(i).ctl().readers.add(pid), Relaxed);
+        }
+    }
+
+    pub(crate) fn can_send(&self) -> bool {
+        self.send.is_some() && self.wrole.load(Relaxed) != 0
+    }
+
+    pub(crate) fn can_recv(&self) -> bool {
+        self.recv.is_some() && self.rrole.load(Relaxed) != 0
+    }
+
+    pub(crate) fn closed(&self) -> bool {
+        !self.can_send() && !self.can_recv()
+    }
+
+    pub(crate) fn mode(&self) -> WaitMode {
+        WaitMode::from_u8(self.mode.load(Relaxed))
+    }
+
+    pub(crate) fn set_mode(&self, m: WaitMode) {
+        self.mode.store(m.to_u8(), Relaxed);
+    }
+
+    pub(crate) fn waiter(&self, deadline: Deadline) -> Waiter<'_> {
+        Waiter { deadline, mode: self.mode(), spin_ns: &self.spin_ns, me: crate::sync::tid() }
+    }
+
+    pub(crate) fn send_ring(&self) -> Option<&Ring> {
+        self.send.map(|i| self.chan.ring(i))
+    }
+
+    pub(crate) fn recv_ring(&self) -> Option<&Ring> {
+        self.recv.map(|i| self.chan.ring(i))
+    }
+
+    /// Stops being a writer.
+    pub(crate) fn close_send(&self) {
+        if let Some(i) = self.send {
+            release(&self.wrole, &self.chan.ring(i).ctl().writers, self.chan.ring(i));
+        }
+    }
+
+    /// Stops being a reader.
+    pub(crate) fn close_recv(&self) {
+        if let Some(i) = self.recv {
+            release(&self.rrole, &self.chan.ring(i).ctl().readers, self.chan.ring(i));
+        }
+    }
+}
+
+fn release(role: &AtomicU32, holders: &Holders, ring: &Ring) {
+    let r = role.swap(0, AcqRel);
+    if r != 0 && (r & !OVERFLOW) == current_pid() {
+        holders.remove(r);
+        ring.notify_all();
+    }
+}
+
+impl Drop for Attach {
+    fn drop(&mut self) {
+        self.close_send();
+        self.close_recv();
+    }
+}

@@ -1,0 +1,235 @@
+//! A channel's shared segment: one or two rings plus a small header, and
+//! the eventfds that signal readability to pollers.
+//!
+//! # Segment layout (magic `MPCH`, version 1)
+//!
+//! After the 64-byte segment [`Header`](mp_os::segment::Header):
+//!
+//! ```text
+//! offset          size        field
+//!      0             4        kind       1 = pipe, 2 = queue
+//!      4             4        nrings     1 (simplex pipe, queue) or 2 (duplex pipe)
+//!      8             8        cap        bytes per ring buffer (power of two)
+//!     16             8        maxsize    queue bound in messages (0 = none)
+//!     24             4        flags      bit 0: joinable, bit 1: counted
+//!     28            36        reserved
+//!     64             8        unfinished JoinableQueue tasks not yet done
+//!     72             4        join.seq   futex word join() sleeps on
+//!     76             4        join.waiters
+//!    128   1408 x nrings      RingCtl per ring (see `ring`)
+//!   DATA     cap x nrings     ring buffers; DATA is page-aligned in the segment
+//! ```
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use mp_os::segment::{HEADER_SIZE, Segment};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
+use crate::sync::{AtomicU32, AtomicU64};
+
+pub(crate) const MAGIC: [u8; 4] = *b"MPCH";
+pub(crate) const VERSION: u32 = 1;
+
+pub(crate) const KIND_PIPE: u32 = 1;
+pub(crate) const KIND_QUEUE: u32 = 2;
+const FLAG_JOINABLE: u32 = 1;
+const FLAG_COUNTED: u32 = 2;
+
+#[repr(C)]
+struct ChanHeader {
+    kind: u32,
+    nrings: u32,
+    cap: u64,
+    maxsize: u64,
+    flags: u32,
+    _reserved: [u8; 36],
+}
+
+/// JoinableQueue state.
+#[repr(C, align(64))]
+pub(crate) struct JoinCtl {
+    pub(crate) unfinished: AtomicU64,
+    pub(crate) seq: AtomicU32,
+    pub(crate) waiters: AtomicU32,
+}
+
+const _: () = assert!(std::mem::size_of::<ChanHeader>() == 64);
+const _: () = assert!(std::mem::size_of::<JoinCtl>() == 64);
+
+fn data_offset(nrings: u64) -> u64 {
+    let end = HEADER_SIZE as u64 + 128 + nrings * CTL_SIZE as u64;
+    end.div_ceil(4096) * 4096 - HEADER_SIZE as u64
+}
+
+/// The mapped channel: segment, rings, eventfds.
+pub(crate) struct Chan {
+    seg: Segment,
+    efds: Vec<OwnedFd>,
+    rings: Vec<Ring>,
+    pub(crate) kind: u32,
+    pub(crate) maxsize: u64,
+    pub(crate) joinable: bool,
+}
+
+impl std::fmt::Debug for Chan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chan")
+            .field("rings", &self.rings.len())
+            .field("capacity", &self.rings[0].capacity())
+            .field("maxsize", &self.maxsize)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chan {
+    /// Creates a channel segment with `nrings` rings of `cap` bytes.
+    pub(crate) fn create(kind: u32, nrings: u32, cap: u64, maxsize: u64, joinable: bool) -> io::Result<Chan> {
+        let cap = normalize_cap(cap);
+        let len = data_offset(u64::from(nrings)) + cap * u64::from(nrings);
+        let len = usize::try_from(len).map_err(|_| io::Error::other("ring too large"))?;
+        let seg = Segment::object(MAGIC, VERSION, len)?;
+        let flags = if joinable { FLAG_JOINABLE } else { 0 } | if kind == KIND_QUEUE { FLAG_COUNTED } else { 0 };
+        let hdr = ChanHeader { kind, nrings, cap, maxsize, flags, _reserved: [0; 36] };
+        // SAFETY: the payload is at least 64 bytes, aligned, and nobody
+        // else sees the segment yet.
+        unsafe { seg.payload().cast::<ChanHeader>().write(hdr) };
+        let efds = (0..nrings).map(|_| new_eventfd()).collect::<io::Result<Vec<_>>>()?;
+        Chan::attach(seg, efds)
+    }
+
+    /// Maps the rings of a segment, validating its header.
+    fn attach(seg: Segment, efds: Vec<OwnedFd>) -> io::Result<Chan> {
+        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, format!("not a channel segment: {m}"));
+        seg.check(MAGIC, VERSION)?;
+        if seg.payload_len() < 128 {
+            return Err(bad("too small"));
+        }
+        // SAFETY: checked above: the payload holds at least a ChanHeader,
+        // written once by the creator before the segment was shared.
+        let hdr = unsafe { &*seg.payload().cast::<ChanHeader>() };
+        let (kind, nrings, cap) = (hdr.kind, hdr.nrings, hdr.cap);
+        if !(kind == KIND_PIPE || kind == KIND_QUEUE) || !(1..=2).contains(&nrings) {
+            return Err(bad("unknown kind"));
+        }
+        if !cap.is_power_of_two() || !(MIN_CAP..=MAX_CAP).contains(&cap) {
+            return Err(bad("bad ring size"));
+        }
+        let need = data_offset(u64::from(nrings)) + cap * u64::from(nrings);
+        if (seg.payload_len() as u64) < need {
+            return Err(bad("segment smaller than its rings"));
+        }
+        if efds.len() != nrings as usize {
+            return Err(bad("wrong number of eventfds"));
+        }
+        let counted = hdr.flags & FLAG_COUNTED != 0;
+        let mut rings = Vec::new();
+        for i in 0..u64::from(nrings) {
+            // SAFETY: offsets checked against the payload length above; the
+            // segment is kept alive by `Chan` as long as the rings; the
+            // layout is the one `create` wrote (magic and version match);
+            // the eventfds are owned by `Chan` too.
+            let ring = unsafe {
+                let ctl = seg.payload().add(128 + (i as usize) * CTL_SIZE).cast::<RingCtl>();
+                let data = seg.payload().add((data_offset(u64::from(nrings)) + i * cap) as usize);
+                Ring::new(ctl, data, cap, efds[i as usize].as_raw_fd(), counted)
+            };
+            rings.push(ring);
+        }
+        Ok(Chan { kind, maxsize: hdr.maxsize, joinable: hdr.flags & FLAG_JOINABLE != 0, seg, efds, rings })
+    }
+
+    pub(crate) fn ring(&self, i: u8) -> &Ring {
+        &self.rings[i as usize]
+    }
+
+    pub(crate) fn efd(&self, i: u8) -> BorrowedFd<'_> {
+        self.efds[i as usize].as_fd()
+    }
+
+    pub(crate) fn join_ctl(&self) -> &JoinCtl {
+        // SAFETY: offset 64 of the payload is the JoinCtl (checked size in
+        // `attach`), 64-byte aligned, all atomics.
+        unsafe { &*self.seg.payload().add(64).cast::<JoinCtl>() }
+    }
+
+    /// Drains the eventfd of ring `i`; whether it was signalled.
+    pub(crate) fn drain_efd(&self, i: u8) -> bool {
+        let mut b = [0u8; 8];
+        rustix::io::read(&self.efds[i as usize], &mut b).is_ok()
+    }
+
+    /// Makes the eventfd of ring `i` readable again.
+    pub(crate) fn signal_efd(&self, i: u8) {
+        let _ = rustix::io::write(&self.efds[i as usize], &1u64.to_ne_bytes());
+    }
+}
+
+fn normalize_cap(cap: u64) -> u64 {
+    cap.clamp(MIN_CAP, MAX_CAP).next_power_of_two().min(MAX_CAP)
+}
+
+fn new_eventfd() -> io::Result<OwnedFd> {
+    use rustix::event::{EventfdFlags, eventfd};
+    Ok(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?)
+}
+
+// ---------------------------------------------------------------- wire form
+
+struct FdOut<'a>(BorrowedFd<'a>);
+
+impl Serialize for FdOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        mp_os::handle::serialize_fd(self.0, s)
+    }
+}
+
+struct FdIn(OwnedFd);
+
+impl<'de> Deserialize<'de> for FdIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FdIn, D::Error> {
+        mp_os::handle::deserialize_fd(d).map(FdIn)
+    }
+}
+
+/// How a channel handle is written: the segment, its eventfds, the roles
+/// of the handle and, inside a transport, the sender's pid that keeps one
+/// registration per role until the receiver has attached.
+#[derive(Serialize)]
+pub(crate) struct WireOut<'a> {
+    seg: &'a Segment,
+    efds: Vec<FdOut<'a>>,
+    pub(crate) send: Option<u8>,
+    pub(crate) recv: Option<u8>,
+    pub(crate) mode: u8,
+    pub(crate) transit: u32,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct WireIn {
+    seg: Segment,
+    efds: Vec<FdIn>,
+    pub(crate) send: Option<u8>,
+    pub(crate) recv: Option<u8>,
+    pub(crate) mode: u8,
+    pub(crate) transit: u32,
+}
+
+impl Chan {
+    pub(crate) fn wire(&self, send: Option<u8>, recv: Option<u8>, mode: u8, transit: u32) -> WireOut<'_> {
+        WireOut { seg: &self.seg, efds: self.efds.iter().map(|f| FdOut(f.as_fd())).collect(), send, recv, mode, transit }
+    }
+}
+
+impl WireIn {
+    /// Attaches to the channel described; validates everything.
+    pub(crate) fn into_chan(self, kind: u32) -> io::Result<Chan> {
+        let chan = Chan::attach(self.seg, self.efds.into_iter().map(|f| f.0).collect())?;
+        let n = chan.rings.len() as u8;
+        if chan.kind != kind || self.send.is_some_and(|i| i >= n) || self.recv.is_some_and(|i| i >= n) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "channel handle of the wrong kind"));
+        }
+        Ok(chan)
+    }
+}

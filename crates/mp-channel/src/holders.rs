@@ -1,0 +1,125 @@
+//! The table of processes holding one side (writers or readers) of a ring.
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  total     registrations, all slots plus overflow (fast check)
+//!      4     4  overflow  registrations that found no free slot (never pruned)
+//!      8   504  slots     63 x u64: (pid << 32) | count, 0 = free
+//! ```
+//!
+//! `total` is incremented before a slot and decremented after it, so it
+//! never under-counts: `total == 0` means nobody holds the side. A slot of a
+//! process that died without unregistering is found by [`Holders::prune`]
+//! (a liveness check, slow path only) and its count subtracted.
+
+use crate::sync::{AtomicU32, AtomicU64, Ordering::*};
+
+pub(crate) const SLOTS: usize = 63;
+
+/// Registration marker for the overflow counter (in a role word).
+pub(crate) const OVERFLOW: u32 = 1 << 31;
+
+#[repr(C, align(64))]
+pub(crate) struct Holders {
+    pub(crate) total: AtomicU32,
+    overflow: AtomicU32,
+    slots: [AtomicU64; SLOTS],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<Holders>() == 512);
+
+impl Holders {
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Holders {
+            total: AtomicU32::new(0),
+            overflow: AtomicU32::new(0),
+            slots: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Registers one holder for `pid`; returns the role word to keep
+    /// (`pid`, or `pid | OVERFLOW` when the table was full).
+    pub(crate) fn add(&self, pid: u32) -> u32 {
+        self.total.fetch_add(1, SeqCst);
+        for _ in 0..4 {
+            let mut free = None;
+            for s in &self.slots {
+                let v = s.load(Acquire);
+                if v == 0 {
+                    free.get_or_insert(s);
+                } else if (v >> 32) as u32 == pid
+                    && v & 0xFFFF_FFFF != 0
+                    && s.compare_exchange(v, v + 1, AcqRel, Relaxed).is_ok()
+                {
+                    return pid;
+                }
+            }
+            if let Some(s) = free
+                && s.compare_exchange(0, (u64::from(pid) << 32) | 1, AcqRel, Relaxed).is_ok()
+            {
+                return pid;
+            }
+        }
+        self.overflow.fetch_add(1, SeqCst);
+        pid | OVERFLOW
+    }
+
+    /// Removes one holder registered with `add` (its returned role word).
+    pub(crate) fn remove(&self, role: u32) {
+        if role & OVERFLOW != 0 {
+            self.overflow.fetch_sub(1, SeqCst);
+            self.total.fetch_sub(1, SeqCst);
+            return;
+        }
+        let pid = u64::from(role);
+        for s in &self.slots {
+            let mut v = s.load(Acquire);
+            while v >> 32 == pid && v & 0xFFFF_FFFF != 0 {
+                let new = if v & 0xFFFF_FFFF == 1 { 0 } else { v - 1 };
+                match s.compare_exchange(v, new, AcqRel, Acquire) {
+                    Ok(_) => {
+                        self.total.fetch_sub(1, SeqCst);
+                        return;
+                    }
+                    Err(cur) => v = cur,
+                }
+            }
+        }
+        // Not found: the slot was pruned (this process was judged dead,
+        // which cannot happen to a live process) and `total` adjusted.
+    }
+
+    /// Whether anybody holds this side (cheap).
+    #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.total.load(SeqCst) != 0
+    }
+
+    /// Frees the slots of dead processes. Slow: reads `/proc` per slot.
+    pub(crate) fn prune(&self) {
+        for s in &self.slots {
+            let v = s.load(Acquire);
+            if v == 0 {
+                continue;
+            }
+            let pid = (v >> 32) as u32;
+            if !pid_alive(pid) && s.compare_exchange(v, 0, AcqRel, Relaxed).is_ok() {
+                self.total.fetch_sub((v & 0xFFFF_FFFF) as u32, SeqCst);
+            }
+        }
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    #[cfg(loom)]
+    {
+        let _ = pid;
+        true
+    }
+    #[cfg(not(loom))]
+    {
+        pid == crate::attach::current_pid() || mp_os::liveness::thread_alive(pid)
+    }
+}

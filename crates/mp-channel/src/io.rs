@@ -1,0 +1,218 @@
+//! Glue between the public handles and the ring: encoding, sinks, error
+//! mapping, readiness.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::os::fd::BorrowedFd;
+
+use mp_os::time::Deadline;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::attach::Attach;
+use crate::error::{RecvError, SendError};
+use crate::ring::{RErr, Ring, Sink, WErr};
+
+/// How a call treats a deadline that passes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// Blocking without a timeout.
+    Block,
+    /// With a timeout: `Timeout` errors.
+    Timed,
+    /// Non-blocking: `Full` / `Empty` errors.
+    Try,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Encodes `value` into a reused per-thread buffer and runs `f` on it.
+pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
+    value: &T,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, postcard::Error> {
+    let mut buf = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    buf.clear();
+    let buf = postcard::to_extend(value, buf)?;
+    let r = f(&buf);
+    if buf.capacity() <= 1 << 20 {
+        SCRATCH.with(|s| *s.borrow_mut() = buf);
+    }
+    Ok(r)
+}
+
+/// Writes `bytes` to the send ring of `a`.
+pub(crate) fn write_bytes(a: &Attach, bytes: &[u8], deadline: Deadline, call: Call) -> Result<(), SendError> {
+    let ring = match a.send_ring() {
+        Some(r) if a.can_send() => r,
+        _ => return Err(SendError::Closed(())),
+    };
+    let w = a.waiter(deadline);
+    ring.write(bytes, &w, a.chan.maxsize).map_err(|e| match (e, call) {
+        (WErr::Disconnected, _) => SendError::Disconnected(()),
+        (WErr::Timeout, Call::Try) => SendError::Full(()),
+        (WErr::Timeout, _) => SendError::Timeout(()),
+    })
+}
+
+/// Encodes and writes `value`.
+pub(crate) fn write_value<T: Serialize + ?Sized>(
+    a: &Attach,
+    value: &T,
+    deadline: Deadline,
+    call: Call,
+) -> Result<(), SendError> {
+    if !a.can_send() {
+        return Err(SendError::Closed(()));
+    }
+    match with_encoded(value, |b| write_bytes(a, b, deadline, call)) {
+        Ok(r) => r,
+        Err(e) => Err(SendError::Encode((), e)),
+    }
+}
+
+/// Reads one message of the receive ring of `a` into `sink`.
+pub(crate) fn read<S: Sink>(a: &Attach, sink: &mut S, deadline: Deadline, call: Call) -> Result<S::Out, RecvError> {
+    let ring = match a.recv_ring() {
+        Some(r) if a.can_recv() => r,
+        _ => return Err(RecvError::Closed),
+    };
+    let w = a.waiter(deadline);
+    ring.read(sink, &w).map_err(|e| map_rerr(e, call))
+}
+
+pub(crate) fn map_rerr(e: RErr, call: Call) -> RecvError {
+    match e {
+        RErr::Timeout if call == Call::Try => RecvError::Empty,
+        RErr::Timeout => RecvError::Timeout,
+        RErr::Disconnected => RecvError::Disconnected,
+        RErr::TooShort(n) => RecvError::TooShort { needed: usize::try_from(n).unwrap_or(usize::MAX) },
+        RErr::Corrupt(m) => RecvError::Corrupt(m),
+        RErr::Decode(e) => RecvError::Decode(e),
+    }
+}
+
+/// Decodes a `T` (straight from the ring when the message is in one record).
+pub(crate) struct DecodeSink<T> {
+    buf: Vec<u8>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> DecodeSink<T> {
+    pub(crate) fn new() -> Self {
+        DecodeSink { buf: Vec::new(), _t: PhantomData }
+    }
+}
+
+fn alloc(buf: &mut Vec<u8>, total: u64) -> Result<&mut [u8], RErr> {
+    let n = usize::try_from(total).map_err(|_| RErr::Corrupt("message length out of range"))?;
+    buf.clear();
+    buf.try_reserve_exact(n).map_err(|_| RErr::Corrupt("message too large to allocate"))?;
+    buf.resize(n, 0);
+    Ok(&mut buf[..])
+}
+
+impl<T: DeserializeOwned> Sink for DecodeSink<T> {
+    type Out = T;
+    fn whole(&mut self, bytes: &[u8]) -> Result<T, RErr> {
+        postcard::from_bytes(bytes).map_err(RErr::Decode)
+    }
+    fn start(&mut self, total: u64) -> Result<&mut [u8], RErr> {
+        alloc(&mut self.buf, total)
+    }
+    fn finish(&mut self, _total: u64) -> Result<T, RErr> {
+        postcard::from_bytes(&self.buf).map_err(RErr::Decode)
+    }
+}
+
+/// Copies the message into a caller's buffer (too short: the message stays).
+pub(crate) struct SliceSink<'a>(pub(crate) &'a mut [u8]);
+
+impl Sink for SliceSink<'_> {
+    type Out = usize;
+    fn limit(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn whole(&mut self, bytes: &[u8]) -> Result<usize, RErr> {
+        self.0[..bytes.len()].copy_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn start(&mut self, total: u64) -> Result<&mut [u8], RErr> {
+        Ok(&mut self.0[..total as usize])
+    }
+    fn finish(&mut self, total: u64) -> Result<usize, RErr> {
+        Ok(total as usize)
+    }
+}
+
+/// Copies the message into a new vector.
+pub(crate) struct VecSink(pub(crate) Vec<u8>);
+
+impl Sink for VecSink {
+    type Out = Vec<u8>;
+    fn whole(&mut self, bytes: &[u8]) -> Result<Vec<u8>, RErr> {
+        Ok(bytes.to_vec())
+    }
+    fn start(&mut self, total: u64) -> Result<&mut [u8], RErr> {
+        alloc(&mut self.0, total)
+    }
+    fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RErr> {
+        Ok(std::mem::take(&mut self.0))
+    }
+}
+
+/// Readiness for `wait()`: a receive would not block. Drains the eventfd
+/// and signals it again when ready, so other pollers keep their wake-up.
+pub(crate) fn is_ready(a: &Attach, slow: bool) -> bool {
+    let Some(i) = a.recv else { return false };
+    let drained = a.chan.drain_efd(i);
+    let ring: &Ring = a.chan.ring(i);
+    let ready = !a.can_recv() || ring.readable(slow, crate::sync::tid());
+    if ready && drained {
+        a.chan.signal_efd(i);
+    }
+    ready
+}
+
+pub(crate) fn readiness_fd(a: &Attach) -> BorrowedFd<'_> {
+    a.chan.efd(a.recv.unwrap_or(0))
+}
+
+pub(crate) fn register(a: &Attach, on: bool) {
+    if let Some(r) = a.recv_ring() {
+        r.poller(on);
+    }
+}
+
+/// Serializes a handle (see `chan::WireOut`).
+pub(crate) fn serialize_handle<S: serde::Serializer>(a: &Attach, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error;
+    if a.closed() {
+        return Err(S::Error::custom("cannot send a closed channel handle"));
+    }
+    let transit = if mp_os::handle::in_transport() { a.add_transit() } else { 0 };
+    let send = a.send.filter(|_| a.can_send());
+    let recv = a.recv.filter(|_| a.can_recv());
+    let r = a.chan.wire(send, recv, a.mode().to_u8(), transit).serialize(s);
+    if r.is_err() {
+        a.release_transit(transit);
+    }
+    r
+}
+
+/// Deserializes a handle of channel `kind`.
+pub(crate) fn deserialize_handle<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    kind: u32,
+) -> Result<std::sync::Arc<Attach>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    let w = crate::chan::WireIn::deserialize(d)?;
+    let (send, recv, mode, transit) = (w.send, w.recv, w.mode, w.transit);
+    let chan = w.into_chan(kind).map_err(D::Error::custom)?;
+    let a = Attach::new(std::sync::Arc::new(chan), send, recv, crate::ring::WaitMode::from_u8(mode));
+    a.release_transit(transit);
+    Ok(a)
+}

@@ -1,0 +1,346 @@
+//! `Pipe`: two connected ends, like Python's `multiprocessing.Pipe`.
+
+use std::fmt;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mp_os::time::Deadline;
+use mp_os::wait::Waitable;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::attach::Attach;
+use crate::chan::{Chan, KIND_PIPE};
+use crate::error::{Error, RecvError, SendError};
+use crate::io::{self, Call, DecodeSink, SliceSink, VecSink};
+use crate::ring::WaitMode;
+
+/// Default ring size of a pipe, per direction.
+pub const DEFAULT_PIPE_CAPACITY: usize = 256 * 1024;
+
+/// Creates a duplex pipe: two connected ends, each can send and receive.
+///
+/// ```
+/// let (a, b) = mp_channel::pipe()?;
+/// a.send(&"hello")?;
+/// assert_eq!(b.recv::<String>()?, "hello");
+/// b.send(&[1u8, 2, 3])?;
+/// assert_eq!(a.recv::<[u8; 3]>()?, [1, 2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Io`] when the shared segment or an eventfd cannot be created.
+pub fn pipe() -> Result<(PipeEnd, PipeEnd), Error> {
+    Pipe::new(true)
+}
+
+/// Constructors of pipes (`Pipe::new(duplex)`, `Pipe::builder()`).
+///
+/// ```
+/// use mp_channel::Pipe;
+/// // Simplex: the first end receives, the second sends (as in Python).
+/// let (rx, tx) = Pipe::new(false)?;
+/// tx.send(&1u32)?;
+/// assert_eq!(rx.recv::<u32>()?, 1);
+/// assert!(rx.send(&2u32).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Pipe(());
+
+impl Pipe {
+    /// A duplex (`true`) or simplex (`false`: `(receiver, sender)`) pipe.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the shared segment or an eventfd cannot be created.
+    pub fn new(duplex: bool) -> Result<(PipeEnd, PipeEnd), Error> {
+        Pipe::builder().duplex(duplex).build()
+    }
+
+    /// A builder for ring size and wait mode.
+    ///
+    /// ```
+    /// use mp_channel::{Pipe, WaitMode};
+    /// let (a, b) = Pipe::builder().capacity(1 << 20).wait_mode(WaitMode::NoSpin).build()?;
+    /// a.send_bytes(b"x")?;
+    /// assert_eq!(b.recv_bytes()?, b"x");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> PipeBuilder {
+        PipeBuilder { duplex: true, capacity: DEFAULT_PIPE_CAPACITY, mode: WaitMode::Adaptive }
+    }
+}
+
+/// Configures a pipe: see [`Pipe::builder`].
+#[derive(Debug, Clone)]
+pub struct PipeBuilder {
+    duplex: bool,
+    capacity: usize,
+    mode: WaitMode,
+}
+
+impl PipeBuilder {
+    /// Duplex (the default) or simplex.
+    pub fn duplex(mut self, duplex: bool) -> Self {
+        self.duplex = duplex;
+        self
+    }
+
+    /// Ring bytes per direction (rounded up to a power of two, 4 KiB to
+    /// 1 GiB). Larger messages still pass: they are streamed.
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// How both ends wait (each end can change it later).
+    pub fn wait_mode(mut self, mode: WaitMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Creates the pipe.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the shared segment or an eventfd cannot be created.
+    pub fn build(self) -> Result<(PipeEnd, PipeEnd), Error> {
+        let n = if self.duplex { 2 } else { 1 };
+        let chan = Arc::new(Chan::create(KIND_PIPE, n, self.capacity as u64, 0, false)?);
+        let (a, b) = if self.duplex {
+            (
+                Attach::new(chan.clone(), Some(0), Some(1), self.mode),
+                Attach::new(chan, Some(1), Some(0), self.mode),
+            )
+        } else {
+            (Attach::new(chan.clone(), None, Some(0), self.mode), Attach::new(chan, Some(0), None, self.mode))
+        };
+        Ok((PipeEnd { a }, PipeEnd { a: b }))
+    }
+}
+
+/// One end of a [`pipe`]: `send`/`recv` of serde values (postcard
+/// encoded) or raw bytes, each call one message.
+///
+/// Ends are `Send + Sync`, can be cloned (each clone counts as a holder
+/// of the end, like a duplicated descriptor), and are serde values that
+/// re-attach in another process (see [`mp_os::handle`]). The other side
+/// sees [`RecvError::Disconnected`] once every copy of this end is closed,
+/// dropped, or its process has died, and the messages are drained.
+pub struct PipeEnd {
+    a: Arc<Attach>,
+}
+
+impl fmt::Debug for PipeEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipeEnd")
+            .field("readable", &self.a.can_recv())
+            .field("writable", &self.a.can_send())
+            .field("mode", &self.a.mode())
+            .finish()
+    }
+}
+
+impl Clone for PipeEnd {
+    fn clone(&self) -> Self {
+        PipeEnd { a: self.a.duplicate() }
+    }
+}
+
+impl PipeEnd {
+    /// Sends one value.
+    ///
+    /// Blocks while the ring is full. A value larger than the ring is
+    /// streamed to one receiver.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Disconnected`] when the other end has gone,
+    /// [`SendError::Closed`] on a closed or receive-only end,
+    /// [`SendError::Encode`] when postcard cannot encode the value.
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
+        io::write_value(&self.a, value, Deadline::never(), Call::Block)
+    }
+
+    /// Sends one value, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](PipeEnd::send), plus [`SendError::Timeout`].
+    pub fn send_timeout<T: Serialize + ?Sized>(&self, value: &T, timeout: Duration) -> Result<(), SendError> {
+        io::write_value(&self.a, value, Deadline::after(Some(timeout)), Call::Timed)
+    }
+
+    /// Sends `bytes` as one message, without serde.
+    ///
+    /// ```
+    /// let (a, b) = mp_channel::pipe()?;
+    /// a.send_bytes(&[7; 100])?;
+    /// let mut buf = [0u8; 100];
+    /// assert_eq!(b.recv_bytes_into(&mut buf)?, 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](PipeEnd::send) (no `Encode`).
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
+        io::write_bytes(&self.a, bytes, Deadline::never(), Call::Block)
+    }
+
+    /// Receives one value, blocking until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] when the other end has gone and nothing
+    /// is left, [`RecvError::Closed`] on a closed or send-only end,
+    /// [`RecvError::Decode`] when the message is not a `T` (the message is
+    /// consumed), [`RecvError::Corrupt`] for damaged framing.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        io::read(&self.a, &mut DecodeSink::new(), Deadline::never(), Call::Block)
+    }
+
+    /// Receives one value, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, _b) = mp_channel::pipe()?;
+    /// assert!(a.recv_timeout::<u8>(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](PipeEnd::recv), plus [`RecvError::Timeout`].
+    pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, RecvError> {
+        io::read(&self.a, &mut DecodeSink::new(), Deadline::after(Some(timeout)), Call::Timed)
+    }
+
+    /// Receives one value if one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](PipeEnd::recv), plus [`RecvError::Empty`].
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        io::read(&self.a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
+    }
+
+    /// Receives one message as bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](PipeEnd::recv) (no `Decode`).
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
+        io::read(&self.a, &mut VecSink(Vec::new()), Deadline::never(), Call::Block)
+    }
+
+    /// Receives one message into `buf`; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::TooShort`] when `buf` is shorter than the message: the
+    /// message stays for the next call. Otherwise as [`recv`](PipeEnd::recv).
+    pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        io::read(&self.a, &mut SliceSink(buf), Deadline::never(), Call::Block)
+    }
+
+    /// [`recv_bytes_into`](PipeEnd::recv_bytes_into) waiting at most
+    /// `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_bytes_into`](PipeEnd::recv_bytes_into), plus
+    /// [`RecvError::Timeout`].
+    pub fn recv_bytes_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvError> {
+        io::read(&self.a, &mut SliceSink(buf), Deadline::after(Some(timeout)), Call::Timed)
+    }
+
+    /// Waits until a receive would not block (a message is waiting, or the
+    /// other end has gone), at most `timeout` (`None`: forever). Returns
+    /// whether it would not block, like Python's `Connection.poll`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, b) = mp_channel::pipe()?;
+    /// assert!(!b.poll(Some(Duration::ZERO)));
+    /// a.send(&1u8)?;
+    /// assert!(b.poll(Some(Duration::from_secs(1))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll(&self, timeout: Option<Duration>) -> bool {
+        let Some(ring) = self.a.recv_ring().filter(|_| self.a.can_recv()) else { return true };
+        let w = self.a.waiter(Deadline::after(timeout));
+        ring.wait_readable(&w)
+    }
+
+    /// Closes this end (this copy): later calls on it fail with `Closed`,
+    /// and the other side sees `Disconnected` once every copy is gone.
+    pub fn close(&self) {
+        self.a.close_send();
+        self.a.close_recv();
+    }
+
+    /// Whether this end has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.a.closed()
+    }
+
+    /// Whether this end can receive (open and not the send end of a simplex
+    /// pipe).
+    pub fn readable(&self) -> bool {
+        self.a.can_recv()
+    }
+
+    /// Whether this end can send.
+    pub fn writable(&self) -> bool {
+        self.a.can_send()
+    }
+
+    /// How blocking calls on this end wait.
+    pub fn wait_mode(&self) -> WaitMode {
+        self.a.mode()
+    }
+
+    /// Changes how blocking calls on this end wait.
+    pub fn set_wait_mode(&self, mode: WaitMode) {
+        self.a.set_mode(mode);
+    }
+
+    pub(crate) fn attach(&self) -> &Attach {
+        &self.a
+    }
+}
+
+impl Waitable for PipeEnd {
+    fn is_ready(&self) -> bool {
+        io::is_ready(&self.a, false)
+    }
+    fn readiness_fd(&self) -> BorrowedFd<'_> {
+        io::readiness_fd(&self.a)
+    }
+    fn register(&self) {
+        io::register(&self.a, true);
+    }
+    fn unregister(&self) {
+        io::register(&self.a, false);
+    }
+    fn check_stalled(&self) -> bool {
+        io::is_ready(&self.a, true)
+    }
+}
+
+impl Serialize for PipeEnd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        io::serialize_handle(&self.a, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PipeEnd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PipeEnd, D::Error> {
+        io::deserialize_handle(d, KIND_PIPE).map(|a| PipeEnd { a })
+    }
+}

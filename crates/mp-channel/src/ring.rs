@@ -1,0 +1,1114 @@
+//! The byte ring every channel is made of: variable-size records in a
+//! power-of-two buffer of shared memory, many writers, many readers.
+//!
+//! # Control block (`RingCtl`, layout version 1)
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  tail          next byte to reserve (monotonic, never wraps)
+//!      8     4  wlock         writers' lock: holder tid | WAITERS (bit 31), 0 = free
+//!     64     8  head          next record to claim
+//!     72     4  rlock         readers' lock, as wlock
+//!    128     8  released      bytes below this may be overwritten
+//!    192     4  data.seq      futex word readers sleep on (bumped on commit)
+//!    196     4  data.waiters  sleepers (low 16 bits) + pollers (high 16 bits)
+//!    256     4  space.seq     futex word writers sleep on (bumped on release)
+//!    260     4  space.waiters sleeping writers
+//!    320     8  count         messages in the ring (queues only: maxsize, qsize)
+//!    384   512  writers       holder table (see `holders`)
+//!    896   512  readers       holder table
+//!   1408        end
+//! ```
+//!
+//! # Records
+//!
+//! A record is a 16-byte header and its payload, padded to 16 bytes; it
+//! never wraps (a PAD record fills the end of the buffer instead).
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  stamp  position of the record | state (low 4 bits)
+//!      8     4  len    payload bytes | FIRST (bit 31) | LAST (bit 30)
+//!     12     4  tid    writer's thread id; the claiming reader's after a claim
+//!     16   len  payload
+//! ```
+//!
+//! States: WRITING (reserved), COMMITTED, CLAIMED (a reader copies it),
+//! CONSUMED (space may be released), PAD. Because the stamp holds the
+//! record's absolute position, a stale header from an earlier lap never
+//! looks valid.
+//!
+//! # Protocol
+//!
+//! * A writer takes `wlock` (a CAS; a few stores inside), checks space
+//!   against `released`, writes the header(s) with state WRITING and
+//!   advances `tail`, releases the lock, copies its payload outside the lock
+//!   and publishes with one store of COMMITTED. The critical section is
+//!   crash-consistent: `tail` is its commit point, and a lock whose holder
+//!   died is taken over after a liveness check.
+//! * A reader spins/sleeps until the record at `head` is committed, takes
+//!   `rlock`, marks the record CLAIMED with its tid, advances `head`,
+//!   releases the lock, decodes straight from the ring, marks the record
+//!   CONSUMED and advances `released` over consecutive consumed records
+//!   (whoever can, with a CAS).
+//! * A record still WRITING whose writer is dead is skipped by readers; a
+//!   record CLAIMED by a dead reader is released by writers.
+//! * A message larger than a quarter of the ring is streamed: fragments
+//!   (FIRST, ..., LAST; the first starts with the total length) written
+//!   under `wlock` and read under `rlock`, so one writer streams to one
+//!   reader while the others wait.
+//! * Wake-ups: a writer that commits reads `data.waiters` after a fence and
+//!   only then bumps `data.seq` and calls `futex_wake` (and writes the
+//!   eventfd when somebody polls). Readers do the same for `space`.
+
+use std::sync::atomic::AtomicU32 as LocalU32;
+use std::time::Duration;
+
+use mp_os::futex::Wait;
+use mp_os::time::{Deadline, monotonic_ns};
+
+use crate::holders::Holders;
+use crate::sync::{AtomicU32, AtomicU64, Ordering::*, alive, fence, futex_wait, futex_wake_all, spin_hint};
+
+/// Header bytes per record.
+pub(crate) const HDR: u64 = 16;
+/// Smallest ring (bytes).
+pub(crate) const MIN_CAP: u64 = 4096;
+/// Largest ring (bytes).
+pub(crate) const MAX_CAP: u64 = 1 << 30;
+
+const ST_MASK: u64 = 0xF;
+const WRITING: u64 = 1;
+const COMMITTED: u64 = 2;
+const CLAIMED: u64 = 3;
+const CONSUMED: u64 = 4;
+const PAD: u64 = 5;
+
+const FIRST: u32 = 1 << 31;
+const LAST: u32 = 1 << 30;
+const LEN_MASK: u32 = LAST - 1;
+
+const LOCK_WAITERS: u32 = 1 << 31;
+/// One poller in `data.waiters`.
+pub(crate) const POLLER: u32 = 1 << 16;
+
+/// How long a sleeper sleeps before it checks for dead peers.
+pub(crate) const SLICE: Duration = Duration::from_millis(100);
+const SLICE_NS: u64 = 100_000_000;
+
+/// Adaptive spin budget bounds (nanoseconds).
+pub(crate) const SPIN_DEFAULT_NS: u32 = 20_000;
+const SPIN_MIN_NS: u32 = 1_000;
+const SPIN_MAX_NS: u32 = 50_000;
+
+#[inline]
+pub(crate) fn rec_size(len: u64) -> u64 {
+    (HDR + len + 15) & !15
+}
+
+#[repr(C)]
+pub(crate) struct RecHeader {
+    stamp: AtomicU64,
+    len: AtomicU32,
+    tid: AtomicU32,
+}
+
+#[repr(C, align(64))]
+pub(crate) struct End {
+    pub(crate) pos: AtomicU64,
+    lock: AtomicU32,
+}
+
+#[repr(C, align(64))]
+pub(crate) struct Word64 {
+    pub(crate) v: AtomicU64,
+}
+
+#[repr(C, align(64))]
+pub(crate) struct Wake {
+    pub(crate) seq: AtomicU32,
+    pub(crate) waiters: AtomicU32,
+}
+
+/// The control block (see the module docs for the layout).
+#[repr(C)]
+pub(crate) struct RingCtl {
+    pub(crate) tail: End,
+    pub(crate) head: End,
+    pub(crate) released: Word64,
+    pub(crate) data: Wake,
+    pub(crate) space: Wake,
+    pub(crate) count: Word64,
+    pub(crate) writers: Holders,
+    pub(crate) readers: Holders,
+}
+
+/// Size of the control block in shared memory.
+pub(crate) const CTL_SIZE: usize = 1408;
+#[cfg(not(loom))]
+const _: () = {
+    assert!(std::mem::size_of::<RingCtl>() == CTL_SIZE);
+    assert!(std::mem::offset_of!(RingCtl, head) == 64);
+    assert!(std::mem::offset_of!(RingCtl, released) == 128);
+    assert!(std::mem::offset_of!(RingCtl, data) == 192);
+    assert!(std::mem::offset_of!(RingCtl, space) == 256);
+    assert!(std::mem::offset_of!(RingCtl, count) == 320);
+    assert!(std::mem::offset_of!(RingCtl, writers) == 384);
+    assert!(std::mem::offset_of!(RingCtl, readers) == 896);
+    assert!(std::mem::size_of::<RecHeader>() == HDR as usize);
+};
+
+/// How a blocking call waits.
+///
+/// ```
+/// use mp_channel::WaitMode;
+/// assert_eq!(WaitMode::default(), WaitMode::Adaptive);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum WaitMode {
+    /// Spin briefly (adapting the budget to how often spinning pays off),
+    /// then sleep on a futex. The default.
+    #[default]
+    Adaptive,
+    /// Sleep on the futex at once: no CPU burnt, a wake-up costs a few
+    /// microseconds.
+    NoSpin,
+    /// Never sleep: poll until the deadline. Lowest latency, burns a CPU;
+    /// for latency-critical users with a core to spare.
+    BusyPoll,
+}
+
+impl WaitMode {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            WaitMode::Adaptive => 0,
+            WaitMode::NoSpin => 1,
+            WaitMode::BusyPoll => 2,
+        }
+    }
+    pub(crate) fn from_u8(v: u8) -> WaitMode {
+        match v {
+            1 => WaitMode::NoSpin,
+            2 => WaitMode::BusyPoll,
+            _ => WaitMode::Adaptive,
+        }
+    }
+}
+
+/// The caller's side of a blocking call.
+pub(crate) struct Waiter<'a> {
+    pub(crate) deadline: Deadline,
+    pub(crate) mode: WaitMode,
+    pub(crate) spin_ns: &'a LocalU32,
+    pub(crate) me: u32,
+}
+
+/// Why a write failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WErr {
+    /// The deadline passed (or the ring was full for a non-blocking call).
+    Timeout,
+    /// Every reader has gone.
+    Disconnected,
+}
+
+/// Why a read failed.
+#[derive(Debug)]
+pub(crate) enum RErr {
+    Timeout,
+    Disconnected,
+    TooShort(u64),
+    Corrupt(&'static str),
+    Decode(postcard::Error),
+}
+
+/// Where a reader puts a message.
+pub(crate) trait Sink {
+    type Out;
+    /// Largest message accepted; a larger one stays in the ring.
+    fn limit(&self) -> u64 {
+        u64::MAX
+    }
+    /// A message in one record, straight from the ring.
+    fn whole(&mut self, bytes: &[u8]) -> Result<Self::Out, RErr>;
+    /// A streamed message of `total` bytes: the buffer to fill.
+    fn start(&mut self, total: u64) -> Result<&mut [u8], RErr>;
+    /// The streamed message is complete.
+    fn finish(&mut self, total: u64) -> Result<Self::Out, RErr>;
+}
+
+enum Head {
+    Empty,
+    Writing { tid: u32, size: u64, first: bool },
+    Ready { len: u64, flags: u32, tid: u32 },
+    Skip { size: u64, pad: bool },
+    Corrupt,
+}
+
+/// One ring: a control block and a data buffer in shared memory.
+pub(crate) struct Ring {
+    ctl: *const RingCtl,
+    #[cfg(not(loom))]
+    data: *mut u8,
+    #[cfg(loom)]
+    store: loom_store::Store,
+    cap: u64,
+    mask: u64,
+    max_frag: u64,
+    efd: i32,
+    counted: bool,
+}
+
+// SAFETY: the pointers refer to shared memory that the owner (`Chan`) keeps
+// mapped for the ring's lifetime; all shared state is accessed through
+// atomics, and payload bytes only by the single owner of a reserved or
+// claimed record.
+unsafe impl Send for Ring {}
+// SAFETY: as for Send.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// A ring over `ctl` and `cap` bytes at `data`.
+    ///
+    /// # Safety
+    ///
+    /// * `ctl` points to a `RingCtl` (zeroed or in use by this protocol) and
+    ///   `data` to `cap` bytes, both valid for the ring's lifetime and
+    ///   16-byte aligned;
+    /// * `cap` is a power of two in `MIN_CAP..=MAX_CAP`;
+    /// * `efd` is an eventfd valid for the ring's lifetime, or -1.
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn new(ctl: *const RingCtl, data: *mut u8, cap: u64, efd: i32, counted: bool) -> Ring {
+        Ring { ctl, data, cap, mask: cap - 1, max_frag: (cap / 4).min(1 << 28) - HDR, efd, counted }
+    }
+
+    #[inline]
+    pub(crate) fn ctl(&self) -> &RingCtl {
+        // SAFETY: see `new`: valid for the ring's lifetime.
+        unsafe { &*self.ctl }
+    }
+
+    /// Bytes of ring buffer.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.cap
+    }
+
+    #[cfg(not(loom))]
+    #[inline]
+    fn hdr(&self, pos: u64) -> &RecHeader {
+        // SAFETY: positions are 16-aligned, so `pos & mask` leaves room for
+        // a 16-byte header inside the buffer; RecHeader is all atomics, so
+        // any bytes are a valid value.
+        unsafe { &*self.data.add((pos & self.mask) as usize).cast::<RecHeader>() }
+    }
+
+    /// Copies `src` into the payload of the record at `pos`, at `off`.
+    ///
+    /// # Safety
+    ///
+    /// The caller reserved the record (state WRITING, its own) with a
+    /// payload of at least `off + src.len()` bytes.
+    #[cfg(not(loom))]
+    #[inline]
+    unsafe fn put(&self, pos: u64, off: u64, src: &[u8]) {
+        // SAFETY: records never wrap; the reservation covers the range and
+        // nobody else touches it until it is committed.
+        unsafe {
+            let dst = self.data.add(((pos & self.mask) + HDR + off) as usize);
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+        }
+    }
+
+    /// Runs `f` on `len` payload bytes of the record at `pos`, from `off`.
+    ///
+    /// # Safety
+    ///
+    /// The caller claimed the record (state CLAIMED, its own) and the range
+    /// is inside its payload.
+    #[cfg(not(loom))]
+    #[inline]
+    unsafe fn with_payload<R>(&self, pos: u64, off: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> R {
+        // SAFETY: the claim gives this reader the range until it marks the
+        // record consumed; the writer finished before committing.
+        let s = unsafe {
+            std::slice::from_raw_parts(self.data.add(((pos & self.mask) + HDR + off) as usize), len as usize)
+        };
+        f(s)
+    }
+
+    // ------------------------------------------------------------ locks
+
+    #[inline]
+    fn lock(&self, word: &AtomicU32, me: u32, deadline: Deadline) -> bool {
+        word.compare_exchange(0, me, Acquire, Relaxed).is_ok() || self.lock_slow(word, me, deadline)
+    }
+
+    #[cold]
+    fn lock_slow(&self, word: &AtomicU32, me: u32, deadline: Deadline) -> bool {
+        let mut spins = 0u32;
+        let mut want = me;
+        loop {
+            let cur = word.load(Relaxed);
+            if cur == 0 {
+                if word.compare_exchange(0, want, Acquire, Relaxed).is_ok() {
+                    return true;
+                }
+                continue;
+            }
+            if spins < 100 {
+                spins += 1;
+                if spins > 50 {
+                    yield_now();
+                } else {
+                    spin_hint();
+                }
+                continue;
+            }
+            if cur & LOCK_WAITERS == 0 && word.compare_exchange(cur, cur | LOCK_WAITERS, Relaxed, Relaxed).is_err() {
+                continue;
+            }
+            want = me | LOCK_WAITERS;
+            if futex_wait(word, cur | LOCK_WAITERS, deadline.min_after(SLICE)) == Wait::TimedOut {
+                let holder = word.load(Relaxed);
+                if holder != 0 && !alive(holder & !LOCK_WAITERS) {
+                    // The holder died inside its crash-consistent section.
+                    if word.compare_exchange(holder, want, Acquire, Relaxed).is_ok() {
+                        return true;
+                    }
+                }
+                if deadline.expired() {
+                    return false;
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn try_lock(&self, word: &AtomicU32, me: u32) -> bool {
+        word.compare_exchange(0, me, Acquire, Relaxed).is_ok()
+    }
+
+    #[inline]
+    fn unlock(&self, word: &AtomicU32) {
+        if word.swap(0, Release) & LOCK_WAITERS != 0 {
+            futex_wake_all(word);
+        }
+    }
+
+    // ------------------------------------------------------ notifications
+
+    #[inline]
+    fn notify_data(&self) {
+        fence(SeqCst);
+        let w = self.ctl().data.waiters.load(Relaxed);
+        if w != 0 {
+            self.wake_data(w);
+        }
+    }
+
+    #[cold]
+    fn wake_data(&self, w: u32) {
+        let d = &self.ctl().data;
+        d.seq.fetch_add(1, SeqCst);
+        if w & (POLLER - 1) != 0 {
+            futex_wake_all(&d.seq);
+        }
+        if w >= POLLER {
+            self.signal_efd();
+        }
+    }
+
+    fn signal_efd(&self) {
+        #[cfg(not(loom))]
+        if self.efd >= 0 {
+            // SAFETY: `efd` is valid for the ring's lifetime (see `new`).
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.efd) };
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+    }
+
+    #[inline]
+    fn notify_space(&self) {
+        fence(SeqCst);
+        let s = &self.ctl().space;
+        if s.waiters.load(Relaxed) != 0 {
+            s.seq.fetch_add(1, SeqCst);
+            futex_wake_all(&s.seq);
+        }
+    }
+
+    /// Wakes everybody (a side was closed or dropped).
+    pub(crate) fn notify_all(&self) {
+        let c = self.ctl();
+        c.data.seq.fetch_add(1, SeqCst);
+        futex_wake_all(&c.data.seq);
+        c.space.seq.fetch_add(1, SeqCst);
+        futex_wake_all(&c.space.seq);
+        self.signal_efd();
+    }
+
+    /// Registers (`true`) or unregisters a poller (eventfd readiness).
+    pub(crate) fn poller(&self, on: bool) {
+        let w = &self.ctl().data.waiters;
+        if on {
+            w.fetch_add(POLLER, SeqCst);
+            fence(SeqCst);
+        } else {
+            w.fetch_sub(POLLER, SeqCst);
+        }
+    }
+
+    // ------------------------------------------------------------ waiting
+
+    /// Waits until `check` returns `Some` (it is told `true` when a slow
+    /// check for dead peers is due), or `deadline` passes (`None`).
+    fn block<R>(
+        &self,
+        ev: &Wake,
+        w: &Waiter<'_>,
+        deadline: Deadline,
+        mut check: impl FnMut(bool) -> Option<R>,
+    ) -> Option<R> {
+        if let Some(r) = check(false) {
+            return Some(r);
+        }
+        if deadline.expired() {
+            return None;
+        }
+        let mut last_slow = monotonic_ns();
+        match w.mode {
+            WaitMode::BusyPoll => {
+                let mut i = 0u32;
+                loop {
+                    spin_hint();
+                    if let Some(r) = check(false) {
+                        return Some(r);
+                    }
+                    i = i.wrapping_add(1);
+                    if i % 128 == 0 {
+                        if deadline.expired() {
+                            return None;
+                        }
+                        let now = monotonic_ns();
+                        if now - last_slow > SLICE_NS {
+                            last_slow = now;
+                            if let Some(r) = check(true) {
+                                return Some(r);
+                            }
+                        }
+                    }
+                }
+            }
+            WaitMode::Adaptive => {
+                let budget = w.spin_ns.load(Relaxed).clamp(SPIN_MIN_NS, SPIN_MAX_NS);
+                let start = monotonic_ns();
+                let mut i = 0u32;
+                loop {
+                    spin_hint();
+                    if let Some(r) = check(false) {
+                        if budget < SPIN_MAX_NS {
+                            w.spin_ns.store((budget * 2).min(SPIN_MAX_NS), Relaxed);
+                        }
+                        return Some(r);
+                    }
+                    i += 1;
+                    if i % 16 == 0 {
+                        let el = monotonic_ns() - start;
+                        if el > u64::from(budget) || deadline.expired() {
+                            break;
+                        }
+                        if el > u64::from(budget) / 2 {
+                            yield_now();
+                        }
+                    }
+                }
+                w.spin_ns.store((budget / 2).max(SPIN_MIN_NS), Relaxed);
+            }
+            WaitMode::NoSpin => {}
+        }
+        loop {
+            ev.waiters.fetch_add(1, SeqCst);
+            fence(SeqCst);
+            let seq = ev.seq.load(SeqCst);
+            if let Some(r) = check(false) {
+                ev.waiters.fetch_sub(1, SeqCst);
+                return Some(r);
+            }
+            let r = futex_wait(&ev.seq, seq, deadline.min_after(SLICE));
+            ev.waiters.fetch_sub(1, SeqCst);
+            let now = monotonic_ns();
+            if r == Wait::TimedOut || now - last_slow > SLICE_NS {
+                last_slow = now;
+                if let Some(r) = check(true) {
+                    return Some(r);
+                }
+                if deadline.expired() {
+                    return None;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ writers
+
+    /// Writes one message (streamed if larger than a quarter of the ring).
+    /// `maxsize` bounds the message count of a counted ring (0: unbounded).
+    pub(crate) fn write(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
+        let c = self.ctl();
+        if !c.readers.any() {
+            return Err(WErr::Disconnected);
+        }
+        if self.counted {
+            self.acquire_count(w, maxsize)?;
+        }
+        let (r, started) =
+            if msg.len() as u64 <= self.max_frag { (self.write_whole(msg, w), false) } else { self.write_stream(msg, w) };
+        if r.is_err() && self.counted && !started {
+            c.count.v.fetch_sub(1, SeqCst);
+            self.notify_space();
+        }
+        r
+    }
+
+    fn acquire_count(&self, w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
+        let c = self.ctl();
+        if maxsize == 0 {
+            c.count.v.fetch_add(1, SeqCst);
+            return Ok(());
+        }
+        loop {
+            let n = c.count.v.load(Relaxed);
+            if n < maxsize {
+                if c.count.v.compare_exchange(n, n + 1, SeqCst, Relaxed).is_ok() {
+                    return Ok(());
+                }
+                continue;
+            }
+            self.block(&c.space, w, w.deadline, |slow| {
+                if slow {
+                    c.readers.prune();
+                }
+                if !c.readers.any() {
+                    Some(Err(WErr::Disconnected))
+                } else if c.count.v.load(SeqCst) < maxsize {
+                    Some(Ok(()))
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(Err(WErr::Timeout))?;
+        }
+    }
+
+    fn write_whole(&self, msg: &[u8], w: &Waiter<'_>) -> Result<(), WErr> {
+        let c = self.ctl();
+        let len = msg.len() as u64;
+        loop {
+            if !self.lock(&c.tail.lock, w.me, w.deadline) {
+                return Err(WErr::Timeout);
+            }
+            match self.reserve(len, FIRST | LAST, w.me) {
+                Ok(pos) => {
+                    self.unlock(&c.tail.lock);
+                    // SAFETY: we reserved `len` payload bytes at `pos`.
+                    unsafe { self.put(pos, 0, msg) };
+                    self.commit(pos);
+                    return Ok(());
+                }
+                Err(need) => {
+                    self.unlock(&c.tail.lock);
+                    self.wait_space(w, w.deadline, need)?;
+                }
+            }
+        }
+    }
+
+    /// Streams a large message; the bool says whether its first fragment
+    /// was committed (after that, the write completes unless every reader
+    /// goes).
+    fn write_stream(&self, msg: &[u8], w: &Waiter<'_>) -> (Result<(), WErr>, bool) {
+        let c = self.ctl();
+        let total = msg.len() as u64;
+        if !self.lock(&c.tail.lock, w.me, w.deadline) {
+            return (Err(WErr::Timeout), false);
+        }
+        let prefix = total.to_le_bytes();
+        let mut off = 0u64;
+        let mut first = true;
+        while first || off < total {
+            let room = if first { self.max_frag - 8 } else { self.max_frag };
+            let n = room.min(total - off);
+            let len = n + if first { 8 } else { 0 };
+            let mut flags = if first { FIRST } else { 0 };
+            if off + n == total {
+                flags |= LAST;
+            }
+            let pos = loop {
+                match self.reserve(len, flags, w.me) {
+                    Ok(p) => break p,
+                    Err(need) => {
+                        let dl = if first { w.deadline } else { Deadline::never() };
+                        if let Err(e) = self.wait_space(w, dl, need) {
+                            self.unlock(&c.tail.lock);
+                            return (Err(e), !first);
+                        }
+                    }
+                }
+            };
+            let chunk = &msg[off as usize..(off + n) as usize];
+            // SAFETY: we reserved `len` payload bytes at `pos`.
+            unsafe {
+                if first {
+                    self.put(pos, 0, &prefix);
+                    self.put(pos, 8, chunk);
+                } else {
+                    self.put(pos, 0, chunk);
+                }
+            }
+            self.commit(pos);
+            off += n;
+            first = false;
+        }
+        self.unlock(&c.tail.lock);
+        (Ok(()), true)
+    }
+
+    /// Reserves a record of `len` payload bytes at the tail (the caller
+    /// holds `wlock`). `Err(need)`: wait until `released >= need`.
+    fn reserve(&self, len: u64, flags: u32, me: u32) -> Result<u64, u64> {
+        let c = self.ctl();
+        let t = c.tail.pos.load(Relaxed);
+        let size = rec_size(len);
+        let room = self.cap - (t & self.mask);
+        let (pad, pos) = if size > room { (room, t + room) } else { (0, t) };
+        let end = pos + size;
+        let need = end.saturating_sub(self.cap);
+        if c.released.v.load(Acquire) < need {
+            return Err(need);
+        }
+        if pad > 0 {
+            let h = self.hdr(t);
+            h.len.store((pad - HDR) as u32, Relaxed);
+            h.tid.store(me, Relaxed);
+            h.stamp.store(t | PAD, Release);
+        }
+        let h = self.hdr(pos);
+        h.len.store(len as u32 | flags, Relaxed);
+        h.tid.store(me, Relaxed);
+        h.stamp.store(pos | WRITING, Release);
+        c.tail.pos.store(end, Release);
+        Ok(pos)
+    }
+
+    #[inline]
+    fn commit(&self, pos: u64) {
+        self.hdr(pos).stamp.store(pos | COMMITTED, Release);
+        self.notify_data();
+    }
+
+    fn wait_space(&self, w: &Waiter<'_>, deadline: Deadline, need: u64) -> Result<(), WErr> {
+        let c = self.ctl();
+        self.block(&c.space, w, deadline, |slow| {
+            if slow {
+                c.readers.prune();
+                self.reclaim_dead();
+            }
+            if c.released.v.load(Acquire) >= need {
+                Some(Ok(()))
+            } else if !c.readers.any() {
+                Some(Err(WErr::Disconnected))
+            } else {
+                None
+            }
+        })
+        .unwrap_or(Err(WErr::Timeout))
+    }
+
+    /// A record at `released` claimed by a reader that died: release it.
+    fn reclaim_dead(&self) {
+        let r = self.ctl().released.v.load(Acquire);
+        let h = self.hdr(r);
+        let s = h.stamp.load(Acquire);
+        if s == r | CLAIMED
+            && !alive(h.tid.load(Relaxed))
+            && h.stamp.compare_exchange(s, r | CONSUMED, SeqCst, Relaxed).is_ok()
+        {
+            self.advance_released();
+        }
+    }
+
+    // ------------------------------------------------------------ readers
+
+    fn look(&self, h: u64) -> Head {
+        let hd = self.hdr(h);
+        let s = hd.stamp.load(Acquire);
+        if s & !ST_MASK != h {
+            return Head::Empty;
+        }
+        let lf = hd.len.load(Relaxed);
+        let len = u64::from(lf & LEN_MASK);
+        let size = rec_size(len);
+        if (h & self.mask) + size > self.cap {
+            return Head::Corrupt;
+        }
+        match s & ST_MASK {
+            WRITING => Head::Writing { tid: hd.tid.load(Relaxed), size, first: lf & FIRST != 0 },
+            COMMITTED | CLAIMED => Head::Ready { len, flags: lf & !LEN_MASK, tid: hd.tid.load(Relaxed) },
+            PAD => Head::Skip { size, pad: true },
+            CONSUMED => Head::Skip { size, pad: false },
+            _ => Head::Empty,
+        }
+    }
+
+    /// Whether a record waits at `head` (cheap, no lock).
+    #[inline]
+    pub(crate) fn peek_ready(&self) -> bool {
+        let h = self.ctl().head.pos.load(Acquire);
+        matches!(self.look(h), Head::Ready { .. } | Head::Skip { .. } | Head::Corrupt)
+    }
+
+    /// Whether a receive would not block: a record waits, or no writer is
+    /// left. `slow` also looks for dead writers and torn records.
+    pub(crate) fn readable(&self, slow: bool, me: u32) -> bool {
+        matches!(self.read_check(slow, me), Some(_))
+    }
+
+    /// Waits until [`readable`](Ring::readable) or the deadline; whether
+    /// it became readable.
+    pub(crate) fn wait_readable(&self, w: &Waiter<'_>) -> bool {
+        self.block(&self.ctl().data, w, w.deadline, |slow| self.read_check(slow, w.me)).is_some()
+    }
+
+    /// Messages in a counted ring.
+    pub(crate) fn count(&self) -> u64 {
+        self.ctl().count.v.load(SeqCst)
+    }
+
+    fn read_check(&self, slow: bool, me: u32) -> Option<Result<(), RErr>> {
+        let c = self.ctl();
+        if self.peek_ready() {
+            return Some(Ok(()));
+        }
+        if slow {
+            c.writers.prune();
+            self.skip_torn(me);
+            if self.peek_ready() {
+                return Some(Ok(()));
+            }
+        }
+        if !c.writers.any() {
+            // Nobody will complete a record still being written.
+            self.skip_torn(me);
+            if self.peek_ready() {
+                return Some(Ok(()));
+            }
+            return Some(Err(RErr::Disconnected));
+        }
+        None
+    }
+
+    /// Skips records at `head` whose writer died before committing.
+    fn skip_torn(&self, me: u32) {
+        let c = self.ctl();
+        if !self.try_lock(&c.head.lock, me) {
+            return;
+        }
+        loop {
+            let h = c.head.pos.load(Relaxed);
+            match self.look(h) {
+                Head::Writing { tid, size, first } if !alive(tid) => {
+                    self.hdr(h).stamp.store(h | CONSUMED, SeqCst);
+                    if first && self.counted {
+                        c.count.v.fetch_sub(1, SeqCst);
+                    }
+                    c.head.pos.store(h + size, Release);
+                }
+                Head::Skip { size, pad } => self.skip(h, size, pad),
+                _ => break,
+            }
+        }
+        self.unlock(&c.head.lock);
+        self.advance_released();
+    }
+
+    /// Passes a pad or consumed record at `head` (the caller holds `rlock`).
+    fn skip(&self, h: u64, size: u64, pad: bool) {
+        if pad {
+            self.hdr(h).stamp.store(h | CONSUMED, SeqCst);
+        }
+        self.ctl().head.pos.store(h + size, Release);
+        self.advance_released();
+    }
+
+    #[inline]
+    fn claim_at(&self, h: u64, len: u64, me: u32) {
+        let hd = self.hdr(h);
+        hd.tid.store(me, Relaxed);
+        hd.stamp.store(h | CLAIMED, Release);
+        self.ctl().head.pos.store(h + rec_size(len), Release);
+    }
+
+    #[inline]
+    fn consume(&self, h: u64) {
+        self.hdr(h).stamp.store(h | CONSUMED, SeqCst);
+        self.advance_released();
+    }
+
+    /// Advances `released` over consecutive consumed records.
+    fn advance_released(&self) {
+        let c = self.ctl();
+        let mut moved = false;
+        loop {
+            let r = c.released.v.load(SeqCst);
+            let hd = self.hdr(r);
+            if hd.stamp.load(SeqCst) != r | CONSUMED {
+                break;
+            }
+            let size = rec_size(u64::from(hd.len.load(Relaxed) & LEN_MASK));
+            if size > self.cap {
+                break;
+            }
+            if c.released.v.compare_exchange(r, r + size, SeqCst, Relaxed).is_ok() {
+                moved = true;
+            }
+        }
+        if moved {
+            self.notify_space();
+        }
+    }
+
+    /// Reads one message into `sink`.
+    pub(crate) fn read<S: Sink>(&self, sink: &mut S, w: &Waiter<'_>) -> Result<S::Out, RErr> {
+        let c = self.ctl();
+        loop {
+            match self.block(&c.data, w, w.deadline, |slow| self.read_check(slow, w.me)) {
+                None => return Err(RErr::Timeout),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(())) => {}
+            }
+            if !self.lock(&c.head.lock, w.me, w.deadline) {
+                return Err(RErr::Timeout);
+            }
+            if let Some(out) = self.claim(sink, w)? {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Claims the message at `head` (the caller holds `rlock`, which this
+    /// releases). `Ok(None)`: nothing to take after all; try again.
+    fn claim<S: Sink>(&self, sink: &mut S, w: &Waiter<'_>) -> Result<Option<S::Out>, RErr> {
+        let c = self.ctl();
+        let unlock = || self.unlock(&c.head.lock);
+        loop {
+            let h = c.head.pos.load(Relaxed);
+            match self.look(h) {
+                Head::Empty | Head::Writing { .. } => {
+                    unlock();
+                    return Ok(None);
+                }
+                Head::Corrupt => {
+                    unlock();
+                    return Err(RErr::Corrupt("invalid record header in the ring"));
+                }
+                Head::Skip { size, pad } => self.skip(h, size, pad),
+                Head::Ready { len, flags, tid } => {
+                    if flags & FIRST == 0 {
+                        // A fragment of a message whose reader died: drop it.
+                        self.claim_at(h, len, w.me);
+                        self.consume(h);
+                        continue;
+                    }
+                    if flags & LAST != 0 {
+                        if len > sink.limit() {
+                            unlock();
+                            return Err(RErr::TooShort(len));
+                        }
+                        self.claim_at(h, len, w.me);
+                        if self.counted {
+                            c.count.v.fetch_sub(1, SeqCst);
+                        }
+                        unlock();
+                        // SAFETY: we claimed the record; `len` is its payload.
+                        let out = unsafe { self.with_payload(h, 0, len, |b| sink.whole(b)) };
+                        self.consume(h);
+                        return out.map(Some);
+                    }
+                    if len < 8 {
+                        self.claim_at(h, len, w.me);
+                        self.consume(h);
+                        unlock();
+                        return Err(RErr::Corrupt("streamed message without its length"));
+                    }
+                    let mut pre = [0u8; 8];
+                    // SAFETY: committed record with at least 8 payload bytes;
+                    // we hold rlock, so no reader claims it meanwhile and
+                    // writers do not touch committed records.
+                    unsafe { self.with_payload(h, 0, 8, |b| pre.copy_from_slice(b)) };
+                    let total = u64::from_le_bytes(pre);
+                    if total < len - 8 {
+                        self.claim_at(h, len, w.me);
+                        self.consume(h);
+                        unlock();
+                        return Err(RErr::Corrupt("streamed message shorter than its first fragment"));
+                    }
+                    if total > sink.limit() {
+                        unlock();
+                        return Err(RErr::TooShort(total));
+                    }
+                    self.claim_at(h, len, w.me);
+                    if self.counted {
+                        c.count.v.fetch_sub(1, SeqCst);
+                    }
+                    return self.read_stream(h, len, tid, total, sink, w);
+                }
+            }
+        }
+    }
+
+    /// Reads the fragments of a streamed message (holding `rlock`, which
+    /// this releases). `Ok(None)`: the writer died or gave up mid-message.
+    fn read_stream<S: Sink>(
+        &self,
+        h0: u64,
+        len0: u64,
+        wtid: u32,
+        total: u64,
+        sink: &mut S,
+        w: &Waiter<'_>,
+    ) -> Result<Option<S::Out>, RErr> {
+        let c = self.ctl();
+        let unlock = || self.unlock(&c.head.lock);
+        let buf = match sink.start(total) {
+            Ok(b) => b,
+            Err(e) => {
+                self.consume(h0);
+                unlock();
+                return Err(e);
+            }
+        };
+        let mut off = len0 - 8;
+        // SAFETY: we claimed the record at h0.
+        unsafe { self.with_payload(h0, 8, off, |b| buf[..off as usize].copy_from_slice(b)) };
+        self.consume(h0);
+        while off < total {
+            let alive_writer = self.block(&c.data, w, Deadline::never(), |slow| {
+                if self.peek_ready() {
+                    Some(true)
+                } else if (slow && !alive(wtid)) || !c.writers.any() {
+                    Some(false)
+                } else {
+                    None
+                }
+            });
+            if alive_writer != Some(true) {
+                unlock();
+                return Ok(None);
+            }
+            let h = c.head.pos.load(Relaxed);
+            match self.look(h) {
+                Head::Empty | Head::Writing { .. } => {}
+                Head::Skip { size, pad } => self.skip(h, size, pad),
+                Head::Corrupt => {
+                    unlock();
+                    return Err(RErr::Corrupt("invalid record header in the ring"));
+                }
+                Head::Ready { len, flags, tid } => {
+                    if tid != wtid || flags & FIRST != 0 {
+                        // The writer gave up; this is the next message.
+                        unlock();
+                        return Ok(None);
+                    }
+                    self.claim_at(h, len, w.me);
+                    if off + len > total {
+                        self.consume(h);
+                        unlock();
+                        return Err(RErr::Corrupt("streamed message longer than announced"));
+                    }
+                    let dst = &mut buf[off as usize..(off + len) as usize];
+                    // SAFETY: we claimed the record at h.
+                    unsafe { self.with_payload(h, 0, len, |b| dst.copy_from_slice(b)) };
+                    self.consume(h);
+                    off += len;
+                    if flags & LAST != 0 && off != total {
+                        unlock();
+                        return Err(RErr::Corrupt("streamed message shorter than announced"));
+                    }
+                }
+            }
+        }
+        unlock();
+        sink.finish(total).map(Some)
+    }
+}
+
+fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}
+
+#[cfg(loom)]
+mod loom_store {
+    //! Under loom, headers are loom atomics and payload bytes loom cells
+    //! (so that loom checks the payload hand-off for races).
+    use super::{HDR, RecHeader, Ring};
+    use loom::cell::UnsafeCell;
+
+    pub(crate) struct Store {
+        pub(crate) hdrs: Vec<RecHeader>,
+        pub(crate) bytes: Vec<UnsafeCell<u8>>,
+    }
+
+    impl Store {
+        pub(crate) fn new(cap: u64) -> Store {
+            use crate::sync::{AtomicU32, AtomicU64};
+            let hdrs = (0..cap / HDR)
+                .map(|_| RecHeader { stamp: AtomicU64::new(0), len: AtomicU32::new(0), tid: AtomicU32::new(0) })
+                .collect();
+            let bytes = (0..cap).map(|_| UnsafeCell::new(0)).collect();
+            Store { hdrs, bytes }
+        }
+    }
+
+    impl Ring {
+        pub(crate) fn new_loom(ctl: *const super::RingCtl, cap: u64, counted: bool) -> Ring {
+            Ring {
+                ctl,
+                store: Store::new(cap),
+                cap,
+                mask: cap - 1,
+                max_frag: cap / 4 - HDR,
+                efd: -1,
+                counted,
+            }
+        }
+
+        pub(super) fn hdr(&self, pos: u64) -> &RecHeader {
+            &self.store.hdrs[((pos & self.mask) / HDR) as usize]
+        }
+
+        pub(super) unsafe fn put(&self, pos: u64, off: u64, src: &[u8]) {
+            let base = ((pos & self.mask) + HDR + off) as usize;
+            for (i, b) in src.iter().enumerate() {
+                // SAFETY: loom checks the exclusive access.
+                self.store.bytes[base + i].with_mut(|p| unsafe { *p = *b });
+            }
+        }
+
+        pub(super) unsafe fn with_payload<R>(&self, pos: u64, off: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> R {
+            let base = ((pos & self.mask) + HDR + off) as usize;
+            let v: Vec<u8> = (0..len as usize)
+                .map(|i| {
+                    // SAFETY: loom checks the access.
+                    self.store.bytes[base + i].with(|p| unsafe { *p })
+                })
+                .collect();
+            f(&v)
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -1,0 +1,86 @@
+//! The atomics and wait primitives the ring protocol uses, behind one shim
+//! so that the same protocol code runs under loom (`--cfg loom`).
+//!
+//! Under loom, futex waits become `yield_now` (loom explores the
+//! interleavings of a spin), liveness checks say "alive" and thread ids
+//! come from a loom thread-local counter.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+use mp_os::futex::Wait;
+use mp_os::time::Deadline;
+
+/// A CPU pause in a spin loop (a loom yield under loom).
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
+
+/// Sleeps while `word == expected`, until woken or `deadline`.
+#[inline]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> Wait {
+    #[cfg(loom)]
+    {
+        let _ = (word, expected, deadline);
+        loom::thread::yield_now();
+        Wait::Woken
+    }
+    #[cfg(not(loom))]
+    {
+        mp_os::futex::wait(word, expected, deadline)
+    }
+}
+
+/// Wakes every waiter on `word`.
+#[inline]
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    #[cfg(loom)]
+    let _ = word;
+    #[cfg(not(loom))]
+    mp_os::futex::wake_all(word);
+}
+
+/// The calling thread's kernel thread id (a small unique number under loom).
+#[inline]
+pub(crate) fn tid() -> u32 {
+    #[cfg(loom)]
+    {
+        use std::sync::atomic::{AtomicU32 as StdU32, Ordering as O};
+        static NEXT: StdU32 = StdU32::new(1);
+        loom::thread_local! {
+            static ID: u32 = NEXT.fetch_add(1, O::Relaxed);
+        }
+        ID.with(|id| *id)
+    }
+    #[cfg(not(loom))]
+    {
+        mp_os::liveness::current_tid()
+    }
+}
+
+/// Whether thread `tid` is alive (always, under loom).
+#[inline]
+pub(crate) fn alive(tid: u32) -> bool {
+    #[cfg(loom)]
+    {
+        let _ = tid;
+        true
+    }
+    #[cfg(not(loom))]
+    {
+        tid == tid_cached_self() || mp_os::liveness::thread_alive(tid)
+    }
+}
+
+#[cfg(not(loom))]
+#[inline]
+fn tid_cached_self() -> u32 {
+    mp_os::liveness::current_tid()
+}
