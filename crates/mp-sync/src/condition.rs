@@ -72,6 +72,10 @@ unsafe impl RawObject for RawCondition {
 mod sealed {
     /// How a condition wait releases and re-acquires a lock.
     pub trait Sealed {
+        /// Whether the lock may be released for a wait.
+        fn may_wait(&self) -> Result<(), crate::Error> {
+            Ok(())
+        }
         /// Releases the lock completely; returns what `relock` restores.
         fn unlock_for_wait(&mut self) -> u64;
         /// Re-acquires the lock; returns a dead holder's id if the lock had
@@ -96,6 +100,14 @@ impl sealed::Sealed for LockGuard<'_> {
 impl WaitGuard for LockGuard<'_> {}
 
 impl sealed::Sealed for RLockGuard<'_> {
+    fn may_wait(&self) -> Result<(), Error> {
+        if self.lock().is_pinned() {
+            return Err(Error::InvalidArgument(
+                "cannot wait: data guarded by this RLock is borrowed (a Value or Array guard is alive)",
+            ));
+        }
+        Ok(())
+    }
     fn unlock_for_wait(&mut self) -> u64 {
         let s = self.lock().release_all();
         (u64::from(s.count) << 32) | u64::from(s.detached)
@@ -132,7 +144,9 @@ impl RawCondition {
     ///
     /// [`Error::OwnerDied`] when re-acquiring the lock had to take it over
     /// from a dead holder (the guard holds it again);
-    /// [`Error::InvalidArgument`] when 65535 threads already wait.
+    /// [`Error::InvalidArgument`] when 65535 threads already wait, or when
+    /// the lock is an `RLock` whose guarded data is borrowed (a guard of
+    /// `mp_shm::Value` is alive: waiting would release it under the guard).
     pub fn wait<G: WaitGuard>(&self, guard: &mut G) -> Result<(), Error> {
         self.wait_deadline(guard, Deadline::never()).map(drop)
     }
@@ -162,6 +176,7 @@ impl RawCondition {
         guard: &mut G,
         deadline: Deadline,
     ) -> Result<bool, Error> {
+        sealed::Sealed::may_wait(guard)?;
         let mut cur = self.word.load(Ordering::Relaxed);
         loop {
             if cur & MASK == MASK {
@@ -542,6 +557,12 @@ pub struct ConditionGuard<'a> {
 }
 
 impl sealed::Sealed for AnyGuard<'_> {
+    fn may_wait(&self) -> Result<(), Error> {
+        match self {
+            AnyGuard::Lock(g) => sealed::Sealed::may_wait(g),
+            AnyGuard::RLock(g) => sealed::Sealed::may_wait(g),
+        }
+    }
     fn unlock_for_wait(&mut self) -> u64 {
         match self {
             AnyGuard::Lock(g) => sealed::Sealed::unlock_for_wait(g),
@@ -557,6 +578,9 @@ impl sealed::Sealed for AnyGuard<'_> {
 }
 
 impl sealed::Sealed for ConditionGuard<'_> {
+    fn may_wait(&self) -> Result<(), Error> {
+        self.guard.may_wait()
+    }
     fn unlock_for_wait(&mut self) -> u64 {
         self.guard.unlock_for_wait()
     }

@@ -21,8 +21,14 @@ use crate::word::{self, Acquired};
 ///      8     4  waiters   threads sleeping on `state`
 ///     12     4  count     recursion depth (written by the owner only)
 ///     16     4  detached  levels kept with RLockGuard::forget, releasable with release()
-///     20     4  reserved
+///     20     4  pinned    nonzero while data guarded by the lock is borrowed
 /// ```
+///
+/// `pinned` is for crates that embed an `RawRLock` beside the data it
+/// guards and hand out references to that data under the lock (as
+/// `mp_shm::Value`'s guard does): they set it while such a reference
+/// lives, and a [`Condition`](crate::Condition) wait then refuses to
+/// release the lock. It is reset when a dead owner's lock is taken over.
 ///
 /// The rules for placing one in memory you share yourself are those of
 /// [`RawLock`](crate::RawLock#placing-a-rawlock-in-shared-memory), with
@@ -45,7 +51,7 @@ pub struct RawRLock {
     waiters: AtomicU32,
     count: AtomicU32,
     detached: AtomicU32,
-    _reserved: u32,
+    pinned: AtomicU32,
 }
 
 const RLOCK_TAG: u32 = tag(*b"RL01");
@@ -79,7 +85,7 @@ impl RawRLock {
             waiters: AtomicU32::new(0),
             count: AtomicU32::new(0),
             detached: AtomicU32::new(0),
-            _reserved: 0,
+            pinned: AtomicU32::new(0),
         }
     }
 
@@ -181,6 +187,7 @@ impl RawRLock {
             Acquired::Died(tid) => {
                 self.count.store(1, Ordering::Relaxed);
                 self.detached.store(0, Ordering::Relaxed);
+                self.pinned.store(0, Ordering::Relaxed);
                 Err(TryAcquireError::OwnerDied(OwnerDied::new(
                     self.guard(),
                     tid,
@@ -274,6 +281,11 @@ impl RawRLock {
         }
     }
 
+    /// Whether data guarded by the lock is borrowed (see the layout).
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned.load(Ordering::Relaxed) != 0
+    }
+
     /// Releases every level (the caller owns the lock) and returns them.
     pub(crate) fn release_all(&self) -> Saved {
         let saved = Saved {
@@ -292,7 +304,10 @@ impl RawRLock {
     pub(crate) fn restore(&self, saved: Saved) -> Option<u32> {
         let me = word::me();
         let died = match word::acquire_slow(&self.state, &self.waiters, me, Deadline::never()) {
-            Acquired::Died(t) => Some(t),
+            Acquired::Died(t) => {
+                self.pinned.store(0, Ordering::Relaxed);
+                Some(t)
+            }
             _ => None,
         };
         self.count.store(saved.count, Ordering::Relaxed);

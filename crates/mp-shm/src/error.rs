@@ -1,0 +1,73 @@
+//! The crate's error type.
+
+use std::io;
+
+/// Everything that can go wrong in this crate.
+///
+/// ```
+/// use mp_shm::{Error, SharedMemory};
+///
+/// let err = SharedMemory::attach("mp-shm-doc-no-such-name").unwrap_err();
+/// assert!(matches!(err, Error::NotFound { .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `SharedMemory::create` with a name that is taken.
+    #[error("shared memory {name:?} already exists")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// `SharedMemory::attach` (or `unlink`) of a name that does not exist.
+    #[error("no shared memory named {name:?}")]
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// `unlink` of a name this handle already unlinked.
+    #[error("shared memory {name:?} was already unlinked")]
+    AlreadyUnlinked {
+        /// The name.
+        name: String,
+    },
+    /// `unlink` through a handle that attached: only the creator unlinks.
+    #[error(
+        "shared memory {name:?} was attached, not created, by this handle: only its creator unlinks it"
+    )]
+    NotOwner {
+        /// The name.
+        name: String,
+    },
+    /// A shared-memory object of size 0.
+    #[error("shared memory cannot have size 0")]
+    ZeroSize,
+    /// A name that is empty, too long, or contains `/` or NUL.
+    #[error("invalid shared memory name {name:?}: use 1-250 characters without '/' or NUL")]
+    InvalidName {
+        /// The name.
+        name: String,
+    },
+    /// A byte range outside the object.
+    #[error("bytes {offset}..{end} are outside the {size}-byte shared memory")]
+    OutOfBounds {
+        /// Start of the range.
+        offset: usize,
+        /// End of the range.
+        end: usize,
+        /// Size of the object.
+        size: usize,
+    },
+    /// An argument out of range (a too-large array, an alignment above 4096).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// A lock error (a timeout or a non-blocking attempt that failed).
+    #[error(transparent)]
+    Sync(#[from] mp_sync::Error),
+    /// The operating system refused.
+    #[error("operating system error: {0}")]
+    Os(#[from] io::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
