@@ -71,3 +71,18 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Lets `?` take a lock error from `get_lock().acquire()`; the guard is
+/// dropped, which releases the lock.
+impl<G> From<mp_sync::OwnerDied<G>> for Error {
+    fn from(e: mp_sync::OwnerDied<G>) -> Error {
+        Error::Sync(e.into())
+    }
+}
+
+/// Lets `?` take a lock error from `get_lock().try_acquire()` and friends.
+impl<G> From<mp_sync::TryAcquireError<G>> for Error {
+    fn from(e: mp_sync::TryAcquireError<G>) -> Error {
+        Error::Sync(e.into())
+    }
+}
