@@ -28,7 +28,7 @@ use crate::kit::{
 
 const GROUP: &str = "ipc";
 /// Sequence number that tells a server to answer once more and return.
-const STOP: u32 = u32::MAX;
+pub(crate) const STOP: u32 = u32::MAX;
 /// Sizes of the round-trip rows.
 pub(crate) const SIZES: [u64; 4] = [8, 1024, 64 * 1024, 1024 * 1024];
 const BIG: usize = 64 * 1024 * 1024;
@@ -301,6 +301,9 @@ fn pipe(cfg: &Config) -> io::Result<()> {
 
 /// Slots in the raw ring (8-byte messages).
 const RING: usize = 4096;
+/// The ring's consumer hands slots back in batches of this many (four cache lines), so the
+/// producer never writes the cache line the consumer is reading.
+const RELEASE_EVERY: u64 = 32;
 
 fn ring_stream(cfg: &Config) -> io::Result<()> {
     let n: u64 = cfg.pick(2_000_000, 200_000);
@@ -327,8 +330,11 @@ fn ring_stream(cfg: &Config) -> io::Result<()> {
                     }
                     sum = sum.wrapping_add(slot(pos).load(Ordering::Relaxed));
                     pos += 1;
-                    tail.store(pos, Ordering::Release);
+                    if pos.is_multiple_of(RELEASE_EVERY) {
+                        tail.store(pos, Ordering::Release);
+                    }
                 }
+                tail.store(pos, Ordering::Release);
                 samples.push(t.elapsed());
                 assert_eq!(sum, (pos - n..pos).sum::<u64>(), "ring lost a message");
             } else {

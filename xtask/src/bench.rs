@@ -291,8 +291,8 @@ impl Meta {
         if opts.quick {
             command.push_str(" --quick");
         }
-        for g in &opts.only {
-            command.push_str(&format!(" --only {g}"));
+        if !opts.only.is_empty() {
+            command.push_str(&format!(" --only {}", opts.only.join(",")));
         }
         let python = cmd::capture("python3", &["--version"], root);
         let commit = cmd::capture("git", &["rev-parse", "--short=12", "HEAD"], root)

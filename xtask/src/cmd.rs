@@ -120,3 +120,38 @@ pub(crate) fn run_limited(
         stderr_tail,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_past_its_limit_is_killed_with_its_children() {
+        let t = Instant::now();
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo out; echo err >&2; sleep 30 & sleep 30"]);
+        let o = run_limited(&mut c, "test", Duration::from_millis(300)).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "took {:?}",
+            t.elapsed()
+        );
+        assert!(o.status.is_none());
+        assert_eq!(o.stdout, "out\n");
+        assert_eq!(o.stderr_tail, ["err"]);
+        assert_eq!(o.failure().as_deref(), Some("timed out: err"));
+    }
+
+    #[test]
+    fn a_failing_run_reports_its_last_stderr_line() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo a >&2; echo b >&2; exit 3"]);
+        let o = run_limited(&mut c, "test", Duration::from_secs(30)).unwrap();
+        assert_eq!(o.failure().as_deref(), Some("failed (exit status: 3): b"));
+        assert_eq!(
+            capture("sh", &["-c", "echo ' hi '"], Path::new("/")).as_deref(),
+            Some("hi")
+        );
+        assert_eq!(capture("sh", &["-c", "exit 1"], Path::new("/")), None);
+    }
+}

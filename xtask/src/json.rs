@@ -69,8 +69,8 @@ impl Json {
         Json::Obj(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
-    /// Pretty-printed with two-space indentation; short values nested at most two deep stay on
-    /// one line (one benchmark row per line).
+    /// Pretty-printed with two-space indentation; short values nested at most three deep stay
+    /// on one line (one benchmark row per line).
     pub(crate) fn pretty(&self) -> String {
         let mut out = String::new();
         self.write_pretty(&mut out, 0);
@@ -89,7 +89,7 @@ impl Json {
     fn write_pretty(&self, out: &mut String, indent: usize) {
         let compact = self.to_string();
         let container = matches!(self, Json::Arr(_) | Json::Obj(_));
-        if !container || (self.depth() <= 2 && compact.len() <= 400) {
+        if !container || (self.depth() <= 3 && compact.len() <= 1000) {
             out.push_str(&compact);
             return;
         }
@@ -126,6 +126,7 @@ impl fmt::Display for Json {
             Json::Bool(b) => write!(f, "{b}"),
             Json::Num(x) if !x.is_finite() => f.write_str("null"),
             Json::Num(x) if x.fract() == 0.0 && x.abs() < 1e15 => write!(f, "{}", *x as i64),
+            Json::Num(x) if (1e-6..1e15).contains(&x.abs()) => write!(f, "{x}"),
             Json::Num(x) => write!(f, "{x:e}"),
             Json::Str(s) => {
                 f.write_char('"')?;
