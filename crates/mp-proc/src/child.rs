@@ -1,0 +1,126 @@
+//! The child side: from a bootstrap message to the target's return value
+//! on the way back to the parent, then exit.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mp_os::fdpass;
+
+use crate::info;
+use crate::wire::{Bootstrap, MAX_FRAME, Outcome, WIRE_VERSION};
+
+/// Exit code of a child that could not even decode its bootstrap.
+const EXIT_BOOTSTRAP: i32 = 70;
+
+/// Entry for the spawn method: read the bootstrap from the inherited socket.
+pub(crate) fn run_spawned(sock: UnixStream) -> ! {
+    match fdpass::recv(&sock, MAX_FRAME) {
+        Ok(Some((bytes, fds))) => match decode_bootstrap(&bytes) {
+            Some(boot) => run_function(boot, fds, sock),
+            None => exit_now(EXIT_BOOTSTRAP),
+        },
+        _ => exit_now(EXIT_BOOTSTRAP),
+    }
+}
+
+pub(crate) fn decode_bootstrap(bytes: &[u8]) -> Option<Bootstrap> {
+    let boot: Bootstrap = postcard::from_bytes(bytes).ok()?;
+    (boot.version == WIRE_VERSION).then_some(boot)
+}
+
+/// Runs a function target described by `boot` and exits.
+pub(crate) fn run_function(mut boot: Bootstrap, fds: Vec<OwnedFd>, sock: UnixStream) -> ! {
+    let tramp = crate::entry::addr_at(boot.trampoline);
+    let target = crate::entry::addr_at(boot.target);
+    let args = std::mem::take(&mut boot.args);
+    run(&boot, sock, move || match (tramp, target) {
+        (Some(t), Some(f)) => {
+            // SAFETY: the parent computed this offset from a
+            // `crate::process::trampoline::<A, R>` instance of this same
+            // executable (fork, or exec of /proc/self/exe), and `addr_at`
+            // checked that it lies in this executable's code.
+            let tramp: crate::process::Trampoline =
+                unsafe { std::mem::transmute::<*const (), crate::process::Trampoline>(t as *const ()) };
+            tramp(f, &args, fds)
+        }
+        _ => (Outcome::Failed("target offset outside this executable's code".into()), Vec::new()),
+    })
+}
+
+/// Sets up the child's identity, runs `body`, reports its outcome, exits.
+pub(crate) fn run(boot: &Bootstrap, sock: UnixStream, body: impl FnOnce() -> (Outcome, Vec<OwnedFd>)) -> ! {
+    info::become_child(boot);
+    if boot.daemon {
+        watch_parent(&sock);
+    }
+    let (outcome, fds) = body();
+    let code = match outcome {
+        Outcome::Returned(_) => 0,
+        _ => 1,
+    };
+    if let Ok(bytes) = postcard::to_allocvec(&outcome) {
+        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        let _ = fdpass::send(&sock, &bytes, &borrowed);
+    }
+    exit_now(code)
+}
+
+/// Runs a closure target (fork method) and exits.
+pub(crate) fn run_closure<R: serde::Serialize>(
+    boot: &Bootstrap,
+    sock: UnixStream,
+    f: Box<dyn FnOnce() -> R + Send>,
+) -> ! {
+    run(boot, sock, move || match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => encode_return(&r),
+        Err(p) => (Outcome::Panicked(panic_message(p.as_ref())), Vec::new()),
+    })
+}
+
+pub(crate) fn encode_return<R: serde::Serialize>(r: &R) -> (Outcome, Vec<OwnedFd>) {
+    let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(r));
+    match bytes {
+        Ok(b) => (Outcome::Returned(b), fds),
+        Err(e) => (Outcome::Failed(format!("cannot serialize the return value: {e}")), Vec::new()),
+    }
+}
+
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+/// A daemon child dies with its parent: a thread waits for the parent's end
+/// of the bootstrap socket to hang up (the kernel closes it when the parent
+/// dies, however it dies) and then kills this process.
+fn watch_parent(sock: &UnixStream) {
+    let Ok(fd) = sock.as_fd().try_clone_to_owned() else { return };
+    let _ = std::thread::Builder::new().name("mp-parent-watch".into()).spawn(move || {
+        loop {
+            let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+            if n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+                // SAFETY: plain syscalls on our own process.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
+        }
+    });
+}
+
+/// Flushes Rust's stdio buffers and leaves without running `atexit`
+/// handlers or destructors (they belong to the parent's copy of the
+/// program state after a fork).
+pub(crate) fn exit_now(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,158 @@
+//! The child entry hook: how a new process finds out that it is a child and
+//! runs its target instead of `main`.
+//!
+//! A function placed in the executable's `.init_array` runs before `main`
+//! in every program that links this crate: in examples, in `cargo test`
+//! and `cargo nextest` binaries alike, with no custom harness. It looks for
+//! one of two environment variables that only this crate sets:
+//!
+//! * `MP_PROC_BOOT_FD`: this process was started by the **spawn** method;
+//!   the variable names the inherited socket on which the parent sends the
+//!   [`Bootstrap`](crate::wire::Bootstrap). The hook runs the target and
+//!   exits; `main` never runs.
+//! * `MP_PROC_FORKSERVER_FD`: this process is the **fork server**; the hook
+//!   serves fork requests until the parent goes away, then exits.
+//!
+//! Both variables are removed before anything else runs, so a child's own
+//! children start clean. If the hook did not run (a platform or linker that
+//! drops `.init_array` entries), [`init`] does the same work when called as
+//! the first line of `main`, and `start()` refuses with a clear error rather
+//! than letting a re-executed child run `main` again (a fork bomb).
+//!
+//! Targets are found by their offset from [`anchor`], a function in this
+//! crate: the executable is mapped at a random address in each process
+//! (ASLR), but the distance between two functions in it is the same.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub(crate) const BOOT_FD_VAR: &str = "MP_PROC_BOOT_FD";
+pub(crate) const FORKSERVER_FD_VAR: &str = "MP_PROC_FORKSERVER_FD";
+
+/// Set by the hook (or [`init`]) in every process that ran it.
+static HOOK_RAN: AtomicBool = AtomicBool::new(false);
+/// Set when this process was started by spawn but the hook did not run.
+static UNHOOKED_CHILD: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn entry_hook(_argc: i32, _argv: *const *const u8, _envp: *const *const u8) {
+    run_entry();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ENTRY_HOOK: extern "C" fn(i32, *const *const u8, *const *const u8) = entry_hook;
+
+fn take_fd_var(name: &str) -> Option<i32> {
+    let value = std::env::var_os(name)?;
+    // SAFETY: called from the entry hook before `main` (no other thread
+    // exists yet) or from `init()`, documented to be the first line of
+    // `main`, before the program starts threads.
+    unsafe { std::env::remove_var(name) };
+    value.to_str()?.parse().ok()
+}
+
+fn run_entry() {
+    if HOOK_RAN.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    if let Some(fd) = take_fd_var(FORKSERVER_FD_VAR) {
+        // SAFETY: the parent passed this descriptor for us alone.
+        let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        crate::method::forkserver::serve(sock);
+    }
+    if let Some(fd) = take_fd_var(BOOT_FD_VAR) {
+        // SAFETY: as above.
+        let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        crate::child::run_spawned(sock);
+    }
+}
+
+/// Makes sure this process is set up for multiprocessing: if it is a child
+/// started by this crate, runs its target and exits (never returning);
+/// otherwise returns at once.
+///
+/// Calling it is optional on Linux, where a hook that runs before `main`
+/// does the same, but harmless, and it documents intent: Python's
+/// `if __name__ == "__main__":` guard becomes `mp_proc::init();` as the
+/// first line of `main`.
+///
+/// ```
+/// fn main() {
+///     mp_proc::init();
+///     // ... start processes ...
+/// }
+/// # main();
+/// ```
+pub fn init() {
+    run_entry();
+}
+
+/// Errors for a `start()` in a process where the entry machinery is not in
+/// place.
+pub(crate) fn check_ready() -> Result<(), crate::Error> {
+    if UNHOOKED_CHILD.load(Ordering::Relaxed) || std::env::var_os(BOOT_FD_VAR).is_some() {
+        UNHOOKED_CHILD.store(true, Ordering::Relaxed);
+        return Err(crate::Error::RecursiveStart);
+    }
+    if !HOOK_RAN.load(Ordering::SeqCst) {
+        return Err(crate::Error::NotInitialized);
+    }
+    // Keep the hook's static referenced from the code that starts processes
+    // so that the linker always keeps the object that holds it.
+    std::hint::black_box(&ENTRY_HOOK);
+    Ok(())
+}
+
+/// The function every target offset is measured from.
+#[inline(never)]
+pub(crate) fn anchor() -> usize {
+    std::hint::black_box(0x6d70_616e_6368_6f72)
+}
+
+fn anchor_addr() -> usize {
+    anchor as fn() -> usize as usize
+}
+
+/// Offset of a code address from the anchor.
+pub(crate) fn offset_of(addr: usize) -> i64 {
+    addr as i64 - anchor_addr() as i64
+}
+
+/// The code address at `offset` from the anchor, if it lies in this
+/// executable's code.
+pub(crate) fn addr_at(offset: i64) -> Option<usize> {
+    let addr = (anchor_addr() as i64).checked_add(offset)?;
+    let addr = usize::try_from(addr).ok()?;
+    in_executable_code(addr).then_some(addr)
+}
+
+/// Whether `addr` is inside an executable segment of the main program (not
+/// a shared library loaded at a per-process address).
+pub(crate) fn in_executable_code(addr: usize) -> bool {
+    static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+    RANGES.get_or_init(exec_ranges).iter().any(|&(lo, hi)| addr >= lo && addr < hi)
+}
+
+fn exec_ranges() -> Vec<(usize, usize)> {
+    unsafe extern "C" fn callback(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> i32 {
+        // SAFETY: `data` is the `&mut Vec` passed to dl_iterate_phdr below,
+        // and `info` is valid for the duration of the callback.
+        let (out, info) = unsafe { (&mut *data.cast::<Vec<(usize, usize)>>(), &*info) };
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                out.push((lo, lo + ph.p_memsz as usize));
+            }
+        }
+        1 // the first object is the main program: stop there
+    }
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    // SAFETY: the callback only reads the headers it is given and writes
+    // to `out`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(callback), (&mut out as *mut Vec<(usize, usize)>).cast()) };
+    out
+}

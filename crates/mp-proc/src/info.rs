@@ -1,0 +1,117 @@
+//! Who am I: `current_process`, `parent_process`, `active_children`,
+//! `cpu_count`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::wire::Bootstrap;
+
+/// A description of a process: the current one, the parent, or a child.
+///
+/// ```
+/// let me = mp_proc::current_process();
+/// assert_eq!(me.pid(), std::process::id());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub(crate) name: String,
+    pub(crate) pid: u32,
+    pub(crate) daemon: bool,
+}
+
+impl ProcessInfo {
+    /// The process's name: `"MainProcess"` for the program's first process,
+    /// `"Process-N"` (or a name given with `.name(...)`) for children.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The operating-system process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the process is a daemon (terminated when its parent exits).
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// Whether the process is still running (for the parent of a child:
+    /// exists and is not a zombie).
+    pub fn is_alive(&self) -> bool {
+        self.pid == std::process::id() || mp_os::liveness::thread_alive(self.pid)
+    }
+}
+
+struct Identity {
+    name: String,
+    daemon: bool,
+    parent: Option<(u32, String)>,
+}
+
+static IDENTITY: Mutex<Option<Identity>> = Mutex::new(None);
+static CHILD_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Information about the calling process.
+///
+/// ```
+/// let me = mp_proc::current_process();
+/// // In a program's first process:
+/// assert_eq!(me.name(), "MainProcess");
+/// assert!(!me.daemon());
+/// ```
+pub fn current_process() -> ProcessInfo {
+    let id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    match id.as_ref() {
+        Some(i) => ProcessInfo { name: i.name.clone(), pid: std::process::id(), daemon: i.daemon },
+        None => ProcessInfo { name: "MainProcess".into(), pid: std::process::id(), daemon: false },
+    }
+}
+
+/// Information about the process that started this one, or `None` in the
+/// program's first process.
+///
+/// ```
+/// assert!(mp_proc::parent_process().is_none());
+/// ```
+pub fn parent_process() -> Option<ProcessInfo> {
+    let id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    let (pid, name) = id.as_ref()?.parent.clone()?;
+    Some(ProcessInfo { name, pid, daemon: false })
+}
+
+/// The number of CPUs in the system (as Python's `cpu_count`, not limited
+/// by this process's affinity mask).
+///
+/// ```
+/// assert!(mp_proc::cpu_count() >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 { n as usize } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
+}
+
+/// The next default child name: `Process-N` in the main process,
+/// `PARENT:N` in a child, as Python names them.
+pub(crate) fn next_child_name() -> (String, u64) {
+    let n = CHILD_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+    let me = current_process();
+    let name = if me.name == "MainProcess" && parent_process().is_none() {
+        format!("Process-{n}")
+    } else {
+        format!("{}:{n}", me.name)
+    };
+    (name, n)
+}
+
+/// Called in a new child before its target runs.
+pub(crate) fn become_child(boot: &Bootstrap) {
+    CHILD_COUNTER.store(0, Ordering::Relaxed);
+    let mut id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    *id = Some(Identity {
+        name: boot.name.clone(),
+        daemon: boot.daemon,
+        parent: Some((boot.parent_pid, boot.parent_name.clone())),
+    });
+}

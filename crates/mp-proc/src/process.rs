@@ -1,0 +1,682 @@
+//! `Process`: a function run in another process.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::time::Duration;
+
+use mp_os::fdpass;
+use mp_os::time::Deadline;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::info::{self, ProcessInfo};
+use crate::method::{self, StartMethod};
+use crate::wire::{Bootstrap, MAX_FRAME, Outcome, WIRE_VERSION};
+use crate::{Error, entry};
+
+/// The signature every trampoline has, so a child can call one found by
+/// its offset without knowing the target's types.
+pub(crate) type Trampoline = fn(usize, &[u8], Vec<OwnedFd>) -> (Outcome, Vec<OwnedFd>);
+
+/// Decodes the arguments, calls the target, encodes its return value.
+/// One instance exists per `(A, R)`; the child finds it by offset.
+fn trampoline<A: DeserializeOwned, R: Serialize>(target: usize, args: &[u8], fds: Vec<OwnedFd>) -> (Outcome, Vec<OwnedFd>) {
+    // SAFETY: `target` is the address of a `fn(A) -> R` in this executable:
+    // the parent took it from such a pointer in `Process::new`, and this
+    // trampoline was instantiated there with the same `A` and `R`.
+    let f: fn(A) -> R = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(target as *const ()) };
+    let args: A = match mp_os::handle::provide_fds(fds, || postcard::from_bytes(args)) {
+        Ok(a) => a,
+        Err(e) => return (Outcome::Failed(format!("cannot deserialize the arguments: {e}")), Vec::new()),
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args))) {
+        Ok(r) => crate::child::encode_return(&r),
+        Err(p) => (Outcome::Panicked(crate::child::panic_message(p.as_ref())), Vec::new()),
+    }
+}
+
+pub(crate) enum Body<R> {
+    Function { trampoline: usize, target: usize, args: Result<(Vec<u8>, Vec<OwnedFd>), String> },
+    Closure(Box<dyn FnOnce() -> R + Send>),
+}
+
+/// A function running (or about to run) in another process: Python's
+/// `multiprocessing.Process`.
+///
+/// The target is a `fn` item or a non-capturing closure taking one
+/// argument; a target with several parameters takes them as a tuple that
+/// it destructures. Arguments and the return value are serde types, and
+/// handles (shared values, locks, queues, ...) in the arguments re-attach
+/// in the child. [`join`](Process::join) hands back the return value.
+///
+/// ```
+/// use mp_proc::Process;
+///
+/// fn square_sum((a, b): (i64, i64)) -> i64 {
+///     a * a + b * b
+/// }
+///
+/// let p = Process::new(square_sum, (3, 4)).name("worker");
+/// p.start()?;
+/// assert_eq!(p.join()?, 25);
+/// assert_eq!(p.exitcode(), Some(0));
+/// # Ok::<(), mp_proc::Error>(())
+/// ```
+pub struct Process<R = ()> {
+    name: String,
+    daemon: bool,
+    method: Option<StartMethod>,
+    body: Mutex<Option<Body<R>>>,
+    child: OnceLock<Arc<Child>>,
+    closed: AtomicBool,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for Process<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.child.get() {
+            None => "initial".to_string(),
+            Some(c) => match c.poll_status() {
+                None => "started".to_string(),
+                Some(s) => format!("stopped exitcode={}", s.code()),
+            },
+        };
+        f.debug_struct("Process")
+            .field("name", &self.name)
+            .field("pid", &self.pid())
+            .field("daemon", &self.daemon)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
+    /// Describes a process that will run `target(args)`; nothing happens
+    /// until [`start`](Process::start).
+    ///
+    /// The arguments are serialized now; an error (for instance a handle
+    /// that cannot travel) is reported by `start`.
+    pub fn new<A: Serialize + DeserializeOwned + 'static>(target: fn(A) -> R, args: A) -> Process<R> {
+        let (args, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&args));
+        let args = args.map(|b| (b, fds)).map_err(|e| e.to_string());
+        let tramp: Trampoline = trampoline::<A, R>;
+        Process::with_body(Body::Function { trampoline: tramp as usize, target: target as usize, args })
+    }
+
+    /// Describes a process that runs a capturing closure. Only the fork
+    /// start method can run a closure (the child is a copy of this
+    /// process, so the closure's captures exist there).
+    ///
+    /// ```
+    /// use mp_proc::Process;
+    ///
+    /// let greeting = String::from("hello");
+    /// // SAFETY: this doc test does not hold locks in other threads while
+    /// // forking.
+    /// let p = unsafe { Process::from_closure(move || format!("{greeting} from a fork")) };
+    /// p.start()?;
+    /// assert_eq!(p.join()?, "hello from a fork");
+    /// # Ok::<(), mp_proc::Error>(())
+    /// ```
+    ///
+    /// # Safety
+    ///
+    /// The child is made with `fork(2)`: only the calling thread exists in
+    /// it, so any lock or state another thread held at that moment stays
+    /// held or half-updated in the child. The caller guarantees that the
+    /// closure and everything it calls in the child are sound under that
+    /// condition (no locks that other threads may hold, no reliance on
+    /// other threads). Calling this is also the opt-in to the fork method
+    /// for this one process.
+    pub unsafe fn from_closure<F: FnOnce() -> R + Send + 'static>(f: F) -> Process<R> {
+        let mut p = Process::with_body(Body::Closure(Box::new(f)));
+        p.method = Some(StartMethod::Fork);
+        p
+    }
+
+    fn with_body(body: Body<R>) -> Process<R> {
+        let (name, _) = info::next_child_name();
+        Process {
+            name,
+            daemon: false,
+            method: None,
+            body: Mutex::new(Some(body)),
+            child: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            _result: PhantomData,
+        }
+    }
+
+    /// Sets the name (default `Process-N`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Makes the process a daemon: terminated when this process exits, and
+    /// killed if this process dies. Python's `daemon=True`.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Chooses the start method for this process (default: the one set with
+    /// [`set_start_method`](crate::set_start_method), or forkserver).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Starts the process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyStarted`] the second time, [`Error::Closed`] after
+    /// `close`, [`Error::Serialize`] for arguments that cannot travel,
+    /// [`Error::TargetOutsideBinary`], [`Error::ForkNotEnabled`] or
+    /// [`Error::ClosureNeedsFork`] for a start method that cannot run this
+    /// process, [`Error::NotInitialized`]/[`Error::RecursiveStart`] when the
+    /// child entry hook is not in place, and OS errors.
+    pub fn start(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        entry::check_ready()?;
+        let mut slot = self.body.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            return Err(Error::AlreadyStarted);
+        }
+        let method = self.method.unwrap_or_else(method::default_method);
+        if method == StartMethod::Fork && !method::fork_enabled() && !matches!(slot.as_ref(), Some(Body::Closure(_))) {
+            return Err(Error::ForkNotEnabled);
+        }
+        if method != StartMethod::Fork && matches!(slot.as_ref(), Some(Body::Closure(_))) {
+            return Err(Error::ClosureNeedsFork);
+        }
+        if let Some(Body::Function { trampoline, target, args }) = slot.as_ref() {
+            if !entry::in_executable_code(*trampoline) || !entry::in_executable_code(*target) {
+                return Err(Error::TargetOutsideBinary);
+            }
+            if let Err(e) = args {
+                return Err(Error::Serialize { what: "arguments", message: e.clone() });
+            }
+        }
+        let body = slot.take().expect("checked above");
+        drop(slot);
+        let me = info::current_process();
+        let mut boot = Bootstrap {
+            version: WIRE_VERSION,
+            trampoline: 0,
+            target: 0,
+            name: self.name.clone(),
+            ident: 0,
+            daemon: self.daemon,
+            parent_pid: me.pid(),
+            parent_name: me.name().to_string(),
+            args: Vec::new(),
+        };
+        let started = match body {
+            Body::Closure(f) => method::fork::start(|sock| crate::child::run_closure(&boot, sock, f)),
+            Body::Function { trampoline, target, args } => {
+                let (args, fds) = args.expect("checked above");
+                boot.trampoline = entry::offset_of(trampoline);
+                boot.target = entry::offset_of(target);
+                boot.args = args;
+                match method {
+                    StartMethod::Fork => method::fork::start(|sock| crate::child::run_function(boot, fds, sock)),
+                    StartMethod::Spawn => method::spawn::start(&encode(&boot)?, fds),
+                    StartMethod::Forkserver => method::forkserver::start(&encode(&boot)?, fds),
+                }
+            }
+        }?;
+        let child = Arc::new(Child::new(started, self.name.clone(), self.daemon));
+        register(child.clone());
+        let _ = self.child.set(child);
+        Ok(())
+    }
+
+    /// Waits for the process to finish and returns the target's return
+    /// value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Panicked`] with the panic message, [`Error::Exited`] with
+    /// the exit code (for example after `std::process::exit`),
+    /// [`Error::Killed`] with the signal, [`Error::NotStarted`],
+    /// [`Error::Closed`], [`Error::AlreadyJoined`] once the value was
+    /// taken (for a unit return value a second `join` is `Ok(())`), or
+    /// [`Error::Deserialize`].
+    pub fn join(&self) -> Result<R, Error> {
+        let child = self.started()?;
+        child.wait(Deadline::never())?;
+        child.take_result::<R>()
+    }
+
+    /// Waits at most `timeout` for the process to finish: `Ok(None)` if it
+    /// is still running then (it keeps running), otherwise as
+    /// [`join`](Process::join).
+    ///
+    /// # Errors
+    ///
+    /// As [`join`](Process::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<Option<R>, Error> {
+        let child = self.started()?;
+        if !child.wait(Deadline::after(Some(timeout)))? {
+            return Ok(None);
+        }
+        child.take_result::<R>().map(Some)
+    }
+}
+
+impl<R> Process<R> {
+    fn started(&self) -> Result<&Arc<Child>, Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.child.get().ok_or(Error::NotStarted)
+    }
+
+    /// The process's name.
+    pub fn get_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the process is a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// The OS process id, once started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.get().map(|c| c.pid as u32)
+    }
+
+    /// Whether the process has started and not yet finished.
+    pub fn is_alive(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && self.child.get().is_some_and(|c| c.poll_status().is_none())
+    }
+
+    /// The exit code: `None` while running (or before start), the code
+    /// after a normal exit, and minus the signal number when killed by a
+    /// signal, as in Python.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.child.get().and_then(|c| c.poll_status()).map(|s| s.code())
+    }
+
+    /// Sends SIGTERM (Python's `terminate`). No effect once the process has
+    /// finished.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotStarted`], [`Error::Closed`], or the OS error.
+    pub fn terminate(&self) -> Result<(), Error> {
+        self.started()?.signal(libc::SIGTERM)
+    }
+
+    /// Sends SIGKILL (Python's `kill`). No effect once the process has
+    /// finished.
+    ///
+    /// # Errors
+    ///
+    /// As [`terminate`](Process::terminate).
+    pub fn kill(&self) -> Result<(), Error> {
+        self.started()?.signal(libc::SIGKILL)
+    }
+
+    /// A descriptor that becomes readable when the process ends (a pidfd),
+    /// for `poll`/`select` style waiting (Python's `sentinel`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotStarted`] or [`Error::Closed`].
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>, Error> {
+        Ok(self.started()?.pidfd.as_fd())
+    }
+
+    /// Releases the process's resources; any later use is
+    /// [`Error::Closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StillRunning`] if the process has not finished.
+    pub fn close(&self) -> Result<(), Error> {
+        if let Some(c) = self.child.get() {
+            if c.poll_status().is_none() {
+                return Err(Error::StillRunning);
+            }
+            unregister(c);
+        }
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// A description of this process (name, pid, daemon).
+    pub fn info(&self) -> ProcessInfo {
+        ProcessInfo { name: self.name.clone(), pid: self.pid().unwrap_or(0), daemon: self.daemon }
+    }
+}
+
+fn encode(boot: &Bootstrap) -> Result<Vec<u8>, Error> {
+    postcard::to_allocvec(boot).map_err(|e| Error::Serialize { what: "arguments", message: e.to_string() })
+}
+
+/// What a start method hands back: the child's pid, a pidfd for it, and the
+/// parent's end of its bootstrap socket.
+pub(crate) struct Started {
+    pub(crate) pid: i32,
+    pub(crate) pidfd: OwnedFd,
+    pub(crate) sock: UnixStream,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl Status {
+    pub(crate) fn code(self) -> i32 {
+        match self {
+            Status::Exited(c) => c,
+            Status::Signaled(s) => -s,
+        }
+    }
+}
+
+/// The parent's record of a started child, shared by the `Process` and the
+/// registry of active children.
+pub(crate) struct Child {
+    pub(crate) pid: i32,
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pidfd: OwnedFd,
+    sock: UnixStream,
+    /// Serializes readers of `sock` so frames are never interleaved.
+    reading: Mutex<()>,
+    state: Mutex<ChildState>,
+}
+
+#[derive(Default)]
+struct ChildState {
+    status: Option<Status>,
+    outcome: Option<(Outcome, Vec<OwnedFd>)>,
+    sock_done: bool,
+    taken: bool,
+}
+
+impl Child {
+    fn new(s: Started, name: String, daemon: bool) -> Child {
+        Child {
+            pid: s.pid,
+            name,
+            daemon,
+            pidfd: s.pidfd,
+            sock: s.sock,
+            reading: Mutex::new(()),
+            state: Mutex::new(ChildState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChildState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The exit status if the child has finished (reaping it if needed),
+    /// without blocking.
+    pub(crate) fn poll_status(&self) -> Option<Status> {
+        if let Some(s) = self.lock().status {
+            return Some(s);
+        }
+        if poll_fd(self.pidfd.as_fd(), Deadline::now()) {
+            // Exited: reap, but leave the result frame for `wait`.
+            return self.reap();
+        }
+        None
+    }
+
+    fn reap(&self) -> Option<Status> {
+        let mut st = self.lock();
+        if st.status.is_none() {
+            st.status = waitid_pidfd(self.pidfd.as_fd());
+        }
+        st.status
+    }
+
+    /// Waits for the child to exit and collects its result frame. Returns
+    /// false if `deadline` passed first.
+    pub(crate) fn wait(&self, deadline: Deadline) -> Result<bool, Error> {
+        loop {
+            let (done, sock_done) = {
+                let st = self.lock();
+                (st.status.is_some(), st.sock_done || st.outcome.is_some())
+            };
+            if done && sock_done {
+                return Ok(true);
+            }
+            let mut fds = [
+                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            let nfds = if sock_done { 1 } else { 2 };
+            // SAFETY: `fds` holds `nfds` valid pollfd structures.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, deadline.poll_timeout_ms()) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::os("poll", e));
+            }
+            if n == 0 {
+                if deadline.expired() {
+                    return Ok(false);
+                }
+                continue;
+            }
+            if !sock_done && fds[1].revents != 0 {
+                self.read_result(Deadline::never());
+            }
+            if fds[0].revents != 0 {
+                // The child has exited: anything it sent is already in the
+                // socket (a grandchild may still hold the socket open, so do
+                // not wait for end-of-stream).
+                if !sock_done && poll_fd(self.sock.as_fd(), Deadline::now()) {
+                    self.read_result(Deadline::after(Some(Duration::from_secs(1))));
+                }
+                self.reap();
+                let mut st = self.lock();
+                st.sock_done = true;
+                if st.status.is_none() {
+                    return Err(Error::Os {
+                        op: "waitid",
+                        source: std::io::Error::other("the child's exit status is unavailable (is SIGCHLD ignored?)"),
+                    });
+                }
+                return Ok(true);
+            }
+        }
+    }
+
+    fn read_result(&self, deadline: Deadline) {
+        let _g = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        if self.lock().sock_done {
+            return;
+        }
+        let _ = self.sock.set_read_timeout(deadline.remaining().map(|d| d.max(Duration::from_millis(1))));
+        let frame = fdpass::recv(&self.sock, MAX_FRAME);
+        let mut st = self.lock();
+        st.sock_done = true;
+        if let Ok(Some((bytes, fds))) = frame {
+            if let Ok(outcome) = postcard::from_bytes::<Outcome>(&bytes) {
+                st.outcome = Some((outcome, fds));
+            }
+        }
+    }
+
+    fn take_result<R: DeserializeOwned>(&self) -> Result<R, Error> {
+        let mut st = self.lock();
+        let status = st.status.expect("waited");
+        if st.taken {
+            // A unit-like return value can be "taken" again.
+            return postcard::from_bytes::<R>(&[]).map_err(|_| Error::AlreadyJoined);
+        }
+        let result = match st.outcome.take() {
+            Some((Outcome::Returned(bytes), fds)) => mp_os::handle::provide_fds(fds, || postcard::from_bytes::<R>(&bytes))
+                .map_err(|e| Error::Deserialize { what: "return value", message: e.to_string() }),
+            Some((Outcome::Panicked(message), _)) => Err(Error::Panicked { message }),
+            Some((Outcome::Failed(message), _)) => Err(Error::Deserialize { what: "arguments", message }),
+            None => match status {
+                Status::Exited(0) => postcard::from_bytes::<R>(&[]).map_err(|_| Error::Exited { code: 0 }),
+                Status::Exited(code) => Err(Error::Exited { code }),
+                Status::Signaled(signal) => Err(Error::Killed { signal }),
+            },
+        };
+        match &result {
+            Ok(_) => st.taken = true,
+            Err(e) => {
+                // Keep the failure for later joins.
+                let again = match e {
+                    Error::Panicked { message } => Some(Outcome::Panicked(message.clone())),
+                    Error::Deserialize { message, .. } => Some(Outcome::Failed(message.clone())),
+                    _ => None,
+                };
+                st.outcome = again.map(|o| (o, Vec::new()));
+            }
+        }
+        drop(st);
+        unregister_pid(self.pid);
+        result
+    }
+
+    fn signal(&self, sig: i32) -> Result<(), Error> {
+        if self.lock().status.is_some() {
+            return Ok(());
+        }
+        // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
+        let r = unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0)
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                return Ok(()); // already exited
+            }
+            return Err(Error::os("pidfd_send_signal", e));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `fd` becomes readable before `deadline`.
+pub(crate) fn poll_fd(fd: BorrowedFd<'_>, deadline: Deadline) -> bool {
+    loop {
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, deadline.poll_timeout_ms()) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+fn waitid_pidfd(pidfd: BorrowedFd<'_>) -> Option<Status> {
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child's pidfd with a valid out pointer.
+        let r = unsafe { libc::waitid(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED) };
+        if r == 0 {
+            // SAFETY: waitid filled `info` for an exited child.
+            let (code, status) = unsafe { (info.si_code, info.si_status()) };
+            return Some(if code == libc::CLD_EXITED { Status::Exited(status) } else { Status::Signaled(status) });
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+}
+
+// ---- the registry of children, and what happens at exit ----------------
+
+static CHILDREN: Mutex<Vec<Arc<Child>>> = Mutex::new(Vec::new());
+static ATEXIT: Once = Once::new();
+static ATEXIT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn register(child: Arc<Child>) {
+    ATEXIT.call_once(|| {
+        ATEXIT_PID.store(std::process::id(), Ordering::SeqCst);
+        // SAFETY: registering a plain extern "C" fn.
+        unsafe { libc::atexit(at_exit) };
+    });
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(child);
+}
+
+fn unregister(child: &Arc<Child>) {
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| !Arc::ptr_eq(c, child));
+}
+
+fn unregister_pid(pid: i32) {
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| c.pid != pid);
+}
+
+/// In a forked child: forget the parent's children (their sockets must not
+/// keep the parent's peers from seeing the parent go away).
+pub(crate) fn forget_children_after_fork() {
+    if let Ok(mut list) = CHILDREN.try_lock() {
+        for c in std::mem::take(&mut *list) {
+            // SAFETY: closing this process's copies of descriptors that
+            // belong to the parent's bookkeeping; the records are forgotten
+            // below so nothing closes them again.
+            unsafe {
+                libc::close(c.sock.as_raw_fd());
+                libc::close(c.pidfd.as_raw_fd());
+            }
+            std::mem::forget(c);
+        }
+    }
+    ATEXIT_PID.store(0, Ordering::SeqCst);
+}
+
+/// Python's exit handler: terminate daemonic children, then join the rest.
+extern "C" fn at_exit() {
+    if ATEXIT_PID.load(Ordering::SeqCst) != std::process::id() {
+        return; // a forked child running the parent's atexit list
+    }
+    let children: Vec<Arc<Child>> = CHILDREN.lock().map(|l| l.clone()).unwrap_or_default();
+    for c in children.iter().filter(|c| c.daemon) {
+        let _ = c.signal(libc::SIGTERM);
+    }
+    for c in &children {
+        let _ = c.wait(Deadline::never());
+    }
+}
+
+/// The children started by this process that are still running; finished
+/// ones are reaped and dropped from the list, as Python's
+/// `active_children` does.
+///
+/// ```
+/// assert!(mp_proc::active_children().iter().all(|c| c.is_alive()));
+/// ```
+pub fn active_children() -> Vec<ProcessInfo> {
+    let children: Vec<Arc<Child>> = CHILDREN.lock().map(|l| l.clone()).unwrap_or_default();
+    let mut alive = Vec::new();
+    for c in children {
+        if c.poll_status().is_none() {
+            alive.push(ProcessInfo { name: c.name.clone(), pid: c.pid as u32, daemon: c.daemon });
+        } else {
+            let _ = c.wait(Deadline::now());
+            // Keep the record for the Process object, but it is no longer
+            // active: the Process handle still owns it.
+            unregister(&c);
+        }
+    }
+    alive
+}

@@ -1,0 +1,57 @@
+//! What travels between a parent, the fork server and a child.
+//!
+//! All messages are postcard frames sent with [`mp_os::fdpass`]; file
+//! descriptors of handles in the arguments travel beside them as described
+//! in [`mp_os::handle`].
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a message below changes shape.
+pub(crate) const WIRE_VERSION: u32 = 1;
+
+/// Most bytes a bootstrap or result frame may have (1 GiB): a larger length
+/// prefix is treated as corruption.
+pub(crate) const MAX_FRAME: usize = 1 << 30;
+
+/// Everything a child needs to run its target.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct Bootstrap {
+    pub(crate) version: u32,
+    /// Offset of the monomorphized trampoline from the anchor function.
+    pub(crate) trampoline: i64,
+    /// Offset of the user's target function from the anchor function.
+    pub(crate) target: i64,
+    pub(crate) name: String,
+    pub(crate) ident: u64,
+    pub(crate) daemon: bool,
+    pub(crate) parent_pid: u32,
+    pub(crate) parent_name: String,
+    /// postcard bytes of the arguments.
+    pub(crate) args: Vec<u8>,
+}
+
+/// How the target ended, sent from the child to the parent.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Outcome {
+    /// postcard bytes of the return value (its descriptors ride along).
+    Returned(Vec<u8>),
+    /// The panic message.
+    Panicked(String),
+    /// The child could not run the target (bad arguments, ...).
+    Failed(String),
+}
+
+/// A request to the fork server. Descriptors: the child's end of its
+/// bootstrap socket, its stdin, stdout and stderr, then the handles'.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct ForkRequest {
+    pub(crate) version: u32,
+    pub(crate) bootstrap: Vec<u8>,
+}
+
+/// The fork server's answer.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum ForkReply {
+    Started { pid: i32 },
+    Failed(String),
+}

@@ -1,0 +1,208 @@
+//! Process semantics under every start method.
+
+use std::time::{Duration, Instant};
+
+use mp_proc::{Error, Process, StartMethod};
+
+fn methods() -> [StartMethod; 3] {
+    // SAFETY: the targets in these tests only compute and print; they take
+    // no locks shared with the test harness's other threads.
+    unsafe { mp_proc::enable_fork() };
+    StartMethod::ALL
+}
+
+fn add((a, b): (i32, i32)) -> i32 {
+    a + b
+}
+
+fn panics(msg: String) {
+    panic!("{msg}");
+}
+
+fn exits(code: i32) {
+    std::process::exit(code);
+}
+
+fn sleeps(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn whoami(_: ()) -> (String, u32, Option<(String, u32)>) {
+    let me = mp_proc::current_process();
+    let parent = mp_proc::parent_process().map(|p| (p.name().to_string(), p.pid()));
+    (me.name().to_string(), me.pid(), parent)
+}
+
+#[test]
+fn return_value_under_every_method() {
+    for m in methods() {
+        let p = Process::new(add, (40, 2)).start_method(m);
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), 42, "{m}");
+        assert_eq!(p.exitcode(), Some(0), "{m}");
+        assert!(!p.is_alive());
+    }
+}
+
+#[test]
+fn panic_message_reaches_join() {
+    for m in methods() {
+        let p = Process::new(panics, "boom in child".to_string()).start_method(m);
+        p.start().unwrap();
+        match p.join() {
+            Err(Error::Panicked { message }) => assert_eq!(message, "boom in child", "{m}"),
+            other => panic!("{m}: expected a panic, got {other:?}"),
+        }
+        assert_eq!(p.exitcode(), Some(1));
+    }
+}
+
+#[test]
+fn exit_code_of_process_exit() {
+    for m in methods() {
+        let p = Process::new(exits, 7).start_method(m);
+        p.start().unwrap();
+        assert!(matches!(p.join(), Err(Error::Exited { code: 7 })), "{m}");
+        assert_eq!(p.exitcode(), Some(7));
+    }
+}
+
+#[test]
+fn terminate_and_kill_report_negative_signal() {
+    for m in methods() {
+        let p = Process::new(sleeps, 60_000).start_method(m);
+        p.start().unwrap();
+        assert!(p.is_alive());
+        assert_eq!(p.exitcode(), None);
+        p.terminate().unwrap();
+        assert!(matches!(p.join(), Err(Error::Killed { signal: 15 })), "{m}");
+        assert_eq!(p.exitcode(), Some(-15));
+
+        let p = Process::new(sleeps, 60_000).start_method(m);
+        p.start().unwrap();
+        p.kill().unwrap();
+        assert!(matches!(p.join(), Err(Error::Killed { signal: 9 })), "{m}");
+        assert_eq!(p.exitcode(), Some(-9));
+        // Signalling a finished process is a no-op.
+        p.terminate().unwrap();
+    }
+}
+
+#[test]
+fn join_timeout_leaves_child_running() {
+    for m in methods() {
+        let p = Process::new(sleeps, 60_000).start_method(m);
+        p.start().unwrap();
+        let t = Instant::now();
+        assert!(p.join_timeout(Duration::from_millis(200)).unwrap().is_none());
+        assert!(t.elapsed() >= Duration::from_millis(190));
+        assert!(p.is_alive());
+        p.kill().unwrap();
+        assert!(p.join().is_err());
+    }
+}
+
+#[test]
+fn lifecycle_errors() {
+    let p = Process::new(add, (1, 1));
+    assert!(matches!(p.join(), Err(Error::NotStarted)));
+    assert!(matches!(p.terminate(), Err(Error::NotStarted)));
+    assert_eq!(p.pid(), None);
+    assert_eq!(p.exitcode(), None);
+    p.start().unwrap();
+    assert!(matches!(p.start(), Err(Error::AlreadyStarted)));
+    assert_eq!(p.join().unwrap(), 2);
+    assert!(matches!(p.join(), Err(Error::AlreadyJoined)));
+    p.close().unwrap();
+    assert!(matches!(p.join(), Err(Error::Closed)));
+    assert!(matches!(p.start(), Err(Error::Closed)));
+
+    let running = Process::new(sleeps, 60_000);
+    running.start().unwrap();
+    assert!(matches!(running.close(), Err(Error::StillRunning)));
+    running.kill().unwrap();
+    let _ = running.join();
+    running.close().unwrap();
+}
+
+#[test]
+fn unit_join_twice_is_fine() {
+    let p = Process::new(sleeps, 1);
+    p.start().unwrap();
+    p.join().unwrap();
+    p.join().unwrap();
+}
+
+#[test]
+fn names_and_parents() {
+    for m in methods() {
+        let p = Process::new(whoami, ()).name("worker-x").start_method(m);
+        p.start().unwrap();
+        let pid = p.pid().unwrap();
+        let (name, child_pid, parent) = p.join().unwrap();
+        assert_eq!(name, "worker-x");
+        assert_eq!(child_pid, pid);
+        assert_eq!(parent, Some(("MainProcess".to_string(), std::process::id())));
+    }
+    let p = Process::new(whoami, ());
+    assert!(p.get_name().starts_with("Process-"), "{}", p.get_name());
+}
+
+#[test]
+fn hundred_processes_exit_zero() {
+    for m in methods() {
+        let procs: Vec<_> = (0..100).map(|i| Process::new(add, (i, 1)).start_method(m)).collect();
+        for p in &procs {
+            p.start().unwrap();
+        }
+        for (i, p) in procs.iter().enumerate() {
+            assert_eq!(p.join().unwrap(), i as i32 + 1);
+            assert_eq!(p.exitcode(), Some(0));
+        }
+    }
+}
+
+#[test]
+fn hundred_terminated_report_sigterm() {
+    for m in methods() {
+        let procs: Vec<_> = (0..100).map(|_| Process::new(sleeps, 60_000).start_method(m)).collect();
+        for p in &procs {
+            p.start().unwrap();
+        }
+        for p in &procs {
+            p.terminate().unwrap();
+        }
+        for p in &procs {
+            assert!(matches!(p.join(), Err(Error::Killed { signal: 15 })), "{m}");
+            assert_eq!(p.exitcode(), Some(-15));
+        }
+    }
+}
+
+#[test]
+fn closure_needs_fork() {
+    let captured = vec![1, 2, 3];
+    // SAFETY: the closure only sums a vector.
+    let p = unsafe { Process::from_closure(move || captured.iter().sum::<i32>()) };
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), 6);
+
+    // SAFETY: as above.
+    let p = unsafe { Process::from_closure(|| 1) }.start_method(StartMethod::Spawn);
+    assert!(matches!(p.start(), Err(Error::ClosureNeedsFork)));
+}
+
+#[test]
+fn active_children_reaps_finished() {
+    let quick = Process::new(sleeps, 1);
+    let slow = Process::new(sleeps, 60_000).name("slow-one");
+    quick.start().unwrap();
+    slow.start().unwrap();
+    quick.join().unwrap();
+    let active = mp_proc::active_children();
+    assert!(active.iter().any(|c| c.name() == "slow-one"));
+    assert!(!active.iter().any(|c| Some(c.pid()) == quick.pid()));
+    slow.kill().unwrap();
+    let _ = slow.join();
+    assert!(!mp_proc::active_children().iter().any(|c| c.name() == "slow-one"));
+}
