@@ -109,11 +109,14 @@ fn raise_fd_limit_once() {
         // Each shared object owns one memfd: lift the soft limit on open
         // files to the hard limit, as a program with many locks needs.
         let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        if let (Some(cur), Some(max)) = (lim.current, lim.maximum) {
-            if cur < max {
-                let new = rustix::process::Rlimit { current: Some(max), maximum: Some(max) };
-                let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, new);
-            }
+        if let (Some(cur), Some(max)) = (lim.current, lim.maximum)
+            && cur < max
+        {
+            let new = rustix::process::Rlimit {
+                current: Some(max),
+                maximum: Some(max),
+            };
+            let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, new);
         }
     });
 }
@@ -130,7 +133,10 @@ impl Segment {
     /// be created, sized or mapped.
     pub fn anonymous(name: &str, len: usize) -> io::Result<Segment> {
         if len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a shared segment cannot be empty"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a shared segment cannot be empty",
+            ));
         }
         raise_fd_limit_once();
         let fd = memfd_create(name, MemfdFlags::CLOEXEC)?;
@@ -147,7 +153,12 @@ impl Segment {
     pub fn object(magic: [u8; 4], version: u32, payload_len: usize) -> io::Result<Segment> {
         let name = format!("mp-{}", String::from_utf8_lossy(&magic).to_lowercase());
         let seg = Segment::anonymous(&name, HEADER_SIZE + payload_len.max(1))?;
-        let header = Header { magic, version, payload_len: payload_len as u64, _reserved: [0; 48] };
+        let header = Header {
+            magic,
+            version,
+            payload_len: payload_len as u64,
+            _reserved: [0; 48],
+        };
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page aligned,
         // and no other process can see it yet.
         unsafe { seg.as_ptr().cast::<Header>().write(header) };
@@ -165,7 +176,10 @@ impl Segment {
         let st = fstat(&fd)?;
         let len = usize::try_from(st.st_size).map_err(|_| io::Error::other("segment size"))?;
         if len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "the shared object has size 0"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the shared object has size 0",
+            ));
         }
         Segment::map(fd, len)
     }
@@ -173,7 +187,12 @@ impl Segment {
     fn map(fd: OwnedFd, len: usize) -> io::Result<Segment> {
         let file = File::from(fd);
         let map = MmapOptions::new().len(len).map_raw(&file)?;
-        Ok(Segment { inner: Arc::new(Inner { map, fd: file.into() }) })
+        Ok(Segment {
+            inner: Arc::new(Inner {
+                map,
+                fd: file.into(),
+            }),
+        })
     }
 
     /// Creates a named POSIX shared-memory object (`/dev/shm/NAME`) of
@@ -187,7 +206,10 @@ impl Segment {
     pub fn create_named(name: &str, len: usize) -> io::Result<Segment> {
         let name = shm_name(name)?;
         if len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a shared segment cannot be empty"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a shared segment cannot be empty",
+            ));
         }
         let fd = rustix::shm::open(
             name.as_str(),
@@ -256,7 +278,10 @@ impl Segment {
     /// version of object.
     pub fn check(&self, magic: [u8; 4], version: u32) -> io::Result<()> {
         if self.len() < HEADER_SIZE {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared segment too small for a header"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared segment too small for a header",
+            ));
         }
         // SAFETY: at least HEADER_SIZE bytes are mapped; the header is
         // written once by the creator before the segment is shared.
@@ -274,11 +299,17 @@ impl Segment {
         if h.version != version {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("shared object layout version {} (this build uses {version})", h.version),
+                format!(
+                    "shared object layout version {} (this build uses {version})",
+                    h.version
+                ),
             ));
         }
         if (h.payload_len as usize).saturating_add(HEADER_SIZE) > self.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared object larger than its segment"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared object larger than its segment",
+            ));
         }
         Ok(())
     }

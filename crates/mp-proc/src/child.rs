@@ -41,16 +41,24 @@ pub(crate) fn run_function(mut boot: Bootstrap, fds: Vec<OwnedFd>, sock: UnixStr
             // `crate::process::trampoline::<A, R>` instance of this same
             // executable (fork, or exec of /proc/self/exe), and `addr_at`
             // checked that it lies in this executable's code.
-            let tramp: crate::process::Trampoline =
-                unsafe { std::mem::transmute::<*const (), crate::process::Trampoline>(t as *const ()) };
+            let tramp: crate::process::Trampoline = unsafe {
+                std::mem::transmute::<*const (), crate::process::Trampoline>(t as *const ())
+            };
             tramp(f, &args, fds)
         }
-        _ => (Outcome::Failed("target offset outside this executable's code".into()), Vec::new()),
+        _ => (
+            Outcome::Failed("target offset outside this executable's code".into()),
+            Vec::new(),
+        ),
     })
 }
 
 /// Sets up the child's identity, runs `body`, reports its outcome, exits.
-pub(crate) fn run(boot: &Bootstrap, sock: UnixStream, body: impl FnOnce() -> (Outcome, Vec<OwnedFd>)) -> ! {
+pub(crate) fn run(
+    boot: &Bootstrap,
+    sock: UnixStream,
+    body: impl FnOnce() -> (Outcome, Vec<OwnedFd>),
+) -> ! {
     info::become_child(boot);
     if boot.daemon {
         watch_parent(&sock);
@@ -73,9 +81,11 @@ pub(crate) fn run_closure<R: serde::Serialize>(
     sock: UnixStream,
     f: Box<dyn FnOnce() -> R + Send>,
 ) -> ! {
-    run(boot, sock, move || match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => encode_return(&r),
-        Err(p) => (Outcome::Panicked(panic_message(p.as_ref())), Vec::new()),
+    run(boot, sock, move || {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => encode_return(&r),
+            Err(p) => (Outcome::Panicked(panic_message(p.as_ref())), Vec::new()),
+        }
     })
 }
 
@@ -83,7 +93,10 @@ pub(crate) fn encode_return<R: serde::Serialize>(r: &R) -> (Outcome, Vec<OwnedFd
     let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(r));
     match bytes {
         Ok(b) => (Outcome::Returned(b), fds),
-        Err(e) => (Outcome::Failed(format!("cannot serialize the return value: {e}")), Vec::new()),
+        Err(e) => (
+            Outcome::Failed(format!("cannot serialize the return value: {e}")),
+            Vec::new(),
+        ),
     }
 }
 
@@ -101,18 +114,26 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// of the bootstrap socket to hang up (the kernel closes it when the parent
 /// dies, however it dies) and then kills this process.
 fn watch_parent(sock: &UnixStream) {
-    let Ok(fd) = sock.as_fd().try_clone_to_owned() else { return };
-    let _ = std::thread::Builder::new().name("mp-parent-watch".into()).spawn(move || {
-        loop {
-            let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
-            if n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
-                // SAFETY: plain syscalls on our own process.
-                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    let Ok(fd) = sock.as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("mp-parent-watch".into())
+        .spawn(move || {
+            loop {
+                let mut pfd = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLRDHUP,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+                if n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+                    // SAFETY: plain syscalls on our own process.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                }
             }
-        }
-    });
+        });
 }
 
 /// Flushes Rust's stdio buffers and leaves without running `atexit`

@@ -132,11 +132,18 @@ pub(crate) fn addr_at(offset: i64) -> Option<usize> {
 /// a shared library loaded at a per-process address).
 pub(crate) fn in_executable_code(addr: usize) -> bool {
     static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
-    RANGES.get_or_init(exec_ranges).iter().any(|&(lo, hi)| addr >= lo && addr < hi)
+    RANGES
+        .get_or_init(exec_ranges)
+        .iter()
+        .any(|&(lo, hi)| addr >= lo && addr < hi)
 }
 
 fn exec_ranges() -> Vec<(usize, usize)> {
-    unsafe extern "C" fn callback(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> i32 {
+    unsafe extern "C" fn callback(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> i32 {
         // SAFETY: `data` is the `&mut Vec` passed to dl_iterate_phdr below,
         // and `info` is valid for the duration of the callback.
         let (out, info) = unsafe { (&mut *data.cast::<Vec<(usize, usize)>>(), &*info) };
@@ -153,6 +160,11 @@ fn exec_ranges() -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::new();
     // SAFETY: the callback only reads the headers it is given and writes
     // to `out`, which outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(callback), (&mut out as *mut Vec<(usize, usize)>).cast()) };
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(callback),
+            (&mut out as *mut Vec<(usize, usize)>).cast(),
+        )
+    };
     out
 }

@@ -72,14 +72,20 @@ pub enum Error {
     TargetOutsideBinary,
     /// The child entry hook never ran in this program (see
     /// [`init`](crate::init)).
-    #[error("the multiprocessing child entry hook did not run in this program: call mp_proc::init() as the first line of main")]
+    #[error(
+        "the multiprocessing child entry hook did not run in this program: call mp_proc::init() as the first line of main"
+    )]
     NotInitialized,
     /// A child of a start method that re-runs the program tried to start a
     /// process before its entry hook ran: refused, to prevent a fork bomb.
-    #[error("refusing to start a process from a child whose entry hook did not run (this would re-run main recursively); call mp_proc::init() as the first line of main")]
+    #[error(
+        "refusing to start a process from a child whose entry hook did not run (this would re-run main recursively); call mp_proc::init() as the first line of main"
+    )]
     RecursiveStart,
     /// The fork start method was chosen without the unsafe opt-in.
-    #[error("the fork start method must be enabled with `unsafe {{ mp_proc::enable_fork() }}` first")]
+    #[error(
+        "the fork start method must be enabled with `unsafe {{ mp_proc::enable_fork() }}` first"
+    )]
     ForkNotEnabled,
     /// A process made from a capturing closure can only use fork.
     #[error("a process built from a closure can only be started with the fork method")]
@@ -103,7 +109,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn os(op: &'static str, source: impl Into<io::Error>) -> Error {
-        Error::Os { op, source: source.into() }
+        Error::Os {
+            op,
+            source: source.into(),
+        }
     }
 }
 

@@ -63,8 +63,16 @@ static CHILD_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn current_process() -> ProcessInfo {
     let id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
     match id.as_ref() {
-        Some(i) => ProcessInfo { name: i.name.clone(), pid: std::process::id(), daemon: i.daemon },
-        None => ProcessInfo { name: "MainProcess".into(), pid: std::process::id(), daemon: false },
+        Some(i) => ProcessInfo {
+            name: i.name.clone(),
+            pid: std::process::id(),
+            daemon: i.daemon,
+        },
+        None => ProcessInfo {
+            name: "MainProcess".into(),
+            pid: std::process::id(),
+            daemon: false,
+        },
     }
 }
 
@@ -77,7 +85,11 @@ pub fn current_process() -> ProcessInfo {
 pub fn parent_process() -> Option<ProcessInfo> {
     let id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
     let (pid, name) = id.as_ref()?.parent.clone()?;
-    Some(ProcessInfo { name, pid, daemon: false })
+    Some(ProcessInfo {
+        name,
+        pid,
+        daemon: false,
+    })
 }
 
 /// The number of CPUs in the system (as Python's `cpu_count`, not limited
@@ -89,7 +101,13 @@ pub fn parent_process() -> Option<ProcessInfo> {
 pub fn cpu_count() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 { n as usize } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    }
 }
 
 /// The next default child name: `Process-N` in the main process,

@@ -71,5 +71,7 @@ mod wire;
 pub use entry::init;
 pub use error::{Error, signal_name};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
-pub use method::{Context, StartMethod, enable_fork, get_context, get_start_method, set_start_method};
+pub use method::{
+    Context, StartMethod, enable_fork, get_context, get_start_method, set_start_method,
+};
 pub use process::{Process, active_children};

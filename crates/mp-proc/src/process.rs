@@ -24,23 +24,40 @@ pub(crate) type Trampoline = fn(usize, &[u8], Vec<OwnedFd>) -> (Outcome, Vec<Own
 
 /// Decodes the arguments, calls the target, encodes its return value.
 /// One instance exists per `(A, R)`; the child finds it by offset.
-fn trampoline<A: DeserializeOwned, R: Serialize>(target: usize, args: &[u8], fds: Vec<OwnedFd>) -> (Outcome, Vec<OwnedFd>) {
+fn trampoline<A: DeserializeOwned, R: Serialize>(
+    target: usize,
+    args: &[u8],
+    fds: Vec<OwnedFd>,
+) -> (Outcome, Vec<OwnedFd>) {
     // SAFETY: `target` is the address of a `fn(A) -> R` in this executable:
     // the parent took it from such a pointer in `Process::new`, and this
     // trampoline was instantiated there with the same `A` and `R`.
-    let f: fn(A) -> R = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(target as *const ()) };
+    let f: fn(A) -> R =
+        unsafe { std::mem::transmute::<*const (), fn(A) -> R>(target as *const ()) };
     let args: A = match mp_os::handle::provide_fds(fds, || postcard::from_bytes(args)) {
         Ok(a) => a,
-        Err(e) => return (Outcome::Failed(format!("cannot deserialize the arguments: {e}")), Vec::new()),
+        Err(e) => {
+            return (
+                Outcome::Failed(format!("cannot deserialize the arguments: {e}")),
+                Vec::new(),
+            );
+        }
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args))) {
         Ok(r) => crate::child::encode_return(&r),
-        Err(p) => (Outcome::Panicked(crate::child::panic_message(p.as_ref())), Vec::new()),
+        Err(p) => (
+            Outcome::Panicked(crate::child::panic_message(p.as_ref())),
+            Vec::new(),
+        ),
     }
 }
 
 pub(crate) enum Body<R> {
-    Function { trampoline: usize, target: usize, args: Result<(Vec<u8>, Vec<OwnedFd>), String> },
+    Function {
+        trampoline: usize,
+        target: usize,
+        args: Result<(Vec<u8>, Vec<OwnedFd>), String>,
+    },
     Closure(Box<dyn FnOnce() -> R + Send>),
 }
 
@@ -100,11 +117,18 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     ///
     /// The arguments are serialized now; an error (for instance a handle
     /// that cannot travel) is reported by `start`.
-    pub fn new<A: Serialize + DeserializeOwned + 'static>(target: fn(A) -> R, args: A) -> Process<R> {
+    pub fn new<A: Serialize + DeserializeOwned + 'static>(
+        target: fn(A) -> R,
+        args: A,
+    ) -> Process<R> {
         let (args, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&args));
         let args = args.map(|b| (b, fds)).map_err(|e| e.to_string());
         let tramp: Trampoline = trampoline::<A, R>;
-        Process::with_body(Body::Function { trampoline: tramp as usize, target: target as usize, args })
+        Process::with_body(Body::Function {
+            trampoline: tramp as usize,
+            target: target as usize,
+            args,
+        })
     }
 
     /// Describes a process that runs a capturing closure. Only the fork
@@ -191,18 +215,29 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             return Err(Error::AlreadyStarted);
         }
         let method = self.method.unwrap_or_else(method::default_method);
-        if method == StartMethod::Fork && !method::fork_enabled() && !matches!(slot.as_ref(), Some(Body::Closure(_))) {
+        if method == StartMethod::Fork
+            && !method::fork_enabled()
+            && !matches!(slot.as_ref(), Some(Body::Closure(_)))
+        {
             return Err(Error::ForkNotEnabled);
         }
         if method != StartMethod::Fork && matches!(slot.as_ref(), Some(Body::Closure(_))) {
             return Err(Error::ClosureNeedsFork);
         }
-        if let Some(Body::Function { trampoline, target, args }) = slot.as_ref() {
+        if let Some(Body::Function {
+            trampoline,
+            target,
+            args,
+        }) = slot.as_ref()
+        {
             if !entry::in_executable_code(*trampoline) || !entry::in_executable_code(*target) {
                 return Err(Error::TargetOutsideBinary);
             }
             if let Err(e) = args {
-                return Err(Error::Serialize { what: "arguments", message: e.clone() });
+                return Err(Error::Serialize {
+                    what: "arguments",
+                    message: e.clone(),
+                });
             }
         }
         let body = slot.take().expect("checked above");
@@ -220,14 +255,22 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             args: Vec::new(),
         };
         let started = match body {
-            Body::Closure(f) => method::fork::start(|sock| crate::child::run_closure(&boot, sock, f)),
-            Body::Function { trampoline, target, args } => {
+            Body::Closure(f) => {
+                method::fork::start(|sock| crate::child::run_closure(&boot, sock, f))
+            }
+            Body::Function {
+                trampoline,
+                target,
+                args,
+            } => {
                 let (args, fds) = args.expect("checked above");
                 boot.trampoline = entry::offset_of(trampoline);
                 boot.target = entry::offset_of(target);
                 boot.args = args;
                 match method {
-                    StartMethod::Fork => method::fork::start(|sock| crate::child::run_function(boot, fds, sock)),
+                    StartMethod::Fork => {
+                        method::fork::start(|sock| crate::child::run_function(boot, fds, sock))
+                    }
                     StartMethod::Spawn => method::spawn::start(&encode(&boot)?, fds),
                     StartMethod::Forkserver => method::forkserver::start(&encode(&boot)?, fds),
                 }
@@ -297,14 +340,18 @@ impl<R> Process<R> {
 
     /// Whether the process has started and not yet finished.
     pub fn is_alive(&self) -> bool {
-        !self.closed.load(Ordering::Acquire) && self.child.get().is_some_and(|c| c.poll_status().is_none())
+        !self.closed.load(Ordering::Acquire)
+            && self.child.get().is_some_and(|c| c.poll_status().is_none())
     }
 
     /// The exit code: `None` while running (or before start), the code
     /// after a normal exit, and minus the signal number when killed by a
     /// signal, as in Python.
     pub fn exitcode(&self) -> Option<i32> {
-        self.child.get().and_then(|c| c.poll_status()).map(|s| s.code())
+        self.child
+            .get()
+            .and_then(|c| c.poll_status())
+            .map(|s| s.code())
     }
 
     /// Sends SIGTERM (Python's `terminate`). No effect once the process has
@@ -356,12 +403,19 @@ impl<R> Process<R> {
 
     /// A description of this process (name, pid, daemon).
     pub fn info(&self) -> ProcessInfo {
-        ProcessInfo { name: self.name.clone(), pid: self.pid().unwrap_or(0), daemon: self.daemon }
+        ProcessInfo {
+            name: self.name.clone(),
+            pid: self.pid().unwrap_or(0),
+            daemon: self.daemon,
+        }
     }
 }
 
 fn encode(boot: &Bootstrap) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(boot).map_err(|e| Error::Serialize { what: "arguments", message: e.to_string() })
+    postcard::to_allocvec(boot).map_err(|e| Error::Serialize {
+        what: "arguments",
+        message: e.to_string(),
+    })
 }
 
 /// What a start method hands back: the child's pid, a pidfd for it, and the
@@ -458,8 +512,16 @@ impl Child {
                 return Ok(true);
             }
             let mut fds = [
-                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd {
+                    fd: self.pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.sock.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             let nfds = if sock_done { 1 } else { 2 };
             // SAFETY: `fds` holds `nfds` valid pollfd structures.
@@ -493,7 +555,9 @@ impl Child {
                 if st.status.is_none() {
                     return Err(Error::Os {
                         op: "waitid",
-                        source: std::io::Error::other("the child's exit status is unavailable (is SIGCHLD ignored?)"),
+                        source: std::io::Error::other(
+                            "the child's exit status is unavailable (is SIGCHLD ignored?)",
+                        ),
                     });
                 }
                 return Ok(true);
@@ -506,14 +570,18 @@ impl Child {
         if self.lock().sock_done {
             return;
         }
-        let _ = self.sock.set_read_timeout(deadline.remaining().map(|d| d.max(Duration::from_millis(1))));
+        let _ = self.sock.set_read_timeout(
+            deadline
+                .remaining()
+                .map(|d| d.max(Duration::from_millis(1))),
+        );
         let frame = fdpass::recv(&self.sock, MAX_FRAME);
         let mut st = self.lock();
         st.sock_done = true;
-        if let Ok(Some((bytes, fds))) = frame {
-            if let Ok(outcome) = postcard::from_bytes::<Outcome>(&bytes) {
-                st.outcome = Some((outcome, fds));
-            }
+        if let Ok(Some((bytes, fds))) = frame
+            && let Ok(outcome) = postcard::from_bytes::<Outcome>(&bytes)
+        {
+            st.outcome = Some((outcome, fds));
         }
     }
 
@@ -525,12 +593,22 @@ impl Child {
             return postcard::from_bytes::<R>(&[]).map_err(|_| Error::AlreadyJoined);
         }
         let result = match st.outcome.take() {
-            Some((Outcome::Returned(bytes), fds)) => mp_os::handle::provide_fds(fds, || postcard::from_bytes::<R>(&bytes))
-                .map_err(|e| Error::Deserialize { what: "return value", message: e.to_string() }),
+            Some((Outcome::Returned(bytes), fds)) => mp_os::handle::provide_fds(fds, || {
+                postcard::from_bytes::<R>(&bytes)
+            })
+            .map_err(|e| Error::Deserialize {
+                what: "return value",
+                message: e.to_string(),
+            }),
             Some((Outcome::Panicked(message), _)) => Err(Error::Panicked { message }),
-            Some((Outcome::Failed(message), _)) => Err(Error::Deserialize { what: "arguments", message }),
+            Some((Outcome::Failed(message), _)) => Err(Error::Deserialize {
+                what: "arguments",
+                message,
+            }),
             None => match status {
-                Status::Exited(0) => postcard::from_bytes::<R>(&[]).map_err(|_| Error::Exited { code: 0 }),
+                Status::Exited(0) => {
+                    postcard::from_bytes::<R>(&[]).map_err(|_| Error::Exited { code: 0 })
+                }
                 Status::Exited(code) => Err(Error::Exited { code }),
                 Status::Signaled(signal) => Err(Error::Killed { signal }),
             },
@@ -558,7 +636,13 @@ impl Child {
         }
         // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
         let r = unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0)
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                sig,
+                std::ptr::null::<u8>(),
+                0,
+            )
         };
         if r < 0 {
             let e = std::io::Error::last_os_error();
@@ -574,7 +658,11 @@ impl Child {
 /// Whether `fd` becomes readable before `deadline`.
 pub(crate) fn poll_fd(fd: BorrowedFd<'_>, deadline: Deadline) -> bool {
     loop {
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut p, 1, deadline.poll_timeout_ms()) };
         if n > 0 {
@@ -591,11 +679,22 @@ fn waitid_pidfd(pidfd: BorrowedFd<'_>) -> Option<Status> {
         // SAFETY: an all-zero siginfo_t is a valid out-parameter.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: waitid on our own child's pidfd with a valid out pointer.
-        let r = unsafe { libc::waitid(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED) };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            )
+        };
         if r == 0 {
             // SAFETY: waitid filled `info` for an exited child.
             let (code, status) = unsafe { (info.si_code, info.si_status()) };
-            return Some(if code == libc::CLD_EXITED { Status::Exited(status) } else { Status::Signaled(status) });
+            return Some(if code == libc::CLD_EXITED {
+                Status::Exited(status)
+            } else {
+                Status::Signaled(status)
+            });
         }
         if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return None;
@@ -615,15 +714,24 @@ fn register(child: Arc<Child>) {
         // SAFETY: registering a plain extern "C" fn.
         unsafe { libc::atexit(at_exit) };
     });
-    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(child);
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child);
 }
 
 fn unregister(child: &Arc<Child>) {
-    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| !Arc::ptr_eq(c, child));
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|c| !Arc::ptr_eq(c, child));
 }
 
 fn unregister_pid(pid: i32) {
-    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| c.pid != pid);
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|c| c.pid != pid);
 }
 
 /// In a forked child: forget the parent's children (their sockets must not
@@ -670,7 +778,11 @@ pub fn active_children() -> Vec<ProcessInfo> {
     let mut alive = Vec::new();
     for c in children {
         if c.poll_status().is_none() {
-            alive.push(ProcessInfo { name: c.name.clone(), pid: c.pid as u32, daemon: c.daemon });
+            alive.push(ProcessInfo {
+                name: c.name.clone(),
+                pid: c.pid as u32,
+                daemon: c.daemon,
+            });
         } else {
             let _ = c.wait(Deadline::now());
             // Keep the record for the Process object, but it is no longer

@@ -94,7 +94,11 @@ fn join_timeout_leaves_child_running() {
         let p = Process::new(sleeps, 60_000).start_method(m);
         p.start().unwrap();
         let t = Instant::now();
-        assert!(p.join_timeout(Duration::from_millis(200)).unwrap().is_none());
+        assert!(
+            p.join_timeout(Duration::from_millis(200))
+                .unwrap()
+                .is_none()
+        );
         assert!(t.elapsed() >= Duration::from_millis(190));
         assert!(p.is_alive());
         p.kill().unwrap();
@@ -142,7 +146,10 @@ fn names_and_parents() {
         let (name, child_pid, parent) = p.join().unwrap();
         assert_eq!(name, "worker-x");
         assert_eq!(child_pid, pid);
-        assert_eq!(parent, Some(("MainProcess".to_string(), std::process::id())));
+        assert_eq!(
+            parent,
+            Some(("MainProcess".to_string(), std::process::id()))
+        );
     }
     let p = Process::new(whoami, ());
     assert!(p.get_name().starts_with("Process-"), "{}", p.get_name());
@@ -151,7 +158,9 @@ fn names_and_parents() {
 #[test]
 fn hundred_processes_exit_zero() {
     for m in methods() {
-        let procs: Vec<_> = (0..100).map(|i| Process::new(add, (i, 1)).start_method(m)).collect();
+        let procs: Vec<_> = (0..100)
+            .map(|i| Process::new(add, (i, 1)).start_method(m))
+            .collect();
         for p in &procs {
             p.start().unwrap();
         }
@@ -165,7 +174,9 @@ fn hundred_processes_exit_zero() {
 #[test]
 fn hundred_terminated_report_sigterm() {
     for m in methods() {
-        let procs: Vec<_> = (0..100).map(|_| Process::new(sleeps, 60_000).start_method(m)).collect();
+        let procs: Vec<_> = (0..100)
+            .map(|_| Process::new(sleeps, 60_000).start_method(m))
+            .collect();
         for p in &procs {
             p.start().unwrap();
         }
@@ -181,9 +192,11 @@ fn hundred_terminated_report_sigterm() {
 
 #[test]
 fn closure_needs_fork() {
-    let captured = vec![1, 2, 3];
+    let captured = String::from("123");
     // SAFETY: the closure only sums a vector.
-    let p = unsafe { Process::from_closure(move || captured.iter().sum::<i32>()) };
+    let p = unsafe {
+        Process::from_closure(move || captured.bytes().map(|b| i32::from(b - b'0')).sum::<i32>())
+    };
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), 6);
 
@@ -204,5 +217,9 @@ fn active_children_reaps_finished() {
     assert!(!active.iter().any(|c| Some(c.pid()) == quick.pid()));
     slow.kill().unwrap();
     let _ = slow.join();
-    assert!(!mp_proc::active_children().iter().any(|c| c.name() == "slow-one"));
+    assert!(
+        !mp_proc::active_children()
+            .iter()
+            .any(|c| c.name() == "slow-one")
+    );
 }

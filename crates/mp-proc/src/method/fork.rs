@@ -33,7 +33,11 @@ pub(crate) fn start(run: impl FnOnce(UnixStream)) -> Result<Started, Error> {
     }
     drop(child_sock);
     let pidfd = pidfd_open(pid)?;
-    Ok(Started { pid, pidfd, sock: parent_sock })
+    Ok(Started {
+        pid,
+        pidfd,
+        sock: parent_sock,
+    })
 }
 
 /// State a child must not inherit from its parent.
@@ -64,7 +68,9 @@ pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Error> {
 }
 
 fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
 }
 
 fn warn_if_threaded() {

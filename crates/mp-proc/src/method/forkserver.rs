@@ -38,8 +38,14 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 /// server as needed.
 pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Error> {
     let (parent_sock, child_sock) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
-    let request = postcard::to_allocvec(&ForkRequest { version: WIRE_VERSION, bootstrap: bootstrap.to_vec() })
-        .map_err(|e| Error::Serialize { what: "arguments", message: e.to_string() })?;
+    let request = postcard::to_allocvec(&ForkRequest {
+        version: WIRE_VERSION,
+        bootstrap: bootstrap.to_vec(),
+    })
+    .map_err(|e| Error::Serialize {
+        what: "arguments",
+        message: e.to_string(),
+    })?;
     let stdio = [stdio_fd(0)?, stdio_fd(1)?, stdio_fd(2)?];
     let mut passed: Vec<BorrowedFd<'_>> = vec![child_sock.as_fd()];
     passed.extend(stdio.iter().map(|f| f.as_fd()));
@@ -57,7 +63,11 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
                 drop(server);
                 drop(child_sock);
                 let pidfd = pidfd_open(pid)?;
-                return Ok(Started { pid, pidfd, sock: parent_sock });
+                return Ok(Started {
+                    pid,
+                    pidfd,
+                    sock: parent_sock,
+                });
             }
             Ok(ForkReply::Failed(msg)) => return Err(Error::Forkserver(msg)),
             Err(e) => {
@@ -76,11 +86,17 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
     )))
 }
 
-fn exchange(sock: &UnixStream, request: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<ForkReply> {
+fn exchange(
+    sock: &UnixStream,
+    request: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<ForkReply> {
     fdpass::send(sock, request, fds)?;
-    let (bytes, _) = fdpass::recv(sock, 1 << 16)?
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "fork server closed"))?;
-    postcard::from_bytes(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    let (bytes, _) = fdpass::recv(sock, 1 << 16)?.ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "fork server closed")
+    })?;
+    postcard::from_bytes(&bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 fn stdio_fd(fd: i32) -> Result<OwnedFd, Error> {
@@ -90,7 +106,11 @@ fn stdio_fd(fd: i32) -> Result<OwnedFd, Error> {
         let b = unsafe { BorrowedFd::borrow_raw(fd) };
         return b.try_clone_to_owned().map_err(|e| Error::os("dup", e));
     }
-    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| Error::os("open /dev/null", e))?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| Error::os("open /dev/null", e))?;
     Ok(null.into())
 }
 
@@ -102,10 +122,10 @@ fn launch() -> Result<Server, Error> {
 
 /// In a forked child: the parent's connection to its server is not ours.
 pub(crate) fn forget_after_fork() {
-    if let Ok(mut s) = SERVER.try_lock() {
-        if let Some(server) = s.take() {
-            drop(server.sock);
-        }
+    if let Ok(mut s) = SERVER.try_lock()
+        && let Some(server) = s.take()
+    {
+        drop(server.sock);
     }
 }
 
@@ -127,7 +147,9 @@ pub(crate) fn serve(sock: UnixStream) -> ! {
             Ok(_) => ForkReply::Failed("malformed fork request (version or descriptors)".into()),
             Err(e) => ForkReply::Failed(format!("undecodable fork request: {e}")),
         };
-        let Ok(bytes) = postcard::to_allocvec(&reply) else { crate::child::exit_now(1) };
+        let Ok(bytes) = postcard::to_allocvec(&reply) else {
+            crate::child::exit_now(1)
+        };
         if fdpass::send(&sock, &bytes, &[]).is_err() {
             crate::child::exit_now(0);
         }
@@ -149,7 +171,14 @@ fn fork_child(
     // lock can be held by another thread; glibc does not cache the pid, and
     // the child resets this crate's cached thread id before anything else.
     let pid = unsafe {
-        libc::syscall(libc::SYS_clone, (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
     };
     if pid < 0 {
         return ForkReply::Failed(format!("clone: {}", std::io::Error::last_os_error()));

@@ -43,7 +43,11 @@ pub enum StartMethod {
 
 impl StartMethod {
     /// All methods, in the order Python lists them for Linux.
-    pub const ALL: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::Forkserver];
+    pub const ALL: [StartMethod; 3] = [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::Forkserver,
+    ];
 
     /// The method's Python name.
     pub fn as_str(self) -> &'static str {
@@ -68,7 +72,9 @@ impl std::str::FromStr for StartMethod {
             "forkserver" => Ok(StartMethod::Forkserver),
             "spawn" => Ok(StartMethod::Spawn),
             "fork" => Ok(StartMethod::Fork),
-            other => Err(format!("unknown start method {other:?} (expected fork, spawn or forkserver)")),
+            other => Err(format!(
+                "unknown start method {other:?} (expected fork, spawn or forkserver)"
+            )),
         }
     }
 }

@@ -27,7 +27,11 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
         }
         return Err(Error::os("sending the bootstrap to the child", e));
     }
-    Ok(Started { pid, pidfd, sock: parent_sock })
+    Ok(Started {
+        pid,
+        pidfd,
+        sock: parent_sock,
+    })
 }
 
 /// `posix_spawn`s `/proc/self/exe` with `var=<fd>` in its environment and
@@ -36,8 +40,11 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
 /// crate sends.
 pub(crate) fn spawn_self(var: &str, fd: std::os::fd::BorrowedFd<'_>) -> Result<i32, Error> {
     let exe = CString::new("/proc/self/exe").expect("no NUL");
-    let argv0 = std::env::args_os().next().unwrap_or_else(|| OsString::from("mp-child"));
-    let argv0 = CString::new(argv0.into_vec()).unwrap_or_else(|_| CString::new("mp-child").expect("no NUL"));
+    let argv0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| OsString::from("mp-child"));
+    let argv0 = CString::new(argv0.into_vec())
+        .unwrap_or_else(|_| CString::new("mp-child").expect("no NUL"));
     let mut env: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| k != crate::entry::BOOT_FD_VAR && k != crate::entry::FORKSERVER_FD_VAR)
         .filter_map(|(k, v)| {
@@ -70,7 +77,10 @@ pub(crate) fn spawn_self(var: &str, fd: std::os::fd::BorrowedFd<'_>) -> Result<i
         libc::sigaddset(&mut defaults, libc::SIGTERM);
         libc::sigaddset(&mut defaults, libc::SIGINT);
         libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
-        libc::posix_spawnattr_setflags(&mut attr, (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as _);
+        libc::posix_spawnattr_setflags(
+            &mut attr,
+            (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as _,
+        );
         let mut pid: libc::pid_t = 0;
         let rc = libc::posix_spawn(
             &mut pid,
@@ -83,7 +93,10 @@ pub(crate) fn spawn_self(var: &str, fd: std::os::fd::BorrowedFd<'_>) -> Result<i
         libc::posix_spawn_file_actions_destroy(&mut actions);
         libc::posix_spawnattr_destroy(&mut attr);
         if rc != 0 {
-            return Err(Error::os("posix_spawn", std::io::Error::from_raw_os_error(rc)));
+            return Err(Error::os(
+                "posix_spawn",
+                std::io::Error::from_raw_os_error(rc),
+            ));
         }
         Ok(pid)
     }
