@@ -25,8 +25,8 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
-    recvmsg, sendmsg,
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
 };
 
 /// Most descriptors one frame may carry (the kernel's `SCM_MAX_FD`).
@@ -40,7 +40,10 @@ pub const MAX_FDS: usize = 253;
 /// (`BrokenPipe` when the peer has gone).
 pub fn send(sock: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     if fds.len() > MAX_FDS {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many file descriptors for one message"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many file descriptors for one message",
+        ));
     }
     let len = (bytes.len() as u64).to_le_bytes();
     let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
@@ -59,7 +62,12 @@ pub fn send(sock: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Resu
         let n = if sent == 0 {
             sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL)
         } else {
-            sendmsg(sock, &iov, &mut SendAncillaryBuffer::default(), SendFlags::NOSIGNAL)
+            sendmsg(
+                sock,
+                &iov,
+                &mut SendAncillaryBuffer::default(),
+                SendFlags::NOSIGNAL,
+            )
         };
         match n {
             Ok(n) => sent += n,
@@ -84,13 +92,21 @@ pub fn recv(sock: &UnixStream, max_len: usize) -> io::Result<Option<(Vec<u8>, Ve
     let mut got = 0usize;
     let mut fds = Vec::new();
     while got < len.len() {
-        let r = recvmsg(sock, &mut [IoSliceMut::new(&mut len[got..])], &mut control, RecvFlags::CMSG_CLOEXEC);
+        let r = recvmsg(
+            sock,
+            &mut [IoSliceMut::new(&mut len[got..])],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        );
         match r {
             Ok(m) if m.bytes == 0 => {
                 if got == 0 {
                     return Ok(None);
                 }
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "frame header cut short"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "frame header cut short",
+                ));
             }
             Ok(m) => got += m.bytes,
             Err(rustix::io::Errno::INTR) => continue,

@@ -60,7 +60,9 @@ enum WireFd {
 pub fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     let saved = SINK.with(|s| s.borrow_mut().replace(Vec::new()));
     let r = f();
-    let fds = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), saved)).unwrap_or_default();
+    let fds = SINK
+        .with(|s| std::mem::replace(&mut *s.borrow_mut(), saved))
+        .unwrap_or_default();
     (r, fds)
 }
 
@@ -95,12 +97,17 @@ pub fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, s: S) -> Result<S::Ok, S:
                 table.push(fd.try_clone_to_owned()?);
                 Ok(WireFd::Passed((table.len() - 1) as u32))
             }
-            None => Ok(WireFd::Proc { pid: std::process::id(), fd: fd.as_raw_fd() }),
+            None => Ok(WireFd::Proc {
+                pid: std::process::id(),
+                fd: fd.as_raw_fd(),
+            }),
         }
     });
     match wire {
         Ok(w) => w.serialize(s),
-        Err(e) => Err(serde::ser::Error::custom(format!("cannot pass a file descriptor: {e}"))),
+        Err(e) => Err(serde::ser::Error::custom(format!(
+            "cannot pass a file descriptor: {e}"
+        ))),
     }
 }
 
@@ -117,7 +124,9 @@ pub fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Err
         WireFd::Passed(i) => SOURCE.with(|src| {
             let mut src = src.borrow_mut();
             let table = src.as_mut().ok_or_else(|| {
-                D::Error::custom("a handle refers to a passed file descriptor, but none were received")
+                D::Error::custom(
+                    "a handle refers to a passed file descriptor, but none were received",
+                )
             })?;
             table
                 .get_mut(i as usize)

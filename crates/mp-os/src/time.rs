@@ -43,7 +43,9 @@ impl Deadline {
 
     /// A deadline that has already expired (a non-blocking attempt).
     pub fn now() -> Self {
-        Deadline { at_ns: Some(monotonic_ns()) }
+        Deadline {
+            at_ns: Some(monotonic_ns()),
+        }
     }
 
     /// `timeout` from now; `None` means never.
@@ -52,7 +54,9 @@ impl Deadline {
             None => Deadline::never(),
             Some(d) => {
                 let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-                Deadline { at_ns: monotonic_ns().checked_add(ns) }
+                Deadline {
+                    at_ns: monotonic_ns().checked_add(ns),
+                }
             }
         }
     }
@@ -72,14 +76,17 @@ impl Deadline {
 
     /// Time left (zero once expired), or `None` for never.
     pub fn remaining(&self) -> Option<Duration> {
-        self.at_ns.map(|at| Duration::from_nanos(at.saturating_sub(monotonic_ns())))
+        self.at_ns
+            .map(|at| Duration::from_nanos(at.saturating_sub(monotonic_ns())))
     }
 
     /// The earlier of `self` and `timeout` from now.
     pub fn min_after(&self, timeout: Duration) -> Deadline {
         let other = Deadline::after(Some(timeout));
         match (self.at_ns, other.at_ns) {
-            (Some(a), Some(b)) => Deadline { at_ns: Some(a.min(b)) },
+            (Some(a), Some(b)) => Deadline {
+                at_ns: Some(a.min(b)),
+            },
             (None, b) => Deadline { at_ns: b },
             (a, None) => Deadline { at_ns: a },
         }

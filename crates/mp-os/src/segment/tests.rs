@@ -2,15 +2,24 @@ use super::*;
 
 #[test]
 fn zero_length_is_an_error() {
-    assert_eq!(Segment::anonymous("t", 0).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(
+        Segment::anonymous("t", 0).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
 }
 
 #[test]
 fn header_round_trip_and_mismatch() {
     let seg = Segment::object(*b"TEST", 3, 10).unwrap();
     seg.check(*b"TEST", 3).unwrap();
-    assert_eq!(seg.check(*b"NOPE", 3).unwrap_err().kind(), io::ErrorKind::InvalidData);
-    assert_eq!(seg.check(*b"TEST", 4).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    assert_eq!(
+        seg.check(*b"NOPE", 3).unwrap_err().kind(),
+        io::ErrorKind::InvalidData
+    );
+    assert_eq!(
+        seg.check(*b"TEST", 4).unwrap_err().kind(),
+        io::ErrorKind::InvalidData
+    );
 }
 
 #[test]
@@ -40,9 +49,15 @@ fn serde_without_transport_uses_proc_path() {
 #[test]
 fn named_errors_are_distinct() {
     let name = format!("mp-os-test-{}", std::process::id());
-    assert_eq!(Segment::open_named(&name).unwrap_err().kind(), io::ErrorKind::NotFound);
+    assert_eq!(
+        Segment::open_named(&name).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
     let a = Segment::create_named(&name, 100).unwrap();
-    assert_eq!(Segment::create_named(&name, 100).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+    assert_eq!(
+        Segment::create_named(&name, 100).unwrap_err().kind(),
+        io::ErrorKind::AlreadyExists
+    );
     let b = Segment::open_named(&name).unwrap();
     // SAFETY: both map the same 100-byte object.
     unsafe {
@@ -50,6 +65,12 @@ fn named_errors_are_distinct() {
         assert_eq!(b.as_ptr().read(), 5);
     }
     Segment::unlink_named(&name).unwrap();
-    assert_eq!(Segment::unlink_named(&name).unwrap_err().kind(), io::ErrorKind::NotFound);
-    assert_eq!(Segment::create_named("a/b", 1).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(
+        Segment::unlink_named(&name).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    assert_eq!(
+        Segment::create_named("a/b", 1).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
 }
