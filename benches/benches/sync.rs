@@ -1,0 +1,154 @@
+//! criterion micro-benchmarks of mp-sync and mp-shm: uncontended locks,
+//! Value access, and a two-process lock hand-off.
+//!
+//! `cargo bench -p mp-benches --bench sync -- --quick`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use mp_shm::{RawValue, Value};
+use mp_sync::{Lock, RLock, RawLock, Semaphore};
+
+fn uncontended(c: &mut Criterion) {
+    let lock = Lock::new().unwrap();
+    c.bench_function("lock_acquire_release", |b| {
+        b.iter(|| drop(black_box(&lock).acquire().unwrap()))
+    });
+    let raw = RawLock::new();
+    c.bench_function("rawlock_acquire_release", |b| {
+        b.iter(|| drop(black_box(&raw).acquire().unwrap()))
+    });
+    let rlock = RLock::new().unwrap();
+    c.bench_function("rlock_acquire_release", |b| {
+        b.iter(|| drop(black_box(&rlock).acquire().unwrap()))
+    });
+    let outer = rlock.acquire().unwrap();
+    c.bench_function("rlock_reacquire_release", |b| {
+        b.iter(|| drop(black_box(&rlock).acquire().unwrap()))
+    });
+    drop(outer);
+    let sem = Semaphore::new(1).unwrap();
+    c.bench_function("semaphore_acquire_release", |b| {
+        b.iter(|| drop(black_box(&sem).acquire()))
+    });
+}
+
+fn values(c: &mut Criterion) {
+    let v = Value::new(0u64).unwrap();
+    c.bench_function("value_get", |b| b.iter(|| black_box(&v).get()));
+    c.bench_function("value_set", |b| b.iter(|| black_box(&v).set(black_box(1))));
+    c.bench_function("value_update_increment", |b| {
+        b.iter(|| black_box(&v).update(|x| *x += 1))
+    });
+    let r = RawValue::new(0u64).unwrap();
+    c.bench_function("rawvalue_get", |b| b.iter(|| black_box(&r).get()));
+}
+
+/// A forked child that runs `f(stop)` until `stop` becomes nonzero.
+struct Child {
+    pid: libc::pid_t,
+    stop: RawValue<u32>,
+}
+
+impl Child {
+    fn spawn(f: impl FnOnce(&RawValue<u32>)) -> Child {
+        let stop = RawValue::new(0u32).unwrap();
+        // SAFETY: the child runs `f` and `_exit`s; criterion runs the
+        // benchmarks on this single thread.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            mp_os::liveness::forget_cached_ids();
+            f(&stop);
+            // SAFETY: leave without running the parent's exit code.
+            unsafe { libc::_exit(0) };
+        }
+        Child { pid, stop }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.stop.set(1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut status = 0;
+            // SAFETY: reaping our own child by pid.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            if r != 0 {
+                return;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: our own child.
+                unsafe {
+                    libc::kill(self.pid, libc::SIGKILL);
+                    libc::waitpid(self.pid, &mut status, 0);
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn two_processes(c: &mut Criterion) {
+    // Lock hand-off: a turn word guarded by the lock; the parent flips it
+    // 0 -> 1 under the lock, the child 1 -> 0. One iteration = one round
+    // trip through the lock between the two processes.
+    {
+        let lock = Lock::new().unwrap();
+        let turn = RawValue::new(0u32).unwrap();
+        let (l2, t2) = (lock.clone(), turn.clone());
+        let _child = Child::spawn(move |stop| {
+            while stop.get() == 0 {
+                let _g = l2.acquire().unwrap();
+                if t2.get() == 1 {
+                    t2.set(0);
+                }
+            }
+        });
+        c.bench_function("two_process_lock_round_trip", |b| {
+            b.iter(|| {
+                loop {
+                    let _g = lock.acquire().unwrap();
+                    if turn.get() == 0 {
+                        turn.set(1);
+                        break;
+                    }
+                }
+                // wait for the child's turn to end
+                loop {
+                    let _g = lock.acquire().unwrap();
+                    if turn.get() == 0 {
+                        break;
+                    }
+                }
+            })
+        });
+    }
+    // Semaphore pair ping-pong: blocking hand-off (spin, then futex).
+    {
+        let ping = Semaphore::new(0).unwrap();
+        let pong = Semaphore::new(0).unwrap();
+        let (p2, q2) = (ping.clone(), pong.clone());
+        let child = Child::spawn(move |stop| {
+            while stop.get() == 0 {
+                if let Ok(g) = p2.acquire_timeout(Duration::from_millis(50)) {
+                    g.forget();
+                    q2.release().unwrap();
+                }
+            }
+        });
+        c.bench_function("two_process_semaphore_ping_pong", |b| {
+            b.iter(|| {
+                ping.release().unwrap();
+                pong.acquire().forget();
+            })
+        });
+        drop(child);
+    }
+}
+
+criterion_group!(benches, uncontended, values, two_processes);
+criterion_main!(benches);
