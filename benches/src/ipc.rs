@@ -360,7 +360,8 @@ fn ring_stream(cfg: &Config) -> io::Result<()> {
     )
     .size(8)
     .note(format!(
-        "SPSC ring of {RING} u64 slots in shared memory, busy-spin both ends; {pin}"
+        "SPSC ring of {RING} u64 slots in shared memory, busy-spin both ends, head published \
+         per message, slots freed per {RELEASE_EVERY}; {pin}"
     ))
     .note(format!("{n} messages per round"))
     .stats(

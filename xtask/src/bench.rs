@@ -79,6 +79,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 
     let python = meta_start.python.is_some();
     let mut notes = Vec::new();
+    if let Some(busy) = meta_start.busy() {
+        notes.push(busy);
+    }
     if !python && groups.iter().any(|g| scripts.iter().any(|(s, _)| s == g)) {
         notes.push("python3 not found: the Python rows were skipped".to_owned());
     }
@@ -310,6 +313,19 @@ impl Meta {
             dirty,
             date: utc_now(),
         }
+    }
+
+    /// A warning when other work was running (1-minute load average of 1 or more: on a
+    /// 2-core machine a pinned benchmark shares a CPU most of the time).
+    fn busy(&self) -> Option<String> {
+        let load1: f64 = self.load.split_whitespace().next()?.parse().ok()?;
+        (load1 >= 1.0).then(|| {
+            format!(
+                "the machine was busy (load average {load1} at start, {} cores): expect noisy \
+                 figures, rerun when idle before trusting a surprise",
+                self.cores
+            )
+        })
     }
 
     fn commit_text(&self) -> String {
