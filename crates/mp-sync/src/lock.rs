@@ -40,7 +40,12 @@ use crate::word::{self, Acquired};
 ///   lock, but handles built over it with [`Lock::from_segment`] need the
 ///   tag that `new` writes);
 /// * every process uses those bytes only as a `RawLock`, and keeps the
-///   mapping while any of its threads may still use the lock.
+///   mapping while any of its threads may still use the lock;
+/// * a process created with a bare `fork()` calls
+///   `mp_os::liveness::forget_cached_ids()` in the child before it touches
+///   a lock (the lock word holds the caller's cached thread id; the
+///   handles of this crate register a `pthread_atfork` handler that does
+///   it, and `mp_proc`'s start methods do it too).
 ///
 /// ```
 /// use mp_sync::RawLock;
