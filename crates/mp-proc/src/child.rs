@@ -72,6 +72,9 @@ pub(crate) fn run(
         let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
         let _ = fdpass::send(&sock, &bytes, &borrowed);
     }
+    // As Python's child bootstrap does: terminate daemonic children and
+    // join the others before leaving.
+    crate::process::finish_children();
     exit_now(code)
 }
 

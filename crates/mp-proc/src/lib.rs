@@ -71,6 +71,8 @@ mod wire;
 pub use entry::init;
 pub use error::{Error, signal_name};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
+#[doc(hidden)]
+pub use method::forkserver::forkserver_pid;
 pub use method::{
     Context, StartMethod, enable_fork, get_context, get_start_method, set_start_method,
 };

@@ -757,6 +757,11 @@ extern "C" fn at_exit() {
     if ATEXIT_PID.load(Ordering::SeqCst) != std::process::id() {
         return; // a forked child running the parent's atexit list
     }
+    finish_children();
+}
+
+/// Terminates daemonic children and waits for all children.
+pub(crate) fn finish_children() {
     let children: Vec<Arc<Child>> = CHILDREN.lock().map(|l| l.clone()).unwrap_or_default();
     for c in children.iter().filter(|c| c.daemon) {
         let _ = c.signal(libc::SIGTERM);
@@ -791,4 +796,52 @@ pub fn active_children() -> Vec<ProcessInfo> {
         }
     }
     alive
+}
+
+/// A never-signalled descriptor for processes that have not started.
+fn idle_fd() -> BorrowedFd<'static> {
+    static IDLE: OnceLock<OwnedFd> = OnceLock::new();
+    IDLE.get_or_init(|| {
+        // SAFETY: eventfd with valid flags returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
+        // SAFETY: the descriptor was just created and is owned here only.
+        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+    })
+    .as_fd()
+}
+
+/// A process is ready for [`mp_os::wait::wait`] once it has finished (its
+/// pidfd becomes readable), like a sentinel in Python's
+/// `multiprocessing.connection.wait`.
+///
+/// ```
+/// use std::time::Duration;
+/// use mp_proc::Process;
+///
+/// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+///
+/// let slow = Process::new(nap, 5_000);
+/// let quick = Process::new(nap, 1);
+/// slow.start()?;
+/// quick.start()?;
+/// let ready = mp_os::wait::wait(&[&slow, &quick], Some(Duration::from_secs(30))).unwrap();
+/// assert_eq!(ready, vec![1]);
+/// slow.kill()?;
+/// # let _ = slow.join(); quick.join()?;
+/// # Ok::<(), mp_proc::Error>(())
+/// ```
+impl<R> mp_os::wait::Waitable for Process<R> {
+    fn is_ready(&self) -> bool {
+        self.child
+            .get()
+            .is_some_and(|c| c.lock().status.is_some() || poll_fd(c.pidfd.as_fd(), Deadline::now()))
+    }
+
+    fn readiness_fd(&self) -> BorrowedFd<'_> {
+        match self.child.get() {
+            Some(c) => c.pidfd.as_fd(),
+            None => idle_fd(),
+        }
+    }
 }

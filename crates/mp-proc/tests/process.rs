@@ -11,6 +11,20 @@ fn methods() -> [StartMethod; 3] {
     StartMethod::ALL
 }
 
+/// Fails if `pid` is still a zombie child of this process.
+fn assert_reaped(pid: u32) {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        let mut f = after.split_whitespace();
+        let state = f.next().unwrap_or("");
+        let ppid: u32 = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!(
+            !(state == "Z" && ppid == std::process::id()),
+            "child {pid} left as a zombie"
+        );
+    }
+}
+
 fn add((a, b): (i32, i32)) -> i32 {
     a + b
 }
@@ -167,6 +181,7 @@ fn hundred_processes_exit_zero() {
         for (i, p) in procs.iter().enumerate() {
             assert_eq!(p.join().unwrap(), i as i32 + 1);
             assert_eq!(p.exitcode(), Some(0));
+            assert_reaped(p.pid().unwrap());
         }
     }
 }
@@ -186,6 +201,7 @@ fn hundred_terminated_report_sigterm() {
         for p in &procs {
             assert!(matches!(p.join(), Err(Error::Killed { signal: 15 })), "{m}");
             assert_eq!(p.exitcode(), Some(-15));
+            assert_reaped(p.pid().unwrap());
         }
     }
 }

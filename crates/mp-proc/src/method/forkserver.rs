@@ -120,6 +120,16 @@ fn launch() -> Result<Server, Error> {
     Ok(Server { sock: ours, pid })
 }
 
+/// The fork server's pid, if one is running (for tests and diagnostics).
+#[doc(hidden)]
+pub fn forkserver_pid() -> Option<u32> {
+    SERVER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|s| s.pid as u32)
+}
+
 /// In a forked child: the parent's connection to its server is not ours.
 pub(crate) fn forget_after_fork() {
     if let Ok(mut s) = SERVER.try_lock()
