@@ -83,7 +83,6 @@ fn run_entry() {
 ///     mp_proc::init();
 ///     // ... start processes ...
 /// }
-/// # main();
 /// ```
 pub fn init() {
     run_entry();

@@ -17,7 +17,6 @@
 //!     assert_eq!(p.join()?, 4);
 //!     Ok(())
 //! }
-//! # main().unwrap();
 //! ```
 //!
 //! # Targets and arguments

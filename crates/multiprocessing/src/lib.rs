@@ -1,1 +1,96 @@
-//! umbrella
+//! Python's `multiprocessing`, for Rust: `use multiprocessing as mp;` and
+//! the programs read like their Python originals, but run faster and never
+//! hang when a process dies.
+//!
+//! ```
+//! use multiprocessing as mp;
+//!
+//! fn square_list((list, result, total): (Vec<i32>, mp::Array<i32>, mp::Value<i32>)) {
+//!     for (i, n) in list.iter().enumerate() {
+//!         result.set(i, n * n);
+//!     }
+//!     total.set(result.to_vec().iter().sum());
+//! }
+//!
+//! fn main() -> Result<(), mp::Error> {
+//!     mp::init(); // children run their target here and never return
+//!     let result = mp::Array::<i32>::zeroed(4)?;
+//!     let total = mp::Value::new(0i32)?;
+//!     let p = mp::Process::new(square_list, (vec![1, 2, 3, 4], result.clone(), total.clone()))
+//!         .name("p1");
+//!     p.start()?;
+//!     p.join()?; // an error if the child panicked, was killed, ...
+//!     assert_eq!(result.to_vec(), [1, 4, 9, 16]);
+//!     assert_eq!(total.get(), 30);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # What is here
+//!
+//! * **Processes** ([`mod@proc`]): [`Process`], [`current_process`],
+//!   [`parent_process`], [`active_children`], [`cpu_count`], start methods
+//!   ([`StartMethod`], [`set_start_method`], [`get_context`]).
+//! * **Shared state** ([`shm`]): [`Value`], [`Array`], [`RawValue`],
+//!   [`RawArray`], [`SharedMemory`], and the [`ShmSafe`] marker for types
+//!   that may live in shared memory.
+//! * **Synchronization** ([`sync`]): [`Lock`], [`RLock`], [`Semaphore`],
+//!   [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`].
+//! * **Message passing** ([`channel`]), **pools** ([`pool`]) and
+//!   **managers** ([`manager`]): see those crates.
+//!
+//! Every piece is also a crate of its own (`mp-sync` alone gives
+//! cross-process locks over any shared mapping).
+//!
+//! # From Python to Rust
+//!
+//! | Python | Rust |
+//! |---|---|
+//! | `if __name__ == "__main__":` | `mp::init();` as the first line of `main` (optional on Linux) |
+//! | `Process(target=f, args=(a, b))` | `mp::Process::new(f, (a, b))` with `fn f((a, b): (A, B))`: one parameter, a tuple for several |
+//! | `p.start()`, `p.join()` | `p.start()?`, `p.join()?` (returns the target's return value) |
+//! | `p.join(timeout)` | `p.join_timeout(d)?` (`None` while it still runs) |
+//! | `p.exitcode`, `p.is_alive()`, `p.pid`, `p.name`, `p.daemon = True` | `p.exitcode()`, `p.is_alive()`, `p.pid()`, `p.get_name()`, `.daemon(true)` (builder) |
+//! | `multiprocessing.set_start_method("spawn")` | `mp::set_start_method(mp::StartMethod::Spawn)?` |
+//! | `"fork"` | `unsafe { mp::enable_fork() }` first: a forked child has only the calling thread |
+//! | `get_context("spawn").Process(...)` | `mp::get_context(mp::StartMethod::Spawn)?.process(f, args)` |
+//! | `Value('i', 0)`, `v.value`, `v.value = 3` | `mp::Value::new(0i32)?`, `v.get()`, `v.set(3)` |
+//! | `with v.get_lock(): v.value += 1` | `v.update(\|x\| *x += 1)` or `let mut g = v.lock(); *g += 1;` |
+//! | `Array('i', 4)`, `a[i]`, `a[:]` | `mp::Array::<i32>::zeroed(4)?`, `a.get(i)` / `a.set(i, x)`, `a.to_vec()` |
+//! | `Value('i', 0, lock=False)` | `mp::RawValue::new(0i32)?` |
+//! | `shared_memory.SharedMemory(name, create=True, size=n)` | `mp::SharedMemory::create(name, n)?` (the creator unlinks on drop) |
+//! | `Lock()`, `with lock:` | `mp::Lock::new()?`, `let _g = lock.acquire()?;` |
+//! | `lock.acquire(timeout=t)` | `lock.acquire_timeout(t)` |
+//! | `Event().wait(timeout)` | `event.wait_timeout(t)` (returns whether it was set) |
+//! | `Semaphore(3)` | `mp::Semaphore::new(3)?` |
+//! | `Barrier(n).wait()` | `barrier.wait()?` returns the party index |
+//!
+//! Errors of every crate convert into [`Error`] with `?`.
+//!
+//! Linux only.
+
+#![cfg(target_os = "linux")]
+
+mod error;
+
+pub use error::Error;
+
+#[doc(inline)]
+pub use mp_channel as channel;
+#[doc(inline)]
+pub use mp_manager as manager;
+#[doc(inline)]
+pub use mp_pool as pool;
+#[doc(inline)]
+pub use mp_proc as proc;
+#[doc(inline)]
+pub use mp_shm as shm;
+#[doc(inline)]
+pub use mp_sync as sync;
+
+pub use mp_proc::{
+    Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
+    enable_fork, get_context, get_start_method, init, parent_process, set_start_method,
+};
+pub use mp_shm::{Array, RawArray, RawValue, SharedMemory, ShmSafe, Value};
+pub use mp_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

@@ -1,0 +1,57 @@
+//! Every everyday name is reachable through the umbrella.
+
+use multiprocessing as mp;
+
+fn double(x: i32) -> i32 {
+    x * 2
+}
+
+#[test]
+fn everyday_names_resolve_and_work() -> Result<(), mp::Error> {
+    mp::init();
+    let p = mp::Process::new(double, 21);
+    p.start()?;
+    assert_eq!(p.join()?, 42);
+    let ctx = mp::get_context(mp::StartMethod::Spawn)?;
+    assert_eq!(ctx.method(), mp::StartMethod::Spawn);
+    assert!(mp::cpu_count() >= 1);
+    assert_eq!(mp::current_process().name(), "MainProcess");
+    assert!(mp::parent_process().is_none());
+    let _ = mp::active_children();
+
+    let v = mp::Value::new(1u64)?;
+    v.update(|x| *x += 1);
+    assert_eq!(v.get(), 2);
+    let a = mp::Array::<f64>::zeroed(3)?;
+    a.set(1, 0.5);
+    assert_eq!(a.to_vec(), [0.0, 0.5, 0.0]);
+    let r = mp::RawValue::new(7i32)?;
+    assert_eq!(r.get(), 7);
+    let ra = mp::RawArray::<u8>::zeroed(2)?;
+    assert_eq!(ra.len(), 2);
+
+    let lock = mp::Lock::new()?;
+    drop(lock.acquire()?);
+    let rlock = mp::RLock::new()?;
+    let _g1 = rlock.acquire()?;
+    let _g2 = rlock.acquire()?;
+    let sem = mp::Semaphore::new(2)?;
+    drop(sem.acquire());
+    let bsem = mp::BoundedSemaphore::new(1)?;
+    drop(bsem.acquire());
+    let ev = mp::Event::new()?;
+    ev.set();
+    assert!(ev.is_set());
+    let b = mp::Barrier::new(1)?;
+    assert_eq!(b.wait()?, 0);
+    let c = mp::Condition::new()?;
+    let g = c.acquire()?;
+    g.notify_all();
+    drop(g);
+
+    // The crate modules are reachable too.
+    let _: Option<mp::sync::Deadline> = None;
+    let _: Option<mp::proc::Error> = None;
+    let _: Option<mp::shm::Error> = None;
+    Ok(())
+}
