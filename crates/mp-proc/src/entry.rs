@@ -79,10 +79,8 @@ fn run_entry() {
 /// first line of `main`.
 ///
 /// ```
-/// fn main() {
-///     mp_proc::init();
-///     // ... start processes ...
-/// }
+/// // The first line of `main`:
+/// mp_proc::init();
 /// ```
 pub fn init() {
     run_entry();
