@@ -62,9 +62,29 @@ fn with_registry<R>(f: impl FnOnce(&mut Vec<Weak<Attach>>) -> R) -> R {
 
 extern "C" fn atfork_prepare() {
     reg_lock();
+    // Register the future child under our pid now, so that the channel
+    // never looks abandoned between fork and the child's handler (which
+    // moves these registrations to the child's pid).
+    let pid = current_pid();
+    // SAFETY: we hold the registry lock.
+    let list = unsafe { &*REGISTRY.list.get() };
+    for w in list {
+        if let Some(a) = w.upgrade() {
+            a.fork_prepare(pid);
+        }
+    }
 }
 
 extern "C" fn atfork_parent() {
+    // SAFETY: the prepare handler took the lock.
+    let list = unsafe { &*REGISTRY.list.get() };
+    for w in list {
+        if let Some(a) = w.upgrade() {
+            // The child owns these registrations now.
+            a.fork_w.store(0, Relaxed);
+            a.fork_r.store(0, Relaxed);
+        }
+    }
     reg_unlock();
 }
 
@@ -102,6 +122,8 @@ pub(crate) struct Attach {
     pub(crate) recv: Option<u8>,
     wrole: AtomicU32,
     rrole: AtomicU32,
+    fork_w: AtomicU32,
+    fork_r: AtomicU32,
     mode: AtomicU8,
     spin_ns: AtomicU32,
 }
@@ -140,6 +162,8 @@ impl Attach {
             recv,
             wrole: AtomicU32::new(wrole),
             rrole: AtomicU32::new(rrole),
+            fork_w: AtomicU32::new(0),
+            fork_r: AtomicU32::new(0),
             mode: AtomicU8::new(mode.to_u8()),
             spin_ns: AtomicU32::new(SPIN_DEFAULT_NS),
         });
@@ -192,16 +216,42 @@ impl Attach {
         pid
     }
 
-    fn on_fork(&self, pid: u32) {
+    /// Before fork (parent): one more registration per open role, under
+    /// the parent's pid, handed over to the child.
+    fn fork_prepare(&self, pid: u32) {
         if let Some(i) = self.send
             && self.wrole.load(Relaxed) != 0
         {
-            self.wrole.store(self.chan.ring(i).ctl().writers.add(pid), Relaxed);
+            self.fork_w.store(self.chan.ring(i).ctl().writers.add(pid), Relaxed);
         }
         if let Some(i) = self.recv
             && self.rrole.load(Relaxed) != 0
         {
-            self.rrole.store(self.chan.ring(i).ctl().readers.add(pid), Relaxed);
+            self.fork_r.store(self.chan.ring(i).ctl().readers.add(pid), Relaxed);
+        }
+    }
+
+    /// After fork (child): move the handed-over registrations to our pid.
+    fn on_fork(&self, pid: u32) {
+        if let Some(i) = self.send {
+            let h = &self.chan.ring(i).ctl().writers;
+            let t = self.fork_w.swap(0, Relaxed);
+            if t != 0 {
+                self.wrole.store(h.add(pid), Relaxed);
+                h.remove(t);
+            } else {
+                self.wrole.store(0, Relaxed);
+            }
+        }
+        if let Some(i) = self.recv {
+            let h = &self.chan.ring(i).ctl().readers;
+            let t = self.fork_r.swap(0, Relaxed);
+            if t != 0 {
+                self.rrole.store(h.add(pid), Relaxed);
+                h.remove(t);
+            } else {
+                self.rrole.store(0, Relaxed);
+            }
         }
     }
 
