@@ -11,7 +11,7 @@
 //! parent drops its copy.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Arc, Once, Weak};
 
 use crate::chan::Chan;
@@ -126,6 +126,7 @@ pub(crate) struct Attach {
     fork_r: AtomicU32,
     mode: AtomicU8,
     spin_ns: AtomicU32,
+    last_slow: AtomicU64,
 }
 
 impl std::fmt::Debug for Attach {
@@ -166,6 +167,7 @@ impl Attach {
             fork_r: AtomicU32::new(0),
             mode: AtomicU8::new(mode.to_u8()),
             spin_ns: AtomicU32::new(SPIN_DEFAULT_NS),
+            last_slow: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&a);
         with_registry(|list| {
@@ -253,6 +255,15 @@ impl Attach {
                 self.rrole.store(0, Relaxed);
             }
         }
+    }
+
+    /// Whether a readiness check should look for dead peers now (at most
+    /// once per `SLICE` per handle).
+    pub(crate) fn slow_check_due(&self) -> bool {
+        let now = mp_os::time::monotonic_ns();
+        let last = self.last_slow.load(Relaxed);
+        now.saturating_sub(last) > crate::ring::SLICE.as_nanos() as u64
+            && self.last_slow.compare_exchange(last, now, Relaxed, Relaxed).is_ok()
     }
 
     pub(crate) fn can_send(&self) -> bool {

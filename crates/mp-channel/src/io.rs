@@ -169,6 +169,7 @@ pub(crate) fn is_ready(a: &Attach, slow: bool) -> bool {
     let Some(i) = a.recv else { return false };
     let drained = a.chan.drain_efd(i);
     let ring: &Ring = a.chan.ring(i);
+    let slow = slow || a.slow_check_due();
     let ready = !a.can_recv() || ring.readable(slow, crate::sync::tid());
     if ready && drained {
         a.chan.signal_efd(i);
