@@ -1,0 +1,108 @@
+//! Async receive through tokio (`tokio` feature): the channel's eventfd in
+//! an `AsyncFd`.
+//!
+//! The future registers as a poller on the ring (so writers signal the
+//! eventfd), then alternates non-blocking receives with waits for
+//! readability. It wakes at least every `SLICE` to look for dead writers,
+//! so it needs a runtime with IO and time enabled.
+
+use std::os::fd::OwnedFd;
+
+use mp_os::time::Deadline;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::attach::Attach;
+use crate::error::RecvError;
+use crate::io::{self, Call, DecodeSink};
+use crate::pipe::PipeEnd;
+use crate::queue::Queue;
+use crate::ring::SLICE;
+
+struct Poller<'a>(&'a Attach);
+
+impl Drop for Poller<'_> {
+    fn drop(&mut self) {
+        io::register(self.0, false);
+    }
+}
+
+async fn recv_async<T: DeserializeOwned>(a: &Attach) -> Result<T, RecvError> {
+    let mut afd: Option<AsyncFd<OwnedFd>> = None;
+    let mut poller = None;
+    loop {
+        match io::read(a, &mut DecodeSink::new(), Deadline::now(), Call::Try) {
+            Err(RecvError::Empty) => {}
+            r => return r,
+        }
+        if poller.is_none() {
+            io::register(a, true);
+            poller = Some(Poller(a));
+            continue; // re-check after registering
+        }
+        let fd = match &afd {
+            Some(f) => f,
+            None => {
+                let dup = io::readiness_fd(a).try_clone_to_owned().map_err(|_| RecvError::Closed)?;
+                afd.insert(AsyncFd::with_interest(dup, Interest::READABLE).map_err(|_| RecvError::Closed)?)
+            }
+        };
+        if io::is_ready(a, false) {
+            continue;
+        }
+        match tokio::time::timeout(SLICE, fd.readable()).await {
+            Ok(Ok(mut guard)) => guard.clear_ready(),
+            Ok(Err(_)) => return Err(RecvError::Closed),
+            Err(_) => {
+                // A slice without events: look for dead writers.
+                io::is_ready(a, true);
+            }
+        }
+    }
+}
+
+impl PipeEnd {
+    /// Receives one value without blocking the async runtime.
+    ///
+    /// Needs a tokio runtime with IO and time enabled.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let (a, b) = mp_channel::pipe()?;
+    /// a.send(&5u8)?;
+    /// assert_eq!(b.recv_async::<u8>().await?, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeEnd::recv`].
+    pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        recv_async(self.attach()).await
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// Takes the next value without blocking the async runtime.
+    ///
+    /// Needs a tokio runtime with IO and time enabled.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let q = mp_channel::Queue::<u8>::new()?;
+    /// q.put(5)?;
+    /// assert_eq!(q.get_async().await?, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    pub async fn get_async(&self) -> Result<T, RecvError> {
+        recv_async(self.attach()).await
+    }
+}
