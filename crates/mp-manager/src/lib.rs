@@ -1,1 +1,88 @@
-//! mp-manager: not built yet.
+//! Managers: a server process that holds dicts, lists, Namespaces, queues
+//! and locks that many processes read and change through proxies, locally
+//! or from other machines over TCP. Python's `multiprocessing.Manager`.
+//!
+//! ```
+//! use mp_proc::Process;
+//! use mp_manager::{ListProxy, Manager};
+//!
+//! fn insert_record((record, records): ((String, u32), ListProxy<(String, u32)>)) {
+//!     records.append(record).unwrap();
+//! }
+//!
+//! fn main() -> Result<(), mp_manager::Error> {
+//!     mp_proc::init(); // children run their target here and never return
+//!     let manager = Manager::new()?;
+//!     let records = manager.list_from(vec![("Sam".to_string(), 10), ("Adam".to_string(), 9)])?;
+//!     let p = Process::new(insert_record, (("Jeff".to_string(), 8), records.clone()));
+//!     p.start()?;
+//!     p.join()?;
+//!     for (name, score) in records.to_vec()? {
+//!         println!("Name: {name}\nScore: {score}\n");
+//!     }
+//!     assert_eq!(records.len()?, 3);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Proxies
+//!
+//! [`Manager::dict`], [`list`](Manager::list), [`namespace`](Manager::namespace),
+//! [`value`](Manager::value), [`queue`](Manager::queue),
+//! [`joinable_queue`](Manager::joinable_queue), [`lock`](Manager::lock),
+//! [`rlock`](Manager::rlock), [`semaphore`](Manager::semaphore),
+//! [`event`](Manager::event), [`condition`](Manager::condition),
+//! [`barrier`](Manager::barrier) and [`create`](Manager::create) (a
+//! [registered type](Registry)) return typed proxies. Every proxy method is
+//! one request and one reply, atomic on the server. A proxy is a serde value
+//! (address, key, object id): it travels to child processes in their
+//! arguments, and a proxy stored inside another object comes back as a
+//! proxy to the same object, so a list inside a dict writes through.
+//!
+//! For several operations in a row without interference, a container's
+//! `lock()` returns a [`Locked`] guard that holds the object's server-side
+//! lock; it is released on drop or when the holding process dies.
+//!
+//! # Transport and security
+//!
+//! A local manager listens on a Unix socket in the abstract namespace; a
+//! remote one ([`Manager::serve`], [`Manager::connect`]) on TCP. Either way
+//! each connection starts with a mutual HMAC-SHA256 challenge on the
+//! authentication key, before the server decodes any request. Frames are
+//! length-limited and requests decoded with limits: a malformed request
+//! gets an error reply, an oversized or truncated frame closes that
+//! connection, and the server keeps serving the others. See the crate's
+//! README for the wire protocol.
+//!
+//! Linux only.
+
+#![cfg(target_os = "linux")]
+
+mod addr;
+mod client;
+mod error;
+mod manager;
+mod proxy;
+mod registry;
+mod server;
+mod wire;
+
+pub use addr::Address;
+pub use error::{Error, RemoteError};
+pub use manager::{Manager, ManagerBuilder};
+pub use proxy::collections::{DictProxy, ListProxy, NamespaceProxy, Storable, ValueProxy};
+pub use proxy::custom::CustomProxy;
+pub use proxy::queue::{JoinableQueueProxy, QueueProxy};
+pub use proxy::sync::{
+    AcquireGuard, BarrierProxy, ConditionGuard, ConditionProxy, EventProxy, LockProxy,
+    RLockProxy, SemaphoreProxy,
+};
+pub use proxy::{Locked, Proxy};
+pub use registry::{Call, CallResult, Registry, RemoteObject, Types, encode_result};
+
+/// Implementation details that public trait signatures mention.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::client::Handle;
+    pub use crate::wire::Kind;
+}

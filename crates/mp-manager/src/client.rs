@@ -1,0 +1,381 @@
+//! The client side: authenticated connections, a per-process pool of them
+//! for each server, and the handle every proxy holds.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::addr::{Address, Stream};
+use crate::error::Error;
+use crate::wire::{self, Bytes, Op, Reply, Request, Who};
+
+/// How long the server has to answer the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per server and process.
+const MAX_IDLE: usize = 64;
+
+/// One authenticated connection.
+pub(crate) struct Conn {
+    stream: Stream,
+    buf: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+impl Conn {
+    /// Connects and runs the client side of the handshake.
+    pub(crate) fn open(addr: &Address, key: &[u8]) -> Result<Conn, Error> {
+        let stream = Stream::connect(addr).map_err(|e| Error::io("connect", e))?;
+        let mut c = Conn {
+            stream,
+            buf: Vec::new(),
+            frame: Vec::new(),
+        };
+        c.handshake(key)?;
+        Ok(c)
+    }
+
+    fn handshake(&mut self, key: &[u8]) -> Result<(), Error> {
+        let s = &self.stream;
+        let io = |e: io::Error| Error::io("manager handshake", e);
+        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(io)?;
+        let mut hello = Vec::new();
+        match wire::read_frame(&mut &*s, wire::MAX_HANDSHAKE_FRAME, &mut hello) {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::ServerGone),
+            Err(e) => return Err(io(e)),
+        }
+        let m = wire::MAGIC.len();
+        if hello.len() != m + 2 + wire::NONCE || &hello[..m] != wire::MAGIC {
+            return Err(Error::Auth("the peer is not a manager server"));
+        }
+        if hello[m..m + 2] != wire::PROTOCOL_VERSION.to_le_bytes() {
+            return Err(Error::Auth("the server speaks another protocol version"));
+        }
+        let ns = &hello[m + 2..];
+        let nc = wire::nonce().map_err(io)?;
+        let mut answer = wire::tag(key, wire::CLIENT_ROLE, ns).to_vec();
+        answer.extend_from_slice(&nc);
+        wire::write_frame(&mut &*s, &mut self.frame, &answer).map_err(io)?;
+        let mut welcome = Vec::new();
+        match wire::read_frame(&mut &*s, wire::MAX_HANDSHAKE_FRAME, &mut welcome) {
+            Ok(true) => {}
+            // The server closes without a word only if it is going away.
+            Ok(false) => return Err(Error::ServerGone),
+            Err(e) => return Err(io(e)),
+        }
+        if welcome.first() != Some(&0) {
+            return Err(Error::Auth("the server rejected the key"));
+        }
+        if welcome.len() != 1 + wire::TAG || !wire::verify(key, wire::SERVER_ROLE, &nc, &welcome[1..])
+        {
+            return Err(Error::Auth("the server does not know the key"));
+        }
+        s.set_read_timeout(None).map_err(io)?;
+        Ok(())
+    }
+
+    /// One request and its reply.
+    pub(crate) fn call(&mut self, req: &Request) -> Result<Reply, Error> {
+        self.buf.clear();
+        postcard::to_io(req, &mut self.buf).map_err(|e| Error::Codec {
+            what: "encode a request",
+            message: e.to_string(),
+        })?;
+        if self.buf.len() > wire::MAX_FRAME {
+            return Err(Error::Codec {
+                what: "encode a request",
+                message: format!(
+                    "{} bytes exceed the frame limit of {}",
+                    self.buf.len(),
+                    wire::MAX_FRAME
+                ),
+            });
+        }
+        wire::write_frame(&mut &self.stream, &mut self.frame, &self.buf).map_err(gone)?;
+        match wire::read_frame(&mut &self.stream, wire::MAX_FRAME, &mut self.buf) {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::ServerGone),
+            Err(e) => return Err(gone(e)),
+        }
+        postcard::from_bytes::<Reply>(&self.buf)
+            .map_err(|e| Error::Protocol(format!("undecodable reply: {e}")))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+}
+
+fn gone(e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::UnexpectedEof => Error::ServerGone,
+        _ => Error::io("manager request", e),
+    }
+}
+
+/// The connections of this process to one server.
+pub(crate) struct Pool {
+    pub(crate) addr: Address,
+    pub(crate) key: Vec<u8>,
+    pid: u32,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+static POOLS: Mutex<Vec<Arc<Pool>>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Pool {
+    /// The pool of this process for `addr` (made on first use; a pool made
+    /// by a parent before a fork is never reused in the child).
+    pub(crate) fn get(addr: &Address, key: &[u8]) -> Arc<Pool> {
+        let pid = std::process::id();
+        let mut pools = lock(&POOLS);
+        pools.retain(|p| p.pid == pid);
+        if let Some(p) = pools.iter().find(|p| p.addr == *addr && p.key == key) {
+            return p.clone();
+        }
+        let p = Arc::new(Pool {
+            addr: addr.clone(),
+            key: key.to_vec(),
+            pid,
+            idle: Mutex::new(Vec::new()),
+        });
+        pools.push(p.clone());
+        p
+    }
+
+    /// Forgets the idle connections (after shutdown).
+    pub(crate) fn clear(&self) {
+        if self.pid == std::process::id() {
+            lock(&self.idle).clear();
+        }
+    }
+
+    pub(crate) fn take(&self) -> Result<Conn, Error> {
+        if self.pid == std::process::id()
+            && let Some(c) = lock(&self.idle).pop()
+        {
+            return Ok(c);
+        }
+        Conn::open(&self.addr, &self.key)
+    }
+
+    pub(crate) fn give(&self, c: Conn) {
+        if self.pid == std::process::id() {
+            let mut idle = lock(&self.idle);
+            if idle.len() < MAX_IDLE {
+                idle.push(c);
+            }
+        }
+    }
+
+    /// One request on a pooled connection. A connection that failed is
+    /// dropped, never reused.
+    pub(crate) fn call(&self, req: &Request) -> Result<Reply, Error> {
+        let mut c = self.take()?;
+        let r = c.call(req);
+        if r.is_ok() {
+            self.give(c);
+        }
+        r
+    }
+}
+
+/// A random id for this process, sent with lock requests so the server can
+/// tell threads of different processes (and machines) apart.
+fn session() -> u64 {
+    static SESSION: Mutex<(u32, u64)> = Mutex::new((0, 0));
+    let pid = std::process::id();
+    let mut s = lock(&SESSION);
+    if s.0 != pid {
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            b = (u64::from(pid) ^ mp_os::time::monotonic_ns()).to_le_bytes();
+        }
+        *s = (pid, u64::from_le_bytes(b));
+    }
+    s.1
+}
+
+pub(crate) fn who() -> Who {
+    (session(), u64::from(mp_os::liveness::current_tid()))
+}
+
+/// What every proxy holds: the server's pool, the object's id, and, inside
+/// a guard, the connection the guard pinned.
+#[derive(Clone)]
+#[doc(hidden)]
+pub struct Handle {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) id: u64,
+    pinned: Option<Arc<Mutex<Conn>>>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never prints the key.
+        write!(f, "{}#{}", self.pool.addr, self.id)
+    }
+}
+
+impl PartialEq for Handle {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.pool.addr == other.pool.addr
+    }
+}
+
+impl Handle {
+    pub(crate) fn new(pool: Arc<Pool>, id: u64) -> Handle {
+        Handle {
+            pool,
+            id,
+            pinned: None,
+        }
+    }
+
+    /// Runs `op` on the object.
+    pub(crate) fn op(&self, op: Op) -> Result<Reply, Error> {
+        let req = Request::Call { id: self.id, op };
+        let reply = match &self.pinned {
+            Some(c) => lock(c).call(&req),
+            None => self.pool.call(&req),
+        }?;
+        match reply {
+            Reply::Err(e) => Err(Error::Remote(e)),
+            r => Ok(r),
+        }
+    }
+
+    /// A copy of this handle whose requests go over one connection of its
+    /// own (taken from the pool) until [`unpin`](Handle::unpin).
+    pub(crate) fn pin(&self) -> Result<Handle, Error> {
+        let c = self.pool.take()?;
+        Ok(Handle {
+            pool: self.pool.clone(),
+            id: self.id,
+            pinned: Some(Arc::new(Mutex::new(c))),
+        })
+    }
+
+    /// Gives a pinned connection back to the pool, if nothing else uses it.
+    pub(crate) fn unpin(mut self) {
+        if let Some(c) = self.pinned.take()
+            && let Ok(c) = Arc::try_unwrap(c)
+        {
+            self.pool.give(c.into_inner().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct HandleWire<'a> {
+    addr: std::borrow::Cow<'a, Address>,
+    #[serde(borrow)]
+    key: std::borrow::Cow<'a, [u8]>,
+    id: u64,
+}
+
+impl Serialize for Handle {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HandleWire {
+            addr: std::borrow::Cow::Borrowed(&self.pool.addr),
+            key: std::borrow::Cow::Borrowed(&self.pool.key),
+            id: self.id,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Handle {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = HandleWire::deserialize(d)?;
+        Ok(Handle::new(Pool::get(&w.addr, &w.key), w.id))
+    }
+}
+
+// ---- encoding helpers -------------------------------------------------------
+
+pub(crate) fn enc<T: Serialize + ?Sized>(v: &T) -> Result<Bytes, Error> {
+    postcard::to_allocvec(v).map_err(|e| Error::Codec {
+        what: "encode a value",
+        message: e.to_string(),
+    })
+}
+
+pub(crate) fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, Error> {
+    postcard::from_bytes(b).map_err(|e| Error::Codec {
+        what: "decode a value",
+        message: e.to_string(),
+    })
+}
+
+pub(crate) fn unexpected(r: Reply) -> Error {
+    Error::Protocol(format!("unexpected reply {r:?}"))
+}
+
+impl Reply {
+    pub(crate) fn ok(self) -> Result<(), Error> {
+        match self {
+            Reply::Ok => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+    pub(crate) fn bool(self) -> Result<bool, Error> {
+        match self {
+            Reply::Bool(b) => Ok(b),
+            r => Err(unexpected(r)),
+        }
+    }
+    pub(crate) fn count(self) -> Result<u64, Error> {
+        match self {
+            Reply::Count(n) => Ok(n),
+            r => Err(unexpected(r)),
+        }
+    }
+    pub(crate) fn bytes(self) -> Result<Bytes, Error> {
+        match self {
+            Reply::Bytes(b) => Ok(b),
+            r => Err(unexpected(r)),
+        }
+    }
+    pub(crate) fn value<T: DeserializeOwned>(self) -> Result<T, Error> {
+        dec(&self.bytes()?)
+    }
+    pub(crate) fn maybe<T: DeserializeOwned>(self) -> Result<Option<T>, Error> {
+        match self {
+            Reply::MaybeBytes(b) => b.map(|b| dec(&b)).transpose(),
+            r => Err(unexpected(r)),
+        }
+    }
+    pub(crate) fn seq<T: DeserializeOwned>(self) -> Result<Vec<T>, Error> {
+        match self {
+            Reply::Seq(v) => v.iter().map(|b| dec(b)).collect(),
+            r => Err(unexpected(r)),
+        }
+    }
+    pub(crate) fn pairs<K: DeserializeOwned, V: DeserializeOwned>(
+        self,
+    ) -> Result<Vec<(K, V)>, Error> {
+        match self {
+            Reply::Pairs(v) => v.iter().map(|(k, v)| Ok((dec(k)?, dec(v)?))).collect(),
+            r => Err(unexpected(r)),
+        }
+    }
+}

@@ -1,0 +1,1213 @@
+//! The server: accepts connections, authenticates them, and runs requests
+//! against the objects it holds.
+//!
+//! One thread per connection. Every object has its own mutex and condition
+//! variable; blocking operations wait on the object's condition variable in
+//! slices of [`SLICE`], and between slices check whether the client hung up,
+//! so a dead client's blocked request ends within a slice.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use mp_os::time::Deadline;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::addr::{Listener, Stream};
+use crate::error::RemoteError;
+use crate::registry::{ErasedObject, Registry, Types};
+use crate::wire::{self, Bytes, Init, Kind, Op, Reply, Request, WireTimeout, Who};
+
+/// How long a blocked request sleeps before checking its client is alive.
+const SLICE: Duration = Duration::from_millis(100);
+/// How long a new connection has to complete the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a reply may take to be written before the client is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// What the owner hands the server process: the listening socket (bound by
+/// the owner, so its address is known before the server runs) and the key.
+#[derive(Debug)]
+pub(crate) struct ServerConfig {
+    pub(crate) listener: OwnedFd,
+    pub(crate) tcp: bool,
+    pub(crate) authkey: Vec<u8>,
+}
+
+impl Serialize for ServerConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            #[serde(serialize_with = "ser_fd")]
+            listener: &'a OwnedFd,
+            tcp: bool,
+            authkey: &'a [u8],
+        }
+        fn ser_fd<S: Serializer>(fd: &&OwnedFd, s: S) -> Result<S::Ok, S::Error> {
+            mp_os::handle::serialize_fd(fd.as_fd(), s)
+        }
+        W {
+            listener: &self.listener,
+            tcp: self.tcp,
+            authkey: &self.authkey,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct W {
+            #[serde(deserialize_with = "mp_os::handle::deserialize_fd")]
+            listener: OwnedFd,
+            tcp: bool,
+            authkey: Vec<u8>,
+        }
+        let w = W::deserialize(d)?;
+        Ok(ServerConfig {
+            listener: w.listener,
+            tcp: w.tcp,
+            authkey: w.authkey,
+        })
+    }
+}
+
+/// The server process's target: serves until a shutdown request.
+pub(crate) fn server_main<R: Registry>(cfg: ServerConfig) {
+    let listener = Listener::from_fd(cfg.listener, cfg.tcp);
+    let _ = serve::<R>(listener, cfg.authkey);
+}
+
+/// Serves `listener` until a shutdown request.
+pub(crate) fn serve<R: Registry>(listener: Listener, authkey: Vec<u8>) -> io::Result<()> {
+    let mut types = Types::default();
+    R::register(&mut types);
+    let server = Arc::new(Server {
+        key: authkey,
+        types,
+        objects: RwLock::new(HashMap::new()),
+        names: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        next_conn: AtomicU64::new(1),
+        conns: AtomicUsize::new(0),
+        shutdown: AtomicBool::new(false),
+        listener_fd: listener.as_fd().as_raw_fd(),
+    });
+    loop {
+        let stream = match listener.accept() {
+            Ok(s) => s,
+            Err(e) => {
+                if server.shutdown.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                match e.raw_os_error() {
+                    // Transient: the peer gave up, or out of descriptors or
+                    // memory for a moment.
+                    Some(
+                        libc::ECONNABORTED
+                        | libc::EINTR
+                        | libc::EMFILE
+                        | libc::ENFILE
+                        | libc::ENOBUFS
+                        | libc::ENOMEM
+                        | libc::EPROTO
+                        | libc::EPERM,
+                    ) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        if server.shutdown.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if server.conns.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            server.conns.fetch_sub(1, Ordering::SeqCst);
+            continue; // dropped: closed
+        }
+        let s = server.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mp-manager-conn".into())
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let id = s.next_conn.fetch_add(1, Ordering::Relaxed);
+                let mut conn = Conn {
+                    id,
+                    stream,
+                    held: HashSet::new(),
+                };
+                if s.handshake(&conn.stream).unwrap_or(false) {
+                    s.serve_conn(&mut conn);
+                }
+                s.cleanup(&conn);
+                s.conns.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            server.conns.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+struct Server {
+    key: Vec<u8>,
+    types: Types,
+    objects: RwLock<HashMap<u64, Arc<Object>>>,
+    names: Mutex<HashMap<String, u64>>,
+    next_id: AtomicU64,
+    next_conn: AtomicU64,
+    conns: AtomicUsize,
+    shutdown: AtomicBool,
+    listener_fd: i32,
+}
+
+/// One client connection.
+struct Conn {
+    id: u64,
+    stream: Stream,
+    /// Objects on which this connection may hold something (an exclusive
+    /// lock, a lock, semaphore units) to give back when it closes.
+    held: HashSet<u64>,
+}
+
+struct Object {
+    kind: Kind,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+struct State {
+    /// The connection holding the object's exclusive lock (`lock()` on a
+    /// proxy), if any. Other connections' requests wait.
+    excl: Option<u64>,
+    data: Data,
+}
+
+enum Data {
+    Dict(Dict),
+    List(Vec<Bytes>),
+    Namespace(BTreeMap<String, Bytes>),
+    Value(Bytes),
+    Queue(Queue),
+    Lock(Option<u64>),
+    RLock(Owned),
+    Semaphore {
+        value: u64,
+        held: HashMap<u64, u64>,
+    },
+    Event(bool),
+    Condition(Condition),
+    Barrier(Barrier),
+    Custom(Box<dyn ErasedObject>),
+}
+
+/// A dict that remembers insertion order, as Python's does.
+#[derive(Default)]
+struct Dict {
+    map: HashMap<Bytes, (u64, Bytes)>,
+    next: u64,
+}
+
+impl Dict {
+    fn insert(&mut self, k: Bytes, v: Bytes) -> Option<Bytes> {
+        match self.map.get_mut(&k) {
+            Some(slot) => Some(std::mem::replace(&mut slot.1, v)),
+            None => {
+                self.next += 1;
+                self.map.insert(k, (self.next, v));
+                None
+            }
+        }
+    }
+
+    fn ordered(&self) -> Vec<(&Bytes, &Bytes)> {
+        let mut v: Vec<_> = self.map.iter().map(|(k, (seq, v))| (*seq, k, v)).collect();
+        v.sort_unstable_by_key(|e| e.0);
+        v.into_iter().map(|(_, k, v)| (k, v)).collect()
+    }
+}
+
+struct Queue {
+    items: VecDeque<Bytes>,
+    maxsize: u64,
+    joinable: bool,
+    unfinished: u64,
+}
+
+/// A recursive lock's owner: the thread, and the connection of each of
+/// its nested acquisitions (depth = their number).
+#[derive(Default)]
+struct Owned {
+    owner: Option<(Who, Vec<u64>)>,
+}
+
+impl Owned {
+    fn try_acquire(&mut self, who: Who, conn: u64) -> bool {
+        match &mut self.owner {
+            None => {
+                self.owner = Some((who, vec![conn]));
+                true
+            }
+            Some((w, levels)) if *w == who => {
+                levels.push(conn);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    fn release(&mut self, who: Who, conn: u64) -> Result<(), RemoteError> {
+        match &mut self.owner {
+            Some((w, levels)) if *w == who => {
+                match levels.iter().rposition(|c| *c == conn) {
+                    Some(i) => levels.remove(i),
+                    None => levels.pop().unwrap_or_default(),
+                };
+                if levels.is_empty() {
+                    self.owner = None;
+                }
+                Ok(())
+            }
+            _ => Err(RemoteError::NotOwner),
+        }
+    }
+
+    fn held_through(&self, conn: u64) -> bool {
+        self.owner
+            .as_ref()
+            .is_some_and(|(_, levels)| levels.contains(&conn))
+    }
+}
+
+#[derive(Default)]
+struct Condition {
+    lock: Owned,
+    waiting: VecDeque<u64>,
+    notified: HashSet<u64>,
+    next_ticket: u64,
+}
+
+struct Barrier {
+    parties: u64,
+    count: u64,
+    generation: u64,
+    /// The last generation that completed (its waiters succeed).
+    completed: Option<u64>,
+    broken: bool,
+}
+
+/// Why a wait ended without its condition.
+enum Stop {
+    Timeout,
+    PeerGone,
+}
+
+fn deadline(t: WireTimeout) -> Deadline {
+    Deadline::after(t.map(Duration::from_nanos))
+}
+
+/// Python-style index: negative counts from the end.
+fn index(i: i64, len: usize) -> Option<usize> {
+    let len = len as i64;
+    let j = if i < 0 { i + len } else { i };
+    (0..len).contains(&j).then_some(j as usize)
+}
+
+/// Python's insert position: clamped into `0..=len`.
+fn insert_pos(i: i64, len: usize) -> usize {
+    let l = len as i64;
+    let j = if i < 0 { (i + l).max(0) } else { i.min(l) };
+    j as usize
+}
+
+impl Server {
+    /// Runs the handshake; `Ok(true)` for an authenticated client.
+    fn handshake(&self, s: &Stream) -> io::Result<bool> {
+        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        s.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        let mut buf = Vec::new();
+        let ns = wire::nonce()?;
+        let mut hello = Vec::with_capacity(42);
+        hello.extend_from_slice(wire::MAGIC);
+        hello.extend_from_slice(&wire::PROTOCOL_VERSION.to_le_bytes());
+        hello.extend_from_slice(&ns);
+        wire::write_frame(&mut &*s, &mut buf, &hello)?;
+        let mut answer = Vec::new();
+        if !wire::read_frame(&mut &*s, wire::MAX_HANDSHAKE_FRAME, &mut answer)? {
+            return Ok(false);
+        }
+        if answer.len() != wire::TAG + wire::NONCE
+            || !wire::verify(&self.key, wire::CLIENT_ROLE, &ns, &answer[..wire::TAG])
+        {
+            let _ = wire::write_frame(&mut &*s, &mut buf, b"\x01");
+            return Ok(false);
+        }
+        let nc = &answer[wire::TAG..];
+        let mut welcome = vec![0u8];
+        welcome.extend_from_slice(&wire::tag(&self.key, wire::SERVER_ROLE, nc));
+        wire::write_frame(&mut &*s, &mut buf, &welcome)?;
+        s.set_read_timeout(None)?;
+        s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        Ok(true)
+    }
+
+    fn serve_conn(&self, conn: &mut Conn) {
+        let mut inbuf = Vec::new();
+        let mut outbuf = Vec::new();
+        let mut frame = Vec::new();
+        loop {
+            match wire::read_frame(&mut &conn.stream, wire::MAX_FRAME, &mut inbuf) {
+                Ok(true) => {}
+                _ => return, // end of stream, error, oversized or truncated
+            }
+            let reply = match wire::decode_request(&inbuf) {
+                Ok(Request::Shutdown) => {
+                    self.shutdown.store(true, Ordering::SeqCst);
+                    let _ = self.reply(conn, &Reply::Ok, &mut outbuf, &mut frame);
+                    // Wakes the accept loop, which returns.
+                    // SAFETY: shutdown(2) on the listener's descriptor,
+                    // which lives as long as the accept loop.
+                    unsafe { libc::shutdown(self.listener_fd, libc::SHUT_RDWR) };
+                    return;
+                }
+                Ok(req) => match self.handle(conn, req) {
+                    Ok(r) => r,
+                    Err(Stop::PeerGone) => return,
+                    Err(Stop::Timeout) => Reply::Err(RemoteError::Timeout),
+                },
+                Err(e) => Reply::Err(e),
+            };
+            if self.reply(conn, &reply, &mut outbuf, &mut frame).is_err() {
+                return;
+            }
+            if inbuf.capacity() > 1 << 20 {
+                inbuf = Vec::new();
+            }
+        }
+    }
+
+    fn reply(
+        &self,
+        conn: &Conn,
+        reply: &Reply,
+        out: &mut Vec<u8>,
+        frame: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        out.clear();
+        *out = match postcard::to_extend(reply, std::mem::take(out)) {
+            Ok(v) if v.len() <= wire::MAX_FRAME => v,
+            _ => {
+                let too_big = Reply::Err(RemoteError::BadRequest(
+                    "the reply is larger than the frame limit".into(),
+                ));
+                postcard::to_allocvec(&too_big).map_err(io::Error::other)?
+            }
+        };
+        wire::write_frame(&mut &conn.stream, frame, out)
+    }
+
+    fn object(&self, id: u64) -> Result<Arc<Object>, RemoteError> {
+        self.objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+            .ok_or(RemoteError::NoSuchObject(id))
+    }
+
+    fn handle(&self, conn: &mut Conn, req: Request) -> Result<Reply, Stop> {
+        Ok(match req {
+            Request::Ping => Reply::Ok,
+            Request::Shutdown => Reply::Ok,
+            Request::Create(init) => match self.create(init) {
+                Ok(id) => Reply::Id(id),
+                Err(e) => Reply::Err(e),
+            },
+            Request::Publish { name, id } => match self.object(id) {
+                Ok(_) => {
+                    self.names
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, id);
+                    Reply::Ok
+                }
+                Err(e) => Reply::Err(e),
+            },
+            Request::Lookup(name) => {
+                let id = self
+                    .names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&name)
+                    .copied();
+                match id.map(|id| (id, self.object(id))) {
+                    Some((id, Ok(o))) => Reply::Object(id, o.kind),
+                    _ => Reply::Err(RemoteError::NotPublished(name)),
+                }
+            }
+            Request::Call { id, op } => match self.object(id) {
+                Ok(obj) => match self.call(conn, id, &obj, op)? {
+                    Ok(r) => r,
+                    Err(e) => Reply::Err(e),
+                },
+                Err(e) => Reply::Err(e),
+            },
+        })
+    }
+
+    fn create(&self, init: Init) -> Result<u64, RemoteError> {
+        let (kind, data) = match init {
+            Init::Dict(items) => {
+                let mut d = Dict::default();
+                for (k, v) in items {
+                    d.insert(k, v);
+                }
+                (Kind::Dict, Data::Dict(d))
+            }
+            Init::List(items) => (Kind::List, Data::List(items)),
+            Init::Namespace => (Kind::Namespace, Data::Namespace(BTreeMap::new())),
+            Init::Value(v) => (Kind::Value, Data::Value(v)),
+            Init::Queue { maxsize, joinable } => (
+                Kind::Queue,
+                Data::Queue(Queue {
+                    items: VecDeque::new(),
+                    maxsize,
+                    joinable,
+                    unfinished: 0,
+                }),
+            ),
+            Init::Lock => (Kind::Lock, Data::Lock(None)),
+            Init::RLock => (Kind::RLock, Data::RLock(Owned::default())),
+            Init::Semaphore(n) => (
+                Kind::Semaphore,
+                Data::Semaphore {
+                    value: n,
+                    held: HashMap::new(),
+                },
+            ),
+            Init::Event => (Kind::Event, Data::Event(false)),
+            Init::Condition => (Kind::Condition, Data::Condition(Condition::default())),
+            Init::Barrier(parties) => {
+                if parties == 0 {
+                    return Err(RemoteError::BadRequest(
+                        "a barrier needs at least one party".into(),
+                    ));
+                }
+                (
+                    Kind::Barrier,
+                    Data::Barrier(Barrier {
+                        parties,
+                        count: 0,
+                        generation: 0,
+                        completed: None,
+                        broken: false,
+                    }),
+                )
+            }
+            Init::Custom { type_name, init } => {
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.types.create(&type_name, &init)
+                }));
+                match made {
+                    Ok(Some(Ok(obj))) => (Kind::Custom, Data::Custom(obj)),
+                    Ok(Some(Err(msg))) => return Err(RemoteError::Custom(msg)),
+                    Ok(None) => return Err(RemoteError::UnknownType(type_name)),
+                    Err(_) => {
+                        return Err(RemoteError::Custom(format!(
+                            "creating a '{type_name}' panicked"
+                        )));
+                    }
+                }
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let obj = Arc::new(Object {
+            kind,
+            state: Mutex::new(State { excl: None, data }),
+            cv: Condvar::new(),
+        });
+        self.objects
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, obj);
+        Ok(id)
+    }
+
+    /// Waits (holding nothing between slices) until the object is not
+    /// exclusively held by another connection and `f` returns `Some`.
+    fn wait_for<'a, T>(
+        obj: &'a Object,
+        conn: &Conn,
+        mut st: MutexGuard<'a, State>,
+        deadline: Deadline,
+        mut f: impl FnMut(&mut State) -> Option<T>,
+    ) -> Result<(MutexGuard<'a, State>, T), (MutexGuard<'a, State>, Stop)> {
+        loop {
+            if st.excl.is_none_or(|c| c == conn.id)
+                && let Some(v) = f(&mut st)
+            {
+                return Ok((st, v));
+            }
+            if deadline.expired() {
+                return Err((st, Stop::Timeout));
+            }
+            let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
+            st = obj
+                .cv
+                .wait_timeout(st, slice)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if conn.stream.peer_gone() {
+                return Err((st, Stop::PeerGone));
+            }
+        }
+    }
+
+    /// Runs one operation on one object. The outer error ends the request
+    /// (the client is gone, or a timeout that the caller turns into a
+    /// reply); the inner one is the reply's error.
+    fn call(
+        &self,
+        conn: &mut Conn,
+        id: u64,
+        obj: &Object,
+        op: Op,
+    ) -> Result<Result<Reply, RemoteError>, Stop> {
+        let st = obj.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Wait for another connection's exclusive lock to go away (blocking
+        // operations below wait for it too, in their own loops).
+        let blocking = matches!(
+            op,
+            Op::ObjLock(_)
+                | Op::QueuePut(..)
+                | Op::QueueGet(_)
+                | Op::QueueJoin(_)
+                | Op::Acquire(..)
+                | Op::CondWait(..)
+                | Op::EventWait(_)
+                | Op::BarrierWait(_)
+        );
+        let mut st = if blocking {
+            st
+        } else {
+            match Self::wait_for(obj, conn, st, Deadline::never(), |_| Some(())) {
+                Ok((st, ())) => st,
+                Err((_, stop)) => return Err(stop),
+            }
+        };
+        let kind = obj.kind;
+        let wrong = || Err(RemoteError::WrongKind(format!("{kind:?}")));
+        macro_rules! wait {
+            ($st:ident, $t:expr, $f:expr) => {
+                match Self::wait_for(obj, conn, $st, deadline($t), $f) {
+                    Ok((s, v)) => (s, Some(v)),
+                    Err((s, Stop::Timeout)) => (s, None),
+                    Err((s, Stop::PeerGone)) => {
+                        drop(s);
+                        return Err(Stop::PeerGone);
+                    }
+                }
+            };
+        }
+        let r: Result<Reply, RemoteError> = match op {
+            Op::Len => match &st.data {
+                Data::Dict(d) => Ok(Reply::Count(d.map.len() as u64)),
+                Data::List(l) => Ok(Reply::Count(l.len() as u64)),
+                Data::Namespace(n) => Ok(Reply::Count(n.len() as u64)),
+                Data::Queue(q) => Ok(Reply::Count(q.items.len() as u64)),
+                _ => wrong(),
+            },
+            Op::Clear => match &mut st.data {
+                Data::Dict(d) => {
+                    d.map.clear();
+                    Ok(Reply::Ok)
+                }
+                Data::List(l) => {
+                    l.clear();
+                    Ok(Reply::Ok)
+                }
+                Data::Namespace(n) => {
+                    n.clear();
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::ObjLock(t) => {
+                let me = conn.id;
+                let (s, got) = wait!(st, t, |s: &mut State| {
+                    if s.excl.is_none() {
+                        s.excl = Some(me);
+                        Some(())
+                    } else {
+                        None // held by this connection already: wait (no recursion)
+                    }
+                });
+                st = s;
+                if got.is_some() {
+                    conn.held.insert(id);
+                    Ok(Reply::Ok)
+                } else {
+                    Err(RemoteError::Timeout)
+                }
+            }
+            Op::ObjUnlock => {
+                if st.excl == Some(conn.id) {
+                    st.excl = None;
+                    obj.cv.notify_all();
+                    Ok(Reply::Ok)
+                } else {
+                    Err(RemoteError::NotOwner)
+                }
+            }
+            // ---- dict
+            Op::DictGet(k) => match &st.data {
+                Data::Dict(d) => Ok(Reply::MaybeBytes(d.map.get(&k).map(|e| e.1.clone()))),
+                _ => wrong(),
+            },
+            Op::DictSet(k, v) => match &mut st.data {
+                Data::Dict(d) => Ok(Reply::MaybeBytes(d.insert(k, v))),
+                _ => wrong(),
+            },
+            Op::DictSetDefault(k, v) => match &mut st.data {
+                Data::Dict(d) => match d.map.get(&k) {
+                    Some(e) => Ok(Reply::Bytes(e.1.clone())),
+                    None => {
+                        d.insert(k, v.clone());
+                        Ok(Reply::Bytes(v))
+                    }
+                },
+                _ => wrong(),
+            },
+            Op::DictRemove(k) => match &mut st.data {
+                Data::Dict(d) => Ok(Reply::MaybeBytes(d.map.remove(&k).map(|e| e.1))),
+                _ => wrong(),
+            },
+            Op::DictContains(k) => match &st.data {
+                Data::Dict(d) => Ok(Reply::Bool(d.map.contains_key(&k))),
+                _ => wrong(),
+            },
+            Op::DictItems => match &st.data {
+                Data::Dict(d) => Ok(Reply::Pairs(
+                    d.ordered()
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                )),
+                _ => wrong(),
+            },
+            Op::DictKeys => match &st.data {
+                Data::Dict(d) => Ok(Reply::Seq(
+                    d.ordered().into_iter().map(|(k, _)| k.clone()).collect(),
+                )),
+                _ => wrong(),
+            },
+            Op::DictValues => match &st.data {
+                Data::Dict(d) => Ok(Reply::Seq(
+                    d.ordered().into_iter().map(|(_, v)| v.clone()).collect(),
+                )),
+                _ => wrong(),
+            },
+            Op::DictUpdate(items) => match &mut st.data {
+                Data::Dict(d) => {
+                    for (k, v) in items {
+                        d.insert(k, v);
+                    }
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::DictPopItem => match &mut st.data {
+                Data::Dict(d) => {
+                    // Python pops the most recently inserted item.
+                    let last = d
+                        .map
+                        .iter()
+                        .max_by_key(|(_, (seq, _))| *seq)
+                        .map(|(k, _)| k.clone());
+                    match last {
+                        Some(k) => {
+                            let (_, v) = d.map.remove(&k).expect("present");
+                            Ok(Reply::Pair(k, v))
+                        }
+                        None => Err(RemoteError::MissingKey),
+                    }
+                }
+                _ => wrong(),
+            },
+            // ---- list
+            Op::ListGet(i) => match &st.data {
+                Data::List(l) => index(i, l.len())
+                    .map(|j| Reply::Bytes(l[j].clone()))
+                    .ok_or(RemoteError::IndexOutOfRange),
+                _ => wrong(),
+            },
+            Op::ListSet(i, v) => match &mut st.data {
+                Data::List(l) => match index(i, l.len()) {
+                    Some(j) => {
+                        l[j] = v;
+                        Ok(Reply::Ok)
+                    }
+                    None => Err(RemoteError::IndexOutOfRange),
+                },
+                _ => wrong(),
+            },
+            Op::ListAppend(v) => match &mut st.data {
+                Data::List(l) => {
+                    l.push(v);
+                    Ok(Reply::Count(l.len() as u64))
+                }
+                _ => wrong(),
+            },
+            Op::ListExtend(vs) => match &mut st.data {
+                Data::List(l) => {
+                    l.extend(vs);
+                    Ok(Reply::Count(l.len() as u64))
+                }
+                _ => wrong(),
+            },
+            Op::ListInsert(i, v) => match &mut st.data {
+                Data::List(l) => {
+                    let j = insert_pos(i, l.len());
+                    l.insert(j, v);
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::ListPop(i) => match &mut st.data {
+                Data::List(l) => match index(i.unwrap_or(-1), l.len()) {
+                    Some(j) => Ok(Reply::Bytes(l.remove(j))),
+                    None => Err(RemoteError::IndexOutOfRange),
+                },
+                _ => wrong(),
+            },
+            Op::ListDelete(i) => match &mut st.data {
+                Data::List(l) => match index(i, l.len()) {
+                    Some(j) => {
+                        l.remove(j);
+                        Ok(Reply::Ok)
+                    }
+                    None => Err(RemoteError::IndexOutOfRange),
+                },
+                _ => wrong(),
+            },
+            Op::ListRemove(v) => match &mut st.data {
+                Data::List(l) => match l.iter().position(|x| *x == v) {
+                    Some(j) => {
+                        l.remove(j);
+                        Ok(Reply::Ok)
+                    }
+                    None => Err(RemoteError::NotInList),
+                },
+                _ => wrong(),
+            },
+            Op::ListIndex(v) => match &st.data {
+                Data::List(l) => l
+                    .iter()
+                    .position(|x| *x == v)
+                    .map(|j| Reply::Count(j as u64))
+                    .ok_or(RemoteError::NotInList),
+                _ => wrong(),
+            },
+            Op::ListCount(v) => match &st.data {
+                Data::List(l) => Ok(Reply::Count(l.iter().filter(|x| **x == v).count() as u64)),
+                _ => wrong(),
+            },
+            Op::ListContains(v) => match &st.data {
+                Data::List(l) => Ok(Reply::Bool(l.contains(&v))),
+                _ => wrong(),
+            },
+            Op::ListSnapshot => match &st.data {
+                Data::List(l) => Ok(Reply::Seq(l.clone())),
+                _ => wrong(),
+            },
+            Op::ListSlice(a, b) => match &st.data {
+                Data::List(l) => {
+                    let a = insert_pos(a, l.len());
+                    let b = insert_pos(b, l.len()).max(a);
+                    Ok(Reply::Seq(l[a..b].to_vec()))
+                }
+                _ => wrong(),
+            },
+            Op::ListReplace(vs) => match &mut st.data {
+                Data::List(l) => {
+                    *l = vs;
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::ListReverse => match &mut st.data {
+                Data::List(l) => {
+                    l.reverse();
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            // ---- namespace
+            Op::NsGet(name) => match &st.data {
+                Data::Namespace(n) => n
+                    .get(&name)
+                    .map(|v| Reply::Bytes(v.clone()))
+                    .ok_or(RemoteError::NoSuchAttribute(name)),
+                _ => wrong(),
+            },
+            Op::NsSet(name, v) => match &mut st.data {
+                Data::Namespace(n) => {
+                    n.insert(name, v);
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::NsDel(name) => match &mut st.data {
+                Data::Namespace(n) => match n.remove(&name) {
+                    Some(_) => Ok(Reply::Ok),
+                    None => Err(RemoteError::NoSuchAttribute(name)),
+                },
+                _ => wrong(),
+            },
+            Op::NsItems => match &st.data {
+                Data::Namespace(n) => Ok(Reply::Named(
+                    n.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                )),
+                _ => wrong(),
+            },
+            // ---- value
+            Op::ValueGet => match &st.data {
+                Data::Value(v) => Ok(Reply::Bytes(v.clone())),
+                _ => wrong(),
+            },
+            Op::ValueSet(new) => match &mut st.data {
+                Data::Value(v) => Ok(Reply::Bytes(std::mem::replace(v, new))),
+                _ => wrong(),
+            },
+            // ---- queue
+            Op::QueuePut(item, t) => {
+                if !matches!(st.data, Data::Queue(_)) {
+                    wrong()
+                } else {
+                    let mut item = Some(item);
+                    let (s, done) = wait!(st, t, |s: &mut State| match &mut s.data {
+                        Data::Queue(q) if q.maxsize == 0 || (q.items.len() as u64) < q.maxsize => {
+                            q.items.push_back(item.take().expect("once"));
+                            if q.joinable {
+                                q.unfinished += 1;
+                            }
+                            Some(())
+                        }
+                        _ => None,
+                    });
+                    st = s;
+                    if done.is_some() {
+                        obj.cv.notify_all();
+                        Ok(Reply::Ok)
+                    } else {
+                        Err(RemoteError::Full)
+                    }
+                }
+            }
+            Op::QueueGet(t) => {
+                if !matches!(st.data, Data::Queue(_)) {
+                    wrong()
+                } else {
+                    let (s, got) = wait!(st, t, |s: &mut State| match &mut s.data {
+                        Data::Queue(q) => q.items.pop_front(),
+                        _ => None,
+                    });
+                    st = s;
+                    match got {
+                        Some(b) => {
+                            obj.cv.notify_all();
+                            Ok(Reply::Bytes(b))
+                        }
+                        None => Err(RemoteError::Empty),
+                    }
+                }
+            }
+            Op::QueueTaskDone => match &mut st.data {
+                Data::Queue(q) if q.joinable => {
+                    if q.unfinished == 0 {
+                        Err(RemoteError::TaskDoneTooOften)
+                    } else {
+                        q.unfinished -= 1;
+                        obj.cv.notify_all();
+                        Ok(Reply::Ok)
+                    }
+                }
+                _ => wrong(),
+            },
+            Op::QueueJoin(t) => {
+                if !matches!(&st.data, Data::Queue(q) if q.joinable) {
+                    wrong()
+                } else {
+                    let (s, done) = wait!(st, t, |s: &mut State| match &s.data {
+                        Data::Queue(q) if q.unfinished == 0 => Some(()),
+                        _ => None,
+                    });
+                    st = s;
+                    done.map(|_| Reply::Ok).ok_or(RemoteError::Timeout)
+                }
+            }
+            // ---- locks and semaphores
+            Op::Acquire(who, t) => {
+                let me = conn.id;
+                let ok = matches!(
+                    st.data,
+                    Data::Lock(_) | Data::RLock(_) | Data::Semaphore { .. } | Data::Condition(_)
+                );
+                if !ok {
+                    wrong()
+                } else {
+                    let (s, got) = wait!(st, t, |s: &mut State| match &mut s.data {
+                        Data::Lock(owner) => owner.is_none().then(|| *owner = Some(me)),
+                        Data::RLock(o) => o.try_acquire(who, me).then_some(()),
+                        Data::Condition(c) => c.lock.try_acquire(who, me).then_some(()),
+                        Data::Semaphore { value, held } => (*value > 0).then(|| {
+                            *value -= 1;
+                            *held.entry(me).or_insert(0) += 1;
+                        }),
+                        _ => None,
+                    });
+                    st = s;
+                    if got.is_some() {
+                        conn.held.insert(id);
+                    }
+                    Ok(Reply::Bool(got.is_some()))
+                }
+            }
+            Op::Release(who) => {
+                let me = conn.id;
+                let r = match &mut st.data {
+                    Data::Lock(owner) => match owner.take() {
+                        Some(_) => Ok(Reply::Ok),
+                        None => Err(RemoteError::NotOwner),
+                    },
+                    Data::RLock(o) => o.release(who, me).map(|_| Reply::Ok),
+                    Data::Condition(c) => c.lock.release(who, me).map(|_| Reply::Ok),
+                    Data::Semaphore { value, held } => {
+                        *value += 1;
+                        if let Some(n) = held.get_mut(&me) {
+                            *n -= 1;
+                            if *n == 0 {
+                                held.remove(&me);
+                            }
+                        }
+                        Ok(Reply::Ok)
+                    }
+                    _ => wrong(),
+                };
+                if r.is_ok() {
+                    obj.cv.notify_all();
+                }
+                r
+            }
+            Op::CondWait(who, t) => match &mut st.data {
+                Data::Condition(c) => match c.lock.owner.take() {
+                    Some((w, levels)) if w == who => {
+                        // Release the lock fully, wait for a notification,
+                        // then take the lock back at the same depth.
+                        c.next_ticket += 1;
+                        let ticket = c.next_ticket;
+                        c.waiting.push_back(ticket);
+                        obj.cv.notify_all();
+                        let (s, woken) = match Self::wait_for(obj, conn, st, deadline(t), |s| {
+                            match &mut s.data {
+                                Data::Condition(c) => c.notified.remove(&ticket).then_some(()),
+                                _ => None,
+                            }
+                        }) {
+                            Ok((s, ())) => (s, true),
+                            Err((s, Stop::Timeout)) => (s, false),
+                            Err((mut s, Stop::PeerGone)) => {
+                                if let Data::Condition(c) = &mut s.data {
+                                    c.waiting.retain(|x| *x != ticket);
+                                    c.notified.remove(&ticket);
+                                }
+                                return Err(Stop::PeerGone);
+                            }
+                        };
+                        st = s;
+                        if !woken && let Data::Condition(c) = &mut st.data {
+                            c.waiting.retain(|x| *x != ticket);
+                        }
+                        let (s, _) = wait!(st, None, |s: &mut State| match &mut s.data {
+                            Data::Condition(c) if c.lock.owner.is_none() => {
+                                c.lock.owner = Some((who, levels.clone()));
+                                Some(())
+                            }
+                            _ => None,
+                        });
+                        st = s;
+                        Ok(Reply::Bool(woken))
+                    }
+                    other => {
+                        c.lock.owner = other;
+                        Err(RemoteError::NotOwner)
+                    }
+                },
+                _ => wrong(),
+            },
+            Op::CondNotify(n) => match &mut st.data {
+                Data::Condition(c) => {
+                    for _ in 0..n {
+                        match c.waiting.pop_front() {
+                            Some(t) => {
+                                c.notified.insert(t);
+                            }
+                            None => break,
+                        }
+                    }
+                    obj.cv.notify_all();
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            // ---- event
+            Op::EventSet => match &mut st.data {
+                Data::Event(f) => {
+                    *f = true;
+                    obj.cv.notify_all();
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::EventClear => match &mut st.data {
+                Data::Event(f) => {
+                    *f = false;
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::EventIsSet => match &st.data {
+                Data::Event(f) => Ok(Reply::Bool(*f)),
+                _ => wrong(),
+            },
+            Op::EventWait(t) => {
+                if !matches!(st.data, Data::Event(_)) {
+                    wrong()
+                } else {
+                    let (s, set) = wait!(st, t, |s: &mut State| match s.data {
+                        Data::Event(true) => Some(()),
+                        _ => None,
+                    });
+                    st = s;
+                    Ok(Reply::Bool(set.is_some()))
+                }
+            }
+            // ---- barrier
+            Op::BarrierWait(t) => match &mut st.data {
+                Data::Barrier(b) if b.broken => Err(RemoteError::BrokenBarrier),
+                Data::Barrier(b) => {
+                    let idx = b.count;
+                    b.count += 1;
+                    if b.count == b.parties {
+                        b.completed = Some(b.generation);
+                        b.generation += 1;
+                        b.count = 0;
+                        obj.cv.notify_all();
+                        Ok(Reply::Count(idx))
+                    } else {
+                        let gen_ = b.generation;
+                        let r = Self::wait_for(obj, conn, st, deadline(t), |s| match &s.data {
+                            Data::Barrier(b) if b.generation != gen_ || b.broken => Some(()),
+                            _ => None,
+                        });
+                        let (s, outcome) = match r {
+                            Ok((s, ())) => (s, None),
+                            Err((s, stop)) => (s, Some(stop)),
+                        };
+                        st = s;
+                        let Data::Barrier(b) = &mut st.data else {
+                            unreachable!("kind never changes")
+                        };
+                        match outcome {
+                            None if b.completed == Some(gen_) => Ok(Reply::Count(idx)),
+                            None => Err(RemoteError::BrokenBarrier),
+                            Some(stop) => {
+                                // A timeout breaks the barrier (as Python's
+                                // does); a vanished waiter only withdraws.
+                                if b.generation == gen_ {
+                                    b.count = b.count.saturating_sub(1);
+                                }
+                                if let Stop::PeerGone = stop {
+                                    return Err(Stop::PeerGone);
+                                }
+                                b.broken = true;
+                                obj.cv.notify_all();
+                                Err(RemoteError::BrokenBarrier)
+                            }
+                        }
+                    }
+                }
+                _ => wrong(),
+            },
+            Op::BarrierReset => match &mut st.data {
+                Data::Barrier(b) => {
+                    b.generation += 1;
+                    b.count = 0;
+                    b.broken = false;
+                    obj.cv.notify_all();
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::BarrierAbort => match &mut st.data {
+                Data::Barrier(b) => {
+                    b.broken = true;
+                    obj.cv.notify_all();
+                    Ok(Reply::Ok)
+                }
+                _ => wrong(),
+            },
+            Op::BarrierInfo => match &st.data {
+                Data::Barrier(b) => Ok(Reply::Barrier(b.parties, b.count, b.broken)),
+                _ => wrong(),
+            },
+            // ---- registered types
+            Op::Custom(method, args) => match &mut st.data {
+                Data::Custom(o) => {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        o.call(&method, &args)
+                    }));
+                    match r {
+                        Ok(Ok(b)) => Ok(Reply::Bytes(b)),
+                        Ok(Err(msg)) => Err(RemoteError::Custom(msg)),
+                        Err(_) => Err(RemoteError::Custom(format!("method '{method}' panicked"))),
+                    }
+                }
+                _ => wrong(),
+            },
+        };
+        drop(st);
+        Ok(r)
+    }
+
+    /// Gives back what a closed connection held: exclusive object locks,
+    /// locks, semaphore units, a condition's lock.
+    fn cleanup(&self, conn: &Conn) {
+        for id in &conn.held {
+            let Ok(obj) = self.object(*id) else { continue };
+            let mut st = obj.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.excl == Some(conn.id) {
+                st.excl = None;
+            }
+            match &mut st.data {
+                Data::Lock(owner) if *owner == Some(conn.id) => *owner = None,
+                Data::RLock(o) if o.held_through(conn.id) => o.owner = None,
+                Data::Condition(c) if c.lock.held_through(conn.id) => c.lock.owner = None,
+                Data::Semaphore { value, held } => {
+                    if let Some(n) = held.remove(&conn.id) {
+                        *value += n;
+                    }
+                }
+                _ => {}
+            }
+            obj.cv.notify_all();
+        }
+    }
+}
