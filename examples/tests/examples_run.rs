@@ -6,8 +6,11 @@
 //! `cargo test` builds the examples of the package before running its
 //! tests, so the binaries are in `<target>/<profile>/examples/`, next to
 //! the `deps/` directory that holds this test. When only this test target
-//! was built (`cargo test --test examples_run`), they are built once into
-//! a separate target directory (the main one is locked while tests run).
+//! was built (`cargo test --test examples_run`), binaries left by an
+//! earlier build are used as they are (maybe stale: plain `cargo test -p
+//! mp-examples` rebuilds them), and if there are none, the examples are
+//! built once into a separate target directory (the main one is locked
+//! while tests run).
 //!
 //! The last test checks `SEEDS.md` against `Cargo.toml` and this file.
 
