@@ -104,11 +104,6 @@ impl Conn {
         postcard::from_bytes::<Reply>(&self.buf)
             .map_err(|e| Error::Protocol(format!("undecodable reply: {e}")))
     }
-
-    #[cfg(test)]
-    pub(crate) fn stream(&self) -> &Stream {
-        &self.stream
-    }
 }
 
 fn gone(e: io::Error) -> Error {
