@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mp_os::fdpass;
 
+use crate::CallError;
 use crate::info;
 use crate::wire::{Bootstrap, MAX_FRAME, Outcome, WIRE_VERSION};
 
@@ -32,24 +33,23 @@ pub(crate) fn decode_bootstrap(bytes: &[u8]) -> Option<Bootstrap> {
 
 /// Runs a function target described by `boot` and exits.
 pub(crate) fn run_function(mut boot: Bootstrap, fds: Vec<OwnedFd>, sock: UnixStream) -> ! {
-    let tramp = crate::entry::addr_at(boot.trampoline);
-    let target = crate::entry::addr_at(boot.target);
     let args = std::mem::take(&mut boot.args);
-    run(&boot, sock, move || match (tramp, target) {
-        (Some(t), Some(f)) => {
-            // SAFETY: the parent computed this offset from a
-            // `crate::process::trampoline::<A, R>` instance of this same
-            // executable (fork, or exec of /proc/self/exe), and `addr_at`
-            // checked that it lies in this executable's code.
-            let tramp: crate::process::Trampoline = unsafe {
-                std::mem::transmute::<*const (), crate::process::Trampoline>(t as *const ())
-            };
-            tramp(f, &args, fds)
+    let func = boot.func;
+    run(&boot, sock, move || {
+        let Some(func) = func else {
+            return (
+                Outcome::Failed("no target in the bootstrap".into()),
+                Vec::new(),
+            );
+        };
+        // SAFETY: the parent produced `func` with `Function::raw` in this
+        // same executable (a fork of it, or an exec of /proc/self/exe), and
+        // the bootstrap travelled over a socket only it and we hold.
+        match unsafe { func.call(&args, fds) } {
+            Ok((bytes, fds)) => (Outcome::Returned(bytes), fds),
+            Err(CallError::Panicked(m)) => (Outcome::Panicked(m), Vec::new()),
+            Err(e) => (Outcome::Failed(e.to_string()), Vec::new()),
         }
-        _ => (
-            Outcome::Failed("target offset outside this executable's code".into()),
-            Vec::new(),
-        ),
     })
 }
 

@@ -62,6 +62,7 @@
 mod child;
 mod entry;
 mod error;
+mod function;
 mod info;
 mod method;
 mod process;
@@ -69,6 +70,7 @@ mod wire;
 
 pub use entry::init;
 pub use error::{Error, signal_name};
+pub use function::{CallError, Function, RawFunction};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 #[doc(hidden)]
 pub use method::forkserver::forkserver_pid;

@@ -16,46 +16,11 @@ use serde::de::DeserializeOwned;
 use crate::info::{self, ProcessInfo};
 use crate::method::{self, StartMethod};
 use crate::wire::{Bootstrap, MAX_FRAME, Outcome, WIRE_VERSION};
-use crate::{Error, entry};
-
-/// The signature every trampoline has, so a child can call one found by
-/// its offset without knowing the target's types.
-pub(crate) type Trampoline = fn(usize, &[u8], Vec<OwnedFd>) -> (Outcome, Vec<OwnedFd>);
-
-/// Decodes the arguments, calls the target, encodes its return value.
-/// One instance exists per `(A, R)`; the child finds it by offset.
-fn trampoline<A: DeserializeOwned, R: Serialize>(
-    target: usize,
-    args: &[u8],
-    fds: Vec<OwnedFd>,
-) -> (Outcome, Vec<OwnedFd>) {
-    // SAFETY: `target` is the address of a `fn(A) -> R` in this executable:
-    // the parent took it from such a pointer in `Process::new`, and this
-    // trampoline was instantiated there with the same `A` and `R`.
-    let f: fn(A) -> R =
-        unsafe { std::mem::transmute::<*const (), fn(A) -> R>(target as *const ()) };
-    let args: A = match mp_os::handle::provide_fds(fds, || postcard::from_bytes(args)) {
-        Ok(a) => a,
-        Err(e) => {
-            return (
-                Outcome::Failed(format!("cannot deserialize the arguments: {e}")),
-                Vec::new(),
-            );
-        }
-    };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args))) {
-        Ok(r) => crate::child::encode_return(&r),
-        Err(p) => (
-            Outcome::Panicked(crate::child::panic_message(p.as_ref())),
-            Vec::new(),
-        ),
-    }
-}
+use crate::{Error, Function, RawFunction, entry};
 
 pub(crate) enum Body<R> {
     Function {
-        trampoline: usize,
-        target: usize,
+        func: RawFunction,
         args: Result<(Vec<u8>, Vec<OwnedFd>), String>,
     },
     Closure(Box<dyn FnOnce() -> R + Send>),
@@ -123,10 +88,8 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     ) -> Process<R> {
         let (args, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&args));
         let args = args.map(|b| (b, fds)).map_err(|e| e.to_string());
-        let tramp: Trampoline = trampoline::<A, R>;
         Process::with_body(Body::Function {
-            trampoline: tramp as usize,
-            target: target as usize,
+            func: Function::new(target).raw(),
             args,
         })
     }
@@ -224,13 +187,8 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         if method != StartMethod::Fork && matches!(slot.as_ref(), Some(Body::Closure(_))) {
             return Err(Error::ClosureNeedsFork);
         }
-        if let Some(Body::Function {
-            trampoline,
-            target,
-            args,
-        }) = slot.as_ref()
-        {
-            if !entry::in_executable_code(*trampoline) || !entry::in_executable_code(*target) {
+        if let Some(Body::Function { func, args }) = slot.as_ref() {
+            if !func.is_portable() {
                 return Err(Error::TargetOutsideBinary);
             }
             if let Err(e) = args {
@@ -245,8 +203,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         let me = info::current_process();
         let mut boot = Bootstrap {
             version: WIRE_VERSION,
-            trampoline: 0,
-            target: 0,
+            func: None,
             name: self.name.clone(),
             ident: 0,
             daemon: self.daemon,
@@ -258,14 +215,9 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             Body::Closure(f) => {
                 method::fork::start(|sock| crate::child::run_closure(&boot, sock, f))
             }
-            Body::Function {
-                trampoline,
-                target,
-                args,
-            } => {
+            Body::Function { func, args } => {
                 let (args, fds) = args.expect("checked above");
-                boot.trampoline = entry::offset_of(trampoline);
-                boot.target = entry::offset_of(target);
+                boot.func = Some(func);
                 boot.args = args;
                 match method {
                     StartMethod::Fork => {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message below changes shape.
-pub(crate) const WIRE_VERSION: u32 = 1;
+pub(crate) const WIRE_VERSION: u32 = 2;
 
 /// Most bytes a bootstrap or result frame may have (1 GiB): a larger length
 /// prefix is treated as corruption.
@@ -17,10 +17,8 @@ pub(crate) const MAX_FRAME: usize = 1 << 30;
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct Bootstrap {
     pub(crate) version: u32,
-    /// Offset of the monomorphized trampoline from the anchor function.
-    pub(crate) trampoline: i64,
-    /// Offset of the user's target function from the anchor function.
-    pub(crate) target: i64,
+    /// The target (absent for a closure run by fork).
+    pub(crate) func: Option<crate::RawFunction>,
     pub(crate) name: String,
     pub(crate) ident: u64,
     pub(crate) daemon: bool,
