@@ -363,6 +363,24 @@ impl Manager {
         }
     }
 
+    /// Asks the server to exit, also from a manager that does not own it
+    /// (for a server run with [`ManagerBuilder::serve_forever`]); for the
+    /// owner this is [`shutdown`](Manager::shutdown).
+    ///
+    /// # Errors
+    ///
+    /// Connection errors ([`Error::Auth`], ...).
+    pub fn shutdown_server(&self) -> Result<(), Error> {
+        if self.process.is_some() {
+            return self.shutdown();
+        }
+        let mut c = crate::client::Conn::open(&self.pool.addr, &self.pool.key)?;
+        c.call(&Request::Shutdown)?.ok()?;
+        self.shut.store(true, Ordering::SeqCst);
+        self.pool.clear();
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), Error> {
         if self.shut.load(Ordering::SeqCst) {
             Err(Error::Shutdown)
