@@ -6,7 +6,8 @@
 //! | `lock/std-mutex` | `std::sync::Mutex` lock + unlock (in-process only) |
 //! | `lock/futex-wake` | one `FUTEX_WAKE` system call with nobody waiting: what a release costs that does not track waiters |
 //!
-//! Rows for mp `Lock` / `RLock` / `Semaphore` belong here: see `benches/README.md`.
+//! | `lock/mp-lock` | `mp_sync::Lock` acquire + drop of the guard |
+//! | `lock/mp-rlock` | `mp_sync::RLock` acquire + drop of the guard |
 
 use std::hint::black_box;
 use std::io;
@@ -26,7 +27,11 @@ pub(crate) fn run(cfg: &Config) -> Vec<(&'static str, io::Error)> {
             cas(cfg, &shm);
             futex(cfg, &shm);
             mutex(cfg);
-            Vec::new()
+            let mut failed = Vec::new();
+            if let Err(e) = mp_locks(cfg) {
+                failed.push(("mp locks", e));
+            }
+            failed
         }
         Err(e) => vec![("shm", e)],
     }
@@ -105,4 +110,47 @@ fn mutex(cfg: &Config) {
     ))
     .stats(Unit::Ns, Stats::per_op(&samples, BATCH, Unit::Ns))
     .emit();
+}
+
+fn mp_locks(cfg: &Config) -> io::Result<()> {
+    let lock = mp_sync::Lock::new().map_err(io::Error::other)?;
+    let samples = cfg.sample(20, 1_000_000, || {
+        time(|| {
+            for _ in 0..BATCH {
+                drop(black_box(lock.acquire()));
+            }
+        })
+    });
+    Row::new(
+        GROUP,
+        "lock/mp-lock",
+        "acquire + release, uncontended",
+        "mp Lock",
+    )
+    .baseline(&["lock/cas", "lock/py-lock"])
+    .note(format!(
+        "`drop(lock.acquire())` on a Lock in its memfd segment; batches of {BATCH}"
+    ))
+    .stats(Unit::Ns, Stats::per_op(&samples, BATCH, Unit::Ns))
+    .emit();
+
+    let rlock = mp_sync::RLock::new().map_err(io::Error::other)?;
+    let samples = cfg.sample(20, 1_000_000, || {
+        time(|| {
+            for _ in 0..BATCH {
+                drop(black_box(rlock.acquire()));
+            }
+        })
+    });
+    Row::new(
+        GROUP,
+        "lock/mp-rlock",
+        "acquire + release, uncontended",
+        "mp RLock",
+    )
+    .baseline(&["lock/cas", "lock/py-rlock"])
+    .note(format!("`drop(rlock.acquire())`; batches of {BATCH}"))
+    .stats(Unit::Ns, Stats::per_op(&samples, BATCH, Unit::Ns))
+    .emit();
+    Ok(())
 }

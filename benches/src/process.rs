@@ -5,8 +5,9 @@
 //! | `process/fork` | `fork` of this (small, single-threaded) harness, the child `_exit`s at once, `waitpid` |
 //! | `process/posix-spawn` | `posix_spawn` of this binary with [`EXIT_NOW`] (it exits first thing in `main`) + `waitpid` |
 //! | `process/fork-exec` | `fork` + `execv` of the same + `waitpid` |
-//!
-//! Rows for mp `Process` start + join per start method belong here: see `benches/README.md`.
+//! | `process/mp-forkserver` | `mp_proc::Process` start + join, forkserver method (server already running) |
+//! | `process/mp-spawn` | the same, spawn method (a `posix_spawn` of this binary) |
+//! | `process/mp-fork` | the same, fork method |
 
 use std::ffi::CString;
 use std::io;
@@ -25,6 +26,12 @@ pub(crate) fn run(cfg: &Config) -> Vec<(&'static str, io::Error)> {
         ("fork", fork(cfg)),
         ("posix_spawn", spawn(cfg)),
         ("fork+exec", fork_exec(cfg)),
+        (
+            "mp forkserver",
+            mp_start(cfg, mp_proc::StartMethod::Forkserver),
+        ),
+        ("mp spawn", mp_start(cfg, mp_proc::StartMethod::Spawn)),
+        ("mp fork", mp_start(cfg, mp_proc::StartMethod::Fork)),
     ] {
         if let Err(e) = r {
             failed.push((name, e));
@@ -182,6 +189,70 @@ fn fork_exec(cfg: &Config) -> io::Result<()> {
     )
     .baseline(&["process/posix-spawn"])
     .note(format!("execs this binary with {EXIT_NOW}"))
+    .stats(Unit::Ms, Stats::per_op(&samples, 1, Unit::Ms))
+    .emit();
+    Ok(())
+}
+
+/// The target of the mp rows: returns at once.
+fn trivial(x: u32) -> u32 {
+    x
+}
+
+fn mp_start(cfg: &Config, method: mp_proc::StartMethod) -> io::Result<()> {
+    if method == mp_proc::StartMethod::Fork {
+        // SAFETY: the harness is single-threaded while this group runs, and
+        // the child only returns its argument.
+        unsafe { mp_proc::enable_fork() };
+    }
+    let run = || -> io::Result<()> {
+        let p = mp_proc::Process::new(trivial, 7).start_method(method);
+        p.start().map_err(io::Error::other)?;
+        match p.join() {
+            Ok(7) => Ok(()),
+            other => Err(io::Error::other(format!(
+                "unexpected join result {other:?}"
+            ))),
+        }
+    };
+    // Warm up: the fork server starts on first use.
+    run()?;
+    let mut err = None;
+    let samples = cfg.sample(10, 5000, || {
+        time(|| {
+            if let Err(e) = run() {
+                err = Some(e);
+            }
+        })
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let (key, baseline, note) = match method {
+        mp_proc::StartMethod::Forkserver => (
+            "process/mp-forkserver",
+            vec!["process/fork", "process/py-forkserver"],
+            "the server is already running; the child returns its argument to join()",
+        ),
+        mp_proc::StartMethod::Spawn => (
+            "process/mp-spawn",
+            vec!["process/posix-spawn", "process/py-spawn"],
+            "posix_spawn of this binary; the child returns its argument to join()",
+        ),
+        mp_proc::StartMethod::Fork => (
+            "process/mp-fork",
+            vec!["process/fork", "process/py-fork"],
+            "the child returns its argument to join()",
+        ),
+    };
+    Row::new(
+        GROUP,
+        key,
+        "start + join",
+        &format!("mp Process ({method})"),
+    )
+    .baseline(&baseline)
+    .note(note)
     .stats(Unit::Ms, Stats::per_op(&samples, 1, Unit::Ms))
     .emit();
     Ok(())
