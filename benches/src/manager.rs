@@ -6,10 +6,15 @@
 //! | `manager/raw-set` | `map[k] = v` sent to a server process over a socketpair (17-byte request, 9-byte reply) |
 //! | `manager/raw-get` | `map[k]` the same way |
 //! | `manager/raw-append` | `list.push(v)` the same way |
+//! | `manager/mp-start` | `mp_manager::Manager::new()` + `shutdown()` |
+//! | `manager/mp-set` | `DictProxy::insert` (one request, one reply) |
+//! | `manager/mp-get` | `DictProxy::get` |
+//! | `manager/mp-append` | `ListProxy::append` |
 //!
-//! The server is a hand-written loop over fixed-size binary frames and a `HashMap` / `Vec`:
-//! one blocking round trip per operation, no encoding, no authentication. Rows for mp
-//! `Manager` proxies belong here: see `benches/README.md`.
+//! The raw server is a hand-written loop over fixed-size binary frames and a `HashMap` / `Vec`:
+//! one blocking round trip per operation, no encoding, no authentication. The `mp-*` rows go
+//! through `mp_manager` proxies: postcard frames over an authenticated Unix socket (abstract
+//! namespace) to a server process, a thread per connection.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -28,10 +33,104 @@ const APPEND: u8 = 3;
 
 /// Runs every row of the group.
 pub(crate) fn run(cfg: &Config) -> Vec<(&'static str, io::Error)> {
-    match raw(cfg) {
-        Ok(()) => Vec::new(),
-        Err(e) => vec![("raw server", e)],
+    let mut failed = Vec::new();
+    // The raw rows fork: they run before anything that could start a thread.
+    if let Err(e) = raw(cfg) {
+        failed.push(("raw server", e));
     }
+    if let Err(e) = mp_start(cfg) {
+        failed.push(("mp Manager start", io::Error::other(e)));
+    }
+    if let Err(e) = mp_ops(cfg) {
+        failed.push(("mp Manager proxies", io::Error::other(e)));
+    }
+    failed
+}
+
+/// `Manager::new()` + `shutdown()`, next to Python's `Manager()` + `shutdown()`.
+fn mp_start(cfg: &Config) -> Result<(), mp_manager::Error> {
+    let mut err = None;
+    let samples = cfg.sample(cfg.pick(5, 2), 200, || {
+        time(|| match mp_manager::Manager::new() {
+            Ok(m) => {
+                if let Err(e) = m.shutdown() {
+                    err = Some(e);
+                }
+            }
+            Err(e) => err = Some(e),
+        })
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Row::new(GROUP, "manager/mp-start", "start + shutdown", "mp Manager")
+        .baseline(&["manager/py-start", "process/fork"])
+        .note("Manager::new() + shutdown(): bind, start the server (forkserver), handshake, stop")
+        .stats(Unit::Ms, Stats::per_op(&samples, 1, Unit::Ms))
+        .emit();
+    Ok(())
+}
+
+/// Proxy round trips, the same operations as the raw and Python rows.
+fn mp_ops(cfg: &Config) -> Result<(), mp_manager::Error> {
+    let m = mp_manager::Manager::new()?;
+    let d = m.dict::<u64, u64>()?;
+    let l = m.list::<u64>()?;
+    let mut err = None;
+    let mut i = 0u64;
+    let mut rows: Vec<Vec<Duration>> = Vec::new();
+    for op in [SET, GET, APPEND] {
+        let call = |i: u64| -> Result<(), mp_manager::Error> {
+            match op {
+                SET => {
+                    black_box(d.insert(i % 64, i)?);
+                }
+                GET => {
+                    black_box(d.get(&(i % 64))?);
+                }
+                _ => {
+                    black_box(l.append(i)?);
+                }
+            }
+            Ok(())
+        };
+        for _ in 0..100 {
+            i += 1;
+            call(i)?; // warm-up (and the connection's handshake)
+        }
+        rows.push(cfg.sample(20, 1_000_000, || {
+            i += 1;
+            time(|| {
+                if let Err(e) = call(i) {
+                    err = Some(e);
+                }
+            })
+        }));
+    }
+    m.shutdown()?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let note = "proxy call: postcard frames over an authenticated Unix socket to the server \
+                process (forkserver), a thread per connection";
+    for ((key, name, base), samples) in [
+        ("manager/mp-set", "dict set", "set"),
+        ("manager/mp-get", "dict get", "get"),
+        ("manager/mp-append", "list append", "append"),
+    ]
+    .into_iter()
+    .zip(&rows)
+    {
+        Row::new(GROUP, key, name, "mp Manager")
+            .baseline(&[
+                &format!("manager/raw-{base}"),
+                &format!("manager/py-{base}"),
+            ])
+            .note(note)
+            .stats(Unit::Us, Stats::per_op(samples, 1, Unit::Us))
+            .emit();
+    }
+    Ok(())
 }
 
 /// One request: op, key, value; returns the reply value.

@@ -139,6 +139,18 @@ impl Stream {
         }
     }
 
+    /// Reads what is there without blocking: `Ok(None)` when nothing is.
+    pub(crate) fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            match rustix::net::recv(self.as_fd(), &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Ok(Some(n)),
+                Err(rustix::io::Errno::AGAIN) => return Ok(None),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Whether the peer has hung up (or the socket failed), without
     /// blocking. A peer that is waiting for a reply sends nothing, so this
     /// is how a server thread blocked on behalf of a client notices the

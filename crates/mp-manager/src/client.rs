@@ -23,6 +23,7 @@ pub(crate) struct Conn {
     stream: Stream,
     buf: Vec<u8>,
     frame: Vec<u8>,
+    reader: wire::FrameReader,
 }
 
 impl Conn {
@@ -33,6 +34,7 @@ impl Conn {
             stream,
             buf: Vec::new(),
             frame: Vec::new(),
+            reader: wire::FrameReader::default(),
         };
         c.handshake(key)?;
         Ok(c)
@@ -70,7 +72,8 @@ impl Conn {
         if welcome.first() != Some(&0) {
             return Err(Error::Auth("the server rejected the key"));
         }
-        if welcome.len() != 1 + wire::TAG || !wire::verify(key, wire::SERVER_ROLE, &nc, &welcome[1..])
+        if welcome.len() != 1 + wire::TAG
+            || !wire::verify(key, wire::SERVER_ROLE, &nc, &welcome[1..])
         {
             return Err(Error::Auth("the server does not know the key"));
         }
@@ -96,12 +99,15 @@ impl Conn {
             });
         }
         wire::write_frame(&mut &self.stream, &mut self.frame, &self.buf).map_err(gone)?;
-        match wire::read_frame(&mut &self.stream, wire::MAX_FRAME, &mut self.buf) {
-            Ok(true) => {}
-            Ok(false) => return Err(Error::ServerGone),
+        let body = match self
+            .reader
+            .next(&self.stream, wire::MAX_FRAME, wire::CLIENT_SPIN)
+        {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(Error::ServerGone),
             Err(e) => return Err(gone(e)),
-        }
-        postcard::from_bytes::<Reply>(&self.buf)
+        };
+        postcard::from_bytes::<Reply>(&self.reader.buf()[body])
             .map_err(|e| Error::Protocol(format!("undecodable reply: {e}")))
     }
 }
@@ -126,7 +132,9 @@ pub(crate) struct Pool {
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Pool")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -274,7 +282,8 @@ impl Handle {
         if let Some(c) = self.pinned.take()
             && let Ok(c) = Arc::try_unwrap(c)
         {
-            self.pool.give(c.into_inner().unwrap_or_else(|e| e.into_inner()));
+            self.pool
+                .give(c.into_inner().unwrap_or_else(|e| e.into_inner()));
         }
     }
 }

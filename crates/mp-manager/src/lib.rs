@@ -74,8 +74,8 @@ pub use proxy::collections::{DictProxy, ListProxy, NamespaceProxy, Storable, Val
 pub use proxy::custom::CustomProxy;
 pub use proxy::queue::{JoinableQueueProxy, QueueProxy};
 pub use proxy::sync::{
-    AcquireGuard, BarrierProxy, ConditionGuard, ConditionProxy, EventProxy, LockProxy,
-    RLockProxy, SemaphoreProxy,
+    AcquireGuard, BarrierProxy, ConditionGuard, ConditionProxy, EventProxy, LockProxy, RLockProxy,
+    SemaphoreProxy,
 };
 pub use proxy::{Locked, Proxy};
 pub use registry::{Call, CallResult, Registry, RemoteObject, Types, encode_result};

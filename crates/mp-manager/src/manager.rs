@@ -15,9 +15,7 @@ use crate::addr::{Address, Listener};
 use crate::client::{Handle, Pool, enc, unexpected};
 use crate::error::Error;
 use crate::proxy::Proxy;
-use crate::proxy::collections::{
-    DictProxy, ListProxy, NamespaceProxy, Storable, ValueProxy,
-};
+use crate::proxy::collections::{DictProxy, ListProxy, NamespaceProxy, Storable, ValueProxy};
 use crate::proxy::custom::CustomProxy;
 use crate::proxy::queue::{JoinableQueueProxy, QueueProxy};
 use crate::proxy::sync::{
@@ -271,7 +269,10 @@ impl Manager {
     ///
     /// [`Error::Auth`] for a wrong key, [`Error::Io`] when nothing listens
     /// there.
-    pub fn connect(addr: impl ToSocketAddrs, authkey: impl Into<Vec<u8>>) -> Result<Manager, Error> {
+    pub fn connect(
+        addr: impl ToSocketAddrs,
+        authkey: impl Into<Vec<u8>>,
+    ) -> Result<Manager, Error> {
         let a = addr
             .to_socket_addrs()
             .map_err(|e| Error::io("resolve the address", e))?

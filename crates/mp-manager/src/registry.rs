@@ -143,7 +143,11 @@ impl Types {
         self
     }
 
-    pub(crate) fn create(&self, name: &str, init: &[u8]) -> Option<Result<Box<dyn ErasedObject>, String>> {
+    pub(crate) fn create(
+        &self,
+        name: &str,
+        init: &[u8],
+    ) -> Option<Result<Box<dyn ErasedObject>, String>> {
         self.map.get(name).map(|f| f(init))
     }
 }

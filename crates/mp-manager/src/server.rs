@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::addr::{Listener, Stream};
 use crate::error::RemoteError;
 use crate::registry::{ErasedObject, Registry, Types};
-use crate::wire::{self, Bytes, Init, Kind, Op, Reply, Request, WireTimeout, Who};
+use crate::wire::{self, Bytes, Init, Kind, Op, Reply, Request, Who, WireTimeout};
 
 /// How long a blocked request sleeps before checking its client is alive.
 const SLICE: Duration = Duration::from_millis(100);
@@ -198,10 +198,7 @@ enum Data {
     Queue(Queue),
     Lock(Option<u64>),
     RLock(Owned),
-    Semaphore {
-        value: u64,
-        held: HashMap<u64, u64>,
-    },
+    Semaphore { value: u64, held: HashMap<u64, u64> },
     Event(bool),
     Condition(Condition),
     Barrier(Barrier),
@@ -359,15 +356,15 @@ impl Server {
     }
 
     fn serve_conn(&self, conn: &mut Conn) {
-        let mut inbuf = Vec::new();
+        let mut reader = wire::FrameReader::default();
         let mut outbuf = Vec::new();
         let mut frame = Vec::new();
         loop {
-            match wire::read_frame(&mut &conn.stream, wire::MAX_FRAME, &mut inbuf) {
-                Ok(true) => {}
+            let body = match reader.next(&conn.stream, wire::MAX_FRAME, wire::SERVER_SPIN) {
+                Ok(Some(body)) => body,
                 _ => return, // end of stream, error, oversized or truncated
-            }
-            let reply = match wire::decode_request(&inbuf) {
+            };
+            let reply = match wire::decode_request(&reader.buf()[body]) {
                 Ok(Request::Shutdown) => {
                     self.shutdown.store(true, Ordering::SeqCst);
                     let _ = self.reply(conn, &Reply::Ok, &mut outbuf, &mut frame);
@@ -387,8 +384,9 @@ impl Server {
             if self.reply(conn, &reply, &mut outbuf, &mut frame).is_err() {
                 return;
             }
-            if inbuf.capacity() > 1 << 20 {
-                inbuf = Vec::new();
+            if outbuf.capacity() > 4 << 20 {
+                outbuf = Vec::new();
+                frame = Vec::new();
             }
         }
     }

@@ -61,7 +61,10 @@ fn dict_filled_by_ten_processes_under_every_method() {
         );
         let pid = m.pid().unwrap();
         drop(m);
-        assert!(gone_within(pid, Duration::from_secs(10)), "server outlived its Manager");
+        assert!(
+            gone_within(pid, Duration::from_secs(10)),
+            "server outlived its Manager"
+        );
     }
 }
 
@@ -116,7 +119,10 @@ fn consumer((ns, event): (NamespaceProxy, EventProxy)) -> (String, String) {
         Err(e) => format!("Before event, error: {e}"),
     };
     event.wait().unwrap();
-    (before, format!("After event: {}", ns.get::<String>("value").unwrap()))
+    (
+        before,
+        format!("After event: {}", ns.get::<String>("value").unwrap()),
+    )
 }
 
 #[test]
@@ -207,7 +213,10 @@ fn active_pool_with_a_semaphore() {
         (0..10).map(|i| (s.clone(), pool.clone(), i.to_string())),
     );
     let most = pool.most.get().unwrap();
-    assert!((1..=3).contains(&most), "at most 3 active at once, saw {most}");
+    assert!(
+        (1..=3).contains(&most),
+        "at most 3 active at once, saw {most}"
+    );
     assert!(pool.active.is_empty().unwrap());
 }
 
@@ -316,12 +325,18 @@ fn the_server_dies_with_its_owner() {
     owner.start().unwrap();
     let t = Instant::now();
     while pid_out.get() == 0 {
-        assert!(t.elapsed() < Duration::from_secs(30), "owner never started its manager");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "owner never started its manager"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let server = pid_out.get();
     assert!(mp_os::liveness::thread_alive(server));
     owner.kill().unwrap();
     let _ = owner.join();
-    assert!(gone_within(server, Duration::from_secs(10)), "server outlived its killed owner");
+    assert!(
+        gone_within(server, Duration::from_secs(10)),
+        "server outlived its killed owner"
+    );
 }

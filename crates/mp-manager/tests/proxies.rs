@@ -213,12 +213,18 @@ proptest! {
 #[test]
 fn list_from_and_iteration_snapshot() {
     let records = manager()
-        .list_from(vec![("Sam".to_string(), 10), ("Adam".to_string(), 9), ("Kevin".to_string(), 9)])
+        .list_from(vec![
+            ("Sam".to_string(), 10),
+            ("Adam".to_string(), 9),
+            ("Kevin".to_string(), 9),
+        ])
         .unwrap();
     records.append(("Jeff".to_string(), 8)).unwrap();
     let names: Vec<String> = records.to_vec().unwrap().into_iter().map(|r| r.0).collect();
     assert_eq!(names, ["Sam", "Adam", "Kevin", "Jeff"]);
-    records.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0))).unwrap();
+    records
+        .sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))
+        .unwrap();
     assert_eq!(records.get(0).unwrap().0, "Jeff");
     records.delete(0).unwrap();
     records.clear().unwrap();
@@ -241,7 +247,10 @@ fn namespace_attributes() {
     copy.push("This is the value".into());
     assert!(ns.get::<Vec<String>>("my_list").unwrap().is_empty());
     ns.del("n").unwrap();
-    assert_eq!(remote(ns.del("n").unwrap_err()), RemoteError::NoSuchAttribute("n".into()));
+    assert_eq!(
+        remote(ns.del("n").unwrap_err()),
+        RemoteError::NoSuchAttribute("n".into())
+    );
     // The wrong type is a decode error, not a panic.
     assert!(matches!(ns.get::<bool>("value"), Err(Error::Codec { .. })));
 }
@@ -292,13 +301,20 @@ fn joinable_queue_counts_tasks() {
     let q = manager().joinable_queue::<String>().unwrap();
     q.put("a".into()).unwrap();
     q.put("b".into()).unwrap();
-    assert!(q.join_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
+    assert!(
+        q.join_timeout(Duration::from_millis(20))
+            .unwrap_err()
+            .is_timeout()
+    );
     q.get().unwrap();
     q.task_done().unwrap();
     q.get().unwrap();
     q.task_done().unwrap();
     q.join().unwrap();
-    assert_eq!(remote(q.task_done().unwrap_err()), RemoteError::TaskDoneTooOften);
+    assert_eq!(
+        remote(q.task_done().unwrap_err()),
+        RemoteError::TaskDoneTooOften
+    );
 }
 
 #[test]
@@ -308,7 +324,11 @@ fn locks_exclude_and_time_out() {
     let g = lock.acquire().unwrap();
     let l2 = lock.clone();
     let t = Instant::now();
-    let h = std::thread::spawn(move || l2.acquire_timeout(Duration::from_millis(80)).unwrap().is_some());
+    let h = std::thread::spawn(move || {
+        l2.acquire_timeout(Duration::from_millis(80))
+            .unwrap()
+            .is_some()
+    });
     assert!(!h.join().unwrap(), "a held lock times out");
     assert!(t.elapsed() >= Duration::from_millis(75));
     g.release().unwrap();
@@ -319,13 +339,25 @@ fn locks_exclude_and_time_out() {
     let a = r.acquire().unwrap();
     let b = r.acquire().unwrap();
     let r2 = r.clone();
-    assert!(!std::thread::spawn(move || r2.try_acquire().unwrap().is_some()).join().unwrap());
+    assert!(
+        !std::thread::spawn(move || r2.try_acquire().unwrap().is_some())
+            .join()
+            .unwrap()
+    );
     drop(b);
     let r2 = r.clone();
-    assert!(!std::thread::spawn(move || r2.try_acquire().unwrap().is_some()).join().unwrap());
+    assert!(
+        !std::thread::spawn(move || r2.try_acquire().unwrap().is_some())
+            .join()
+            .unwrap()
+    );
     drop(a);
     let r2 = r.clone();
-    assert!(std::thread::spawn(move || r2.try_acquire().unwrap().is_some()).join().unwrap());
+    assert!(
+        std::thread::spawn(move || r2.try_acquire().unwrap().is_some())
+            .join()
+            .unwrap()
+    );
 
     // Semaphore.
     let s = m.semaphore(2).unwrap();
@@ -357,7 +389,8 @@ fn event_and_condition() {
     let (c2, f2) = (c.clone(), flag.clone());
     let h = std::thread::spawn(move || {
         let g = c2.acquire().unwrap();
-        g.wait_for(|| f2.get().unwrap(), Some(Duration::from_secs(30))).unwrap()
+        g.wait_for(|| f2.get().unwrap(), Some(Duration::from_secs(30)))
+            .unwrap()
     });
     std::thread::sleep(Duration::from_millis(50));
     {
@@ -368,7 +401,12 @@ fn event_and_condition() {
     assert!(h.join().unwrap());
     // notify(1) wakes one waiter at a time.
     let c3 = c.clone();
-    let h = std::thread::spawn(move || c3.acquire().unwrap().wait_timeout(Duration::from_secs(30)).unwrap());
+    let h = std::thread::spawn(move || {
+        c3.acquire()
+            .unwrap()
+            .wait_timeout(Duration::from_secs(30))
+            .unwrap()
+    });
     std::thread::sleep(Duration::from_millis(50));
     c.acquire().unwrap().notify(1).unwrap();
     assert!(h.join().unwrap());
@@ -414,7 +452,10 @@ fn nested_proxies_write_through() {
     // A namespace holding a list proxy: the fix for the mutable caveat.
     let ns = m.namespace().unwrap();
     ns.set("my_list", &inner).unwrap();
-    ns.get::<ListProxy<i32>>("my_list").unwrap().append(8).unwrap();
+    ns.get::<ListProxy<i32>>("my_list")
+        .unwrap()
+        .append(8)
+        .unwrap();
     assert_eq!(inner.to_vec().unwrap(), [7, 8]);
 }
 
@@ -441,7 +482,11 @@ fn locked_guard_makes_read_modify_write_atomic() {
     assert_eq!(d.item(&0).unwrap(), 400);
     // While locked, another connection's request waits.
     let g = d.lock().unwrap();
-    assert!(d.lock_timeout(Duration::from_millis(30)).unwrap_err().is_timeout());
+    assert!(
+        d.lock_timeout(Duration::from_millis(30))
+            .unwrap_err()
+            .is_timeout()
+    );
     drop(g);
     assert!(d.lock_timeout(Duration::from_secs(10)).is_ok());
 }
@@ -464,7 +509,10 @@ fn wrong_kind_and_lookup() {
     // A list proxy pointed at a dict's id gets a clear error.
     let bytes = postcard::to_allocvec(&d).unwrap();
     let l: ListProxy<u8> = postcard::from_bytes(&bytes).unwrap();
-    assert!(matches!(l.append(1), Err(Error::Remote(RemoteError::WrongKind(_)))));
+    assert!(matches!(
+        l.append(1),
+        Err(Error::Remote(RemoteError::WrongKind(_)))
+    ));
 }
 
 #[test]
@@ -486,7 +534,9 @@ fn many_threads_many_connections() {
     }
     let mut v = l.to_vec().unwrap();
     v.sort();
-    let mut want: Vec<u32> = (0..32).flat_map(|t| (0..100).map(move |i| t * 1000 + i)).collect();
+    let mut want: Vec<u32> = (0..32)
+        .flat_map(|t| (0..100).map(move |i| t * 1000 + i))
+        .collect();
     want.sort();
     assert_eq!(v, want);
 }

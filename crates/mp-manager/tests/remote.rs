@@ -67,7 +67,11 @@ fn wrong_key_is_rejected_before_any_request() {
     send_frame(&mut s, &answer).unwrap();
     let _ = send_frame(&mut s, &[0]); // a Ping, if it were read
     assert_eq!(read_frame(&mut s).unwrap(), Some(vec![1]), "a refusal");
-    assert_eq!(read_frame(&mut s).unwrap(), None, "then the connection closes");
+    assert_eq!(
+        read_frame(&mut s).unwrap(),
+        None,
+        "then the connection closes"
+    );
 
     // A request instead of an answer is not a valid answer either.
     let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -36,8 +36,8 @@ fn garbage_before_authentication_closes_only_that_connection() {
     for junk in [
         &b"GET / HTTP/1.1\r\n\r\n"[..],
         &[0xff, 0xff, 0xff, 0xff][..], // a 4 GiB frame
-        &[200, 0, 0, 0, 1, 2, 3][..], // over the handshake limit
-        &[64, 0, 0, 0][..],          // right size, then nothing
+        &[200, 0, 0, 0, 1, 2, 3][..],  // over the handshake limit
+        &[64, 0, 0, 0][..],            // right size, then nothing
     ] {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -60,7 +60,9 @@ fn a_silent_client_does_not_stall_others_and_is_dropped() {
     let addr = tcp_addr(m);
     // Connects and says nothing.
     let mut silent = TcpStream::connect(addr).unwrap();
-    silent.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     read_frame(&mut silent).unwrap().expect("challenge");
     // An authenticated client that sends half a frame and stops.
     let mut half = authed(addr, KEY);
@@ -144,7 +146,8 @@ proptest! {
 /// killed.
 fn stalls_mid_frame((addr, ready): (String, mp_shm::Value<u32>)) {
     let mut s = authed(addr.parse().unwrap(), KEY);
-    s.write_all(&[30, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    s.write_all(&[30, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+        .unwrap();
     ready.set(1);
     std::thread::sleep(Duration::from_secs(60));
 }
@@ -188,14 +191,24 @@ fn a_client_killed_mid_request_leaves_the_server_consistent() {
     let ready = mp_shm::Value::new(0u32).unwrap();
     let p = Process::new(
         holds_everything,
-        (d.clone(), lock.clone(), sem.clone(), q.clone(), ready.clone()),
+        (
+            d.clone(),
+            lock.clone(),
+            sem.clone(),
+            q.clone(),
+            ready.clone(),
+        ),
     );
     p.start().unwrap();
     wait_nonzero(&ready);
     // Held by the child: others wait.
     assert!(lock.try_acquire().unwrap().is_none());
     assert!(sem.try_acquire().unwrap().is_none());
-    assert!(d.lock_timeout(Duration::from_millis(50)).unwrap_err().is_timeout());
+    assert!(
+        d.lock_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .is_timeout()
+    );
     let pid = p.pid().unwrap();
     p.kill().unwrap();
     assert!(p.join().is_err());
@@ -203,8 +216,16 @@ fn a_client_killed_mid_request_leaves_the_server_consistent() {
     // Everything it held comes back once the server sees its connections
     // close.
     let _dg = d.lock_timeout(Duration::from_secs(10)).unwrap();
-    assert!(lock.acquire_timeout(Duration::from_secs(10)).unwrap().is_some());
-    assert!(sem.acquire_timeout(Duration::from_secs(10)).unwrap().is_some());
+    assert!(
+        lock.acquire_timeout(Duration::from_secs(10))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        sem.acquire_timeout(Duration::from_secs(10))
+            .unwrap()
+            .is_some()
+    );
     // Its blocked get took nothing: an item put now is ours.
     q.put(7).unwrap();
     assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 7);

@@ -87,7 +87,8 @@ impl<K: Storable, V: Storable> DictProxy<K, V> {
     ///
     /// `Remote(MissingKey)` when there is no such key.
     pub fn pop(&self, key: &K) -> Result<V, Error> {
-        self.remove(key)?.ok_or(Error::Remote(RemoteError::MissingKey))
+        self.remove(key)?
+            .ok_or(Error::Remote(RemoteError::MissingKey))
     }
 
     /// Whether `key` is present.

@@ -92,7 +92,9 @@ macro_rules! queue_methods {
             ///
             /// `Remote(Empty)` when the timeout passed.
             pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
-                self.h.op(Op::QueueGet(wire_timeout(Some(timeout))))?.value()
+                self.h
+                    .op(Op::QueueGet(wire_timeout(Some(timeout))))?
+                    .value()
             }
 
             /// Takes the oldest item if there is one now.

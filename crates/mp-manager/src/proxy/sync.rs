@@ -97,7 +97,10 @@ macro_rules! lock_methods {
             /// # Errors
             ///
             /// Connection errors.
-            pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<AcquireGuard>, Error> {
+            pub fn acquire_timeout(
+                &self,
+                timeout: Duration,
+            ) -> Result<Option<AcquireGuard>, Error> {
                 acquire(&self.h, Some(timeout))
             }
         }
@@ -270,8 +273,8 @@ impl ConditionProxy {
     ///
     /// Connection errors.
     pub fn acquire(&self) -> Result<ConditionGuard, Error> {
-        let inner = acquire(&self.h, None)?
-            .ok_or_else(|| Error::Protocol("acquire timed out".into()))?;
+        let inner =
+            acquire(&self.h, None)?.ok_or_else(|| Error::Protocol("acquire timed out".into()))?;
         Ok(ConditionGuard { inner })
     }
 

@@ -30,7 +30,10 @@ fn oversized_and_truncated_frames_are_errors() {
     let big = (u32::MAX).to_le_bytes();
     let e = read_frame(&mut Cursor::new(&big[..]), MAX_FRAME, &mut got).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-    assert!(got.capacity() < 1 << 20, "no allocation for a claimed length");
+    assert!(
+        got.capacity() < 1 << 20,
+        "no allocation for a claimed length"
+    );
     let mut cut = frame(b"0123456789");
     cut.truncate(8);
     let e = read_frame(&mut Cursor::new(&cut), 64, &mut got).unwrap_err();
@@ -45,7 +48,10 @@ fn tags_are_role_bound_and_verified() {
     let n = nonce().unwrap();
     let t = tag(key, CLIENT_ROLE, &n);
     assert!(verify(key, CLIENT_ROLE, &n, &t));
-    assert!(!verify(key, SERVER_ROLE, &n, &t), "a reflected tag is refused");
+    assert!(
+        !verify(key, SERVER_ROLE, &n, &t),
+        "a reflected tag is refused"
+    );
     assert!(!verify(b"other", CLIENT_ROLE, &n, &t));
     assert!(!verify(key, CLIENT_ROLE, &n, &t[..31]));
     let mut bad = t;
@@ -58,9 +64,18 @@ fn trailing_bytes_and_unknown_variants_are_refused() {
     let mut b = postcard::to_allocvec(&Request::Ping).unwrap();
     assert_eq!(decode_request(&b), Ok(Request::Ping));
     b.push(0);
-    assert!(matches!(decode_request(&b), Err(RemoteError::BadRequest(_))));
-    assert!(matches!(decode_request(&[200]), Err(RemoteError::BadRequest(_))));
-    assert!(matches!(decode_request(&[]), Err(RemoteError::BadRequest(_))));
+    assert!(matches!(
+        decode_request(&b),
+        Err(RemoteError::BadRequest(_))
+    ));
+    assert!(matches!(
+        decode_request(&[200]),
+        Err(RemoteError::BadRequest(_))
+    ));
+    assert!(matches!(
+        decode_request(&[]),
+        Err(RemoteError::BadRequest(_))
+    ));
     // A byte string that claims more bytes than the frame holds.
     let liar = [2u8, 0xff, 0xff, 0xff, 0xff, 0x0f];
     assert!(decode_request(&liar).is_err());
@@ -148,4 +163,43 @@ proptest! {
         }
         prop_assert!(got.capacity() <= (1 << 16).max(bytes.len()));
     }
+}
+
+#[test]
+fn frame_reader_splits_coalesced_and_partial_frames() {
+    use std::io::Write;
+    use std::time::Duration;
+
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (a, b) = (crate::addr::Stream::Unix(a), crate::addr::Stream::Unix(b));
+    let mut r = FrameReader::default();
+    // Two frames in one write, then one frame in pieces.
+    let mut two = frame(b"one");
+    two.extend(frame(b"two!"));
+    (&a).write_all(&two).unwrap();
+    let f = r.next(&b, 64, Duration::ZERO).unwrap().unwrap();
+    assert_eq!(&r.buf()[f], b"one");
+    let f = r.next(&b, 64, Duration::ZERO).unwrap().unwrap();
+    assert_eq!(&r.buf()[f], b"two!");
+    let third = frame(&[9u8; 100]);
+    let writer = std::thread::spawn(move || {
+        for chunk in third.chunks(7) {
+            (&a).write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        a
+    });
+    let f = r.next(&b, 128, Duration::from_micros(50)).unwrap().unwrap();
+    assert_eq!(&r.buf()[f], &[9u8; 100][..]);
+    let a = writer.join().unwrap();
+    // Over the limit: an error; end of stream: None.
+    (&a).write_all(&frame(&[0u8; 65])).unwrap();
+    assert!(r.next(&b, 64, Duration::ZERO).is_err());
+    let mut r = FrameReader::default();
+    drop(a);
+    let _ = r.next(&b, 1 << 20, Duration::ZERO); // drains the rest
+    assert!(matches!(
+        r.next(&b, 1 << 20, Duration::ZERO),
+        Ok(None) | Err(_)
+    ));
 }

@@ -87,7 +87,10 @@ pub(crate) fn gone_within(pid: u32, limit: Duration) -> bool {
 pub(crate) fn wait_nonzero(v: &mp_shm::Value<u32>) {
     let t = Instant::now();
     while v.get() == 0 {
-        assert!(t.elapsed() < Duration::from_secs(30), "child never got ready");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "child never got ready"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
