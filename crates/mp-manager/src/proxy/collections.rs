@@ -431,7 +431,9 @@ impl<T: Storable> ListProxy<T> {
 
     /// Sorts the list by `T`'s order. The server only has bytes, so the
     /// sort runs here: under the list's lock, the items are fetched, sorted
-    /// and stored back (three round trips, atomic).
+    /// and stored back (three round trips, atomic). It takes the list's
+    /// lock, so do not call it through a [`Locked`] guard of the same list
+    /// (the lock is not recursive).
     ///
     /// # Errors
     ///
@@ -594,7 +596,8 @@ impl<T: Storable> ValueProxy<T> {
     }
 
     /// Replaces the value with `f(value)` atomically (under the value's
-    /// lock) and returns the new value.
+    /// lock, so not through a [`Locked`] guard of the same value) and
+    /// returns the new value.
     ///
     /// # Errors
     ///
