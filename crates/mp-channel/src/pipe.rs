@@ -310,6 +310,7 @@ impl PipeEnd {
         self.a.set_mode(mode);
     }
 
+    #[cfg(feature = "tokio")]
     pub(crate) fn attach(&self) -> &Attach {
         &self.a
     }

@@ -305,6 +305,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         io::read(&self.a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
     }
 
+    #[cfg(feature = "tokio")]
     pub(crate) fn attach(&self) -> &Attach {
         &self.a
     }
