@@ -1,0 +1,795 @@
+//! Where results land: [`Collector`] (one per map / apply call), and what
+//! users hold: [`AsyncResult`], [`IMap`], [`Callbacks`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::{BoxError, Error};
+
+/// How a collector hands its results out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One final value: every result in input order, or the first failure
+    /// (fail fast, as Python's `map`).
+    All,
+    /// Every item's own result, in input order, once all are in.
+    Each,
+    /// Items as they come (`imap`): in input order or in arrival order.
+    Stream { ordered: bool },
+}
+
+type Callback<R> = Box<dyn FnOnce(Result<&Vec<R>, &Error>) + Send>;
+
+#[cfg(feature = "progress")]
+type Bar = Option<indicatif::ProgressBar>;
+#[cfg(not(feature = "progress"))]
+type Bar = ();
+
+struct State<R> {
+    /// Results per chunk index, until taken.
+    chunks: Vec<Option<Vec<Result<R, Error>>>>,
+    /// Chunks submitted so far (input error chunks included).
+    submitted: usize,
+    /// Chunks whose results are in.
+    done: usize,
+    /// No more chunks will be submitted.
+    input_done: bool,
+    /// `All` mode: the first failure.
+    failure: Option<Error>,
+    /// Chunk indexes in arrival order (`Stream { ordered: false }`).
+    arrival: VecDeque<usize>,
+    /// Every result is in (or, in `All` mode, one failed) and callbacks ran.
+    finished: bool,
+    /// `All` mode: the final value, until taken.
+    value: Option<Result<Vec<R>, Error>>,
+    /// `Each` mode: taken.
+    taken: bool,
+    /// `All` mode: whether the finished call succeeded.
+    ok: bool,
+    callback: Option<Callback<R>>,
+    /// Threads waiting on `cv`, and what they wait for.
+    waiters: usize,
+    wake_done: usize,
+    wake_index: Option<usize>,
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    bar: Bar,
+}
+
+/// The results of one call (a map, an apply, an imap), filled in by the
+/// dispatcher (process pool) or by rayon tasks (thread pool).
+pub(crate) struct Collector<R> {
+    st: Mutex<State<R>>,
+    cv: Condvar,
+    mode: Mode,
+    cancelled: AtomicBool,
+}
+
+impl<R> fmt::Debug for Collector<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.lock();
+        f.debug_struct("Collector")
+            .field("mode", &self.mode)
+            .field("submitted", &st.submitted)
+            .field("done", &st.done)
+            .field("finished", &st.finished)
+            .finish()
+    }
+}
+
+impl<R> Collector<R> {
+    fn lock(&self) -> MutexGuard<'_, State<R>> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<R: Send + 'static> Collector<R> {
+    pub(crate) fn new(mode: Mode, callback: Option<Callback<R>>) -> Arc<Collector<R>> {
+        Arc::new(Collector {
+            st: Mutex::new(State {
+                chunks: Vec::new(),
+                submitted: 0,
+                done: 0,
+                input_done: false,
+                failure: None,
+                arrival: VecDeque::new(),
+                finished: false,
+                value: None,
+                taken: false,
+                ok: false,
+                callback,
+                waiters: 0,
+                wake_done: usize::MAX,
+                wake_index: None,
+                bar: Bar::default(),
+            }),
+            cv: Condvar::new(),
+            mode,
+            cancelled: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the remaining tasks are useless (an `All` collector that
+    /// already failed): the dispatcher drops them.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    #[cfg(feature = "progress")]
+    pub(crate) fn set_bar(&self, bar: indicatif::ProgressBar) {
+        self.lock().bar = Some(bar);
+    }
+
+    /// Records `n` more submitted chunks, and whether the input is done.
+    pub(crate) fn add_submitted(&self, n: usize, input_done: bool) {
+        let mut st = self.lock();
+        st.submitted += n;
+        st.input_done |= input_done;
+        self.check_finished(st);
+    }
+
+    /// (submitted, done) chunk counts.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.submitted, st.done)
+    }
+
+    /// Stores the results of chunk `index`.
+    pub(crate) fn deliver(&self, index: usize, results: Vec<Result<R, Error>>) {
+        let mut st = self.lock();
+        if st.finished && self.mode == Mode::All {
+            return;
+        }
+        if st.chunks.len() <= index {
+            st.chunks.resize_with(index + 1, || None);
+        }
+        if st.chunks[index].is_some() {
+            return; // a duplicate (a retried task whose first run did report)
+        }
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &st.bar {
+            bar.inc(results.len() as u64);
+        }
+        if self.mode == Mode::All && st.failure.is_none() {
+            if let Some(pos) = results.iter().position(Result::is_err) {
+                let mut results = results;
+                if let Err(e) = results.swap_remove(pos) {
+                    st.failure = Some(e);
+                }
+                self.cancelled.store(true, Ordering::Relaxed);
+                st.done += 1;
+                self.check_finished(st);
+                return;
+            }
+        }
+        st.chunks[index] = Some(results);
+        st.done += 1;
+        if let Mode::Stream { ordered: false } = self.mode {
+            st.arrival.push_back(index);
+        }
+        self.check_finished(st);
+    }
+
+    /// Fails chunk `index` (`nitems` items) with copies of `err`.
+    pub(crate) fn fail(&self, index: usize, nitems: usize, err: &Error) {
+        self.deliver(index, (0..nitems.max(1)).map(|_| Err(err.duplicate())).collect());
+    }
+
+    /// Finishes if everything is in; runs the callback; wakes waiters.
+    fn check_finished<'s>(&'s self, mut st: MutexGuard<'s, State<R>>) {
+        if !st.finished {
+            let complete = st.input_done && st.done >= st.submitted;
+            let failed = self.mode == Mode::All && st.failure.is_some();
+            if complete || failed {
+                if self.mode == Mode::All {
+                    let value = match st.failure.take() {
+                        Some(e) => Err(e),
+                        None => Ok(std::mem::take(&mut st.chunks)
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .map(|r| r.unwrap_or_else(|_| unreachable!("failures stop early")))
+                            .collect()),
+                    };
+                    if let Some(cb) = st.callback.take() {
+                        // Python runs callbacks before the result is ready.
+                        drop(st);
+                        cb(value.as_ref());
+                        st = self.lock();
+                    }
+                    st.ok = value.is_ok();
+                    st.value = Some(value);
+                }
+                #[cfg(feature = "progress")]
+                if let Some(bar) = st.bar.take() {
+                    bar.finish();
+                }
+                st.finished = true;
+                if st.waiters > 0 {
+                    self.cv.notify_all();
+                }
+                return;
+            }
+        }
+        if st.waiters > 0 {
+            let idx_ready = st
+                .wake_index
+                .is_some_and(|i| st.chunks.get(i).is_some_and(Option::is_some));
+            if idx_ready || st.done >= st.wake_done || !st.arrival.is_empty() {
+                self.cv.notify_all();
+            }
+        }
+    }
+
+    /// Waits until `ready(state)` holds or `deadline` passes; returns the
+    /// guard and whether it holds.
+    fn wait_for(
+        &self,
+        deadline: Option<Instant>,
+        wake_done: usize,
+        wake_index: Option<usize>,
+        ready: impl Fn(&State<R>) -> bool,
+    ) -> (MutexGuard<'_, State<R>>, bool) {
+        let mut st = self.lock();
+        loop {
+            if ready(&st) {
+                return (st, true);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| d <= now) {
+                return (st, false);
+            }
+            st.waiters += 1;
+            st.wake_done = st.wake_done.min(wake_done);
+            st.wake_index = wake_index;
+            st = match deadline {
+                None => self.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    self.cv
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            st.waiters -= 1;
+            if st.waiters == 0 {
+                st.wake_done = usize::MAX;
+                st.wake_index = None;
+            }
+        }
+    }
+
+    /// Waits until at most `window` submitted chunks are unfinished (or
+    /// everything finished).
+    pub(crate) fn wait_below(&self, window: usize) {
+        let target = self.lock().submitted.saturating_sub(window);
+        let _ = self.wait_for(None, target, None, |st| {
+            st.finished || st.submitted.saturating_sub(st.done) <= window
+        });
+    }
+
+    pub(crate) fn wait_finished(&self, deadline: Option<Instant>) -> bool {
+        self.wait_for(deadline, usize::MAX, None, |st| st.finished)
+            .1
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.lock().finished
+    }
+
+    /// `All` mode: takes the final value (waiting first).
+    pub(crate) fn take_all(&self, deadline: Option<Instant>) -> Result<Vec<R>, Error> {
+        let (mut st, ok) = self.wait_for(deadline, usize::MAX, None, |st| st.finished);
+        if !ok {
+            return Err(Error::Timeout);
+        }
+        st.value.take().unwrap_or(Err(Error::ResultTaken))
+    }
+
+    /// `All` mode: whether the finished value is a success.
+    pub(crate) fn successful(&self) -> Result<bool, Error> {
+        let st = self.lock();
+        if !st.finished {
+            return Err(Error::NotReady);
+        }
+        Ok(st.ok)
+    }
+
+    /// `Each` mode: every item's result in order (waiting first).
+    pub(crate) fn take_each(&self) -> Result<Vec<Result<R, Error>>, Error> {
+        let (mut st, _) = self.wait_for(None, usize::MAX, None, |st| st.finished);
+        if st.taken {
+            return Err(Error::ResultTaken);
+        }
+        st.taken = true;
+        Ok(std::mem::take(&mut st.chunks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect())
+    }
+
+    /// `Stream` mode: the next chunk's results, `Ok(None)` when the stream
+    /// is over; `Err(())` when `refill` should run first (the window is low).
+    /// `cursor` is the next chunk index (ordered).
+    pub(crate) fn next_chunk(
+        &self,
+        cursor: usize,
+        low_water: usize,
+        can_feed: bool,
+    ) -> Option<Option<Vec<Result<R, Error>>>> {
+        let ordered = matches!(self.mode, Mode::Stream { ordered: true });
+        let want = ordered.then_some(cursor);
+        let target = if can_feed {
+            self.lock().submitted.saturating_sub(low_water)
+        } else {
+            usize::MAX
+        };
+        let (mut st, _) = self.wait_for(None, target, want, |st| {
+            let have = if ordered {
+                st.chunks.get(cursor).is_some_and(Option::is_some)
+            } else {
+                !st.arrival.is_empty()
+            };
+            have || (st.input_done && st.done >= st.submitted && !have)
+                || (can_feed && st.submitted.saturating_sub(st.done) <= low_water)
+        });
+        let idx = if ordered {
+            Some(cursor).filter(|&c| st.chunks.get(c).is_some_and(Option::is_some))
+        } else {
+            st.arrival.pop_front()
+        };
+        match idx {
+            Some(i) => Some(st.chunks[i].take()),
+            None if st.input_done && st.done >= st.submitted => Some(None),
+            None => None, // feed more
+        }
+    }
+}
+
+/// Callbacks run when an asynchronous call finishes, on the pool's
+/// dispatcher thread (a thread-pool worker for [`ThreadPool`](crate::ThreadPool)),
+/// before [`AsyncResult::ready`] turns true: Python's `callback` and
+/// `error_callback`. Keep them short: they hold up the delivery of other
+/// results.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use mp_pool::{Callbacks, ThreadPool};
+///
+/// let pool = ThreadPool::new(2)?;
+/// let (tx, rx) = mpsc::channel();
+/// let r = pool.apply_async_with(|x: i32| x + 1, 41, Callbacks::new().on_success(move |v: &i32| {
+///     tx.send(*v).unwrap();
+/// }))?;
+/// assert_eq!(r.get()?, 42);
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+pub struct Callbacks<T> {
+    pub(crate) on_success: Option<Box<dyn FnOnce(&T) + Send>>,
+    pub(crate) on_error: Option<Box<dyn FnOnce(&Error) + Send>>,
+}
+
+impl<T> fmt::Debug for Callbacks<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("on_success", &self.on_success.is_some())
+            .field("on_error", &self.on_error.is_some())
+            .finish()
+    }
+}
+
+impl<T> Default for Callbacks<T> {
+    fn default() -> Self {
+        Callbacks {
+            on_success: None,
+            on_error: None,
+        }
+    }
+}
+
+impl<T> Callbacks<T> {
+    /// No callbacks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `f` with the result when the call succeeds (Python's `callback`).
+    pub fn on_success(mut self, f: impl FnOnce(&T) + Send + 'static) -> Self {
+        self.on_success = Some(Box::new(f));
+        self
+    }
+
+    /// Runs `f` with the error when the call fails (Python's `error_callback`).
+    pub fn on_error(mut self, f: impl FnOnce(&Error) + Send + 'static) -> Self {
+        self.on_error = Some(Box::new(f));
+        self
+    }
+}
+
+impl<R: Send + 'static> Callbacks<Vec<R>> {
+    pub(crate) fn into_callback(self) -> Option<Callback<R>> {
+        if self.on_success.is_none() && self.on_error.is_none() {
+            return None;
+        }
+        Some(Box::new(move |r: Result<&Vec<R>, &Error>| match r {
+            Ok(v) => {
+                if let Some(f) = self.on_success {
+                    f(v)
+                }
+            }
+            Err(e) => {
+                if let Some(f) = self.on_error {
+                    f(e)
+                }
+            }
+        }))
+    }
+}
+
+impl<R: Send + 'static> Callbacks<R> {
+    /// For a single-item call: the callback sees the item.
+    pub(crate) fn into_item_callback(self) -> Option<Callback<R>> {
+        if self.on_success.is_none() && self.on_error.is_none() {
+            return None;
+        }
+        Some(Box::new(move |r: Result<&Vec<R>, &Error>| match r {
+            Ok(v) => {
+                if let (Some(f), Some(x)) = (self.on_success, v.first()) {
+                    f(x)
+                }
+            }
+            Err(e) => {
+                if let Some(f) = self.on_error {
+                    f(e)
+                }
+            }
+        }))
+    }
+}
+
+/// The pending result of an asynchronous call (`apply_async`,
+/// `map_async`): Python's `AsyncResult`.
+///
+/// [`get`](AsyncResult::get) hands the value out once (it moves); later
+/// calls return [`Error::ResultTaken`]. Dropping an `AsyncResult` does not
+/// cancel the task.
+///
+/// ```
+/// use std::time::Duration;
+/// use mp_pool::ThreadPool;
+///
+/// let pool = ThreadPool::new(2)?;
+/// let r = pool.apply_async(|ms: u64| { std::thread::sleep(Duration::from_millis(ms)); ms }, 50)?;
+/// assert!(matches!(r.get_timeout(Duration::from_millis(1)), Err(mp_pool::Error::Timeout)));
+/// r.wait();
+/// assert!(r.ready());
+/// assert!(r.successful()?);
+/// assert_eq!(r.get()?, 50);
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+pub struct AsyncResult<T> {
+    coll: Arc<dyn Source<T>>,
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.coll.finished())
+            .finish()
+    }
+}
+
+/// What an [`AsyncResult`] reads from.
+trait Source<T>: Send + Sync {
+    fn wait(&self, deadline: Option<Instant>) -> bool;
+    fn finished(&self) -> bool;
+    fn take(&self, deadline: Option<Instant>) -> Result<T, Error>;
+    fn successful(&self) -> Result<bool, Error>;
+}
+
+struct AllOf<R>(Arc<Collector<R>>);
+struct OneOf<R>(Arc<Collector<R>>);
+
+impl<R: Send + 'static> Source<Vec<R>> for AllOf<R> {
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        self.0.wait_finished(deadline)
+    }
+    fn finished(&self) -> bool {
+        self.0.is_finished()
+    }
+    fn take(&self, deadline: Option<Instant>) -> Result<Vec<R>, Error> {
+        self.0.take_all(deadline)
+    }
+    fn successful(&self) -> Result<bool, Error> {
+        self.0.successful()
+    }
+}
+
+impl<R: Send + 'static> Source<R> for OneOf<R> {
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        self.0.wait_finished(deadline)
+    }
+    fn finished(&self) -> bool {
+        self.0.is_finished()
+    }
+    fn take(&self, deadline: Option<Instant>) -> Result<R, Error> {
+        let v = self.0.take_all(deadline)?;
+        v.into_iter()
+            .next()
+            .ok_or_else(|| Error::Decode("an apply produced no result".into()))
+    }
+    fn successful(&self) -> Result<bool, Error> {
+        self.0.successful()
+    }
+}
+
+impl<R: Send + 'static> AsyncResult<Vec<R>> {
+    pub(crate) fn all(c: Arc<Collector<R>>) -> Self {
+        AsyncResult {
+            coll: Arc::new(AllOf(c)),
+        }
+    }
+}
+
+impl<R: Send + 'static> AsyncResult<R> {
+    pub(crate) fn one(c: Arc<Collector<R>>) -> Self {
+        AsyncResult {
+            coll: Arc::new(OneOf(c)),
+        }
+    }
+}
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+impl<T> AsyncResult<T> {
+    /// Waits for the result and takes it.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure ([`Error::TaskPanicked`], [`Error::WorkerDied`],
+    /// ...), or [`Error::ResultTaken`] on a second call.
+    pub fn get(&self) -> Result<T, Error> {
+        self.coll.take(None)
+    }
+
+    /// Waits at most `timeout` for the result and takes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if it is not ready by then (it stays pending and
+    /// can be waited for again); otherwise as [`get`](AsyncResult::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
+        self.coll.take(deadline(timeout))
+    }
+
+    /// Waits until the result is ready.
+    pub fn wait(&self) {
+        self.coll.wait(None);
+    }
+
+    /// Waits at most `timeout`; returns whether the result is ready.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.coll.wait(deadline(timeout))
+    }
+
+    /// Whether the call has finished (successfully or not).
+    pub fn ready(&self) -> bool {
+        self.coll.finished()
+    }
+
+    /// Whether the call finished without error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotReady`] if it has not finished (Python raises
+    /// `ValueError`).
+    pub fn successful(&self) -> Result<bool, Error> {
+        self.coll.successful()
+    }
+}
+
+/// The iterator of `imap` / `imap_unordered`: each task's result, in input
+/// order (`imap`) or as they finish (`imap_unordered`).
+///
+/// The input is read lazily, a window of chunks ahead of the results, by
+/// the thread that calls [`next`](Iterator::next); an input that yields
+/// `Err` (`try_imap`) produces one `Err(Error::Input)` item at its position
+/// and ends the input there.
+pub struct IMap<'a, R> {
+    coll: Arc<Collector<R>>,
+    feed: Box<dyn FeedMore + 'a>,
+    feeding: bool,
+    cursor: usize,
+    low_water: usize,
+    current: std::vec::IntoIter<Result<R, Error>>,
+}
+
+impl<R> fmt::Debug for IMap<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMap")
+            .field("collector", &self.coll)
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: Send + 'static> IMap<'a, R> {
+    pub(crate) fn new<A: 'a>(
+        coll: Arc<Collector<R>>,
+        low_water: usize,
+        feed: Feeder<'a, A, R>,
+    ) -> Self {
+        IMap {
+            coll,
+            feed: Box::new(feed),
+            feeding: true,
+            cursor: 0,
+            low_water,
+            current: Vec::new().into_iter(),
+        }
+    }
+}
+
+impl<R: Send + 'static> Iterator for IMap<'_, R> {
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Result<R, Error>> {
+        loop {
+            if let Some(r) = self.current.next() {
+                return Some(r);
+            }
+            match self
+                .coll
+                .next_chunk(self.cursor, self.low_water, self.feeding)
+            {
+                Some(Some(chunk)) => {
+                    self.cursor += 1;
+                    self.current = chunk.into_iter();
+                }
+                Some(None) => return None,
+                None => {
+                    if let Err(e) = self.feed.feed_more() {
+                        // The pool went away: end the stream with its error.
+                        self.feeding = false;
+                        self.coll.add_submitted(0, true);
+                        return Some(Err(e));
+                    }
+                    let (s, d) = self.coll.counts();
+                    if s.saturating_sub(d) <= self.low_water {
+                        // Nothing more to feed.
+                        self.feeding = false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) type Input<'a, A> = Box<dyn Iterator<Item = Result<A, BoxError>> + 'a>;
+type Submit<'a, A> = Box<dyn FnMut(Vec<(usize, Vec<A>)>) -> Result<(), Error> + 'a>;
+
+pub(crate) fn boxed<'a, A: 'a>(items: impl IntoIterator<Item = A> + 'a) -> Input<'a, A> {
+    Box::new(items.into_iter().map(Ok))
+}
+
+pub(crate) fn boxed_try<'a, A: 'a, E: Into<BoxError> + 'a>(
+    items: impl IntoIterator<Item = Result<A, E>> + 'a,
+) -> Input<'a, A> {
+    Box::new(items.into_iter().map(|r| r.map_err(Into::into)))
+}
+
+/// Reads the input of one call in chunks, a window ahead of its results,
+/// and hands the chunks to the pool (`submit`).
+pub(crate) struct Feeder<'a, A, R> {
+    input: Input<'a, A>,
+    chunksize: usize,
+    coll: Arc<Collector<R>>,
+    submit: Submit<'a, A>,
+    next: usize,
+    done: bool,
+    window: usize,
+}
+
+/// The part of a [`Feeder`] an [`IMap`] needs, without the item type.
+trait FeedMore {
+    fn feed_more(&mut self) -> Result<(), Error>;
+}
+
+impl<A, R: Send + 'static> FeedMore for Feeder<'_, A, R> {
+    fn feed_more(&mut self) -> Result<(), Error> {
+        self.feed()
+    }
+}
+
+impl<'a, A, R: Send + 'static> Feeder<'a, A, R> {
+    pub(crate) fn new(
+        input: Input<'a, A>,
+        chunksize: usize,
+        coll: Arc<Collector<R>>,
+        window: usize,
+        submit: Submit<'a, A>,
+    ) -> Result<Self, Error> {
+        if chunksize == 0 {
+            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
+        }
+        Ok(Feeder {
+            input,
+            chunksize,
+            coll,
+            submit,
+            next: 0,
+            done: false,
+            window,
+        })
+    }
+
+    /// Submits chunks until `window` are unfinished or the input ends.
+    ///
+    /// # Errors
+    ///
+    /// The pool's refusal (closed, terminated, broken): the chunks of this
+    /// round are failed with it and the input is not read further.
+    pub(crate) fn feed(&mut self) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        let (s, d) = self.coll.counts();
+        let mut room = self.window.saturating_sub(s.saturating_sub(d));
+        let mut batch = Vec::new();
+        let mut input_err = None;
+        while room > 0 && !self.done {
+            let mut items = Vec::with_capacity(self.chunksize.min(1 << 16));
+            while items.len() < self.chunksize {
+                match self.input.next() {
+                    Some(Ok(a)) => items.push(a),
+                    Some(Err(e)) => {
+                        input_err = Some(e);
+                        self.done = true;
+                        break;
+                    }
+                    None => {
+                        self.done = true;
+                        break;
+                    }
+                }
+            }
+            if !items.is_empty() {
+                batch.push((self.next, items));
+                self.next += 1;
+                room -= 1;
+            }
+        }
+        self.coll
+            .add_submitted(batch.len() + usize::from(input_err.is_some()), false);
+        let submitted = (self.submit)(batch);
+        if let Some(e) = input_err {
+            self.coll.deliver(self.next, vec![Err(Error::Input(e))]);
+            self.next += 1;
+        }
+        if self.done || submitted.is_err() {
+            self.done = true;
+            self.coll.add_submitted(0, true);
+        }
+        submitted
+    }
+
+    /// Feeds the whole input, waiting for results to make room.
+    pub(crate) fn run_to_end(&mut self) -> Result<(), Error> {
+        loop {
+            self.feed()?;
+            if self.done {
+                return Ok(());
+            }
+            self.coll.wait_below(self.window / 2);
+            if self.coll.is_finished() {
+                return Ok(());
+            }
+        }
+    }
+}

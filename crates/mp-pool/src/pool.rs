@@ -1,0 +1,935 @@
+//! `Pool`: worker processes and the calls that feed them.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mp_channel::{Queue, WaitMode};
+use mp_proc::{Function, RawFunction, StartMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::collect::{AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try};
+use crate::dispatch::{Dispatcher, Job, TaskRec};
+use crate::worker::{Bytes, Init, Msg, PassFd, TaskHeader};
+use crate::{BoxError, Error};
+
+/// Ring bytes of the shared result queue.
+const INBOX_RING: usize = 4 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Running,
+    Closed,
+    Terminated,
+}
+
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) init: Option<Init>,
+    pub(crate) max_tasks_per_child: u64,
+    pub(crate) chunksize: Option<usize>,
+    pub(crate) start_method: Option<StartMethod>,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) retries: u32,
+    pub(crate) wait_mode: WaitMode,
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) progress: bool,
+}
+
+pub(crate) struct Ctl {
+    pub(crate) state: State,
+    pub(crate) pending: VecDeque<TaskRec>,
+    pub(crate) broken: Option<String>,
+}
+
+/// What the pool's handle and its dispatcher thread share.
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    pub(crate) inbox: Queue<Msg>,
+    /// Set when `ctl` has news for the dispatcher.
+    pub(crate) wake: AtomicBool,
+    ctl: Mutex<Ctl>,
+    pub(crate) pids: Mutex<Vec<u32>>,
+    seq: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Ctl> {
+        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the dispatcher.
+    fn kick(&self) {
+        if !self.wake.swap(true, Ordering::AcqRel) {
+            let _ = self.inbox.put(Msg::Wake);
+        }
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        let ctl = self.lock();
+        if let Some(m) = &ctl.broken {
+            return Err(Error::Initializer { message: m.clone() });
+        }
+        if ctl.state != State::Running {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Queues tasks for the dispatcher. On error the tasks are failed.
+    fn submit(&self, tasks: Vec<TaskRec>) -> Result<(), Error> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut ctl = self.lock();
+        let err = if let Some(m) = &ctl.broken {
+            Some(Error::Initializer { message: m.clone() })
+        } else if ctl.state != State::Running {
+            Some(Error::Closed)
+        } else {
+            None
+        };
+        if let Some(e) = err {
+            drop(ctl);
+            for t in tasks {
+                t.job.fail(t.index, t.nitems, &e);
+            }
+            return Err(e);
+        }
+        ctl.pending.extend(tasks);
+        drop(ctl);
+        self.kick();
+        Ok(())
+    }
+
+    /// Builds the frame of one task.
+    fn task<A: Serialize + Send + 'static>(
+        &self,
+        func: RawFunction,
+        job: &Arc<dyn Job>,
+        index: usize,
+        items: Vec<A>,
+    ) -> Result<TaskRec, Error> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let nitems = items.len();
+        let hdr = TaskHeader { seq, func };
+        let enc = |frame: Vec<u8>| {
+            postcard::to_extend(&items, frame).map_err(|e| Error::Call(mp_proc::CallError::BadInput(e.to_string())))
+        };
+        let head = || postcard::to_allocvec(&hdr).map_err(|e| Error::Decode(e.to_string()));
+        let (frame, fds) = mp_os::handle::collect_fds(|| head().and_then(enc));
+        let mut frame = frame?;
+        let mut keep: Option<Box<dyn std::any::Any + Send>> = None;
+        if !fds.is_empty() {
+            // Handles in the items: write them as `/proc/PID/fd/N`
+            // references and keep the items (their descriptors) alive until
+            // the task is over.
+            drop(fds);
+            frame = head().and_then(enc)?;
+            keep = Some(Box::new(items));
+        }
+        Ok(TaskRec {
+            job: job.clone(),
+            index,
+            nitems,
+            seq,
+            frame,
+            keep,
+            attempts: 0,
+        })
+    }
+}
+
+/// A pool of worker processes running `fn(A) -> R` over many inputs:
+/// Python's `multiprocessing.Pool`.
+///
+/// ```
+/// use mp_pool::Pool;
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = Pool::new(2)?;
+/// assert_eq!(pool.map(square, 0..5)?, vec![0, 1, 4, 9, 16]);
+/// let r = pool.apply_async(square, 7)?;
+/// assert_eq!(r.get()?, 49);
+/// let firsts: Vec<u64> = pool.imap(square, 0..1000)?.take(3).collect::<Result<_, _>>()?;
+/// assert_eq!(firsts, vec![0, 1, 4]);
+/// pool.close();
+/// pool.join()?;
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+///
+/// Targets are `fn` items (or non-capturing closures) of one parameter
+/// (a tuple for several); arguments and results are serde types. See the
+/// crate docs for failures, shared inputs and the design.
+pub struct Pool {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.shared.cfg.processes)
+            .field("state", &self.shared.lock().state)
+            .field("pids", &self.pids())
+            .finish()
+    }
+}
+
+/// Configures a [`Pool`]: see [`Pool::builder`].
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    init: Option<Result<Init, Error>>,
+    max_tasks_per_child: Option<u64>,
+    chunksize: Option<usize>,
+    start_method: Option<StartMethod>,
+    task_timeout: Option<Duration>,
+    retries: u32,
+    wait_mode: WaitMode,
+    progress: bool,
+}
+
+impl fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("initializer", &self.init.is_some())
+            .field("max_tasks_per_child", &self.max_tasks_per_child)
+            .field("chunksize", &self.chunksize)
+            .field("start_method", &self.start_method)
+            .field("task_timeout", &self.task_timeout)
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+impl PoolBuilder {
+    /// Number of worker processes (default: [`mp_proc::cpu_count`]).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// Runs `f(args)` once in each worker before its first task (Python's
+    /// `initializer` and `initargs`). The arguments may hold handles (a
+    /// shared array, a queue, ...): this is how every worker gets a big
+    /// read-only input once. If it panics, the pool is broken: every task
+    /// fails with [`Error::Initializer`].
+    pub fn initializer<A: Serialize + DeserializeOwned + 'static>(
+        mut self,
+        f: fn(A),
+        args: A,
+    ) -> Self {
+        let func = Function::new(f).raw();
+        let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&args));
+        self.init = Some(
+            bytes
+                .map(|b| Init {
+                    func,
+                    args: Bytes(b),
+                    fds: fds.into_iter().map(|f| PassFd(Arc::new(f))).collect(),
+                })
+                .map_err(|e| Error::InvalidArgument(format!("initializer arguments: {e}"))),
+        );
+        self
+    }
+
+    /// Replaces a worker after it has run `n` tasks (chunks) (Python's
+    /// `maxtasksperchild`). Default: never.
+    pub fn max_tasks_per_child(mut self, n: u64) -> Self {
+        self.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// The chunk size of `map` and `imap` calls that do not give one
+    /// (default: `map` about `len / (4 x processes)` as in Python, `imap` 1).
+    pub fn chunksize(mut self, n: usize) -> Self {
+        self.chunksize = Some(n);
+        self
+    }
+
+    /// How workers are started (default: the process-wide start method,
+    /// forkserver unless changed; see [`mp_proc::set_start_method`]).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Uses a context's start method (Python's `ctx.Pool(...)`).
+    pub fn context(self, ctx: &mp_proc::Context) -> Self {
+        self.start_method(ctx.method())
+    }
+
+    /// Kills a worker whose task runs longer than `timeout`: the task fails
+    /// with [`Error::TaskTimeout`] (or is retried) and the worker is
+    /// replaced. Default: no limit.
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Runs a task again, up to `n` more times, when its worker dies or it
+    /// times out (default 0: the task fails). Panics are not retried.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// How the dispatcher and the workers wait on their channels (default
+    /// [`WaitMode::Adaptive`]: spin briefly, then sleep).
+    pub fn wait_mode(mut self, mode: WaitMode) -> Self {
+        self.wait_mode = mode;
+        self
+    }
+
+    /// Shows an `indicatif` progress bar on standard error for `map`,
+    /// `map_results`, `starmap` and `imap` calls.
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for zero processes, chunk size or
+    /// `max_tasks_per_child`, a zero task timeout, or initializer arguments
+    /// that cannot be serialized; [`Error::Process`] when a worker cannot
+    /// start; [`Error::Channel`] when the channels cannot be created.
+    pub fn build(self) -> Result<Pool, Error> {
+        let processes = self.processes.unwrap_or_else(mp_proc::cpu_count);
+        if processes == 0 {
+            return Err(Error::InvalidArgument(
+                "the number of processes must be at least 1".into(),
+            ));
+        }
+        if self.chunksize == Some(0) {
+            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
+        }
+        if self.max_tasks_per_child == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_tasks_per_child must be at least 1".into(),
+            ));
+        }
+        if self.task_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument("task_timeout must not be zero".into()));
+        }
+        let init = self.init.transpose()?;
+        let inbox = Queue::builder()
+            .ring_bytes(INBOX_RING)
+            .wait_mode(self.wait_mode)
+            .build()
+            .map_err(Error::channel)?;
+        let shared = Arc::new(Shared {
+            cfg: Config {
+                processes,
+                init,
+                max_tasks_per_child: self.max_tasks_per_child.unwrap_or(0),
+                chunksize: self.chunksize,
+                start_method: self.start_method,
+                task_timeout: self.task_timeout,
+                retries: self.retries,
+                wait_mode: self.wait_mode,
+                progress: self.progress,
+            },
+            inbox,
+            wake: AtomicBool::new(false),
+            ctl: Mutex::new(Ctl {
+                state: State::Running,
+                pending: VecDeque::new(),
+                broken: None,
+            }),
+            pids: Mutex::new(Vec::new()),
+            seq: AtomicU64::new(0),
+        });
+        let d = Dispatcher::start(shared.clone())?;
+        let thread = std::thread::Builder::new()
+            .name("mp-pool-dispatcher".into())
+            .spawn(move || d.run())
+            .map_err(|e| Error::Channel(Box::new(e)))?;
+        Ok(Pool {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+}
+
+/// The default chunk size of `map`: Python's `ceil(len / (4 * processes))`.
+pub(crate) fn default_chunksize(len: usize, processes: usize) -> usize {
+    len.div_ceil(processes * 4).max(1)
+}
+
+
+impl Pool {
+    /// A pool of `processes` workers with default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for 0, otherwise as
+    /// [`PoolBuilder::build`].
+    pub fn new(processes: usize) -> Result<Pool, Error> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// A builder for the other settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_pool::Pool;
+    ///
+    /// fn greet(name: String) {
+    ///     eprintln!("{name}: worker {} starting", std::process::id());
+    /// }
+    /// fn double(x: i32) -> i32 { x * 2 }
+    ///
+    /// let pool = Pool::builder()
+    ///     .processes(2)
+    ///     .initializer(greet, "pool".to_string())
+    ///     .max_tasks_per_child(10)
+    ///     .task_timeout(Duration::from_secs(60))
+    ///     .build()?;
+    /// assert_eq!(pool.map(double, [1, 2, 3])?, vec![2, 4, 6]);
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            init: None,
+            max_tasks_per_child: None,
+            chunksize: None,
+            start_method: None,
+            task_timeout: None,
+            retries: 0,
+            wait_mode: WaitMode::Adaptive,
+            progress: false,
+        }
+    }
+
+    /// The number of workers.
+    pub fn processes(&self) -> usize {
+        self.shared.cfg.processes
+    }
+
+    /// The process ids of the current workers (they change when workers are
+    /// replaced; empty once the pool has been joined or terminated).
+    pub fn pids(&self) -> Vec<u32> {
+        self.shared
+            .pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn feeder<'a, A, R>(
+        &self,
+        f: fn(A) -> R,
+        input: Input<'a, A>,
+        chunksize: usize,
+        coll: &Arc<Collector<R>>,
+        window: usize,
+    ) -> Result<Feeder<'a, A, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.shared.check_running()?;
+        let func = Function::new(f);
+        if !func.is_portable() {
+            return Err(Error::Call(mp_proc::CallError::OutsideBinary));
+        }
+        let func = func.raw();
+        let shared = self.shared.clone();
+        let job: Arc<dyn Job> = coll.clone();
+        let submit = move |chunks: Vec<(usize, Vec<A>)>| {
+            let mut batch = Vec::with_capacity(chunks.len());
+            for (index, items) in chunks {
+                let n = items.len();
+                match shared.task(func, &job, index, items) {
+                    Ok(t) => batch.push(t),
+                    Err(e) => job.fail(index, n, &e),
+                }
+            }
+            shared.submit(batch)
+        };
+        Feeder::new(input, chunksize, coll.clone(), window, Box::new(submit))
+    }
+
+    /// How many chunks a blocking call keeps submitted ahead.
+    fn window(&self) -> usize {
+        (self.shared.cfg.processes * 128).max(1024)
+    }
+
+    #[cfg_attr(not(feature = "progress"), allow(unused_variables))]
+    fn progress<R: Send + 'static>(&self, coll: &Collector<R>, len: Option<usize>) {
+        #[cfg(feature = "progress")]
+        if self.shared.cfg.progress {
+            let bar = match len {
+                Some(n) => indicatif::ProgressBar::new(n as u64),
+                None => indicatif::ProgressBar::no_length(),
+            };
+            coll.set_bar(bar);
+        }
+    }
+
+    /// Runs a collected input to the end on this thread.
+    fn run_blocking<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: Vec<A>,
+        chunksize: Option<usize>,
+        mode: Mode,
+    ) -> Result<Arc<Collector<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let len = items.len();
+        let cs = chunksize
+            .or(self.shared.cfg.chunksize)
+            .unwrap_or_else(|| default_chunksize(len, self.processes()));
+        let coll = Collector::new(mode, None);
+        self.progress(&coll, Some(len));
+        let window = self.window();
+        let mut feeder = self.feeder(f, boxed(items), cs, &coll, window)?;
+        feeder.run_to_end()?;
+        Ok(coll)
+    }
+
+    /// Applies `f` to every item and returns the results in order
+    /// (Python's `map`). Fails with the first task failure (by arrival), as
+    /// Python raises; the other tasks of the call are dropped.
+    ///
+    /// The input is collected first (its length sets the default chunk
+    /// size, about `len / (4 x processes)`); use [`imap`](Pool::imap) to
+    /// stream it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`, and the first task
+    /// failure: [`Error::TaskPanicked`], [`Error::WorkerDied`],
+    /// [`Error::TaskTimeout`], [`Error::Terminated`], [`Error::Call`].
+    pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        self.run_blocking(f, items, None, Mode::All)?.take_all(None)
+    }
+
+    /// [`map`](Pool::map) with an explicit chunk size.
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Pool::map), plus [`Error::InvalidArgument`] for 0.
+    pub fn map_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<Vec<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        self.run_blocking(f, items, Some(chunksize), Mode::All)?
+            .take_all(None)
+    }
+
+    /// Python's `starmap`: in Rust a target of several parameters takes a
+    /// tuple, so this is [`map`](Pool::map) over an iterator of tuples.
+    ///
+    /// ```
+    /// fn add((a, b): (i32, i32)) -> i32 { a + b }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, vec![3, 7]);
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Pool::map).
+    pub fn starmap<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map(f, items)
+    }
+
+    /// Like [`map`](Pool::map), over an input that can fail: the input is
+    /// read to the end first (as Python's `map` does with `list(iterable)`)
+    /// and its first error is returned as [`Error::Input`] before any task
+    /// runs.
+    ///
+    /// ```
+    /// fn inc(x: i32) -> i32 { x + 1 }
+    /// let pool = mp_pool::Pool::new(1)?;
+    /// let input = vec![Ok(1), Err("line 2: not a number"), Ok(3)];
+    /// assert!(matches!(pool.try_map(inc, input), Err(mp_pool::Error::Input(_))));
+    /// assert_eq!(pool.try_map(inc, vec![Ok::<_, std::io::Error>(1)])?, vec![2]);
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Input`], otherwise as [`map`](Pool::map).
+    pub fn try_map<A, R, E>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = Result<A, E>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.shared.check_running()?;
+        let items = items
+            .into_iter()
+            .collect::<Result<Vec<A>, E>>()
+            .map_err(|e| Error::Input(e.into()))?;
+        self.map(f, items)
+    }
+
+    /// Applies `f` to every item and returns every item's own result, in
+    /// order, after all have run: one task's failure (a panic, a killed
+    /// worker) does not stop the others.
+    ///
+    /// ```
+    /// fn check(x: i32) -> i32 { assert!(x != 2, "two is not allowed"); x }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// let r = pool.map_results(check, [1, 2, 3])?;
+    /// assert_eq!(r[0].as_ref().ok(), Some(&1));
+    /// assert!(r[1].as_ref().unwrap_err().to_string().contains("two is not allowed"));
+    /// assert_eq!(r[2].as_ref().ok(), Some(&3));
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate` (task failures are in the
+    /// items).
+    pub fn map_results<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<Result<R, Error>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        self.run_blocking(f, items, None, Mode::Each)?.take_each()
+    }
+
+    /// Submits a map and returns at once (Python's `map_async`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`; task failures come
+    /// from [`AsyncResult::get`].
+    pub fn map_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async_with(f, items, Callbacks::new())
+    }
+
+    /// [`map_async`](Pool::map_async) with callbacks, run on the pool's
+    /// dispatcher thread when the map finishes.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Pool::map_async).
+    pub fn map_async_with<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let cs = self
+            .shared
+            .cfg
+            .chunksize
+            .unwrap_or_else(|| default_chunksize(items.len(), self.processes()));
+        let coll = Collector::new(Mode::All, callbacks.into_callback());
+        self.feeder(f, boxed(items), cs, &coll, usize::MAX)?.feed()?;
+        Ok(AsyncResult::all(coll))
+    }
+
+    /// Runs `f(arg)` in a worker and waits for the result (Python's
+    /// `apply`).
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Pool::map).
+    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async(f, arg)?.get()
+    }
+
+    /// Submits `f(arg)` and returns at once (Python's `apply_async`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`; task failures come from
+    /// [`AsyncResult::get`].
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async_with(f, arg, Callbacks::new())
+    }
+
+    /// [`apply_async`](Pool::apply_async) with callbacks, run on the pool's
+    /// dispatcher thread when the task finishes.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use mp_pool::{Callbacks, Pool};
+    ///
+    /// fn fail(x: i32) -> i32 { panic!("bad input {x}") }
+    ///
+    /// let pool = Pool::new(1)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let r = pool.apply_async_with(fail, 7, Callbacks::new().on_error(move |e| {
+    ///     tx.send(e.to_string()).unwrap();
+    /// }))?;
+    /// assert!(r.get().is_err());
+    /// assert!(rx.recv().unwrap().contains("bad input 7"));
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_async`](Pool::apply_async).
+    pub fn apply_async_with<A, R>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let coll = Collector::new(Mode::All, callbacks.into_item_callback());
+        self.feeder(f, boxed([arg]), 1, &coll, usize::MAX)?.feed()?;
+        Ok(AsyncResult::one(coll))
+    }
+
+    fn stream<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        input: Input<'a, A>,
+        chunksize: Option<usize>,
+        ordered: bool,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let cs = chunksize.or(self.shared.cfg.chunksize).unwrap_or(1);
+        let coll = Collector::new(Mode::Stream { ordered }, None);
+        self.progress(&coll, None);
+        let window = self.window();
+        let mut feeder = self.feeder(f, input, cs, &coll, window)?;
+        feeder.feed()?;
+        Ok(IMap::new(coll, window / 2, feeder))
+    }
+
+    /// Applies `f` to every item, yielding results in input order as they
+    /// become available (Python's `imap`, chunk size 1 unless the pool sets
+    /// one). The input is read lazily, a window ahead of the results.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`; task failures are
+    /// items of the iterator.
+    pub fn imap<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.stream(f, boxed(items), None, true)
+    }
+
+    /// [`imap`](Pool::imap) with an explicit chunk size.
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Pool::imap), plus [`Error::InvalidArgument`] for 0.
+    pub fn imap_chunked<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'a,
+        chunksize: usize,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.stream(f, boxed(items), Some(chunksize), true)
+    }
+
+    /// Like [`imap`](Pool::imap), yielding results as tasks finish (Python's
+    /// `imap_unordered`).
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Pool::imap).
+    pub fn imap_unordered<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.stream(f, boxed(items), None, false)
+    }
+
+    /// [`imap_unordered`](Pool::imap_unordered) with an explicit chunk size.
+    ///
+    /// # Errors
+    ///
+    /// As [`imap_chunked`](Pool::imap_chunked).
+    pub fn imap_unordered_chunked<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'a,
+        chunksize: usize,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.stream(f, boxed(items), Some(chunksize), false)
+    }
+
+    /// [`imap`](Pool::imap) over an input that can fail (lines of a file,
+    /// records of a parser): results before the first `Err` come out as
+    /// usual, the `Err` itself becomes one [`Error::Input`] item at its
+    /// position, and the input is not read further.
+    ///
+    /// ```
+    /// fn inc(x: i32) -> i32 { x + 1 }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// let input = vec![Ok(1), Ok(2), Err("bad record"), Ok(4)];
+    /// let out: Vec<_> = pool.try_imap(inc, input)?.collect();
+    /// assert_eq!(out.len(), 3);
+    /// assert_eq!(out[1].as_ref().ok(), Some(&3));
+    /// assert!(matches!(out[2], Err(mp_pool::Error::Input(_))));
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Pool::imap).
+    pub fn try_imap<'a, A, R, E>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = Result<A, E>> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError> + 'a,
+    {
+        self.stream(f, boxed_try(items), None, true)
+    }
+
+    /// Accepts no more work; the workers exit once the submitted tasks are
+    /// done (Python's `close`). Later calls fail with [`Error::Closed`].
+    pub fn close(&self) {
+        let mut ctl = self.shared.lock();
+        if ctl.state == State::Running {
+            ctl.state = State::Closed;
+        }
+        drop(ctl);
+        self.shared.kick();
+    }
+
+    /// Kills the workers now (SIGTERM, then SIGKILL after 200 ms) and
+    /// fails every unfinished task with [`Error::Terminated`], however many
+    /// are queued (Python's `terminate`). Waits until the workers are
+    /// reaped.
+    pub fn terminate(&self) {
+        self.shared.lock().state = State::Terminated;
+        self.shared.kick();
+        self.join_thread();
+    }
+
+    /// Waits for the workers to exit after [`close`](Pool::close) or
+    /// [`terminate`](Pool::terminate) (Python's `join`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StillRunning`] if neither was called.
+    pub fn join(&self) -> Result<(), Error> {
+        if self.shared.lock().state == State::Running {
+            return Err(Error::StillRunning);
+        }
+        self.join_thread();
+        Ok(())
+    }
+
+    fn join_thread(&self) {
+        let t = self
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Dropping a running pool terminates it (as Python's context manager
+/// does): the workers are killed and reaped, unfinished tasks fail with
+/// [`Error::Terminated`]. A pool that was closed first finishes its tasks
+/// and joins instead.
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if self.shared.lock().state == State::Closed {
+            self.join_thread();
+        } else {
+            self.terminate();
+        }
+    }
+}

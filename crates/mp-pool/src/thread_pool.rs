@@ -1,0 +1,520 @@
+//! `ThreadPool`: the pool API on rayon threads.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::collect::{AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try};
+use crate::pool::{State, default_chunksize};
+use crate::{BoxError, Error};
+
+struct Inner {
+    st: Mutex<(State, usize)>,
+    cv: Condvar,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, (State, usize)> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The same calls as [`Pool`](crate::Pool), run on a rayon thread pool in
+/// this process: Python's `multiprocessing.pool.ThreadPool`. Targets may be
+/// any `Fn(A) -> R + Send + Sync` (closures that capture are fine) and need
+/// no serde.
+///
+/// ```
+/// use mp_pool::ThreadPool;
+///
+/// let offset = 10;
+/// let pool = ThreadPool::new(2)?;
+/// assert_eq!(pool.map(move |x: i32| x + offset, 0..4)?, vec![10, 11, 12, 13]);
+/// let total: i32 = pool.imap_unordered(|x: i32| x * x, 0..10)?.map(Result::unwrap).sum();
+/// assert_eq!(total, 285);
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+///
+/// `terminate` cannot stop a running closure: it fails every task that has
+/// not started with [`Error::Terminated`] and waits for the running ones.
+pub struct ThreadPool {
+    pool: rayon::ThreadPool,
+    threads: usize,
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.inner.lock();
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.threads)
+            .field("state", &st.0)
+            .field("outstanding", &st.1)
+            .finish()
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+impl ThreadPool {
+    /// A pool of `threads` threads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for 0; [`Error::Channel`] if rayon cannot
+    /// start its threads.
+    pub fn new(threads: usize) -> Result<ThreadPool, Error> {
+        if threads == 0 {
+            return Err(Error::InvalidArgument(
+                "the number of threads must be at least 1".into(),
+            ));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("mp-threadpool-{i}"))
+            .build()
+            .map_err(|e| Error::Channel(Box::new(e)))?;
+        Ok(ThreadPool {
+            pool,
+            threads,
+            inner: Arc::new(Inner {
+                st: Mutex::new((State::Running, 0)),
+                cv: Condvar::new(),
+            }),
+        })
+    }
+
+    /// The number of threads.
+    pub fn processes(&self) -> usize {
+        self.threads
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        if self.inner.lock().0 == State::Running {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    fn feeder<'a, A, R, F>(
+        &'a self,
+        f: F,
+        input: Input<'a, A>,
+        chunksize: usize,
+        coll: &Arc<Collector<R>>,
+        window: usize,
+    ) -> Result<Feeder<'a, A, R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.check_running()?;
+        let f = Arc::new(f);
+        let inner = self.inner.clone();
+        let pool = &self.pool;
+        let coll2 = coll.clone();
+        let submit = move |chunks: Vec<(usize, Vec<A>)>| {
+            {
+                let mut st = inner.lock();
+                if st.0 != State::Running {
+                    drop(st);
+                    for (i, items) in chunks {
+                        coll2.fail(i, items.len(), &Error::Closed);
+                    }
+                    return Err(Error::Closed);
+                }
+                st.1 += chunks.len();
+            }
+            for (index, items) in chunks {
+                let (f, coll, inner) = (f.clone(), coll2.clone(), inner.clone());
+                pool.spawn(move || {
+                    if inner.lock().0 == State::Terminated || coll.is_cancelled() {
+                        coll.fail(index, items.len(), &Error::Terminated);
+                    } else {
+                        let out = items
+                            .into_iter()
+                            .map(|a| {
+                                catch_unwind(AssertUnwindSafe(|| f(a))).map_err(|p| {
+                                    Error::TaskPanicked {
+                                        message: panic_message(p.as_ref()),
+                                    }
+                                })
+                            })
+                            .collect();
+                        coll.deliver(index, out);
+                    }
+                    let mut st = inner.lock();
+                    st.1 -= 1;
+                    if st.1 == 0 {
+                        inner.cv.notify_all();
+                    }
+                });
+            }
+            Ok(())
+        };
+        // The feeder borrows `self.pool` only through `submit`; the
+        // lifetime 'a of the input bounds it.
+        Feeder::new(input, chunksize, coll.clone(), window, Box::new(submit))
+    }
+
+    fn window(&self) -> usize {
+        (self.threads * 64).max(256)
+    }
+
+    /// As [`Pool::map`](crate::Pool::map).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`, or the first task
+    /// failure.
+    pub fn map<A, R, F>(&self, f: F, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.map_inner(f, items, None, Mode::All)?.take_all(None)
+    }
+
+    /// As [`Pool::map_chunked`](crate::Pool::map_chunked).
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](ThreadPool::map), plus [`Error::InvalidArgument`] for 0.
+    pub fn map_chunked<A, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<Vec<R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.map_inner(f, items, Some(chunksize), Mode::All)?
+            .take_all(None)
+    }
+
+    /// As [`Pool::starmap`](crate::Pool::starmap).
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](ThreadPool::map).
+    pub fn starmap<A, R, F>(&self, f: F, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.map(f, items)
+    }
+
+    /// As [`Pool::try_map`](crate::Pool::try_map).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Input`], otherwise as [`map`](ThreadPool::map).
+    pub fn try_map<A, R, E, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Result<A, E>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.check_running()?;
+        let items = items
+            .into_iter()
+            .collect::<Result<Vec<A>, E>>()
+            .map_err(|e| Error::Input(e.into()))?;
+        self.map(f, items)
+    }
+
+    /// As [`Pool::map_results`](crate::Pool::map_results).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`.
+    pub fn map_results<A, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<Result<R, Error>>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.map_inner(f, items, None, Mode::Each)?.take_each()
+    }
+
+    fn map_inner<A, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        mode: Mode,
+    ) -> Result<Arc<Collector<R>>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.threads));
+        let coll = Collector::new(mode, None);
+        let window = self.window();
+        self.feeder(f, boxed(items), cs, &coll, window)?
+            .run_to_end()?;
+        Ok(coll)
+    }
+
+    /// As [`Pool::map_async`](crate::Pool::map_async).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`.
+    pub fn map_async<A, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.map_async_with(f, items, Callbacks::new())
+    }
+
+    /// As [`Pool::map_async_with`](crate::Pool::map_async_with); callbacks
+    /// run on a pool thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`.
+    pub fn map_async_with<A, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let cs = default_chunksize(items.len(), self.threads);
+        let coll = Collector::new(Mode::All, callbacks.into_callback());
+        self.feeder(f, boxed(items), cs, &coll, usize::MAX)?
+            .feed()?;
+        Ok(AsyncResult::all(coll))
+    }
+
+    /// As [`Pool::apply`](crate::Pool::apply).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`, or the task's failure.
+    pub fn apply<A, R, F>(&self, f: F, arg: A) -> Result<R, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.apply_async(f, arg)?.get()
+    }
+
+    /// As [`Pool::apply_async`](crate::Pool::apply_async).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`.
+    pub fn apply_async<A, R, F>(&self, f: F, arg: A) -> Result<AsyncResult<R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.apply_async_with(f, arg, Callbacks::new())
+    }
+
+    /// As [`Pool::apply_async_with`](crate::Pool::apply_async_with);
+    /// callbacks run on a pool thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`.
+    pub fn apply_async_with<A, R, F>(
+        &self,
+        f: F,
+        arg: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let coll = Collector::new(Mode::All, callbacks.into_item_callback());
+        self.feeder(f, boxed([arg]), 1, &coll, usize::MAX)?
+            .feed()?;
+        Ok(AsyncResult::one(coll))
+    }
+
+    fn stream<'a, A, R, F>(
+        &'a self,
+        f: F,
+        input: Input<'a, A>,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let coll = Collector::new(Mode::Stream { ordered }, None);
+        let window = self.window();
+        let mut feeder = self.feeder(f, input, chunksize, &coll, window)?;
+        feeder.feed()?;
+        Ok(IMap::new(coll, window / 2, feeder))
+    }
+
+    /// As [`Pool::imap`](crate::Pool::imap).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`.
+    pub fn imap<'a, A, R, F>(
+        &'a self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.stream(f, boxed(items), 1, true)
+    }
+
+    /// As [`Pool::imap_chunked`](crate::Pool::imap_chunked).
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](ThreadPool::imap), plus [`Error::InvalidArgument`] for 0.
+    pub fn imap_chunked<'a, A, R, F>(
+        &'a self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'a,
+        chunksize: usize,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.stream(f, boxed(items), chunksize, true)
+    }
+
+    /// As [`Pool::imap_unordered`](crate::Pool::imap_unordered).
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](ThreadPool::imap).
+    pub fn imap_unordered<'a, A, R, F>(
+        &'a self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.stream(f, boxed(items), 1, false)
+    }
+
+    /// As [`Pool::try_imap`](crate::Pool::try_imap).
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](ThreadPool::imap).
+    pub fn try_imap<'a, A, R, E, F>(
+        &'a self,
+        f: F,
+        items: impl IntoIterator<Item = Result<A, E>> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        E: Into<BoxError> + 'a,
+    {
+        self.stream(f, boxed_try(items), 1, true)
+    }
+
+    /// Accepts no more work (running and queued tasks finish).
+    pub fn close(&self) {
+        let mut st = self.inner.lock();
+        if st.0 == State::Running {
+            st.0 = State::Closed;
+        }
+    }
+
+    /// Fails every task that has not started with [`Error::Terminated`]
+    /// and waits for the running ones.
+    pub fn terminate(&self) {
+        self.inner.lock().0 = State::Terminated;
+        self.wait_idle();
+    }
+
+    /// Waits until every submitted task is done, after
+    /// [`close`](ThreadPool::close) or [`terminate`](ThreadPool::terminate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StillRunning`] if neither was called.
+    pub fn join(&self) -> Result<(), Error> {
+        if self.inner.lock().0 == State::Running {
+            return Err(Error::StillRunning);
+        }
+        self.wait_idle();
+        Ok(())
+    }
+
+    fn wait_idle(&self) {
+        let mut st = self.inner.lock();
+        while st.1 > 0 {
+            st = self.inner.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Dropping a running thread pool terminates it (tasks not yet started
+/// fail with [`Error::Terminated`]; running ones finish first).
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        if self.inner.lock().0 == State::Closed {
+            self.wait_idle();
+        } else {
+            self.terminate();
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The worker process: its configuration, the messages it exchanges with
+//! the dispatcher, and its loop.
+//!
+//! # Wire format
+//!
+//! * Dispatcher to worker, one simplex [`PipeEnd`] per worker, one message
+//!   per task: a postcard [`TaskHeader`] (task sequence number, the
+//!   function as a [`RawFunction`]) immediately followed by the postcard
+//!   encoding of the chunk's `Vec<A>` (an `apply` is a chunk of one). The
+//!   caller's thread builds the whole frame once; the dispatcher sends it
+//!   as it is (`send_bytes`). An empty message tells the worker to exit.
+//! * Workers to dispatcher, one shared [`Queue<Msg>`]: [`Msg::Done`] with
+//!   the postcard `Vec<Result<R, CallError>>` of the chunk (as
+//!   `RawFunction::map_chunk` returns it), [`Msg::InitFailed`], and
+//!   [`Msg::Wake`] (sent by the pool's own threads to wake the dispatcher).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use mp_channel::{PipeEnd, Queue};
+use mp_proc::{CallError, RawFunction};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A byte vector that postcard writes as one length-prefixed block (not a
+/// sequence of `u8` elements).
+#[derive(Debug, Default)]
+pub(crate) struct Bytes(pub(crate) Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// Messages to the dispatcher.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Msg {
+    /// A task finished: the encoded `Vec<Result<R, CallError>>`, or why the
+    /// chunk as a whole could not run.
+    Done {
+        worker: u64,
+        seq: u64,
+        out: Result<Bytes, CallError>,
+    },
+    /// The initializer failed; the worker exits.
+    InitFailed { worker: u64, message: String },
+    /// Wakes the dispatcher (new submissions, close, terminate).
+    Wake,
+}
+
+/// What precedes a task's payload in its frame.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TaskHeader {
+    pub(crate) seq: u64,
+    pub(crate) func: RawFunction,
+}
+
+/// A descriptor passed to the worker in its start arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct PassFd(pub(crate) Arc<OwnedFd>);
+
+impl Serialize for PassFd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        mp_os::handle::serialize_fd(self.0.as_fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PassFd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PassFd, D::Error> {
+        mp_os::handle::deserialize_fd(d).map(|fd| PassFd(Arc::new(fd)))
+    }
+}
+
+/// The initializer: a function of one argument, its encoded argument and
+/// the descriptors of the handles in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Init {
+    pub(crate) func: RawFunction,
+    pub(crate) args: Bytes,
+    pub(crate) fds: Vec<PassFd>,
+}
+
+impl Clone for Bytes {
+    fn clone(&self) -> Self {
+        Bytes(self.0.clone())
+    }
+}
+
+/// The arguments of [`worker_main`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerConfig {
+    pub(crate) id: u64,
+    pub(crate) tasks: PipeEnd,
+    pub(crate) inbox: Queue<Msg>,
+    pub(crate) init: Option<Init>,
+    /// Tasks before the worker exits (0: no limit).
+    pub(crate) max_tasks: u64,
+}
+
+/// The worker process's target.
+pub(crate) fn worker_main(cfg: WorkerConfig) {
+    if let Some(init) = cfg.init {
+        let fds = init
+            .fds
+            .into_iter()
+            .map(|f| Arc::try_unwrap(f.0).or_else(|a| a.try_clone()))
+            .collect::<Result<Vec<OwnedFd>, _>>();
+        let r = match fds {
+            // SAFETY: `init.func` was made by `Function::raw` in the pool's
+            // process, which runs this same executable, and came here in
+            // this process's start arguments.
+            Ok(fds) => unsafe { init.func.call(&init.args.0, fds) }.map(|_| ()),
+            Err(e) => Err(CallError::BadInput(e.to_string())),
+        };
+        if let Err(e) = r {
+            let message = match e {
+                CallError::Panicked(m) => format!("panicked: {m}"),
+                other => other.to_string(),
+            };
+            let _ = cfg.inbox.put(Msg::InitFailed {
+                worker: cfg.id,
+                message,
+            });
+            return;
+        }
+    }
+    let mut count = 0u64;
+    loop {
+        let frame = match cfg.tasks.recv_bytes() {
+            Ok(f) => f,
+            Err(_) => return, // the pool has gone
+        };
+        if frame.is_empty() {
+            return; // told to exit
+        }
+        let (hdr, payload) = match postcard::take_from_bytes::<TaskHeader>(&frame) {
+            Ok(x) => x,
+            Err(_) => return, // not from our pool: leave rather than guess
+        };
+        // SAFETY: the frame comes from the pool's dispatcher over this
+        // worker's private pipe; `hdr.func` was made by `Function::raw` in
+        // the pool's process, which runs this same executable.
+        let out = unsafe { hdr.func.map_chunk(payload) };
+        let msg = Msg::Done {
+            worker: cfg.id,
+            seq: hdr.seq,
+            out: out.map(Bytes),
+        };
+        if cfg.inbox.put(msg).is_err() {
+            return;
+        }
+        count += 1;
+        if cfg.max_tasks != 0 && count >= cfg.max_tasks {
+            return;
+        }
+    }
+}
