@@ -30,7 +30,7 @@ type Bar = ();
 
 struct State<R> {
     /// Results per chunk index, until taken.
-    chunks: Vec<Option<Vec<Result<R, Error>>>>,
+    chunks: Vec<Option<Chunk<R>>>,
     /// Chunks submitted so far (input error chunks included).
     submitted: usize,
     /// Chunks whose results are in.
@@ -137,7 +137,7 @@ impl<R: Send + 'static> Collector<R> {
     }
 
     /// Stores the results of chunk `index`.
-    pub(crate) fn deliver(&self, index: usize, results: Vec<Result<R, Error>>) {
+    pub(crate) fn deliver(&self, index: usize, results: Chunk<R>) {
         let mut st = self.lock();
         if st.finished && self.mode == Mode::All {
             return;
@@ -153,8 +153,8 @@ impl<R: Send + 'static> Collector<R> {
             bar.inc(results.len() as u64);
         }
         if self.mode == Mode::All && st.failure.is_none() {
-            if let Some(pos) = results.iter().position(Result::is_err) {
-                let mut results = results;
+            if let Chunk::Mixed(mut results) = results {
+                let pos = results.iter().position(Result::is_err).unwrap_or(0);
                 if let Err(e) = results.swap_remove(pos) {
                     st.failure = Some(e);
                 }
@@ -174,7 +174,8 @@ impl<R: Send + 'static> Collector<R> {
 
     /// Fails chunk `index` (`nitems` items) with copies of `err`.
     pub(crate) fn fail(&self, index: usize, nitems: usize, err: &Error) {
-        self.deliver(index, (0..nitems.max(1)).map(|_| Err(err.duplicate())).collect());
+        let errs = (0..nitems.max(1)).map(|_| Err(err.duplicate())).collect();
+        self.deliver(index, Chunk::Mixed(errs));
     }
 
     /// Finishes if everything is in; runs the callback; wakes waiters.
@@ -186,12 +187,7 @@ impl<R: Send + 'static> Collector<R> {
                 if self.mode == Mode::All {
                     let value = match st.failure.take() {
                         Some(e) => Err(e),
-                        None => Ok(std::mem::take(&mut st.chunks)
-                            .into_iter()
-                            .flatten()
-                            .flatten()
-                            .map(|r| r.unwrap_or_else(|_| unreachable!("failures stop early")))
-                            .collect()),
+                        None => Ok(concat_ok(std::mem::take(&mut st.chunks))),
                     };
                     if let Some(cb) = st.callback.take() {
                         // Python runs callbacks before the result is ready.
@@ -307,7 +303,7 @@ impl<R: Send + 'static> Collector<R> {
         Ok(std::mem::take(&mut st.chunks)
             .into_iter()
             .flatten()
-            .flatten()
+            .flat_map(Chunk::into_results)
             .collect())
     }
 
@@ -319,7 +315,7 @@ impl<R: Send + 'static> Collector<R> {
         cursor: usize,
         low_water: usize,
         can_feed: bool,
-    ) -> Option<Option<Vec<Result<R, Error>>>> {
+    ) -> Option<Option<Chunk<R>>> {
         let ordered = matches!(self.mode, Mode::Stream { ordered: true });
         let want = ordered.then_some(cursor);
         let target = if can_feed {
@@ -607,7 +603,7 @@ pub struct IMap<'a, R> {
     feeding: bool,
     cursor: usize,
     low_water: usize,
-    current: std::vec::IntoIter<Result<R, Error>>,
+    current: ChunkIter<R>,
 }
 
 impl<R> fmt::Debug for IMap<'_, R> {
@@ -631,7 +627,7 @@ impl<'a, R: Send + 'static> IMap<'a, R> {
             feeding: true,
             cursor: 0,
             low_water,
-            current: Vec::new().into_iter(),
+            current: ChunkIter::Ok(Vec::new().into_iter()),
         }
     }
 }
@@ -672,6 +668,11 @@ impl<R: Send + 'static> Iterator for IMap<'_, R> {
 }
 
 pub(crate) type Input<'a, A> = Box<dyn Iterator<Item = Result<A, BoxError>> + 'a>;
+/// A feeder hands chunks over once it has this many items ...
+const FLUSH_ITEMS: usize = 2048;
+/// ... or this many chunks.
+const FLUSH_CHUNKS: usize = 256;
+
 type Submit<'a, A> = Box<dyn FnMut(Vec<(usize, Vec<A>)>) -> Result<(), Error> + 'a>;
 
 pub(crate) fn boxed<'a, A: 'a>(items: impl IntoIterator<Item = A> + 'a) -> Input<'a, A> {
@@ -742,7 +743,9 @@ impl<'a, A, R: Send + 'static> Feeder<'a, A, R> {
         let (s, d) = self.coll.counts();
         let mut room = self.window.saturating_sub(s.saturating_sub(d));
         let mut batch = Vec::new();
+        let mut batch_items = 0;
         let mut input_err = None;
+        let mut submitted = Ok(());
         while room > 0 && !self.done {
             let mut items = Vec::with_capacity(self.chunksize.min(1 << 16));
             while items.len() < self.chunksize {
@@ -760,17 +763,31 @@ impl<'a, A, R: Send + 'static> Feeder<'a, A, R> {
                 }
             }
             if !items.is_empty() {
+                batch_items += items.len();
                 batch.push((self.next, items));
                 self.next += 1;
                 room -= 1;
             }
+            // Hand big chunks over at once, so that workers start while the
+            // rest of the input is encoded; batch small ones.
+            if batch_items >= FLUSH_ITEMS || batch.len() >= FLUSH_CHUNKS {
+                self.coll.add_submitted(batch.len(), false);
+                batch_items = 0;
+                submitted = (self.submit)(std::mem::take(&mut batch));
+                if submitted.is_err() {
+                    break;
+                }
+            }
         }
-        self.coll
-            .add_submitted(batch.len() + usize::from(input_err.is_some()), false);
-        let submitted = (self.submit)(batch);
-        if let Some(e) = input_err {
-            self.coll.deliver(self.next, vec![Err(Error::Input(e))]);
-            self.next += 1;
+        if submitted.is_ok() {
+            self.coll
+                .add_submitted(batch.len() + usize::from(input_err.is_some()), false);
+            submitted = (self.submit)(batch);
+            if let Some(e) = input_err {
+                self.coll
+                    .deliver(self.next, Chunk::Mixed(vec![Err(Error::Input(e))]));
+                self.next += 1;
+            }
         }
         if self.done || submitted.is_err() {
             self.done = true;
@@ -791,5 +808,116 @@ impl<'a, A, R: Send + 'static> Feeder<'a, A, R> {
                 return Ok(());
             }
         }
+    }
+}
+
+/// The results of one chunk: all values (the common case, no per-item
+/// `Result` in memory), or each item's own result.
+pub(crate) enum Chunk<R> {
+    Ok(Vec<R>),
+    Mixed(Vec<Result<R, Error>>),
+}
+
+impl<R> Chunk<R> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Chunk::Ok(v) => v.len(),
+            Chunk::Mixed(v) => v.len(),
+        }
+    }
+
+    fn into_results(self) -> Vec<Result<R, Error>> {
+        match self {
+            Chunk::Ok(v) => v.into_iter().map(Ok).collect(),
+            Chunk::Mixed(v) => v,
+        }
+    }
+
+    fn into_iter(self) -> ChunkIter<R> {
+        match self {
+            Chunk::Ok(v) => ChunkIter::Ok(v.into_iter()),
+            Chunk::Mixed(v) => ChunkIter::Mixed(v.into_iter()),
+        }
+    }
+
+    /// Builds a chunk from per-item results.
+    pub(crate) fn from_results(v: Vec<Result<R, Error>>) -> Chunk<R> {
+        if v.iter().all(Result::is_ok) {
+            Chunk::Ok(v.into_iter().flatten().collect())
+        } else {
+            Chunk::Mixed(v)
+        }
+    }
+}
+
+/// Concatenates chunks that are all `Chunk::Ok`.
+fn concat_ok<R>(chunks: Vec<Option<Chunk<R>>>) -> Vec<R> {
+    let total = chunks
+        .iter()
+        .map(|c| match c {
+            Some(Chunk::Ok(v)) => v.len(),
+            _ => 0,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(total);
+    for c in chunks.into_iter().flatten() {
+        match c {
+            Chunk::Ok(mut v) => out.append(&mut v),
+            Chunk::Mixed(v) => out.extend(v.into_iter().flatten()),
+        }
+    }
+    out
+}
+
+enum ChunkIter<R> {
+    Ok(std::vec::IntoIter<R>),
+    Mixed(std::vec::IntoIter<Result<R, Error>>),
+}
+
+impl<R> Iterator for ChunkIter<R> {
+    type Item = Result<R, Error>;
+    fn next(&mut self) -> Option<Result<R, Error>> {
+        match self {
+            ChunkIter::Ok(i) => i.next().map(Ok),
+            ChunkIter::Mixed(i) => i.next(),
+        }
+    }
+}
+
+/// Decodes a worker's postcard `Vec<Result<R, CallError>>` straight into a
+/// [`Chunk`], without a per-item `Result` in memory when all succeeded.
+pub(crate) struct ChunkSeed<R>(pub(crate) std::marker::PhantomData<R>);
+
+impl<'de, R: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for ChunkSeed<R> {
+    type Value = Chunk<R>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Chunk<R>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, R: serde::Deserialize<'de>> serde::de::Visitor<'de> for ChunkSeed<R> {
+    type Value = Chunk<R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of task results")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Chunk<R>, S::Error> {
+        type Item<R> = Result<R, mp_proc::CallError>;
+        let mut ok = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(r) = seq.next_element::<Item<R>>()? {
+            match r {
+                Ok(v) => ok.push(v),
+                Err(e) => {
+                    let mut mixed: Vec<Result<R, Error>> = ok.into_iter().map(Ok).collect();
+                    mixed.push(Err(e.into()));
+                    while let Some(r) = seq.next_element::<Item<R>>()? {
+                        mixed.push(r.map_err(Error::from));
+                    }
+                    return Ok(Chunk::Mixed(mixed));
+                }
+            }
+        }
+        Ok(Chunk::Ok(ok))
     }
 }

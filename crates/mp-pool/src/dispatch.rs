@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use mp_channel::{Pipe, PipeEnd};
 use mp_proc::{CallError, Process};
+use mp_shm::RawValue;
 
 use crate::Error;
+use crate::collect::ChunkSeed;
 use crate::pool::{Shared, State};
-use crate::worker::{Msg, WorkerConfig, worker_main};
+use crate::worker::{Msg, WorkerConfig, claim, worker_main};
 
 /// How often worker liveness and task deadlines are checked.
 const TICK: Duration = Duration::from_millis(10);
@@ -34,17 +36,18 @@ pub(crate) trait Job: Send + Sync {
 impl<R: serde::de::DeserializeOwned + Send + 'static> Job for crate::collect::Collector<R> {
     fn complete(&self, index: usize, nitems: usize, out: Result<Vec<u8>, CallError>) {
         let results = match out {
-            Ok(bytes) => match postcard::from_bytes::<Vec<Result<R, CallError>>>(&bytes) {
-                Ok(v) if v.len() == nitems => v
-                    .into_iter()
-                    .map(|r| r.map_err(Error::from))
-                    .collect(),
-                Ok(v) => {
-                    let e = Error::Decode(format!("{} results for {nitems} items", v.len()));
-                    return self.fail(index, nitems, &e);
+            Ok(bytes) => {
+                use serde::de::DeserializeSeed;
+                let mut de = postcard::Deserializer::from_bytes(&bytes);
+                match ChunkSeed::<R>(std::marker::PhantomData).deserialize(&mut de) {
+                    Ok(c) if c.len() == nitems => c,
+                    Ok(c) => {
+                        let e = Error::Decode(format!("{} results for {nitems} items", c.len()));
+                        return self.fail(index, nitems, &e);
+                    }
+                    Err(e) => return self.fail(index, nitems, &Error::Decode(e.to_string())),
                 }
-                Err(e) => return self.fail(index, nitems, &Error::Decode(e.to_string())),
-            },
+            }
             Err(e) => return self.fail(index, nitems, &Error::from(e)),
         };
         self.deliver(index, results);
@@ -79,7 +82,11 @@ struct Worker {
     proc: Process<()>,
     pid: u32,
     tx: PipeEnd,
-    inflight: VecDeque<TaskRec>,
+    claim: RawValue<u64>,
+    /// Tasks sent so far (the pipe index of the next one).
+    next_k: u64,
+    /// Tasks sent and not reported, with their pipe index.
+    inflight: VecDeque<(u64, TaskRec)>,
     inflight_bytes: usize,
     /// Since when the oldest in-flight task has (probably) been running.
     head_since: Instant,
@@ -151,6 +158,7 @@ impl Dispatcher {
             .wait_mode(cfg.wait_mode)
             .build()
             .map_err(Error::channel)?;
+        let claim_word = RawValue::new(0u64).map_err(Error::channel)?;
         let id = self.next_worker;
         self.next_worker += 1;
         let wc = WorkerConfig {
@@ -159,6 +167,7 @@ impl Dispatcher {
             inbox: self.shared.inbox.clone(),
             init: cfg.init.clone(),
             max_tasks: cfg.max_tasks_per_child,
+            claim: claim_word.clone(),
         };
         let mut p = Process::new(worker_main, wc)
             .daemon(true)
@@ -173,6 +182,8 @@ impl Dispatcher {
             proc: p,
             pid,
             tx,
+            claim: claim_word,
+            next_k: 0,
             inflight: VecDeque::new(),
             inflight_bytes: 0,
             head_since: Instant::now(),
@@ -281,6 +292,61 @@ impl Dispatcher {
                 idle_rounds += 1;
             }
         }
+        if self.queue.is_empty() && self.steal() {
+            self.dispatch();
+        }
+    }
+
+    /// When a worker is idle and nothing is queued, takes back the tasks
+    /// that another worker has not started (it is busy with a long one)
+    /// and queues them again. Returns whether anything was taken.
+    fn steal(&mut self) -> bool {
+        let idle = self
+            .workers
+            .iter()
+            .any(|w| w.inflight.is_empty() && !w.retiring && !w.timed_out && !w.gone);
+        if !idle {
+            return false;
+        }
+        let Some(v) = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.inflight.len() >= 2 && !w.gone && !w.timed_out)
+            .max_by_key(|(_, w)| w.inflight.len())
+            .map(|(i, _)| i)
+        else {
+            return false;
+        };
+        let w = &mut self.workers[v];
+        let word = claim(&w.claim);
+        let mut s = word.load(Ordering::SeqCst);
+        loop {
+            if s >= w.next_k {
+                return false; // everything has started
+            }
+            match word.compare_exchange(s, w.next_k, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        // Tasks with index >= s will be skipped by the worker.
+        let mut taken = Vec::new();
+        while w.inflight.back().is_some_and(|(k, _)| *k >= s) {
+            let (_, t) = w.inflight.pop_back().expect("checked");
+            w.inflight_bytes -= t.frame.len();
+            w.sent -= 1;
+            taken.push(t);
+        }
+        if w.retiring {
+            // It will not reach its task limit now: tell it to leave.
+            let _ = w.tx.send_bytes(&[]);
+        }
+        let any = !taken.is_empty();
+        for t in taken {
+            self.queue.push_front(t);
+        }
+        any
     }
 
     /// Sends the next queued task to worker `i` if it has room.
@@ -312,7 +378,8 @@ impl Dispatcher {
             w.head_since = Instant::now();
         }
         w.inflight_bytes += task.frame.len();
-        w.inflight.push_back(task);
+        w.inflight.push_back((w.next_k, task));
+        w.next_k += 1;
         w.sent += 1;
         if max_tasks != 0 && w.sent >= max_tasks {
             w.retiring = true;
@@ -336,10 +403,10 @@ impl Dispatcher {
                     return;
                 };
                 let w = &mut self.workers[i];
-                let Some(pos) = w.inflight.iter().position(|t| t.seq == seq) else {
+                let Some(pos) = w.inflight.iter().position(|t| t.1.seq == seq) else {
                     return;
                 };
-                let task = w.inflight.remove(pos).expect("found");
+                let (_, task) = w.inflight.remove(pos).expect("found");
                 w.inflight_bytes -= task.frame.len();
                 let now = Instant::now();
                 let took = now.saturating_duration_since(w.head_since).as_secs_f64();
@@ -373,7 +440,7 @@ impl Dispatcher {
             t.job.fail(t.index, t.nitems, &e);
         }
         for w in &mut self.workers {
-            for t in w.inflight.drain(..) {
+            for (_, t) in w.inflight.drain(..) {
                 t.job.fail(t.index, t.nitems, &e);
             }
             w.inflight_bytes = 0;
@@ -408,8 +475,16 @@ impl Dispatcher {
     fn worker_exited(&mut self, mut w: Worker) {
         let _ = w.proc.join();
         let code = w.proc.exitcode().unwrap_or(-libc::SIGKILL);
-        let mut tasks = std::mem::take(&mut w.inflight);
-        if let Some(mut head) = tasks.pop_front() {
+        let started_below = claim(&w.claim).load(Ordering::SeqCst);
+        let tasks = std::mem::take(&mut w.inflight);
+        let (started, unstarted): (Vec<_>, Vec<_>) =
+            tasks.into_iter().partition(|(k, _)| *k < started_below);
+        // Tasks that never started run elsewhere, first.
+        for (_, t) in unstarted.into_iter().rev() {
+            self.queue.push_front(t);
+        }
+        // The task it was running (at most one: results come in order).
+        for (_, mut t) in started {
             let err = if w.timed_out && self.shared.cfg.task_timeout.is_some() {
                 Error::TaskTimeout {
                     timeout: self.shared.cfg.task_timeout.unwrap_or_default(),
@@ -421,15 +496,11 @@ impl Dispatcher {
                     exitcode: code,
                 }
             };
-            // Tasks after the head never started: run them elsewhere.
-            for t in tasks.into_iter().rev() {
+            if t.attempts < self.shared.cfg.retries {
+                t.attempts += 1;
                 self.queue.push_front(t);
-            }
-            if head.attempts < self.shared.cfg.retries {
-                head.attempts += 1;
-                self.queue.push_front(head);
             } else {
-                head.job.fail(head.index, head.nitems, &err);
+                t.job.fail(t.index, t.nitems, &err);
             }
         }
         let replace = !w.retiring
@@ -471,7 +542,7 @@ impl Dispatcher {
             t.job.fail(t.index, t.nitems, &Error::Terminated);
         }
         for w in &mut self.workers {
-            for t in w.inflight.drain(..) {
+            for (_, t) in w.inflight.drain(..) {
                 t.job.fail(t.index, t.nitems, &Error::Terminated);
             }
         }

@@ -118,9 +118,14 @@ impl Shared {
         let nitems = items.len();
         let hdr = TaskHeader { seq, func };
         let enc = |frame: Vec<u8>| {
-            postcard::to_extend(&items, frame).map_err(|e| Error::Call(mp_proc::CallError::BadInput(e.to_string())))
+            postcard::serialize_with_flavor(&items, Append(frame))
+                .map_err(|e| Error::Call(mp_proc::CallError::BadInput(e.to_string())))
         };
-        let head = || postcard::to_allocvec(&hdr).map_err(|e| Error::Decode(e.to_string()));
+        let head = || {
+            let mut v = Vec::with_capacity(64 + nitems * std::mem::size_of::<A>());
+            v.extend_from_slice(&postcard::to_allocvec(&hdr).map_err(|e| Error::Decode(e.to_string()))?);
+            Ok(v)
+        };
         let (frame, fds) = mp_os::handle::collect_fds(|| head().and_then(enc));
         let mut frame = frame?;
         let mut keep: Option<Box<dyn std::any::Any + Send>> = None;
@@ -931,5 +936,27 @@ impl Drop for Pool {
         } else {
             self.terminate();
         }
+    }
+}
+
+/// A postcard output that appends to a vector with `extend_from_slice`
+/// (postcard's own `to_extend` pushes byte by byte).
+struct Append(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::collect::{AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try};
+use crate::collect::{AsyncResult, Callbacks, Chunk, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try};
 use crate::pool::{State, default_chunksize};
 use crate::{BoxError, Error};
 
@@ -151,7 +151,7 @@ impl ThreadPool {
                                 })
                             })
                             .collect();
-                        coll.deliver(index, out);
+                        coll.deliver(index, Chunk::from_results(out));
                     }
                     let mut st = inner.lock();
                     st.1 -= 1;

@@ -16,9 +16,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mp_channel::{PipeEnd, Queue};
 use mp_proc::{CallError, RawFunction};
+use mp_shm::RawValue;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A byte vector that postcard writes as one length-prefixed block (not a
@@ -114,6 +116,21 @@ pub(crate) struct WorkerConfig {
     pub(crate) init: Option<Init>,
     /// Tasks before the worker exits (0: no limit).
     pub(crate) max_tasks: u64,
+    /// The claim word: see [`claim`].
+    pub(crate) claim: RawValue<u64>,
+}
+
+/// The claim word of a worker, a `u64` in shared memory: the index (in
+/// this worker's pipe order) of the next task that may start. The worker
+/// starts task `k` by moving it from `k` to `k + 1`; the dispatcher takes
+/// back tasks that have not started (to give them to an idle worker) by
+/// moving it from `s` to the number of tasks sent, and the worker then
+/// skips them. After a worker dies, tasks below the word had started.
+pub(crate) fn claim(v: &RawValue<u64>) -> &AtomicU64 {
+    // SAFETY: the value is a u64 in a shared mapping that `v` keeps alive,
+    // 8-byte aligned (the segment payload is page aligned), and every
+    // process accesses it only atomically.
+    unsafe { &*v.as_ptr().cast::<AtomicU64>() }
 }
 
 /// The worker process's target.
@@ -144,6 +161,8 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         }
     }
     let mut count = 0u64;
+    let word = claim(&cfg.claim);
+    let mut k = 0u64;
     loop {
         let frame = match cfg.tasks.recv_bytes() {
             Ok(f) => f,
@@ -151,6 +170,14 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         };
         if frame.is_empty() {
             return; // told to exit
+        }
+        let mine = k;
+        k += 1;
+        if word
+            .compare_exchange(mine, mine + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            continue; // taken back by the dispatcher
         }
         let (hdr, payload) = match postcard::take_from_bytes::<TaskHeader>(&frame) {
             Ok(x) => x,
