@@ -484,25 +484,17 @@ impl Dispatcher {
             self.queue.push_front(t);
         }
         // The task it was running (at most one: results come in order).
+        let mut failed = Vec::new();
         for (_, mut t) in started {
-            let err = if w.timed_out && self.shared.cfg.task_timeout.is_some() {
-                Error::TaskTimeout {
-                    timeout: self.shared.cfg.task_timeout.unwrap_or_default(),
-                    pid: w.pid,
-                }
-            } else {
-                Error::WorkerDied {
-                    pid: w.pid,
-                    exitcode: code,
-                }
-            };
             if t.attempts < self.shared.cfg.retries {
                 t.attempts += 1;
                 self.queue.push_front(t);
             } else {
-                t.job.fail(t.index, t.nitems, &err);
+                failed.push(t);
             }
         }
+        // Replace it before failing its task, so that a caller woken by
+        // the failure sees the new worker.
         let replace = !w.retiring
             && self.broken.is_none()
             && self.state != State::Terminated
@@ -515,6 +507,20 @@ impl Dispatcher {
             }
         } else {
             self.publish_pids();
+        }
+        for t in failed {
+            let err = if w.timed_out && self.shared.cfg.task_timeout.is_some() {
+                Error::TaskTimeout {
+                    timeout: self.shared.cfg.task_timeout.unwrap_or_default(),
+                    pid: w.pid,
+                }
+            } else {
+                Error::WorkerDied {
+                    pid: w.pid,
+                    exitcode: code,
+                }
+            };
+            t.job.fail(t.index, t.nitems, &err);
         }
     }
 
