@@ -8,6 +8,10 @@
 //! | `pool/rayon-trivial` | the same with rayon's `par_iter` on the global pool, per item |
 //! | `pool/seq-cpu` | sequential map over N items of about 100 us of arithmetic each, total |
 //! | `pool/rayon-cpu` | the same with rayon, total |
+//! | `pool/mp-start` | `mp_pool::Pool::new(2)`, `close`, `join` |
+//! | `pool/mp-map` | `Pool(2).map` of `x * 2 + 1` over 100k items, default chunksize, per item |
+//! | `pool/mp-map-chunk1` | the same with chunksize 1 (100k items, quick: 10k), per item |
+//! | `pool/mp-cpu` | `Pool(2).map` over the CPU-bound items, default chunksize, total |
 //!
 //! N is [`cpu_items`] (4000, `--quick`: 1000); the Python script `pool.py` uses the same N and
 //! calibrates its own loop to the same 100 us per item. Rows for mp `Pool` belong here: see
@@ -40,9 +44,123 @@ pub(crate) fn run(cfg: &Config) -> Vec<(&'static str, io::Error)> {
     if let Err(e) = fork2(cfg) {
         failed.push(("fork2", e));
     }
+    if let Err(e) = mp_start(cfg) {
+        failed.push(("mp-start", e));
+    }
     trivial(cfg);
+    if let Err(e) = mp_trivial(cfg) {
+        failed.push(("mp-map", e));
+    }
     cpu_bound(cfg);
     failed
+}
+
+fn pool_err(e: mp_pool::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+fn mp_start(cfg: &Config) -> io::Result<()> {
+    // The first pool also starts the fork server: keep it out of the figures.
+    let p = mp_pool::Pool::new(2).map_err(pool_err)?;
+    p.close();
+    p.join().map_err(pool_err)?;
+    let mut err = None;
+    let samples = cfg.sample(10, 2000, || {
+        time(|| {
+            let r = mp_pool::Pool::new(2).and_then(|p| {
+                p.close();
+                p.join()
+            });
+            if let Err(e) = r {
+                err = Some(e);
+            }
+        })
+    });
+    if let Some(e) = err {
+        return Err(pool_err(e));
+    }
+    Row::new(
+        GROUP,
+        "pool/mp-start",
+        "start + teardown, 2 workers",
+        "mp Pool(2)",
+    )
+    .baseline(&["pool/fork2", "pool/py-start"])
+    .note("Pool::new(2), close(), join(); forkserver start method, workers started one after the other")
+    .stats(Unit::Ms, Stats::per_op(&samples, 1, Unit::Ms))
+    .emit();
+    Ok(())
+}
+
+/// The trivial function of the mp rows (a `fn` item: it travels to the workers).
+fn double(x: u64) -> u64 {
+    x.wrapping_mul(2).wrapping_add(1)
+}
+
+fn mp_trivial(cfg: &Config) -> io::Result<()> {
+    let pool = mp_pool::Pool::new(2).map_err(pool_err)?;
+    let items: Vec<u64> = (0..TRIVIAL_ITEMS).collect();
+    let expect: Vec<u64> = items.iter().copied().map(double).collect();
+    // Warm-up (and a check).
+    if pool.map(double, items.clone()).map_err(pool_err)? != expect {
+        return Err(io::Error::other("wrong results"));
+    }
+    let mut err = None;
+    let samples = cfg.sample(5, 10_000, || {
+        let input = items.clone();
+        time(|| match pool.map(double, input) {
+            Ok(v) => {
+                black_box(v);
+            }
+            Err(e) => err = Some(e),
+        })
+    });
+    if let Some(e) = err {
+        return Err(pool_err(e));
+    }
+    let ms = Stats::per_op(&samples, 1, Unit::Ms).p50;
+    Row::new(GROUP, "pool/mp-map", "map trivial, 100k items", "mp Pool(2)")
+        .baseline(&["pool/py-map", "pool/rayon-trivial"])
+        .note(format!(
+            "Pool(2).map(x*2+1), default chunksize ({} chunks); {ms:.2} ms per map",
+            2 * 4
+        ))
+        .stats(Unit::Us, Stats::per_op(&samples, TRIVIAL_ITEMS, Unit::Us))
+        .emit();
+
+    let n1 = cfg.pick(TRIVIAL_ITEMS, 10_000);
+    let few: Vec<u64> = (0..n1).collect();
+    let samples = cfg.sample(1, 100, || {
+        let input = few.clone();
+        time(|| match pool.map_chunked(double, input, 1) {
+            Ok(v) => {
+                black_box(v);
+            }
+            Err(e) => err = Some(e),
+        })
+    });
+    if let Some(e) = err {
+        return Err(pool_err(e));
+    }
+    Row::new(
+        GROUP,
+        "pool/mp-map-chunk1",
+        "map trivial, 100k items",
+        "mp Pool(2) chunksize=1",
+    )
+    .baseline(&["pool/py-map-chunk1", "ipc/futex/8"])
+    .note(format!(
+        "Pool(2).map_chunked(f, items, 1) over {n1} items, per item; one message per item each way"
+    ))
+    .stats(Unit::Us, Stats::per_op(&samples, n1, Unit::Us))
+    .emit();
+    pool.close();
+    pool.join().map_err(pool_err)
+}
+
+/// The CPU-bound function of the mp rows: `burn(iters, seed)`.
+fn burn_item((iters, seed): (u64, u64)) -> u64 {
+    burn(iters, seed)
 }
 
 fn fork2(cfg: &Config) -> io::Result<()> {
@@ -177,5 +295,33 @@ fn cpu_bound(cfg: &Config) {
         .baseline(&["pool/seq-cpu"])
         .note(format!("{what}; {} threads", rayon::current_num_threads()))
         .stats(Unit::Ms, Stats::per_op(&par, 1, Unit::Ms))
+        .emit();
+    let pool = match mp_pool::Pool::new(2) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pool/mp-cpu: {e}");
+            return;
+        }
+    };
+    let work: Vec<(u64, u64)> = items.iter().map(|&s| (iters, s)).collect();
+    let _ = pool.map(burn_item, work.clone()); // warm-up
+    let mut err = None;
+    let mp = cfg.sample(min, 100, || {
+        let input = work.clone();
+        time(|| match pool.map(burn_item, input) {
+            Ok(v) => {
+                black_box(v);
+            }
+            Err(e) => err = Some(e),
+        })
+    });
+    if let Some(e) = err {
+        eprintln!("pool/mp-cpu: {e}");
+        return;
+    }
+    Row::new(GROUP, "pool/mp-cpu", &name, "mp Pool(2)")
+        .baseline(&["pool/rayon-cpu", "pool/seq-cpu", "pool/py-cpu"])
+        .note(format!("{what}; Pool(2).map, default chunksize"))
+        .stats(Unit::Ms, Stats::per_op(&mp, 1, Unit::Ms))
         .emit();
 }
