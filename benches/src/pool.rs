@@ -119,14 +119,19 @@ fn mp_trivial(cfg: &Config) -> io::Result<()> {
         return Err(pool_err(e));
     }
     let ms = Stats::per_op(&samples, 1, Unit::Ms).p50;
-    Row::new(GROUP, "pool/mp-map", "map trivial, 100k items", "mp Pool(2)")
-        .baseline(&["pool/py-map", "pool/rayon-trivial"])
-        .note(format!(
-            "Pool(2).map(x*2+1), default chunksize ({} chunks); {ms:.2} ms per map",
-            2 * 4
-        ))
-        .stats(Unit::Us, Stats::per_op(&samples, TRIVIAL_ITEMS, Unit::Us))
-        .emit();
+    Row::new(
+        GROUP,
+        "pool/mp-map",
+        "map trivial, 100k items",
+        "mp Pool(2)",
+    )
+    .baseline(&["pool/py-map", "pool/rayon-trivial"])
+    .note(format!(
+        "Pool(2).map(x*2+1), default chunksize ({} chunks); {ms:.2} ms per map",
+        2 * 4
+    ))
+    .stats(Unit::Us, Stats::per_op(&samples, TRIVIAL_ITEMS, Unit::Us))
+    .emit();
 
     let n1 = cfg.pick(TRIVIAL_ITEMS, 10_000);
     let few: Vec<u64> = (0..n1).collect();

@@ -152,17 +152,18 @@ impl<R: Send + 'static> Collector<R> {
         if let Some(bar) = &st.bar {
             bar.inc(results.len() as u64);
         }
-        if self.mode == Mode::All && st.failure.is_none() {
-            if let Chunk::Mixed(mut results) = results {
-                let pos = results.iter().position(Result::is_err).unwrap_or(0);
-                if let Err(e) = results.swap_remove(pos) {
-                    st.failure = Some(e);
-                }
-                self.cancelled.store(true, Ordering::Relaxed);
-                st.done += 1;
-                self.check_finished(st);
-                return;
+        if self.mode == Mode::All
+            && st.failure.is_none()
+            && let Chunk::Mixed(mut results) = results
+        {
+            let pos = results.iter().position(Result::is_err).unwrap_or(0);
+            if let Err(e) = results.swap_remove(pos) {
+                st.failure = Some(e);
             }
+            self.cancelled.store(true, Ordering::Relaxed);
+            st.done += 1;
+            self.check_finished(st);
+            return;
         }
         st.chunks[index] = Some(results);
         st.done += 1;
@@ -329,7 +330,7 @@ impl<R: Send + 'static> Collector<R> {
             } else {
                 !st.arrival.is_empty()
             };
-            have || (st.input_done && st.done >= st.submitted && !have)
+            have || (st.input_done && st.done >= st.submitted)
                 || (can_feed && st.submitted.saturating_sub(st.done) <= low_water)
         });
         let idx = if ordered {
@@ -365,9 +366,12 @@ impl<R: Send + 'static> Collector<R> {
 /// # Ok::<(), mp_pool::Error>(())
 /// ```
 pub struct Callbacks<T> {
-    pub(crate) on_success: Option<Box<dyn FnOnce(&T) + Send>>,
-    pub(crate) on_error: Option<Box<dyn FnOnce(&Error) + Send>>,
+    pub(crate) on_success: Option<OnSuccess<T>>,
+    pub(crate) on_error: Option<OnError>,
 }
+
+type OnSuccess<T> = Box<dyn FnOnce(&T) + Send>;
+type OnError = Box<dyn FnOnce(&Error) + Send>;
 
 impl<T> fmt::Debug for Callbacks<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -717,7 +721,9 @@ impl<'a, A, R: Send + 'static> Feeder<'a, A, R> {
         submit: Submit<'a, A>,
     ) -> Result<Self, Error> {
         if chunksize == 0 {
-            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "chunksize must be at least 1".into(),
+            ));
         }
         Ok(Feeder {
             input,

@@ -3,8 +3,8 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mp_channel::{Pipe, PipeEnd};
@@ -416,11 +416,10 @@ impl Dispatcher {
                     0.8 * w.avg + 0.2 * took.max(1e-9)
                 };
                 w.head_since = now;
-                task.job
-                    .complete(task.index, task.nitems, out.map(|b| b.0));
-                drop(task);
-                // Keep this worker busy right away.
+                // Keep this worker busy before decoding its results.
                 while !self.queue.is_empty() && self.try_send(i) {}
+                task.job.complete(task.index, task.nitems, out.map(|b| b.0));
+                drop(task);
             }
             Msg::InitFailed { worker: _, message } => self.break_pool(message),
         }
@@ -578,4 +577,3 @@ impl Dispatcher {
         }
     }
 }
-

@@ -117,8 +117,16 @@ pub use thread_pool::ThreadPool;
 /// A boxed error, what the input of `try_map`/`try_imap` may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs a process pool's child-entry check: call it first in `main` if the
-/// program starts pools (the same as [`mp_proc::init`]).
+/// The child-entry hook ([`mp_proc::init`]): a worker process runs its
+/// loop here and never returns. It also runs before `main` on its own;
+/// calling it first thing in `main` documents the fact.
+///
+/// ```
+/// fn main() {
+///     mp_pool::init();
+///     // ... start pools
+/// }
+/// ```
 pub fn init() {
     mp_proc::init();
 }

@@ -12,7 +12,9 @@ use mp_proc::{Function, RawFunction, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::collect::{AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try};
+use crate::collect::{
+    AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try,
+};
 use crate::dispatch::{Dispatcher, Job, TaskRec};
 use crate::worker::{Bytes, Init, Msg, PassFd, TaskHeader};
 use crate::{BoxError, Error};
@@ -123,7 +125,9 @@ impl Shared {
         };
         let head = || {
             let mut v = Vec::with_capacity(64 + nitems * std::mem::size_of::<A>());
-            v.extend_from_slice(&postcard::to_allocvec(&hdr).map_err(|e| Error::Decode(e.to_string()))?);
+            v.extend_from_slice(
+                &postcard::to_allocvec(&hdr).map_err(|e| Error::Decode(e.to_string()))?,
+            );
             Ok(v)
         };
         let (frame, fds) = mp_os::handle::collect_fds(|| head().and_then(enc));
@@ -318,7 +322,9 @@ impl PoolBuilder {
             ));
         }
         if self.chunksize == Some(0) {
-            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "chunksize must be at least 1".into(),
+            ));
         }
         if self.max_tasks_per_child == Some(0) {
             return Err(Error::InvalidArgument(
@@ -326,7 +332,9 @@ impl PoolBuilder {
             ));
         }
         if self.task_timeout == Some(Duration::ZERO) {
-            return Err(Error::InvalidArgument("task_timeout must not be zero".into()));
+            return Err(Error::InvalidArgument(
+                "task_timeout must not be zero".into(),
+            ));
         }
         let init = self.init.transpose()?;
         let inbox = Queue::builder()
@@ -372,7 +380,6 @@ impl PoolBuilder {
 pub(crate) fn default_chunksize(len: usize, processes: usize) -> usize {
     len.div_ceil(processes * 4).max(1)
 }
-
 
 impl Pool {
     /// A pool of `processes` workers with default settings.
@@ -522,7 +529,11 @@ impl Pool {
     /// [`Error::Closed`] after `close`/`terminate`, and the first task
     /// failure: [`Error::TaskPanicked`], [`Error::WorkerDied`],
     /// [`Error::TaskTimeout`], [`Error::Terminated`], [`Error::Call`].
-    pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, Error>
+    pub fn map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, Error>
     where
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
@@ -683,7 +694,8 @@ impl Pool {
             .chunksize
             .unwrap_or_else(|| default_chunksize(items.len(), self.processes()));
         let coll = Collector::new(Mode::All, callbacks.into_callback());
-        self.feeder(f, boxed(items), cs, &coll, usize::MAX)?.feed()?;
+        self.feeder(f, boxed(items), cs, &coll, usize::MAX)?
+            .feed()?;
         Ok(AsyncResult::all(coll))
     }
 
@@ -914,11 +926,7 @@ impl Pool {
     }
 
     fn join_thread(&self) {
-        let t = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = t {
             let _ = t.join();
         }
@@ -952,7 +960,15 @@ impl postcard::ser_flavors::Flavor for Append {
     }
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        if data.len() <= 16 {
+            // Varints: a byte loop beats a call to memcpy.
+            self.0.reserve(data.len());
+            for &b in data {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
         Ok(())
     }
 

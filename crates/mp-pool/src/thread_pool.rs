@@ -4,7 +4,9 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::collect::{AsyncResult, Callbacks, Chunk, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try};
+use crate::collect::{
+    AsyncResult, Callbacks, Chunk, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try,
+};
 use crate::pool::{State, default_chunksize};
 use crate::{BoxError, Error};
 
@@ -211,7 +213,11 @@ impl ThreadPool {
     /// # Errors
     ///
     /// As [`map`](ThreadPool::map).
-    pub fn starmap<A, R, F>(&self, f: F, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, Error>
+    pub fn starmap<A, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, Error>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
@@ -372,8 +378,7 @@ impl ThreadPool {
         R: Send + 'static,
     {
         let coll = Collector::new(Mode::All, callbacks.into_item_callback());
-        self.feeder(f, boxed([arg]), 1, &coll, usize::MAX)?
-            .feed()?;
+        self.feeder(f, boxed([arg]), 1, &coll, usize::MAX)?.feed()?;
         Ok(AsyncResult::one(coll))
     }
 

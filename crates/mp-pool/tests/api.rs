@@ -38,7 +38,11 @@ fn map_returns_results_in_order() {
     assert_eq!(v, (0..1000).map(double).collect::<Vec<_>>());
     for cs in [1, 3, 7, 1000, 5000] {
         let v = pool.map_chunked(double, 0..1000, cs).unwrap();
-        assert_eq!(v, (0..1000).map(double).collect::<Vec<_>>(), "chunksize {cs}");
+        assert_eq!(
+            v,
+            (0..1000).map(double).collect::<Vec<_>>(),
+            "chunksize {cs}"
+        );
     }
     assert_eq!(pool.starmap(add, [(1, 2), (3, 4)]).unwrap(), vec![3, 7]);
     assert_eq!(pool.apply(double, 21).unwrap(), 42);
@@ -48,17 +52,27 @@ fn map_returns_results_in_order() {
 fn empty_input() {
     let pool = Pool::new(2).unwrap();
     assert_eq!(pool.map(double, Vec::new()).unwrap(), Vec::<i64>::new());
-    assert_eq!(pool.map_chunked(double, Vec::new(), 1).unwrap(), Vec::<i64>::new());
+    assert_eq!(
+        pool.map_chunked(double, Vec::new(), 1).unwrap(),
+        Vec::<i64>::new()
+    );
     assert!(pool.map_results(double, Vec::new()).unwrap().is_empty());
     assert_eq!(pool.imap(double, Vec::new()).unwrap().count(), 0);
     assert_eq!(pool.imap_unordered(double, Vec::new()).unwrap().count(), 0);
-    assert_eq!(pool.map_async(double, Vec::new()).unwrap().get().unwrap(), Vec::<i64>::new());
+    assert_eq!(
+        pool.map_async(double, Vec::new()).unwrap().get().unwrap(),
+        Vec::<i64>::new()
+    );
 }
 
 #[test]
 fn both_workers_take_part() {
     let pool = Pool::new(2).unwrap();
-    let pids: HashSet<u32> = pool.map_chunked(pid_of, 0..200, 1).unwrap().into_iter().collect();
+    let pids: HashSet<u32> = pool
+        .map_chunked(pid_of, 0..200, 1)
+        .unwrap()
+        .into_iter()
+        .collect();
     let mine: HashSet<u32> = pool.pids().into_iter().collect();
     assert!(pids.is_subset(&mine), "{pids:?} vs {mine:?}");
     assert_eq!(mine.len(), 2);
@@ -83,7 +97,10 @@ fn panics_fail_the_task_and_the_pool_goes_on() {
             assert_eq!(*x.as_ref().unwrap(), i as i64);
         }
     }
-    assert!(matches!(pool.apply(fail_on_three, 3), Err(Error::TaskPanicked { .. })));
+    assert!(matches!(
+        pool.apply(fail_on_three, 3),
+        Err(Error::TaskPanicked { .. })
+    ));
     assert_eq!(pool.map(double, 0..5).unwrap(), vec![0, 2, 4, 6, 8]);
     assert_eq!(pool.pids(), before, "a panic must not cost a worker");
 }
@@ -94,7 +111,10 @@ fn async_results() {
     let slow = pool.apply_async(nap, 300).unwrap();
     assert!(!slow.ready());
     assert!(matches!(slow.successful(), Err(Error::NotReady)));
-    assert!(matches!(slow.get_timeout(Duration::from_millis(10)), Err(Error::Timeout)));
+    assert!(matches!(
+        slow.get_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout)
+    ));
     assert!(!slow.wait_timeout(Duration::from_millis(10)));
     slow.wait();
     assert!(slow.ready());
@@ -120,7 +140,8 @@ fn callbacks_run_before_ready() {
         .map_async_with(
             double,
             0..10,
-            Callbacks::new().on_success(move |v: &Vec<i64>| tx.send(format!("ok {}", v.len())).unwrap()),
+            Callbacks::new()
+                .on_success(move |v: &Vec<i64>| tx.send(format!("ok {}", v.len())).unwrap()),
         )
         .unwrap();
     let e = pool
@@ -138,15 +159,26 @@ fn callbacks_run_before_ready() {
     got.sort();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[1], "ok 10");
-    assert!(got[0].starts_with("err ") && got[0].contains("three is bad"), "{got:?}");
+    assert!(
+        got[0].starts_with("err ") && got[0].contains("three is bad"),
+        "{got:?}"
+    );
 }
 
 #[test]
 fn imap_yields_in_order_and_unordered_as_they_finish() {
     let pool = Pool::new(2).unwrap();
-    let v: Vec<i64> = pool.imap(double, 0..500).unwrap().map(Result::unwrap).collect();
+    let v: Vec<i64> = pool
+        .imap(double, 0..500)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(v, (0..500).map(double).collect::<Vec<_>>());
-    let v: Vec<i64> = pool.imap_chunked(double, 0..500, 7).unwrap().map(Result::unwrap).collect();
+    let v: Vec<i64> = pool
+        .imap_chunked(double, 0..500, 7)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(v, (0..500).map(double).collect::<Vec<_>>());
     // A slow first item does not hold back the others in imap_unordered.
     let order: Vec<u64> = pool
@@ -169,7 +201,12 @@ fn imap_yields_in_order_and_unordered_as_they_finish() {
 fn imap_streams_its_input() {
     let pool = Pool::new(2).unwrap();
     // An endless input: imap must not try to collect it.
-    let first: Vec<i64> = pool.imap(double, 0..).unwrap().take(5).map(Result::unwrap).collect();
+    let first: Vec<i64> = pool
+        .imap(double, 0..)
+        .unwrap()
+        .take(5)
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(first, vec![0, 2, 4, 6, 8]);
     // The input is read a bounded window ahead of the consumer.
     let read = std::cell::Cell::new(0usize);
@@ -183,7 +220,8 @@ fn imap_streams_its_input() {
 #[test]
 fn input_errors() {
     let pool = Pool::new(2).unwrap();
-    let input: Vec<Result<i64, String>> = vec![Ok(1), Ok(2), Err("record 3 is broken".into()), Ok(4)];
+    let input: Vec<Result<i64, String>> =
+        vec![Ok(1), Ok(2), Err("record 3 is broken".into()), Ok(4)];
     match pool.try_map(double, input.clone()) {
         Err(Error::Input(e)) => assert_eq!(e.to_string(), "record 3 is broken"),
         other => panic!("unexpected {other:?}"),
@@ -204,18 +242,30 @@ fn input_errors() {
 #[test]
 fn bad_settings_are_errors() {
     assert!(matches!(Pool::new(0), Err(Error::InvalidArgument(_))));
-    assert!(matches!(Pool::builder().processes(1).chunksize(0).build(), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        Pool::builder().processes(1).chunksize(0).build(),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(matches!(
         Pool::builder().processes(1).max_tasks_per_child(0).build(),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        Pool::builder().processes(1).task_timeout(Duration::ZERO).build(),
+        Pool::builder()
+            .processes(1)
+            .task_timeout(Duration::ZERO)
+            .build(),
         Err(Error::InvalidArgument(_))
     ));
     let pool = Pool::new(1).unwrap();
-    assert!(matches!(pool.map_chunked(double, 0..3, 0), Err(Error::InvalidArgument(_))));
-    assert!(matches!(pool.imap_chunked(double, 0..3, 0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        pool.map_chunked(double, 0..3, 0),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        pool.imap_chunked(double, 0..3, 0),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]

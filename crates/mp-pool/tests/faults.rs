@@ -50,12 +50,18 @@ fn a_sigkilled_worker_fails_only_its_task_20_times_in_a_row() {
         // Chunks of one item (imap's default): only item 13 is lost. (With
         // bigger chunks, the whole chunk holding 13 fails.)
         let r: Vec<_> = pool.imap(die_on_13, 0..40).unwrap().collect();
-        assert!(t.elapsed() < Duration::from_secs(30), "trial {trial}: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "trial {trial}: {:?}",
+            t.elapsed()
+        );
         assert_eq!(r.len(), 40);
         for (i, x) in r.iter().enumerate() {
             if i == 13 {
                 match x {
-                    Err(Error::WorkerDied { exitcode, .. }) => assert_eq!(*exitcode, -libc::SIGKILL),
+                    Err(Error::WorkerDied { exitcode, .. }) => {
+                        assert_eq!(*exitcode, -libc::SIGKILL)
+                    }
                     other => panic!("trial {trial}: item 13 gave {other:?}"),
                 }
             } else {
@@ -91,7 +97,10 @@ fn a_worker_killed_from_outside_mid_map() {
     let failed: Vec<_> = r.iter().filter(|x| x.is_err()).collect();
     assert!(failed.len() <= 1, "{failed:?}");
     for e in failed {
-        assert!(matches!(e, Err(Error::WorkerDied { pid, exitcode: -9 }) if *pid == victim), "{e:?}");
+        assert!(
+            matches!(e, Err(Error::WorkerDied { pid, exitcode: -9 }) if *pid == victim),
+            "{e:?}"
+        );
     }
     assert!(!pool.pids().contains(&victim));
     assert!(!common::alive(victim));
@@ -101,11 +110,22 @@ fn a_worker_killed_from_outside_mid_map() {
 fn abort_and_exit_are_reported() {
     let pool = Pool::new(2).unwrap();
     let r: Vec<_> = pool.imap(abort_on_5, 0..8).unwrap().collect();
-    assert!(matches!(r[5], Err(Error::WorkerDied { exitcode, .. }) if exitcode == -libc::SIGABRT), "{:?}", r[5]);
+    assert!(
+        matches!(r[5], Err(Error::WorkerDied { exitcode, .. }) if exitcode == -libc::SIGABRT),
+        "{:?}",
+        r[5]
+    );
     assert_eq!(r.iter().filter(|x| x.is_ok()).count(), 7);
     let r: Vec<_> = pool.imap(exit_on_2, 0..4).unwrap().collect();
-    assert!(matches!(r[2], Err(Error::WorkerDied { exitcode: 7, .. })), "{:?}", r[2]);
-    assert!(matches!(pool.apply(exit_on_2, 2), Err(Error::WorkerDied { exitcode: 7, .. })));
+    assert!(
+        matches!(r[2], Err(Error::WorkerDied { exitcode: 7, .. })),
+        "{:?}",
+        r[2]
+    );
+    assert!(matches!(
+        pool.apply(exit_on_2, 2),
+        Err(Error::WorkerDied { exitcode: 7, .. })
+    ));
     assert_eq!(pool.apply(exit_on_2, 3).unwrap(), 3);
 }
 
@@ -132,7 +152,10 @@ fn retries_run_the_task_again() {
     let _ = std::fs::remove_file(&path);
     // Without retries it fails.
     let pool = Pool::builder().processes(1).build().unwrap();
-    assert!(matches!(pool.apply(die_once, path.clone()), Err(Error::WorkerDied { .. })));
+    assert!(matches!(
+        pool.apply(die_once, path.clone()),
+        Err(Error::WorkerDied { .. })
+    ));
     let _ = std::fs::remove_file(&path);
 }
 
@@ -169,19 +192,31 @@ fn max_tasks_per_child_replaces_workers() {
     // 20 tasks, at most 2 per worker: at least 10 different workers.
     assert!(distinct.len() >= 10, "{} workers: {pids:?}", distinct.len());
     for p in &distinct {
-        assert_eq!(pids.iter().filter(|x| *x == p).count() <= 2, true, "{p} ran more than 2");
+        assert!(
+            pids.iter().filter(|x| *x == p).count() <= 2,
+            "{p} ran more than 2"
+        );
     }
     assert_eq!(pool.pids().len(), 2);
     assert_ne!(pool.pids(), first);
-    let olds: Vec<u32> = distinct.iter().copied().filter(|p| !pool.pids().contains(p)).collect();
-    assert!(common::all_gone(&olds, Duration::from_secs(10)), "retired workers linger");
+    let olds: Vec<u32> = distinct
+        .iter()
+        .copied()
+        .filter(|p| !pool.pids().contains(p))
+        .collect();
+    assert!(
+        common::all_gone(&olds, Duration::from_secs(10)),
+        "retired workers linger"
+    );
 }
 
 static STARTS: OnceLock<u32> = OnceLock::new();
 
 fn init_worker(tag: u32) {
     // Runs once per worker: a second call would find the cell set.
-    STARTS.set(tag).expect("initializer ran twice in one worker");
+    STARTS
+        .set(tag)
+        .expect("initializer ran twice in one worker");
     println!("Starting {}", std::process::id());
 }
 
@@ -228,8 +263,14 @@ fn a_failing_initializer_breaks_the_pool_without_hanging() {
     let t = Instant::now();
     let e = pool.map(pid_of, 0..10).unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(30));
-    assert!(matches!(&e, Error::Initializer { message } if message.contains("cannot open the database")), "{e}");
-    assert!(matches!(pool.apply(pid_of, 1), Err(Error::Initializer { .. })));
+    assert!(
+        matches!(&e, Error::Initializer { message } if message.contains("cannot open the database")),
+        "{e}"
+    );
+    assert!(matches!(
+        pool.apply(pid_of, 1),
+        Err(Error::Initializer { .. })
+    ));
 }
 
 #[test]
@@ -237,15 +278,23 @@ fn terminate_with_10k_queued_tasks_is_prompt() {
     let pool = Pool::new(2).unwrap();
     let pids = pool.pids();
     let r = pool.map_async(nap, vec![50u64; 10_000]).unwrap();
-    let many: Vec<_> = (0..200).map(|_| pool.apply_async(nap, 50).unwrap()).collect();
+    let many: Vec<_> = (0..200)
+        .map(|_| pool.apply_async(nap, 50).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
     pool.terminate();
     let took = t.elapsed();
     assert!(took < Duration::from_secs(5), "terminate took {took:?}");
-    assert!(matches!(r.get_timeout(Duration::from_secs(5)), Err(Error::Terminated)));
+    assert!(matches!(
+        r.get_timeout(Duration::from_secs(5)),
+        Err(Error::Terminated)
+    ));
     for a in many {
-        assert!(matches!(a.get_timeout(Duration::from_secs(5)), Err(Error::Terminated)));
+        assert!(matches!(
+            a.get_timeout(Duration::from_secs(5)),
+            Err(Error::Terminated)
+        ));
     }
     assert!(common::all_gone(&pids, Duration::from_secs(5)));
     assert!(matches!(pool.map(pid_of, 0..2), Err(Error::Closed)));
@@ -265,8 +314,14 @@ fn a_pool_dropped_without_close_leaves_no_worker() {
         std::thread::sleep(Duration::from_millis(50));
         // dropped here, busy
     }
-    assert!(matches!(pending.get_timeout(Duration::from_secs(5)), Err(Error::Terminated)));
-    assert!(common::all_gone(&pids, Duration::from_secs(5)), "workers {pids:?} survived the drop");
+    assert!(matches!(
+        pending.get_timeout(Duration::from_secs(5)),
+        Err(Error::Terminated)
+    ));
+    assert!(
+        common::all_gone(&pids, Duration::from_secs(5)),
+        "workers {pids:?} survived the drop"
+    );
     // No dispatcher thread left behind either (it is joined by drop):
     // nothing to check portably, but a second pool works.
     let pool = Pool::new(1).unwrap();

@@ -4,10 +4,13 @@
 use std::time::{Duration, Instant};
 
 /// Whether `pid` is a live (not zombie) process.
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+            let state = s
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
@@ -15,7 +18,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// Waits up to `timeout` for every pid to be gone.
-pub fn all_gone(pids: &[u32], timeout: Duration) -> bool {
+pub(crate) fn all_gone(pids: &[u32], timeout: Duration) -> bool {
     let end = Instant::now() + timeout;
     loop {
         if pids.iter().all(|&p| !alive(p)) {
