@@ -26,6 +26,22 @@ pub enum Error {
     /// Locks, semaphores, conditions, events and barriers.
     #[error(transparent)]
     Sync(#[from] mp_sync::Error),
+    /// Creating a channel, or `task_done` called too often.
+    #[error(transparent)]
+    Channel(#[from] mp_channel::Error),
+    /// Sending on a pipe or queue (the unsent value is dropped; match on
+    /// `mp_channel::SendError<T>` directly to get it back).
+    #[error(transparent)]
+    Send(mp_channel::SendError),
+    /// Receiving from a pipe or queue.
+    #[error(transparent)]
+    Recv(#[from] mp_channel::RecvError),
+    /// Pools and their tasks.
+    #[error(transparent)]
+    Pool(#[from] mp_pool::Error),
+    /// Managers and their proxies.
+    #[error(transparent)]
+    Manager(#[from] mp_manager::Error),
     /// An operating-system error outside the crates above.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -40,5 +56,11 @@ impl<G> From<mp_sync::OwnerDied<G>> for Error {
 impl<G> From<mp_sync::TryAcquireError<G>> for Error {
     fn from(e: mp_sync::TryAcquireError<G>) -> Error {
         Error::Sync(e.into())
+    }
+}
+
+impl<T> From<mp_channel::SendError<T>> for Error {
+    fn from(e: mp_channel::SendError<T>) -> Error {
+        Error::Send(e.without_value())
     }
 }

@@ -36,8 +36,14 @@
 //!   that may live in shared memory.
 //! * **Synchronization** ([`sync`]): [`Lock`], [`RLock`], [`Semaphore`],
 //!   [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`].
-//! * **Message passing** ([`channel`]), **pools** ([`pool`]) and
-//!   **managers** ([`manager`]): see those crates.
+//! * **Message passing** ([`channel`]): [`Pipe`] / [`pipe`], [`Queue`],
+//!   [`SimpleQueue`], [`JoinableQueue`], and [`wait`] over several of them
+//!   and processes.
+//! * **Pools** ([`pool`]): [`Pool`] (processes) and [`ThreadPool`]
+//!   (threads), with [`AsyncResult`].
+//! * **Managers** ([`manager`]): [`Manager`], a server process holding
+//!   dicts, lists, namespaces, queues and locks for many processes, locally
+//!   or over TCP with an authkey.
 //!
 //! Every piece is also a crate of its own (`mp-sync` alone gives
 //! cross-process locks over any shared mapping).
@@ -64,6 +70,17 @@
 //! | `Event().wait(timeout)` | `event.wait_timeout(t)` (returns whether it was set) |
 //! | `Semaphore(3)` | `mp::Semaphore::new(3)?` |
 //! | `Barrier(n).wait()` | `barrier.wait()?` returns the party index |
+//! | `Queue()`, `q.put(x)`, `q.get()` | `mp::Queue::new()?`, `q.put(x)?`, `q.get()?` |
+//! | `q.get_nowait()` raising `queue.Empty` | `q.get_nowait()` returning `Err(RecvError::Empty)` |
+//! | `q.put_nowait(x)` raising `queue.Full` | `Err(SendError::Full(x))`, the value handed back |
+//! | `a, b = Pipe()`, `a.send(x)`, `b.recv()` | `let (a, b) = mp::pipe()?;`, `a.send(&x)?`, `b.recv::<T>()?` |
+//! | `connection.wait([a, b, p.sentinel])` | `mp::wait(&[&a, &b, &p], timeout)?` |
+//! | `JoinableQueue()`, `q.task_done()`, `q.join()` | the same names |
+//! | `with Pool(4) as pool: pool.map(f, xs)` | `mp::Pool::new(4)?.map(f, xs)?` (dropping the pool terminates it) |
+//! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | `mp::Pool::builder().initializer(f, a).max_tasks_per_child(n).build()?` |
+//! | `pool.apply_async(f, (x,)).get(timeout)` | `pool.apply_async(f, x)?.get_timeout(t)?` |
+//! | `Manager()`, `m.dict()`, `m.list()`, `m.Namespace()` | `mp::Manager::new()?`, `m.dict::<K, V>()?`, `m.list::<T>()?`, `m.namespace()?` |
+//! | `BaseManager(address, authkey).get_server().serve_forever()` | `mp::Manager::serve(addr, authkey)` / `Manager::connect(addr, authkey)` |
 //!
 //! Errors of every crate convert into [`Error`] with `?`.
 //!
@@ -88,6 +105,11 @@ pub use mp_shm as shm;
 #[doc(inline)]
 pub use mp_sync as sync;
 
+pub use mp_channel::{
+    JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue, WaitMode, Waitable, pipe, wait,
+};
+pub use mp_manager::Manager;
+pub use mp_pool::{AsyncResult, Pool, ThreadPool};
 pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
     enable_fork, get_context, get_start_method, init, parent_process, set_start_method,

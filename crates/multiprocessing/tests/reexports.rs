@@ -49,6 +49,43 @@ fn everyday_names_resolve_and_work() -> Result<(), mp::Error> {
     g.notify_all();
     drop(g);
 
+    // Message passing.
+    let q = mp::Queue::<String>::new()?;
+    q.put("hello".to_string())?;
+    assert_eq!(q.get()?, "hello");
+    assert!(matches!(q.get_nowait(), Err(mp::channel::RecvError::Empty)));
+    let sq = mp::SimpleQueue::<u8>::new()?;
+    sq.put(1)?;
+    assert_eq!(sq.get()?, 1);
+    let jq = mp::JoinableQueue::<u8>::new()?;
+    jq.put(2)?;
+    assert_eq!(jq.get()?, 2);
+    jq.task_done()?;
+    jq.join();
+    let (a, b) = mp::pipe()?;
+    a.send(&7u32)?;
+    assert_eq!(
+        mp::wait(&[&b], Some(std::time::Duration::from_secs(5)))?,
+        vec![0]
+    );
+    assert_eq!(b.recv::<u32>()?, 7);
+
+    // Pools.
+    let pool = mp::Pool::new(2)?;
+    assert_eq!(pool.map(double, vec![1, 2, 3])?, vec![2, 4, 6]);
+    let r: mp::AsyncResult<i32> = pool.apply_async(double, 5)?;
+    assert_eq!(r.get()?, 10);
+    drop(pool);
+    let tp = mp::ThreadPool::new(2)?;
+    assert_eq!(tp.map(double, vec![4])?, vec![8]);
+
+    // Managers.
+    let m = mp::Manager::new()?;
+    let d = m.dict::<i32, i32>()?;
+    d.insert(1, 2)?;
+    assert_eq!(d.get(&1)?, Some(2));
+    m.shutdown()?;
+
     // The crate modules are reachable too.
     let _: Option<mp::sync::Deadline> = None;
     let _: Option<mp::proc::Error> = None;
