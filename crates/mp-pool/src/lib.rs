@@ -122,10 +122,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// calling it first thing in `main` documents the fact.
 ///
 /// ```
-/// fn main() {
-///     mp_pool::init();
-///     // ... start pools
-/// }
+/// mp_pool::init(); // first thing in `main`, before starting pools
 /// ```
 pub fn init() {
     mp_proc::init();
