@@ -204,15 +204,112 @@ fn map_trampoline<A: DeserializeOwned, R: Serialize>(
     target: usize,
     input: &[u8],
 ) -> Result<Vec<u8>, CallError> {
+    // The input is a postcard `Vec<A>` and the output a postcard
+    // `Vec<Result<R, CallError>>`. Both are walked item by item, without
+    // building either vector: a length varint, then the items.
     let f = resolve_target::<A, R>(target);
-    let items: Vec<A> =
-        postcard::from_bytes(input).map_err(|e| CallError::BadInput(e.to_string()))?;
-    let results: Vec<Result<R, CallError>> = items
-        .into_iter()
-        .map(|a| {
-            catch_unwind(AssertUnwindSafe(|| f(a)))
-                .map_err(|p| CallError::Panicked(crate::child::panic_message(p.as_ref())))
-        })
-        .collect();
-    postcard::to_allocvec(&results).map_err(|e| CallError::BadOutput(e.to_string()))
+    let bad = |e: postcard::Error| CallError::BadInput(e.to_string());
+    let (len, mut rest) = postcard::take_from_bytes::<usize>(input).map_err(bad)?;
+    // Every item takes at least one byte; a larger length is corrupt.
+    if len > rest.len() {
+        return Err(CallError::BadInput(format!(
+            "{len} items in {} bytes",
+            rest.len()
+        )));
+    }
+    let mut out = VecFlavor(Vec::with_capacity(input.len() + len + 8));
+    let encode_err = |e: postcard::Error| CallError::BadOutput(e.to_string());
+    out = postcard::serialize_with_flavor(&len, out).map_err(encode_err)?;
+    for _ in 0..len {
+        let (a, tail) = postcard::take_from_bytes::<A>(rest).map_err(bad)?;
+        rest = tail;
+        match catch_unwind(AssertUnwindSafe(|| f(a))) {
+            Ok(r) => {
+                out.0.push(0); // Result::Ok
+                out = postcard::serialize_with_flavor(&r, out).map_err(encode_err)?;
+            }
+            Err(p) => {
+                out.0.push(1); // Result::Err
+                let e = CallError::Panicked(crate::child::panic_message(p.as_ref()));
+                out = postcard::serialize_with_flavor(&e, out).map_err(encode_err)?;
+            }
+        }
+    }
+    Ok(out.0)
+}
+
+/// A postcard output flavor over a `Vec<u8>` whose short writes (varints,
+/// small integers) are plain pushes rather than `memcpy` calls.
+struct VecFlavor(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for VecFlavor {
+    type Output = VecFlavor;
+
+    #[inline(always)]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 8 {
+            for &b in data {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<VecFlavor> {
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn halve(x: i64) -> i64 {
+        assert!(x % 2 == 0, "odd input {x}");
+        x / 2
+    }
+
+    #[test]
+    fn map_chunk_matches_the_vector_encoding_and_isolates_panics() {
+        let raw = Function::new(halve).raw();
+        let input = postcard::to_allocvec(&vec![2i64, 3, -400, 1 << 40]).unwrap();
+        // SAFETY: `raw` comes from `Function::raw` in this program.
+        let out = unsafe { raw.map_chunk(&input) }.unwrap();
+        let got: Vec<Result<i64, CallError>> = postcard::from_bytes(&out).unwrap();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], Ok(1));
+        assert!(matches!(&got[1], Err(CallError::Panicked(m)) if m.contains("odd input 3")));
+        assert_eq!(got[2], Ok(-200));
+        assert_eq!(got[3], Ok(1 << 39));
+        let expected: Vec<Result<i64, CallError>> = got.clone();
+        assert_eq!(out, postcard::to_allocvec(&expected).unwrap());
+    }
+
+    #[test]
+    fn map_chunk_rejects_corrupt_input() {
+        let raw = Function::new(halve).raw();
+        for junk in [&b""[..], b"\x05\x02", &[0xff; 12]] {
+            // SAFETY: as above.
+            assert!(matches!(
+                unsafe { raw.map_chunk(junk) },
+                Err(CallError::BadInput(_))
+            ));
+        }
+        // SAFETY: as above.
+        let empty =
+            unsafe { raw.map_chunk(&postcard::to_allocvec(&Vec::<i64>::new()).unwrap()) }.unwrap();
+        assert!(
+            postcard::from_bytes::<Vec<Result<i64, CallError>>>(&empty)
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
