@@ -298,10 +298,8 @@ mod tests {
         let raw = Function::new(halve).raw();
         for junk in [&b""[..], b"\x05\x02", &[0xff; 12]] {
             // SAFETY: as above.
-            assert!(matches!(
-                unsafe { raw.map_chunk(junk) },
-                Err(CallError::BadInput(_))
-            ));
+            let r = unsafe { raw.map_chunk(junk) };
+            assert!(matches!(r, Err(CallError::BadInput(_))));
         }
         // SAFETY: as above.
         let empty =
