@@ -12,7 +12,6 @@ use mp_proc::{CallError, Process};
 use mp_shm::RawValue;
 
 use crate::Error;
-use crate::collect::ChunkSeed;
 use crate::pool::{Shared, State};
 use crate::worker::{Msg, WorkerConfig, claim, worker_main};
 
@@ -35,21 +34,17 @@ pub(crate) trait Job: Send + Sync {
 
 impl<R: serde::de::DeserializeOwned + Send + 'static> Job for crate::collect::Collector<R> {
     fn complete(&self, index: usize, nitems: usize, out: Result<Vec<u8>, CallError>) {
-        let results = match out {
-            Ok(bytes) => {
-                use serde::de::DeserializeSeed;
-                let mut de = postcard::Deserializer::from_bytes(&bytes);
-                match ChunkSeed::<R>(std::marker::PhantomData).deserialize(&mut de) {
-                    Ok(c) if c.len() == nitems => c,
-                    Ok(c) => {
-                        let e = Error::Decode(format!("{} results for {nitems} items", c.len()));
-                        return self.fail(index, nitems, &e);
-                    }
-                    Err(e) => return self.fail(index, nitems, &Error::Decode(e.to_string())),
-                }
-            }
+        let results = match out.and_then(|bytes| mp_proc::decode_chunk_results::<R>(&bytes)) {
+            Ok(mp_proc::ChunkResults::Ok(v)) => crate::collect::Chunk::Ok(v),
+            Ok(mp_proc::ChunkResults::Mixed(v)) => crate::collect::Chunk::Mixed(
+                v.into_iter().map(|r| r.map_err(Error::from)).collect(),
+            ),
             Err(e) => return self.fail(index, nitems, &Error::from(e)),
         };
+        if results.len() != nitems {
+            let e = Error::Decode(format!("{} results for {nitems} items", results.len()));
+            return self.fail(index, nitems, &e);
+        }
         self.deliver(index, results);
     }
 

@@ -119,9 +119,11 @@ impl Shared {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let nitems = items.len();
         let hdr = TaskHeader { seq, func };
-        let enc = |frame: Vec<u8>| {
-            postcard::serialize_with_flavor(&items, Append(frame))
-                .map_err(|e| Error::Call(mp_proc::CallError::BadInput(e.to_string())))
+        let enc = |mut frame: Vec<u8>| {
+            let chunk = mp_proc::encode_chunk(&items)
+                .map_err(|e| Error::Call(mp_proc::CallError::BadInput(e.to_string())))?;
+            frame.extend_from_slice(&chunk);
+            Ok::<Vec<u8>, Error>(frame)
         };
         let head = || {
             let mut v = Vec::with_capacity(64 + nitems * std::mem::size_of::<A>());
@@ -944,35 +946,5 @@ impl Drop for Pool {
         } else {
             self.terminate();
         }
-    }
-}
-
-/// A postcard output that appends to a vector with `extend_from_slice`
-/// (postcard's own `to_extend` pushes byte by byte).
-struct Append(Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append {
-    type Output = Vec<u8>;
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() <= 16 {
-            // Varints: a byte loop beats a call to memcpy.
-            self.0.reserve(data.len());
-            for &b in data {
-                self.0.push(b);
-            }
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.0)
     }
 }

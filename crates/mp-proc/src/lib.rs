@@ -70,7 +70,9 @@ mod wire;
 
 pub use entry::init;
 pub use error::{Error, signal_name};
-pub use function::{CallError, Function, RawFunction};
+pub use function::{
+    CallError, ChunkResults, Function, RawFunction, decode_chunk_results, encode_chunk,
+};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 #[doc(hidden)]
 pub use method::forkserver::forkserver_pid;
