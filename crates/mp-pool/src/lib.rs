@@ -52,8 +52,8 @@
 //! # Big inputs and outputs
 //!
 //! Task arguments and results are copied through shared-memory rings
-//! (postcard encoded), once each way. For a big read-only input that every
-//! task needs, put it in shared memory once and pass the handle, which
+//! (postcard-encoded, or as native bytes for plain numbers), once each
+//! way. For a big read-only input that every task needs, put it in shared memory once and pass the handle, which
 //! re-attaches in each worker without copying the data:
 //!
 //! * in the initializer's arguments ([`PoolBuilder::initializer`]): the
@@ -94,7 +94,7 @@
 //! the dispatcher blocks (adaptive spin, then futex). A few tasks are kept
 //! in flight per worker (more for tiny tasks), so workers do not wait for
 //! the dispatcher. Worker deaths are seen through pidfds. The calling
-//! thread encodes the chunks (one postcard buffer per chunk) and decodes
+//! thread encodes the chunks (one buffer per chunk) and decodes
 //! nothing: results are decoded by the dispatcher into the call's
 //! collector. See the crate README for the details and measurements.
 //!
