@@ -45,8 +45,18 @@ async fn recv_async<T: DeserializeOwned>(a: &Attach) -> Result<T, RecvError> {
         let fd = match &afd {
             Some(f) => f,
             None => {
-                let dup = io::readiness_fd(a).try_clone_to_owned().map_err(|_| RecvError::Closed)?;
-                afd.insert(AsyncFd::with_interest(dup, Interest::READABLE).map_err(|_| RecvError::Closed)?)
+                let dup = io::readiness_fd(a)
+                    .try_clone_to_owned()
+                    .map_err(|_| RecvError::Closed)?;
+                afd.insert(
+                    {
+                        // SAFETY: `dup` is an open descriptor owned by the
+                        // AsyncFd for its whole life; an OwnedFd always
+                        // returns the same descriptor.
+                        unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }
+                    }
+                    .map_err(|_| RecvError::Closed)?,
+                )
             }
         };
         if io::is_ready(a, false) {

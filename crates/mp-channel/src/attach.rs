@@ -40,10 +40,17 @@ struct Registry {
 // SAFETY: `list` is only touched with `lock` held.
 unsafe impl Sync for Registry {}
 
-static REGISTRY: Registry = Registry { lock: AtomicBool::new(false), list: UnsafeCell::new(Vec::new()) };
+static REGISTRY: Registry = Registry {
+    lock: AtomicBool::new(false),
+    list: UnsafeCell::new(Vec::new()),
+};
 
 fn reg_lock() {
-    while REGISTRY.lock.compare_exchange_weak(false, true, Acquire, Relaxed).is_err() {
+    while REGISTRY
+        .lock
+        .compare_exchange_weak(false, true, Acquire, Relaxed)
+        .is_err()
+    {
         std::hint::spin_loop();
     }
 }
@@ -110,7 +117,11 @@ fn install_atfork() {
         // take a spin lock that the prepare handler holds across fork, and
         // touch only atomics and the list.
         unsafe {
-            libc::pthread_atfork(Some(atfork_prepare), Some(atfork_parent), Some(atfork_child));
+            libc::pthread_atfork(
+                Some(atfork_prepare),
+                Some(atfork_parent),
+                Some(atfork_child),
+            );
         }
     });
 }
@@ -141,7 +152,12 @@ impl std::fmt::Debug for Attach {
 
 impl Attach {
     /// Registers a new handle (roles `send`/`recv` are ring indexes).
-    pub(crate) fn new(chan: Arc<Chan>, send: Option<u8>, recv: Option<u8>, mode: WaitMode) -> Arc<Attach> {
+    pub(crate) fn new(
+        chan: Arc<Chan>,
+        send: Option<u8>,
+        recv: Option<u8>,
+        mode: WaitMode,
+    ) -> Arc<Attach> {
         Attach::with_roles(chan, send, recv, true, true, mode)
     }
 
@@ -155,8 +171,12 @@ impl Attach {
     ) -> Arc<Attach> {
         install_atfork();
         let pid = current_pid();
-        let wrole = send.filter(|_| reg_send).map_or(0, |i| chan.ring(i).ctl().writers.add(pid));
-        let rrole = recv.filter(|_| reg_recv).map_or(0, |i| chan.ring(i).ctl().readers.add(pid));
+        let wrole = send
+            .filter(|_| reg_send)
+            .map_or(0, |i| chan.ring(i).ctl().writers.add(pid));
+        let rrole = recv
+            .filter(|_| reg_recv)
+            .map_or(0, |i| chan.ring(i).ctl().readers.add(pid));
         let a = Arc::new(Attach {
             chan,
             send,
@@ -182,7 +202,14 @@ impl Attach {
     /// Another registration on the same channel with the same roles (for
     /// `Clone`); closed roles stay closed.
     pub(crate) fn duplicate(&self) -> Arc<Attach> {
-        Attach::with_roles(self.chan.clone(), self.send, self.recv, self.can_send(), self.can_recv(), self.mode())
+        Attach::with_roles(
+            self.chan.clone(),
+            self.send,
+            self.recv,
+            self.can_send(),
+            self.can_recv(),
+            self.mode(),
+        )
     }
 
     /// Drops the transit registration a sender kept for this handle.
@@ -224,12 +251,14 @@ impl Attach {
         if let Some(i) = self.send
             && self.wrole.load(Relaxed) != 0
         {
-            self.fork_w.store(self.chan.ring(i).ctl().writers.add(pid), Relaxed);
+            self.fork_w
+                .store(self.chan.ring(i).ctl().writers.add(pid), Relaxed);
         }
         if let Some(i) = self.recv
             && self.rrole.load(Relaxed) != 0
         {
-            self.fork_r.store(self.chan.ring(i).ctl().readers.add(pid), Relaxed);
+            self.fork_r
+                .store(self.chan.ring(i).ctl().readers.add(pid), Relaxed);
         }
     }
 
@@ -263,7 +292,10 @@ impl Attach {
         let now = mp_os::time::monotonic_ns();
         let last = self.last_slow.load(Relaxed);
         now.saturating_sub(last) > crate::ring::SLICE.as_nanos() as u64
-            && self.last_slow.compare_exchange(last, now, Relaxed, Relaxed).is_ok()
+            && self
+                .last_slow
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
     }
 
     pub(crate) fn can_send(&self) -> bool {
@@ -287,7 +319,12 @@ impl Attach {
     }
 
     pub(crate) fn waiter(&self, deadline: Deadline) -> Waiter<'_> {
-        Waiter { deadline, mode: self.mode(), spin_ns: &self.spin_ns, me: crate::sync::tid() }
+        Waiter {
+            deadline,
+            mode: self.mode(),
+            spin_ns: &self.spin_ns,
+            me: crate::sync::tid(),
+        }
     }
 
     pub(crate) fn send_ring(&self) -> Option<&Ring> {
@@ -301,14 +338,22 @@ impl Attach {
     /// Stops being a writer.
     pub(crate) fn close_send(&self) {
         if let Some(i) = self.send {
-            release(&self.wrole, &self.chan.ring(i).ctl().writers, self.chan.ring(i));
+            release(
+                &self.wrole,
+                &self.chan.ring(i).ctl().writers,
+                self.chan.ring(i),
+            );
         }
     }
 
     /// Stops being a reader.
     pub(crate) fn close_recv(&self) {
         if let Some(i) = self.recv {
-            release(&self.rrole, &self.chan.ring(i).ctl().readers, self.chan.ring(i));
+            release(
+                &self.rrole,
+                &self.chan.ring(i).ctl().readers,
+                self.chan.ring(i),
+            );
         }
     }
 }

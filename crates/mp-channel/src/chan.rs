@@ -85,23 +85,44 @@ impl std::fmt::Debug for Chan {
 
 impl Chan {
     /// Creates a channel segment with `nrings` rings of `cap` bytes.
-    pub(crate) fn create(kind: u32, nrings: u32, cap: u64, maxsize: u64, joinable: bool) -> io::Result<Chan> {
+    pub(crate) fn create(
+        kind: u32,
+        nrings: u32,
+        cap: u64,
+        maxsize: u64,
+        joinable: bool,
+    ) -> io::Result<Chan> {
         let cap = normalize_cap(cap);
         let len = data_offset(u64::from(nrings)) + cap * u64::from(nrings);
         let len = usize::try_from(len).map_err(|_| io::Error::other("ring too large"))?;
         let seg = Segment::object(MAGIC, VERSION, len)?;
-        let flags = if joinable { FLAG_JOINABLE } else { 0 } | if kind == KIND_QUEUE { FLAG_COUNTED } else { 0 };
-        let hdr = ChanHeader { kind, nrings, cap, maxsize, flags, _reserved: [0; 36] };
+        let flags = if joinable { FLAG_JOINABLE } else { 0 }
+            | if kind == KIND_QUEUE { FLAG_COUNTED } else { 0 };
+        let hdr = ChanHeader {
+            kind,
+            nrings,
+            cap,
+            maxsize,
+            flags,
+            _reserved: [0; 36],
+        };
         // SAFETY: the payload is at least 64 bytes, aligned, and nobody
         // else sees the segment yet.
         unsafe { seg.payload().cast::<ChanHeader>().write(hdr) };
-        let efds = (0..nrings).map(|_| new_eventfd()).collect::<io::Result<Vec<_>>>()?;
+        let efds = (0..nrings)
+            .map(|_| new_eventfd())
+            .collect::<io::Result<Vec<_>>>()?;
         Chan::attach(seg, efds)
     }
 
     /// Maps the rings of a segment, validating its header.
     fn attach(seg: Segment, efds: Vec<OwnedFd>) -> io::Result<Chan> {
-        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, format!("not a channel segment: {m}"));
+        let bad = |m: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a channel segment: {m}"),
+            )
+        };
         seg.check(MAGIC, VERSION)?;
         if seg.payload_len() < 128 {
             return Err(bad("too small"));
@@ -131,13 +152,25 @@ impl Chan {
             // layout is the one `create` wrote (magic and version match);
             // the eventfds are owned by `Chan` too.
             let ring = unsafe {
-                let ctl = seg.payload().add(128 + (i as usize) * CTL_SIZE).cast::<RingCtl>();
-                let data = seg.payload().add((data_offset(u64::from(nrings)) + i * cap) as usize);
+                let ctl = seg
+                    .payload()
+                    .add(128 + (i as usize) * CTL_SIZE)
+                    .cast::<RingCtl>();
+                let data = seg
+                    .payload()
+                    .add((data_offset(u64::from(nrings)) + i * cap) as usize);
                 Ring::new(ctl, data, cap, efds[i as usize].as_raw_fd(), counted)
             };
             rings.push(ring);
         }
-        Ok(Chan { kind, maxsize: hdr.maxsize, joinable: hdr.flags & FLAG_JOINABLE != 0, seg, efds, rings })
+        Ok(Chan {
+            kind,
+            maxsize: hdr.maxsize,
+            joinable: hdr.flags & FLAG_JOINABLE != 0,
+            seg,
+            efds,
+            rings,
+        })
     }
 
     pub(crate) fn ring(&self, i: u8) -> &Ring {
@@ -217,8 +250,21 @@ pub(crate) struct WireIn {
 }
 
 impl Chan {
-    pub(crate) fn wire(&self, send: Option<u8>, recv: Option<u8>, mode: u8, transit: u32) -> WireOut<'_> {
-        WireOut { seg: &self.seg, efds: self.efds.iter().map(|f| FdOut(f.as_fd())).collect(), send, recv, mode, transit }
+    pub(crate) fn wire(
+        &self,
+        send: Option<u8>,
+        recv: Option<u8>,
+        mode: u8,
+        transit: u32,
+    ) -> WireOut<'_> {
+        WireOut {
+            seg: &self.seg,
+            efds: self.efds.iter().map(|f| FdOut(f.as_fd())).collect(),
+            send,
+            recv,
+            mode,
+            transit,
+        }
     }
 }
 
@@ -227,8 +273,14 @@ impl WireIn {
     pub(crate) fn into_chan(self, kind: u32) -> io::Result<Chan> {
         let chan = Chan::attach(self.seg, self.efds.into_iter().map(|f| f.0).collect())?;
         let n = chan.rings.len() as u8;
-        if chan.kind != kind || self.send.is_some_and(|i| i >= n) || self.recv.is_some_and(|i| i >= n) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "channel handle of the wrong kind"));
+        if chan.kind != kind
+            || self.send.is_some_and(|i| i >= n)
+            || self.recv.is_some_and(|i| i >= n)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "channel handle of the wrong kind",
+            ));
         }
         Ok(chan)
     }

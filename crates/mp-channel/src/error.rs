@@ -116,7 +116,9 @@ impl<T> fmt::Display for SendError<T> {
         match self {
             SendError::Full(_) => f.write_str("sending on a full channel"),
             SendError::Timeout(_) => f.write_str("timed out waiting for room in the channel"),
-            SendError::Disconnected(_) => f.write_str("sending on a channel whose receivers have all gone"),
+            SendError::Disconnected(_) => {
+                f.write_str("sending on a channel whose receivers have all gone")
+            }
             SendError::Closed(_) => f.write_str("sending on a closed or receive-only handle"),
             SendError::Encode(_, e) => write!(f, "cannot encode the message: {e}"),
         }

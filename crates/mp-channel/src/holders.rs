@@ -57,7 +57,8 @@ impl Holders {
                 }
             }
             if let Some(s) = free
-                && s.compare_exchange(0, (u64::from(pid) << 32) | 1, AcqRel, Relaxed).is_ok()
+                && s.compare_exchange(0, (u64::from(pid) << 32) | 1, AcqRel, Relaxed)
+                    .is_ok()
             {
                 return pid;
             }

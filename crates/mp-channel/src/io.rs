@@ -44,17 +44,23 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
 }
 
 /// Writes `bytes` to the send ring of `a`.
-pub(crate) fn write_bytes(a: &Attach, bytes: &[u8], deadline: Deadline, call: Call) -> Result<(), SendError> {
+pub(crate) fn write_bytes(
+    a: &Attach,
+    bytes: &[u8],
+    deadline: Deadline,
+    call: Call,
+) -> Result<(), SendError> {
     let ring = match a.send_ring() {
         Some(r) if a.can_send() => r,
         _ => return Err(SendError::Closed(())),
     };
     let w = a.waiter(deadline);
-    ring.write(bytes, &w, a.chan.maxsize).map_err(|e| match (e, call) {
-        (WErr::Disconnected, _) => SendError::Disconnected(()),
-        (WErr::Timeout, Call::Try) => SendError::Full(()),
-        (WErr::Timeout, _) => SendError::Timeout(()),
-    })
+    ring.write(bytes, &w, a.chan.maxsize)
+        .map_err(|e| match (e, call) {
+            (WErr::Disconnected, _) => SendError::Disconnected(()),
+            (WErr::Timeout, Call::Try) => SendError::Full(()),
+            (WErr::Timeout, _) => SendError::Timeout(()),
+        })
 }
 
 /// Encodes and writes `value`.
@@ -74,7 +80,12 @@ pub(crate) fn write_value<T: Serialize + ?Sized>(
 }
 
 /// Reads one message of the receive ring of `a` into `sink`.
-pub(crate) fn read<S: Sink>(a: &Attach, sink: &mut S, deadline: Deadline, call: Call) -> Result<S::Out, RecvError> {
+pub(crate) fn read<S: Sink>(
+    a: &Attach,
+    sink: &mut S,
+    deadline: Deadline,
+    call: Call,
+) -> Result<S::Out, RecvError> {
     let ring = match a.recv_ring() {
         Some(r) if a.can_recv() => r,
         _ => return Err(RecvError::Closed),
@@ -88,7 +99,9 @@ pub(crate) fn map_rerr(e: RErr, call: Call) -> RecvError {
         RErr::Timeout if call == Call::Try => RecvError::Empty,
         RErr::Timeout => RecvError::Timeout,
         RErr::Disconnected => RecvError::Disconnected,
-        RErr::TooShort(n) => RecvError::TooShort { needed: usize::try_from(n).unwrap_or(usize::MAX) },
+        RErr::TooShort(n) => RecvError::TooShort {
+            needed: usize::try_from(n).unwrap_or(usize::MAX),
+        },
         RErr::Corrupt(m) => RecvError::Corrupt(m),
         RErr::Decode(e) => RecvError::Decode(e),
     }
@@ -102,14 +115,18 @@ pub(crate) struct DecodeSink<T> {
 
 impl<T> DecodeSink<T> {
     pub(crate) fn new() -> Self {
-        DecodeSink { buf: Vec::new(), _t: PhantomData }
+        DecodeSink {
+            buf: Vec::new(),
+            _t: PhantomData,
+        }
     }
 }
 
 fn alloc(buf: &mut Vec<u8>, total: u64) -> Result<&mut [u8], RErr> {
     let n = usize::try_from(total).map_err(|_| RErr::Corrupt("message length out of range"))?;
     buf.clear();
-    buf.try_reserve_exact(n).map_err(|_| RErr::Corrupt("message too large to allocate"))?;
+    buf.try_reserve_exact(n)
+        .map_err(|_| RErr::Corrupt("message too large to allocate"))?;
     buf.resize(n, 0);
     Ok(&mut buf[..])
 }
@@ -193,10 +210,17 @@ pub(crate) fn serialize_handle<S: serde::Serializer>(a: &Attach, s: S) -> Result
     if a.closed() {
         return Err(S::Error::custom("cannot send a closed channel handle"));
     }
-    let transit = if mp_os::handle::in_transport() { a.add_transit() } else { 0 };
+    let transit = if mp_os::handle::in_transport() {
+        a.add_transit()
+    } else {
+        0
+    };
     let send = a.send.filter(|_| a.can_send());
     let recv = a.recv.filter(|_| a.can_recv());
-    let r = a.chan.wire(send, recv, a.mode().to_u8(), transit).serialize(s);
+    let r = a
+        .chan
+        .wire(send, recv, a.mode().to_u8(), transit)
+        .serialize(s);
     if r.is_err() {
         a.release_transit(transit);
     }
@@ -213,7 +237,12 @@ pub(crate) fn deserialize_handle<'de, D: serde::Deserializer<'de>>(
     let w = crate::chan::WireIn::deserialize(d)?;
     let (send, recv, mode, transit) = (w.send, w.recv, w.mode, w.transit);
     let chan = w.into_chan(kind).map_err(D::Error::custom)?;
-    let a = Attach::new(std::sync::Arc::new(chan), send, recv, crate::ring::WaitMode::from_u8(mode));
+    let a = Attach::new(
+        std::sync::Arc::new(chan),
+        send,
+        recv,
+        crate::ring::WaitMode::from_u8(mode),
+    );
     a.release_transit(transit);
     Ok(a)
 }

@@ -37,10 +37,10 @@
 
 #![cfg(target_os = "linux")]
 
-#[cfg(not(loom))]
-mod attach;
 #[cfg(all(not(loom), feature = "tokio"))]
 mod asyncio;
+#[cfg(not(loom))]
+mod attach;
 #[cfg(not(loom))]
 mod chan;
 #[cfg(not(loom))]
@@ -56,7 +56,9 @@ mod ring;
 mod sync;
 
 #[cfg(not(loom))]
-pub use crate::error::{Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use crate::error::{
+    Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 #[cfg(not(loom))]
 pub use crate::pipe::{DEFAULT_PIPE_CAPACITY, Pipe, PipeBuilder, PipeEnd, pipe};
 #[cfg(not(loom))]

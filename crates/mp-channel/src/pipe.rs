@@ -57,6 +57,7 @@ impl Pipe {
     /// # Errors
     ///
     /// [`Error::Io`] when the shared segment or an eventfd cannot be created.
+    #[allow(clippy::new_ret_no_self)] // Python's `Pipe(duplex)` returns both ends
     pub fn new(duplex: bool) -> Result<(PipeEnd, PipeEnd), Error> {
         Pipe::builder().duplex(duplex).build()
     }
@@ -71,7 +72,11 @@ impl Pipe {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder() -> PipeBuilder {
-        PipeBuilder { duplex: true, capacity: DEFAULT_PIPE_CAPACITY, mode: WaitMode::Adaptive }
+        PipeBuilder {
+            duplex: true,
+            capacity: DEFAULT_PIPE_CAPACITY,
+            mode: WaitMode::Adaptive,
+        }
     }
 }
 
@@ -117,7 +122,10 @@ impl PipeBuilder {
                 Attach::new(chan, Some(1), Some(0), self.mode),
             )
         } else {
-            (Attach::new(chan.clone(), None, Some(0), self.mode), Attach::new(chan, Some(0), None, self.mode))
+            (
+                Attach::new(chan.clone(), None, Some(0), self.mode),
+                Attach::new(chan, Some(0), None, self.mode),
+            )
         };
         Ok((PipeEnd { a }, PipeEnd { a: b }))
     }
@@ -147,7 +155,9 @@ impl fmt::Debug for PipeEnd {
 
 impl Clone for PipeEnd {
     fn clone(&self) -> Self {
-        PipeEnd { a: self.a.duplicate() }
+        PipeEnd {
+            a: self.a.duplicate(),
+        }
     }
 }
 
@@ -171,7 +181,11 @@ impl PipeEnd {
     /// # Errors
     ///
     /// As [`send`](PipeEnd::send), plus [`SendError::Timeout`].
-    pub fn send_timeout<T: Serialize + ?Sized>(&self, value: &T, timeout: Duration) -> Result<(), SendError> {
+    pub fn send_timeout<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
         io::write_value(&self.a, value, Deadline::after(Some(timeout)), Call::Timed)
     }
 
@@ -201,7 +215,12 @@ impl PipeEnd {
     /// [`RecvError::Decode`] when the message is not a `T` (the message is
     /// consumed), [`RecvError::Corrupt`] for damaged framing.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
-        io::read(&self.a, &mut DecodeSink::new(), Deadline::never(), Call::Block)
+        io::read(
+            &self.a,
+            &mut DecodeSink::new(),
+            Deadline::never(),
+            Call::Block,
+        )
     }
 
     /// Receives one value, waiting at most `timeout`.
@@ -217,7 +236,12 @@ impl PipeEnd {
     ///
     /// As [`recv`](PipeEnd::recv), plus [`RecvError::Timeout`].
     pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, RecvError> {
-        io::read(&self.a, &mut DecodeSink::new(), Deadline::after(Some(timeout)), Call::Timed)
+        io::read(
+            &self.a,
+            &mut DecodeSink::new(),
+            Deadline::after(Some(timeout)),
+            Call::Timed,
+        )
     }
 
     /// Receives one value if one is waiting.
@@ -235,7 +259,12 @@ impl PipeEnd {
     ///
     /// As [`recv`](PipeEnd::recv) (no `Decode`).
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        io::read(&self.a, &mut VecSink(Vec::new()), Deadline::never(), Call::Block)
+        io::read(
+            &self.a,
+            &mut VecSink(Vec::new()),
+            Deadline::never(),
+            Call::Block,
+        )
     }
 
     /// Receives one message into `buf`; returns its length.
@@ -255,8 +284,17 @@ impl PipeEnd {
     ///
     /// As [`recv_bytes_into`](PipeEnd::recv_bytes_into), plus
     /// [`RecvError::Timeout`].
-    pub fn recv_bytes_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvError> {
-        io::read(&self.a, &mut SliceSink(buf), Deadline::after(Some(timeout)), Call::Timed)
+    pub fn recv_bytes_into_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, RecvError> {
+        io::read(
+            &self.a,
+            &mut SliceSink(buf),
+            Deadline::after(Some(timeout)),
+            Call::Timed,
+        )
     }
 
     /// Waits until a receive would not block (a message is waiting, or the
@@ -272,7 +310,9 @@ impl PipeEnd {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&self, timeout: Option<Duration>) -> bool {
-        let Some(ring) = self.a.recv_ring().filter(|_| self.a.can_recv()) else { return true };
+        let Some(ring) = self.a.recv_ring().filter(|_| self.a.can_recv()) else {
+            return true;
+        };
         let w = self.a.waiter(Deadline::after(timeout));
         ring.wait_readable(&w)
     }

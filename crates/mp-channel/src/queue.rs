@@ -65,7 +65,10 @@ impl<T> fmt::Debug for Queue<T> {
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        Queue { a: self.a.duplicate(), _t: PhantomData }
+        Queue {
+            a: self.a.duplicate(),
+            _t: PhantomData,
+        }
     }
 }
 
@@ -107,7 +110,13 @@ impl<T> QueueBuilder<T> {
     }
 
     fn create(&self, joinable: bool) -> Result<Arc<Attach>, Error> {
-        let chan = Chan::create(KIND_QUEUE, 1, self.ring_bytes as u64, self.maxsize as u64, joinable)?;
+        let chan = Chan::create(
+            KIND_QUEUE,
+            1,
+            self.ring_bytes as u64,
+            self.maxsize as u64,
+            joinable,
+        )?;
         Ok(Attach::new(Arc::new(chan), Some(0), Some(0), self.mode))
     }
 
@@ -118,7 +127,10 @@ impl<T> QueueBuilder<T> {
     /// [`Error::Io`] when the shared segment or the eventfd cannot be
     /// created.
     pub fn build(self) -> Result<Queue<T>, Error> {
-        Ok(Queue { a: self.create(false)?, _t: PhantomData })
+        Ok(Queue {
+            a: self.create(false)?,
+            _t: PhantomData,
+        })
     }
 
     /// Creates a [`JoinableQueue`].
@@ -127,7 +139,12 @@ impl<T> QueueBuilder<T> {
     ///
     /// As [`build`](QueueBuilder::build).
     pub fn build_joinable(self) -> Result<JoinableQueue<T>, Error> {
-        Ok(JoinableQueue { q: Queue { a: self.create(true)?, _t: PhantomData } })
+        Ok(JoinableQueue {
+            q: Queue {
+                a: self.create(true)?,
+                _t: PhantomData,
+            },
+        })
     }
 }
 
@@ -170,7 +187,12 @@ impl<T> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder() -> QueueBuilder<T> {
-        QueueBuilder { maxsize: 0, ring_bytes: DEFAULT_QUEUE_CAPACITY, mode: WaitMode::Adaptive, _t: PhantomData }
+        QueueBuilder {
+            maxsize: 0,
+            ring_bytes: DEFAULT_QUEUE_CAPACITY,
+            mode: WaitMode::Adaptive,
+            _t: PhantomData,
+        }
     }
 
     /// Messages in the queue (approximate while others put and get).
@@ -277,7 +299,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// the queue is drained, [`RecvError::Decode`] when the message is not a
     /// `T`, [`RecvError::Corrupt`] for damaged framing.
     pub fn get(&self) -> Result<T, RecvError> {
-        io::read(&self.a, &mut DecodeSink::new(), Deadline::never(), Call::Block)
+        io::read(
+            &self.a,
+            &mut DecodeSink::new(),
+            Deadline::never(),
+            Call::Block,
+        )
     }
 
     /// Takes the next value, waiting at most `timeout`.
@@ -293,7 +320,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// As [`get`](Queue::get), plus [`RecvError::Timeout`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        io::read(&self.a, &mut DecodeSink::new(), Deadline::after(Some(timeout)), Call::Timed)
+        io::read(
+            &self.a,
+            &mut DecodeSink::new(),
+            Deadline::after(Some(timeout)),
+            Call::Timed,
+        )
     }
 
     /// Takes the next value if there is one now.
@@ -361,7 +393,9 @@ pub struct SimpleQueue<T> {
 
 impl<T> fmt::Debug for SimpleQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimpleQueue").field("empty", &self.q.empty()).finish()
+        f.debug_struct("SimpleQueue")
+            .field("empty", &self.q.empty())
+            .finish()
     }
 }
 
@@ -538,7 +572,11 @@ impl<T> JoinableQueue<T> {
     ///
     /// [`Error::TaskDone`] when called more times than values were put.
     pub fn task_done(&self) -> Result<(), Error> {
-        if task_done_inner(self.ctl()) { Ok(()) } else { Err(Error::TaskDone) }
+        if task_done_inner(self.ctl()) {
+            Ok(())
+        } else {
+            Err(Error::TaskDone)
+        }
     }
 
     /// Waits until every value put has been marked done.
@@ -602,7 +640,9 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
         use serde::de::Error as _;
         let q = Queue::deserialize(d)?;
         if !q.a.chan.joinable {
-            return Err(D::Error::custom("the handle is a Queue, not a JoinableQueue"));
+            return Err(D::Error::custom(
+                "the handle is a Queue, not a JoinableQueue",
+            ));
         }
         Ok(JoinableQueue { q })
     }

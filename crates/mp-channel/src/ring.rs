@@ -68,7 +68,9 @@ use mp_os::futex::Wait;
 use mp_os::time::{Deadline, monotonic_ns};
 
 use crate::holders::Holders;
-use crate::sync::{AtomicU32, AtomicU64, Ordering::*, alive, fence, futex_wait, futex_wake_all, spin_hint};
+use crate::sync::{
+    AtomicU32, AtomicU64, Ordering::*, alive, fence, futex_wait, futex_wake_all, spin_hint,
+};
 
 /// Header bytes per record.
 pub(crate) const HDR: u64 = 16;
@@ -89,6 +91,8 @@ const LAST: u32 = 1 << 30;
 const LEN_MASK: u32 = LAST - 1;
 
 const LOCK_WAITERS: u32 = 1 << 31;
+/// Spins on a held lock before sleeping (each one a yield under loom).
+const LOCK_SPINS: u32 = if cfg!(loom) { 2 } else { 100 };
 /// One poller in `data.waiters`.
 pub(crate) const POLLER: u32 = 1 << 16;
 
@@ -164,7 +168,9 @@ const _: () = {
 /// use mp_channel::WaitMode;
 /// assert_eq!(WaitMode::default(), WaitMode::Adaptive);
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum WaitMode {
     /// Spin briefly (adapting the budget to how often spinning pays off),
     /// then sleep on a futex. The default.
@@ -282,7 +288,13 @@ impl Ring {
     /// * `cap` is a power of two in `MIN_CAP..=MAX_CAP`;
     /// * `efd` is an eventfd valid for the ring's lifetime, or -1.
     #[cfg(not(loom))]
-    pub(crate) unsafe fn new(ctl: *const RingCtl, data: *mut u8, cap: u64, efd: i32, counted: bool) -> Ring {
+    pub(crate) unsafe fn new(
+        ctl: *const RingCtl,
+        data: *mut u8,
+        cap: u64,
+        efd: i32,
+        counted: bool,
+    ) -> Ring {
         Ring {
             ctl,
             data,
@@ -312,7 +324,12 @@ impl Ring {
         // SAFETY: positions are 16-aligned, so `pos & mask` leaves room for
         // a 16-byte header inside the buffer; RecHeader is all atomics, so
         // any bytes are a valid value.
-        unsafe { &*self.data.add((pos & self.mask) as usize).cast::<RecHeader>() }
+        unsafe {
+            &*self
+                .data
+                .add((pos & self.mask) as usize)
+                .cast::<RecHeader>()
+        }
     }
 
     /// Copies `src` into the payload of the record at `pos`, at `off`.
@@ -340,11 +357,20 @@ impl Ring {
     /// is inside its payload.
     #[cfg(not(loom))]
     #[inline]
-    unsafe fn with_payload<R>(&self, pos: u64, off: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> R {
+    unsafe fn with_payload<R>(
+        &self,
+        pos: u64,
+        off: u64,
+        len: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
         // SAFETY: the claim gives this reader the range until it marks the
         // record consumed; the writer finished before committing.
         let s = unsafe {
-            std::slice::from_raw_parts(self.data.add(((pos & self.mask) + HDR + off) as usize), len as usize)
+            std::slice::from_raw_parts(
+                self.data.add(((pos & self.mask) + HDR + off) as usize),
+                len as usize,
+            )
         };
         f(s)
     }
@@ -368,16 +394,20 @@ impl Ring {
                 }
                 continue;
             }
-            if spins < 100 {
+            if spins < LOCK_SPINS {
                 spins += 1;
-                if spins > 50 {
+                if spins > LOCK_SPINS / 2 {
                     yield_now();
                 } else {
                     spin_hint();
                 }
                 continue;
             }
-            if cur & LOCK_WAITERS == 0 && word.compare_exchange(cur, cur | LOCK_WAITERS, Relaxed, Relaxed).is_err() {
+            if cur & LOCK_WAITERS == 0
+                && word
+                    .compare_exchange(cur, cur | LOCK_WAITERS, Relaxed, Relaxed)
+                    .is_err()
+            {
                 continue;
             }
             want = me | LOCK_WAITERS;
@@ -385,7 +415,10 @@ impl Ring {
                 let holder = word.load(Relaxed);
                 if holder != 0 && !alive(holder & !LOCK_WAITERS) {
                     // The holder died inside its crash-consistent section.
-                    if word.compare_exchange(holder, want, Acquire, Relaxed).is_ok() {
+                    if word
+                        .compare_exchange(holder, want, Acquire, Relaxed)
+                        .is_ok()
+                    {
                         return true;
                     }
                 }
@@ -498,7 +531,7 @@ impl Ring {
                         return Some(r);
                     }
                     i = i.wrapping_add(1);
-                    if i % 128 == 0 {
+                    if i.is_multiple_of(128) {
                         if deadline.expired() {
                             return None;
                         }
@@ -525,7 +558,7 @@ impl Ring {
                         return Some(r);
                     }
                     i += 1;
-                    if i % 16 == 0 {
+                    if i.is_multiple_of(16) {
                         let el = monotonic_ns() - start;
                         if el > u64::from(budget) || deadline.expired() {
                             break;
@@ -574,8 +607,11 @@ impl Ring {
         if self.counted {
             self.acquire_count(w, maxsize)?;
         }
-        let (r, started) =
-            if msg.len() as u64 <= self.max_frag { (self.write_whole(msg, w), false) } else { self.write_stream(msg, w) };
+        let (r, started) = if msg.len() as u64 <= self.max_frag {
+            (self.write_whole(msg, w), false)
+        } else {
+            self.write_stream(msg, w)
+        };
         if r.is_err() && self.counted && !started {
             c.count.v.fetch_sub(1, SeqCst);
             self.notify_space();
@@ -592,7 +628,11 @@ impl Ring {
         loop {
             let n = c.count.v.load(Relaxed);
             if n < maxsize {
-                if c.count.v.compare_exchange(n, n + 1, SeqCst, Relaxed).is_ok() {
+                if c.count
+                    .v
+                    .compare_exchange(n, n + 1, SeqCst, Relaxed)
+                    .is_ok()
+                {
                     return Ok(());
                 }
                 continue;
@@ -649,7 +689,11 @@ impl Ring {
         let mut off = 0u64;
         let mut first = true;
         while first || off < total {
-            let room = if first { self.max_frag - 8 } else { self.max_frag };
+            let room = if first {
+                self.max_frag - 8
+            } else {
+                self.max_frag
+            };
             let n = room.min(total - off);
             let len = n + if first { 8 } else { 0 };
             let mut flags = if first { FIRST } else { 0 };
@@ -693,7 +737,11 @@ impl Ring {
         let t = c.tail.pos.load(Relaxed);
         let size = rec_size(len);
         let room = self.cap - (t & self.mask);
-        let (pad, pos) = if size > room { (room, t + room) } else { (0, t) };
+        let (pad, pos) = if size > room {
+            (room, t + room)
+        } else {
+            (0, t)
+        };
         let end = pos + size;
         let need = end.saturating_sub(self.cap);
         if self.released_cache.load(Relaxed) < need {
@@ -748,7 +796,9 @@ impl Ring {
         let s = h.stamp.load(Acquire);
         if s == r | CLAIMED
             && !alive(h.tid.load(Relaxed))
-            && h.stamp.compare_exchange(s, r | CONSUMED, SeqCst, Relaxed).is_ok()
+            && h.stamp
+                .compare_exchange(s, r | CONSUMED, SeqCst, Relaxed)
+                .is_ok()
         {
             self.advance_released();
         }
@@ -769,8 +819,16 @@ impl Ring {
             return Head::Corrupt;
         }
         match s & ST_MASK {
-            WRITING => Head::Writing { tid: hd.tid.load(Relaxed), size, first: lf & FIRST != 0 },
-            COMMITTED | CLAIMED => Head::Ready { len, flags: lf & !LEN_MASK, tid: hd.tid.load(Relaxed) },
+            WRITING => Head::Writing {
+                tid: hd.tid.load(Relaxed),
+                size,
+                first: lf & FIRST != 0,
+            },
+            COMMITTED | CLAIMED => Head::Ready {
+                len,
+                flags: lf & !LEN_MASK,
+                tid: hd.tid.load(Relaxed),
+            },
             PAD => Head::Skip { size, pad: true },
             CONSUMED => Head::Skip { size, pad: false },
             _ => Head::Empty,
@@ -781,19 +839,25 @@ impl Ring {
     #[inline]
     pub(crate) fn peek_ready(&self) -> bool {
         let h = self.ctl().head.pos.load(Acquire);
-        matches!(self.look(h), Head::Ready { .. } | Head::Skip { .. } | Head::Corrupt)
+        matches!(
+            self.look(h),
+            Head::Ready { .. } | Head::Skip { .. } | Head::Corrupt
+        )
     }
 
     /// Whether a receive would not block: a record waits, or no writer is
     /// left. `slow` also looks for dead writers and torn records.
     pub(crate) fn readable(&self, slow: bool, me: u32) -> bool {
-        matches!(self.read_check(slow, me), Some(_))
+        self.read_check(slow, me).is_some()
     }
 
     /// Waits until [`readable`](Ring::readable) or the deadline; whether
     /// it became readable.
     pub(crate) fn wait_readable(&self, w: &Waiter<'_>) -> bool {
-        self.block(&self.ctl().data, w, w.deadline, |slow| self.read_check(slow, w.me)).is_some()
+        self.block(&self.ctl().data, w, w.deadline, |slow| {
+            self.read_check(slow, w.me)
+        })
+        .is_some()
     }
 
     /// Messages in a counted ring.
@@ -872,12 +936,16 @@ impl Ring {
     #[inline]
     fn consume(&self, h: u64, size: u64) {
         let c = self.ctl();
-        if c.released.v.compare_exchange(h, h + size, SeqCst, Relaxed).is_ok() {
+        if c.released
+            .v
+            .compare_exchange(h, h + size, SeqCst, Relaxed)
+            .is_ok()
+        {
+            // Records after it may have been consumed out of order (their
+            // readers saw `released` before our CAS: the SeqCst loads of
+            // `advance_released` see their marks). Found by the loom model.
+            self.advance_released();
             self.notify_space();
-            // Records after it may have been consumed out of order.
-            if c.head.pos.load(Acquire) != h + size {
-                self.advance_released();
-            }
             return;
         }
         self.hdr(h).stamp.store(h | CONSUMED, SeqCst);
@@ -887,6 +955,9 @@ impl Ring {
     /// Advances `released` over consecutive consumed records.
     fn advance_released(&self) {
         let c = self.ctl();
+        // Pairs with the fence of another reader: either it sees our mark
+        // (or CAS), or we see its.
+        fence(SeqCst);
         let mut moved = false;
         loop {
             let r = c.released.v.load(SeqCst);
@@ -898,7 +969,11 @@ impl Ring {
             if size > self.cap {
                 break;
             }
-            if c.released.v.compare_exchange(r, r + size, SeqCst, Relaxed).is_ok() {
+            if c.released
+                .v
+                .compare_exchange(r, r + size, SeqCst, Relaxed)
+                .is_ok()
+            {
                 moved = true;
             }
         }
@@ -980,7 +1055,9 @@ impl Ring {
                         self.claim_at(h, len, w.me);
                         self.consume(h, rec_size(len));
                         unlock();
-                        return Err(RErr::Corrupt("streamed message shorter than its first fragment"));
+                        return Err(RErr::Corrupt(
+                            "streamed message shorter than its first fragment",
+                        ));
                     }
                     if total > sink.limit() {
                         unlock();
@@ -1095,7 +1172,11 @@ mod loom_store {
         pub(crate) fn new(cap: u64) -> Store {
             use crate::sync::{AtomicU32, AtomicU64};
             let hdrs = (0..cap / HDR)
-                .map(|_| RecHeader { stamp: AtomicU64::new(0), len: AtomicU32::new(0), tid: AtomicU32::new(0) })
+                .map(|_| RecHeader {
+                    stamp: AtomicU64::new(0),
+                    len: AtomicU32::new(0),
+                    tid: AtomicU32::new(0),
+                })
                 .collect();
             let bytes = (0..cap).map(|_| UnsafeCell::new(0)).collect();
             Store { hdrs, bytes }
@@ -1109,7 +1190,7 @@ mod loom_store {
                 store: Store::new(cap),
                 cap,
                 mask: cap - 1,
-                max_frag: cap / 4 - HDR,
+                max_frag: cap / 2 - HDR,
                 efd: -1,
                 counted,
                 released_cache: crate::sync::AtomicU64::new(0),
@@ -1128,7 +1209,13 @@ mod loom_store {
             }
         }
 
-        pub(super) unsafe fn with_payload<R>(&self, pos: u64, off: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> R {
+        pub(super) unsafe fn with_payload<R>(
+            &self,
+            pos: u64,
+            off: u64,
+            len: u64,
+            f: impl FnOnce(&[u8]) -> R,
+        ) -> R {
             let base = ((pos & self.mask) + HDR + off) as usize;
             let v: Vec<u8> = (0..len as usize)
                 .map(|i| {

@@ -8,14 +8,20 @@ use common::{LONG, fork};
 use mp_channel::{Pipe, Queue, RecvError};
 
 fn pattern(n: usize, tag: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(tag)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(tag))
+        .collect()
 }
 
 #[test]
 fn writer_killed_mid_stream_does_not_block_the_others() {
     // A streams 1 MiB messages through a 64 KiB ring: killed, it almost
     // surely dies in the middle of a message, holding the writers' lock.
-    let (rx, tx) = Pipe::builder().duplex(false).capacity(64 * 1024).build().unwrap();
+    let (rx, tx) = Pipe::builder()
+        .duplex(false)
+        .capacity(64 * 1024)
+        .build()
+        .unwrap();
     let txa = tx.clone();
     let mut a = fork(move || {
         loop {
@@ -111,7 +117,7 @@ fn reader_killed_mid_stream_does_not_block_the_writer() {
         res_tx.send(&n).unwrap();
         0
     });
-    drop(res_tx_gone());
+    // (The parent's `res_tx` moved into the child's closure and is gone.)
     std::thread::sleep(Duration::from_millis(100));
     c1.sigkill(); // killed while consuming, maybe holding the readers' lock
     assert_eq!(producer.wait(LONG), 0, "the producer was blocked");
@@ -121,5 +127,3 @@ fn reader_killed_mid_stream_does_not_block_the_writer() {
     assert_eq!(c2.wait(LONG), 0);
     c1.kill();
 }
-
-fn res_tx_gone() {}

@@ -42,7 +42,8 @@ fn foreign_or_wrong_kind_handles_are_rejected() {
     let r: Result<PipeEnd, _> = provide_fds(fds, || postcard::from_bytes(&bytes.unwrap()));
     assert!(r.is_err());
     let (bytes, fds) = collect_fds(|| postcard::to_allocvec(&q));
-    let r: Result<JoinableQueue<u8>, _> = provide_fds(fds, || postcard::from_bytes(&bytes.unwrap()));
+    let r: Result<JoinableQueue<u8>, _> =
+        provide_fds(fds, || postcard::from_bytes(&bytes.unwrap()));
     assert!(r.is_err());
     // Garbage is an error, never a panic.
     for junk in [&b""[..], b"\x00", b"\x00\x05\x01\x02", &[0xff; 40]] {

@@ -117,9 +117,16 @@ fn corrupt_frame_is_a_decode_error() {
 fn timeouts_return_after_about_their_duration() {
     let (a, b) = pipe().unwrap();
     let t = Instant::now();
-    assert!(b.recv_timeout::<u8>(Duration::from_millis(200)).unwrap_err().is_timeout());
+    assert!(
+        b.recv_timeout::<u8>(Duration::from_millis(200))
+            .unwrap_err()
+            .is_timeout()
+    );
     let e = t.elapsed();
-    assert!(e >= Duration::from_millis(190) && e < Duration::from_secs(5), "{e:?}");
+    assert!(
+        e >= Duration::from_millis(190) && e < Duration::from_secs(5),
+        "{e:?}"
+    );
     assert!(b.try_recv::<u8>().unwrap_err().is_empty());
     let t = Instant::now();
     assert!(!b.poll(Some(Duration::from_millis(100))));
@@ -149,7 +156,8 @@ fn disconnected_when_the_writer_exits_without_dropping() {
         tx.send(&2u32).unwrap();
         0 // _exit: no destructor runs; the reader finds the process dead
     });
-    drop(tx_parent_copy_is_gone());
+    // The parent's copy of `tx` moved into the closure, dropped here at
+    // fork time (only the child runs the closure).
     assert_eq!(child.wait(LONG), 0);
     assert_eq!(rx.recv::<u32>().unwrap(), 1);
     assert_eq!(rx.recv::<u32>().unwrap(), 2);
@@ -157,10 +165,6 @@ fn disconnected_when_the_writer_exits_without_dropping() {
     assert!(matches!(rx.recv::<u32>(), Err(RecvError::Disconnected)));
     assert!(t.elapsed() < Duration::from_secs(10));
 }
-
-// The parent's copy of `tx` moved into the closure and was dropped at fork
-// time in the parent (the closure is only run by the child).
-fn tx_parent_copy_is_gone() {}
 
 #[test]
 fn disconnected_when_the_writer_drops_or_closes() {
@@ -175,7 +179,11 @@ fn disconnected_when_the_writer_drops_or_closes() {
     let t = Instant::now();
     assert!(matches!(rx.recv::<u8>(), Err(RecvError::Disconnected)));
     // Dropped (not dead): noticed at once, not after a liveness slice.
-    assert!(t.elapsed() < Duration::from_millis(250), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(child.wait(LONG), 0);
 
     let (a, b) = pipe().unwrap();
@@ -195,12 +203,16 @@ fn disconnected_when_the_writer_drops_or_closes() {
 
 #[test]
 fn writer_gets_an_error_when_every_reader_has_gone() {
-    let (rx, tx) = Pipe::builder().duplex(false).capacity(4096).build().unwrap();
+    let (rx, tx) = Pipe::builder()
+        .duplex(false)
+        .capacity(4096)
+        .build()
+        .unwrap();
     let mut child = fork(move || {
         let _ = rx.recv::<u8>();
         0 // exits without dropping `rx`
     });
-    drop(rx_gone());
+    // The parent's `rx` moved into the child's closure.
     tx.send(&1u8).unwrap();
     assert_eq!(child.wait(LONG), 0);
     // Fill the ring: the writer blocks, then finds the reader dead.
@@ -213,8 +225,6 @@ fn writer_gets_an_error_when_every_reader_has_gone() {
     };
     assert!(r.is_disconnected(), "{r:?}");
 }
-
-fn rx_gone() {}
 
 #[test]
 fn inherited_end_keeps_the_pipe_connected() {

@@ -15,7 +15,10 @@ const PER_PRODUCER_ENV: &str = "MP_CHANNEL_PER_PRODUCER";
 
 #[test]
 fn four_producers_four_consumers_nothing_lost_or_duplicated() {
-    let q = Queue::<(u32, u64)>::builder().ring_bytes(256 * 1024).build().unwrap();
+    let q = Queue::<(u32, u64)>::builder()
+        .ring_bytes(256 * 1024)
+        .build()
+        .unwrap();
     // Per consumer and producer: count, sum, sum of squares.
     let results = Queue::<(usize, Vec<(u64, u64, u64)>, bool)>::new().unwrap();
     let mut children: Vec<Child> = Vec::new();
@@ -83,7 +86,10 @@ fn four_producers_four_consumers_nothing_lost_or_duplicated() {
 }
 
 fn per_producer() -> u64 {
-    std::env::var(PER_PRODUCER_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(PER_PRODUCER)
+    std::env::var(PER_PRODUCER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PER_PRODUCER)
 }
 
 #[test]
@@ -111,7 +117,10 @@ fn maxsize_bounds_the_queue() {
     });
     q.put(3).unwrap(); // blocks until the child takes one
     assert_eq!(child.wait(LONG), 0);
-    assert_eq!((0..3).map(|_| q.get().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        (0..3).map(|_| q.get().unwrap()).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert!(q.empty());
 }
 
@@ -120,9 +129,16 @@ fn get_timeout_and_nowait() {
     let q = Queue::<String>::new().unwrap();
     assert!(q.get_nowait().unwrap_err().is_empty());
     let t = Instant::now();
-    assert!(q.get_timeout(Duration::from_millis(200)).unwrap_err().is_timeout());
+    assert!(
+        q.get_timeout(Duration::from_millis(200))
+            .unwrap_err()
+            .is_timeout()
+    );
     let e = t.elapsed();
-    assert!(e >= Duration::from_millis(190) && e < Duration::from_secs(5), "{e:?}");
+    assert!(
+        e >= Duration::from_millis(190) && e < Duration::from_secs(5),
+        "{e:?}"
+    );
     let q2 = q.clone();
     let mut child = fork(move || {
         std::thread::sleep(Duration::from_millis(50));
@@ -226,7 +242,8 @@ fn corrupt_frame_in_a_queue_is_a_decode_error() {
     // Handles are untyped on the wire: the same queue seen as u32 and String.
     let q = Queue::<u32>::new().unwrap();
     let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&q));
-    let qs: Queue<String> = mp_os::handle::provide_fds(fds, || postcard::from_bytes(&bytes.unwrap())).unwrap();
+    let qs: Queue<String> =
+        mp_os::handle::provide_fds(fds, || postcard::from_bytes(&bytes.unwrap())).unwrap();
     q.put(u32::MAX).unwrap();
     assert!(matches!(qs.get(), Err(RecvError::Decode(_))));
     q.put(3).unwrap();
@@ -235,7 +252,10 @@ fn corrupt_frame_in_a_queue_is_a_decode_error() {
 
 #[test]
 fn large_values_through_a_small_queue() {
-    let q = Queue::<Vec<u64>>::builder().ring_bytes(8192).build().unwrap();
+    let q = Queue::<Vec<u64>>::builder()
+        .ring_bytes(8192)
+        .build()
+        .unwrap();
     let q2 = q.clone();
     let mut child = fork(move || {
         for k in 0..3u64 {

@@ -21,14 +21,20 @@ fn recv_async_and_get_async_across_processes() {
         q2.put("done".into()).unwrap();
         0
     });
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         for i in 0..50u32 {
             assert_eq!(rx.recv_async::<u32>().await.unwrap(), i);
         }
         assert_eq!(q.get_async().await.unwrap(), "done");
         // The child exits: Disconnected, without blocking the runtime.
-        assert!(matches!(rx.recv_async::<u32>().await, Err(RecvError::Disconnected)));
+        assert!(matches!(
+            rx.recv_async::<u32>().await,
+            Err(RecvError::Disconnected)
+        ));
     });
     assert_eq!(child.wait(LONG), 0);
 }

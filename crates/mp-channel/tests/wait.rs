@@ -30,7 +30,11 @@ fn wait_over_several_pipes() {
     });
     let objs: Vec<&dyn Waitable> = readers.iter().map(|r| r as &dyn Waitable).collect();
     // Nothing yet.
-    assert!(wait(&objs, Some(Duration::from_millis(20))).unwrap().is_empty());
+    assert!(
+        wait(&objs, Some(Duration::from_millis(20)))
+            .unwrap()
+            .is_empty()
+    );
     let t = Instant::now();
     assert_eq!(wait(&objs, Some(LONG)).unwrap(), vec![1]);
     assert!(t.elapsed() >= Duration::from_millis(30));
