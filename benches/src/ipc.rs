@@ -11,8 +11,9 @@
 //! | `ipc/memcpy/64M` | single-threaded `memcpy` of 64 MiB, GB/s |
 //! | `ipc/unix-socket-bw/64M` | one 64 MiB message through a socketpair, GB/s |
 //!
-//! Rows measuring the project's own channels (mp Pipe / Queue per mode) belong here too: see
-//! `benches/README.md`.
+//!
+//! The rows that measure the project's own channels (mp Pipe / Queue per mode) are in
+//! [`mp`] (`ipc/mp.rs`).
 
 use std::cell::RefCell;
 use std::hint::black_box;
@@ -20,6 +21,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod mp;
 
 use crate::kit::{
     Config, Pinning, Row, Side, Stats, Unit, futex_wait, futex_wake, read_exact, time,
@@ -51,6 +54,7 @@ pub(crate) fn run(cfg: &Config) -> Vec<(&'static str, io::Error)> {
     row("unix socket stream", socket_stream(cfg));
     row("memcpy", memcpy(cfg));
     row("unix socket 64 MiB", socket_bandwidth(cfg));
+    mp::run(cfg, &mut row);
     failed
 }
 

@@ -1,0 +1,300 @@
+//! The `ipc` rows that measure the project's own channels (`mp-channel`), next to the OS
+//! limits of the parent module and Python's rows.
+//!
+//! | key | what |
+//! |---|---|
+//! | `ipc/mp-pipe/{8,1024,65536,1048576}` | duplex `Pipe` round trip, default (adaptive spin) mode, `send_bytes` + `recv_bytes_into` |
+//! | `ipc/mp-pipe-nospin/8` | the same with spinning off (`WaitMode::NoSpin`): every wait sleeps on the futex |
+//! | `ipc/mp-pipe-busy/8` | the same in busy-poll mode (`WaitMode::BusyPoll`) |
+//! | `ipc/mp-queue/{8,1024,65536,1048576}` | round trip over two `Queue<Vec<u8>>`s (serde values, postcard) |
+//! | `ipc/mp-queue-stream/8` | one-way stream of `u64` through a `Queue<u64>`, msg/s |
+//! | `ipc/mp-pipe-stream/8` | one-way stream of 8-byte `send_bytes` through a simplex `Pipe`, msg/s |
+//! | `ipc/mp-pipe-bw/64M` | one 64 MiB `send_bytes` through a `Pipe` (larger than its ring: streamed), GB/s |
+
+use std::cell::RefCell;
+use std::io;
+use std::time::Instant;
+
+use mp_channel::{Pipe, PipeEnd, Queue, WaitMode};
+
+use super::{BIG, GROUP, SIZES, STOP, ping_pong};
+use crate::kit::Config;
+use crate::kit::{Row, Stats, Unit, two_processes};
+
+/// Runs every mp row; failures are reported by name.
+pub(crate) fn run(cfg: &Config, row: &mut impl FnMut(&'static str, io::Result<()>)) {
+    for size in SIZES {
+        row("mp pipe", pipe(cfg, size, WaitMode::Adaptive));
+    }
+    row("mp pipe no-spin", pipe(cfg, 8, WaitMode::NoSpin));
+    row("mp pipe busy-poll", pipe(cfg, 8, WaitMode::BusyPoll));
+    for size in SIZES {
+        row("mp queue", queue(cfg, size));
+    }
+    row("mp queue stream", queue_stream(cfg));
+    row("mp pipe stream", pipe_stream(cfg));
+    row("mp pipe 64 MiB", pipe_bandwidth(cfg));
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// One round trip of a `buf.len()`-byte message carrying `seq` in its first bytes.
+fn pipe_round_trip(end: &PipeEnd, buf: &RefCell<Vec<u8>>, seq: u32) {
+    let mut buf = buf.borrow_mut();
+    buf[..4].copy_from_slice(&seq.to_ne_bytes());
+    end.send_bytes(&buf).expect("send");
+    let n = end.recv_bytes_into(&mut buf).expect("recv");
+    assert_eq!(n, buf.len());
+    assert_eq!(buf[..4], seq.to_ne_bytes(), "echo mismatch");
+}
+
+fn pipe_serve(end: &PipeEnd, size: usize) {
+    let mut buf = vec![0u8; size];
+    loop {
+        let n = end.recv_bytes_into(&mut buf).expect("recv");
+        end.send_bytes(&buf[..n]).expect("send");
+        if buf[..4] == STOP.to_ne_bytes() {
+            return;
+        }
+    }
+}
+
+fn pipe(cfg: &Config, size: u64, mode: WaitMode) -> io::Result<()> {
+    let capacity = (4 * size as usize).max(64 * 1024).next_power_of_two();
+    let (a, b) = Pipe::builder()
+        .capacity(capacity)
+        .wait_mode(mode)
+        .build()
+        .map_err(other)?;
+    let buf = RefCell::new(vec![0u8; size as usize]);
+    let batch: u32 = if size <= 1024 { 16 } else { 1 };
+    let (samples, pin) = ping_pong(
+        cfg,
+        batch,
+        |_, seq| pipe_round_trip(&a, &buf, seq),
+        |_| pipe_serve(&b, size as usize),
+    )?;
+    let (key, imp, baseline): (String, &str, Vec<String>) = match mode {
+        WaitMode::Adaptive if size == 8 => (
+            "ipc/mp-pipe/8".into(),
+            "mp Pipe",
+            vec![
+                "ipc/spin/8".into(),
+                "ipc/futex/8".into(),
+                "ipc/py-pipe/8".into(),
+            ],
+        ),
+        WaitMode::Adaptive => (
+            format!("ipc/mp-pipe/{size}"),
+            "mp Pipe",
+            vec![
+                format!("ipc/unix-socket/{size}"),
+                format!("ipc/py-pipe/{size}"),
+            ],
+        ),
+        WaitMode::NoSpin => (
+            "ipc/mp-pipe-nospin/8".into(),
+            "mp Pipe (no spin)",
+            vec!["ipc/futex/8".into()],
+        ),
+        WaitMode::BusyPoll => (
+            "ipc/mp-pipe-busy/8".into(),
+            "mp Pipe (busy-poll)",
+            vec!["ipc/spin/8".into()],
+        ),
+    };
+    let baseline: Vec<&str> = baseline.iter().map(String::as_str).collect();
+    Row::new(GROUP, &key, "round trip", imp)
+        .size(size)
+        .round_trip()
+        .baseline(&baseline)
+        .note(format!(
+            "duplex Pipe, {mode:?} mode, send_bytes + recv_bytes_into, ring {capacity} B; {pin}"
+        ))
+        .stats(Unit::Us, Stats::per_op(&samples, batch.into(), Unit::Us))
+        .emit();
+    Ok(())
+}
+
+fn queue(cfg: &Config, size: u64) -> io::Result<()> {
+    let ring = (4 * size as usize).max(64 * 1024).next_power_of_two();
+    let make = || {
+        Queue::<Vec<u8>>::builder()
+            .ring_bytes(ring)
+            .build()
+            .map_err(other)
+    };
+    let (there, back) = (make()?, make()?);
+    let msg = RefCell::new(vec![0u8; size as usize]);
+    let batch: u32 = if size <= 1024 { 16 } else { 1 };
+    let (samples, pin) = ping_pong(
+        cfg,
+        batch,
+        |_, seq| {
+            let mut m = msg.borrow_mut();
+            m[..4].copy_from_slice(&seq.to_ne_bytes());
+            there.put(std::mem::take(&mut *m)).expect("put");
+            *m = back.get().expect("get");
+            assert_eq!(m[..4], seq.to_ne_bytes(), "echo mismatch");
+        },
+        |_| loop {
+            let m = there.get().expect("get");
+            let stop = m[..4] == STOP.to_ne_bytes();
+            back.put(m).expect("put");
+            if stop {
+                return;
+            }
+        },
+    )?;
+    let baseline = if size == 8 {
+        vec![
+            "ipc/spin/8".to_string(),
+            "ipc/futex/8".into(),
+            "ipc/py-queue/8".into(),
+        ]
+    } else {
+        vec![
+            format!("ipc/unix-socket/{size}"),
+            format!("ipc/py-queue/{size}"),
+        ]
+    };
+    let baseline: Vec<&str> = baseline.iter().map(String::as_str).collect();
+    Row::new(
+        GROUP,
+        &format!("ipc/mp-queue/{size}"),
+        "round trip",
+        "mp Queue",
+    )
+    .size(size)
+    .round_trip()
+    .baseline(&baseline)
+    .note(format!(
+        "two Queue<Vec<u8>> (postcard), put + get each way, ring {ring} B; {pin}"
+    ))
+    .stats(Unit::Us, Stats::per_op(&samples, batch.into(), Unit::Us))
+    .emit();
+    Ok(())
+}
+
+fn queue_stream(cfg: &Config) -> io::Result<()> {
+    let n: u64 = cfg.pick(1_000_000, 200_000);
+    let rounds = cfg.pick(20, 5);
+    let q = Queue::<u64>::builder()
+        .ring_bytes(1 << 20)
+        .build()
+        .map_err(other)?;
+    let (samples, pin) = two_processes(0, |side| {
+        let mut samples = Vec::new();
+        for _ in 0..rounds {
+            side.barrier();
+            if side.is_parent() {
+                let t = Instant::now();
+                for i in 0..n {
+                    assert_eq!(q.get().expect("get"), i, "stream out of order");
+                }
+                samples.push(t.elapsed());
+            } else {
+                for i in 0..n {
+                    q.put(i).expect("put");
+                }
+            }
+        }
+        samples
+    })?;
+    Row::new(GROUP, "ipc/mp-queue-stream/8", "stream one-way", "mp Queue")
+        .size(8)
+        .baseline(&["ipc/ring-stream/8", "ipc/py-queue-stream/8"])
+        .note(format!(
+            "Queue<u64>, one producer, one consumer, 1 MiB ring, {n} messages per round; {pin}"
+        ))
+        .stats(
+            Unit::MsgPerSec,
+            Stats::rate(&samples, n as f64, Unit::MsgPerSec),
+        )
+        .emit();
+    Ok(())
+}
+
+fn pipe_stream(cfg: &Config) -> io::Result<()> {
+    let n: u64 = cfg.pick(1_000_000, 200_000);
+    let rounds = cfg.pick(20, 5);
+    let (rx, tx) = Pipe::builder()
+        .duplex(false)
+        .capacity(1 << 20)
+        .build()
+        .map_err(other)?;
+    let (samples, pin) = two_processes(0, |side| {
+        let mut samples = Vec::new();
+        let mut buf = [0u8; 8];
+        for _ in 0..rounds {
+            side.barrier();
+            if side.is_parent() {
+                let t = Instant::now();
+                for i in 0..n {
+                    rx.recv_bytes_into(&mut buf).expect("recv");
+                    assert_eq!(u64::from_ne_bytes(buf), i, "stream out of order");
+                }
+                samples.push(t.elapsed());
+            } else {
+                for i in 0..n {
+                    tx.send_bytes(&i.to_ne_bytes()).expect("send");
+                }
+            }
+        }
+        samples
+    })?;
+    Row::new(GROUP, "ipc/mp-pipe-stream/8", "stream one-way", "mp Pipe")
+        .size(8)
+        .baseline(&["ipc/ring-stream/8", "ipc/unix-socket-stream/8"])
+        .note(format!(
+            "simplex Pipe, send_bytes + recv_bytes_into of 8 bytes, 1 MiB ring, {n} messages per round; {pin}"
+        ))
+        .stats(
+            Unit::MsgPerSec,
+            Stats::rate(&samples, n as f64, Unit::MsgPerSec),
+        )
+        .emit();
+    Ok(())
+}
+
+fn pipe_bandwidth(cfg: &Config) -> io::Result<()> {
+    let rounds = cfg.pick(8, 2);
+    let ring = 4 << 20;
+    let (rx, tx) = Pipe::builder()
+        .duplex(false)
+        .capacity(ring)
+        .build()
+        .map_err(other)?;
+    let (samples, pin) = two_processes(0, |side| {
+        let mut buf = vec![7u8; BIG];
+        let mut samples = Vec::new();
+        for _ in 0..rounds {
+            side.barrier();
+            if side.is_parent() {
+                let t = Instant::now();
+                let n = rx.recv_bytes_into(&mut buf).expect("recv");
+                samples.push(t.elapsed());
+                assert_eq!(n, BIG);
+            } else {
+                tx.send_bytes(&buf).expect("send");
+            }
+        }
+        samples
+    })?;
+    Row::new(GROUP, "ipc/mp-pipe-bw/64M", "64 MiB transfer", "mp Pipe")
+        .size(BIG as u64)
+        .baseline(&[
+            "ipc/memcpy/64M",
+            "ipc/unix-socket-bw/64M",
+            "ipc/py-pipe-bw/64M",
+        ])
+        .note(format!(
+            "one send_bytes of 64 MiB, streamed through a {} MiB ring into recv_bytes_into; {pin}",
+            ring >> 20
+        ))
+        .stats(Unit::GBps, Stats::rate(&samples, BIG as f64, Unit::GBps))
+        .emit();
+    Ok(())
+}
