@@ -144,7 +144,6 @@ fn bench_python_scripts_follow_the_schema() {
 }
 
 #[test]
-#[ignore = "not every crate has its README yet; run with `cargo test -p xtask -- --ignored`"]
 fn every_crate_has_a_readme() {
     let missing: Vec<String> = members()
         .into_iter()
