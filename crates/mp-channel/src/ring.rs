@@ -126,6 +126,9 @@ pub(crate) struct End {
 #[repr(C, align(64))]
 pub(crate) struct Word64 {
     pub(crate) v: AtomicU64,
+    /// On the `released` line: records marked CONSUMED and not yet passed
+    /// by `released` (out-of-order completions, pads, skipped records).
+    pub(crate) marks: AtomicU64,
 }
 
 #[repr(C, align(64))]
@@ -794,12 +797,15 @@ impl Ring {
         let r = self.ctl().released.v.load(Acquire);
         let h = self.hdr(r);
         let s = h.stamp.load(Acquire);
-        if s == r | CLAIMED
-            && !alive(h.tid.load(Relaxed))
-            && h.stamp
+        if s == r | CLAIMED && !alive(h.tid.load(Relaxed)) {
+            let marks = &self.ctl().released.marks;
+            marks.fetch_add(1, SeqCst);
+            if h.stamp
                 .compare_exchange(s, r | CONSUMED, SeqCst, Relaxed)
-                .is_ok()
-        {
+                .is_err()
+            {
+                marks.fetch_sub(1, SeqCst);
+            }
             self.advance_released();
         }
     }
@@ -898,7 +904,7 @@ impl Ring {
             let h = c.head.pos.load(Relaxed);
             match self.look(h) {
                 Head::Writing { tid, size, first } if !alive(tid) => {
-                    self.hdr(h).stamp.store(h | CONSUMED, SeqCst);
+                    self.mark_consumed(h);
                     if first && self.counted {
                         c.count.v.fetch_sub(1, SeqCst);
                     }
@@ -915,7 +921,7 @@ impl Ring {
     /// Passes a pad or consumed record at `head` (the caller holds `rlock`).
     fn skip(&self, h: u64, size: u64, pad: bool) {
         if pad {
-            self.hdr(h).stamp.store(h | CONSUMED, SeqCst);
+            self.mark_consumed(h);
         }
         self.ctl().head.pos.store(h + size, Release);
         self.advance_released();
@@ -927,6 +933,13 @@ impl Ring {
         hd.tid.store(me, Relaxed);
         hd.stamp.store(h | CLAIMED, Release);
         self.ctl().head.pos.store(h + rec_size(len), Release);
+    }
+
+    /// Marks the record at `h` CONSUMED (counted in `released.marks`).
+    #[inline]
+    fn mark_consumed(&self, h: u64) {
+        self.ctl().released.marks.fetch_add(1, SeqCst);
+        self.hdr(h).stamp.store(h | CONSUMED, SeqCst);
     }
 
     /// Done with the claimed record at `h` of `size` bytes: release its
@@ -941,14 +954,18 @@ impl Ring {
             .compare_exchange(h, h + size, SeqCst, Relaxed)
             .is_ok()
         {
-            // Records after it may have been consumed out of order (their
-            // readers saw `released` before our CAS: the SeqCst loads of
-            // `advance_released` see their marks). Found by the loom model.
-            self.advance_released();
+            // Records after it may have been marked consumed by readers
+            // that saw `released` before our CAS: they count their mark
+            // first, so after the fence either they see our CAS or we see
+            // their count (a race the loom model found).
+            fence(SeqCst);
+            if c.released.marks.load(SeqCst) != 0 {
+                self.advance_released();
+            }
             self.notify_space();
             return;
         }
-        self.hdr(h).stamp.store(h | CONSUMED, SeqCst);
+        self.mark_consumed(h);
         self.advance_released();
     }
 
@@ -974,6 +991,7 @@ impl Ring {
                 .compare_exchange(r, r + size, SeqCst, Relaxed)
                 .is_ok()
             {
+                c.released.marks.fetch_sub(1, SeqCst);
                 moved = true;
             }
         }

@@ -19,6 +19,7 @@ impl RingCtl {
         };
         let w64 = || Word64 {
             v: AtomicU64::new(0),
+            marks: AtomicU64::new(0),
         };
         let wake = || Wake {
             seq: AtomicU32::new(0),
