@@ -13,8 +13,9 @@
 //!
 //! The raw server is a hand-written loop over fixed-size binary frames and a `HashMap` / `Vec`:
 //! one blocking round trip per operation, no encoding, no authentication. The `mp-*` rows go
-//! through `mp_manager` proxies: postcard frames over an authenticated Unix socket (abstract
-//! namespace) to a server process, a thread per connection.
+//! through `mp_manager` proxies: postcard frames to a server process, a thread per connection;
+//! the connection is authenticated on a Unix socket (abstract namespace) and then moves to a
+//! shared-memory `mp_channel::Pipe` (the socket stays open to detect a dead peer).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -111,8 +112,9 @@ fn mp_ops(cfg: &Config) -> Result<(), mp_manager::Error> {
     if let Some(e) = err {
         return Err(e);
     }
-    let note = "proxy call: postcard frames over an authenticated Unix socket to the server \
-                process (forkserver), a thread per connection";
+    let note = "proxy call: postcard frames over a shared-memory pipe set up on an \
+                authenticated Unix socket, to the server process (forkserver), a thread per \
+                connection";
     for ((key, name, base), samples) in [
         ("manager/mp-set", "dict set", "set"),
         ("manager/mp-get", "dict get", "get"),

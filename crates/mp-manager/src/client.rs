@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::addr::{Address, Stream};
 use crate::error::Error;
+use crate::transport::Transport;
 use crate::wire::{self, Bytes, Op, Reply, Request, Who};
 
 /// How long the server has to answer the handshake.
@@ -20,28 +21,29 @@ const MAX_IDLE: usize = 64;
 
 /// One authenticated connection.
 pub(crate) struct Conn {
-    stream: Stream,
+    transport: Transport,
     buf: Vec<u8>,
-    frame: Vec<u8>,
-    reader: wire::FrameReader,
 }
 
 impl Conn {
     /// Connects and runs the client side of the handshake.
     pub(crate) fn open(addr: &Address, key: &[u8]) -> Result<Conn, Error> {
         let stream = Stream::connect(addr).map_err(|e| Error::io("connect", e))?;
-        let mut c = Conn {
-            stream,
+        Conn::handshake(&stream, key)?;
+        // A local connection continues over a shared-memory pipe.
+        let transport = crate::transport::upgrade(stream, wire::CLIENT_SPIN)
+            .map_err(|e| Error::io("manager handshake", e))?;
+        transport
+            .socket()
+            .set_read_timeout(None)
+            .map_err(|e| Error::io("manager handshake", e))?;
+        Ok(Conn {
+            transport,
             buf: Vec::new(),
-            frame: Vec::new(),
-            reader: wire::FrameReader::default(),
-        };
-        c.handshake(key)?;
-        Ok(c)
+        })
     }
 
-    fn handshake(&mut self, key: &[u8]) -> Result<(), Error> {
-        let s = &self.stream;
+    fn handshake(s: &Stream, key: &[u8]) -> Result<(), Error> {
         let io = |e: io::Error| Error::io("manager handshake", e);
         s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(io)?;
         let mut hello = Vec::new();
@@ -61,7 +63,7 @@ impl Conn {
         let nc = wire::nonce().map_err(io)?;
         let mut answer = wire::tag(key, wire::CLIENT_ROLE, ns).to_vec();
         answer.extend_from_slice(&nc);
-        wire::write_frame(&mut &*s, &mut self.frame, &answer).map_err(io)?;
+        wire::write_frame(&mut &*s, &mut Vec::new(), &answer).map_err(io)?;
         let mut welcome = Vec::new();
         match wire::read_frame(&mut &*s, wire::MAX_HANDSHAKE_FRAME, &mut welcome) {
             Ok(true) => {}
@@ -77,8 +79,13 @@ impl Conn {
         {
             return Err(Error::Auth("the server does not know the key"));
         }
-        s.set_read_timeout(None).map_err(io)?;
         Ok(())
+    }
+
+    /// The connection's transport.
+    #[cfg(test)]
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// One request and its reply.
@@ -98,16 +105,16 @@ impl Conn {
                 ),
             });
         }
-        wire::write_frame(&mut &self.stream, &mut self.frame, &self.buf).map_err(gone)?;
-        let body = match self
-            .reader
-            .next(&self.stream, wire::MAX_FRAME, wire::CLIENT_SPIN)
-        {
-            Ok(Some(r)) => r,
+        self.transport.send_frame(&self.buf).map_err(gone)?;
+        if self.buf.capacity() > 4 << 20 {
+            self.buf = Vec::new();
+        }
+        let body = match self.transport.recv_frame(wire::MAX_FRAME) {
+            Ok(Some(body)) => body,
             Ok(None) => return Err(Error::ServerGone),
             Err(e) => return Err(gone(e)),
         };
-        postcard::from_bytes::<Reply>(&self.reader.buf()[body])
+        postcard::from_bytes::<Reply>(body)
             .map_err(|e| Error::Protocol(format!("undecodable reply: {e}")))
     }
 }

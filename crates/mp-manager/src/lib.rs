@@ -65,6 +65,7 @@ mod manager;
 mod proxy;
 mod registry;
 mod server;
+mod transport;
 mod wire;
 
 pub use addr::Address;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::addr::{Listener, Stream};
 use crate::error::RemoteError;
 use crate::registry::{ErasedObject, Registry, Types};
+use crate::transport::Transport;
 use crate::wire::{self, Bytes, Init, Kind, Op, Reply, Request, Who, WireTimeout};
 
 /// How long a blocked request sleeps before checking its client is alive.
@@ -139,15 +140,15 @@ pub(crate) fn serve<R: Registry>(listener: Listener, authkey: Vec<u8>) -> io::Re
             .stack_size(1 << 20)
             .spawn(move || {
                 let id = s.next_conn.fetch_add(1, Ordering::Relaxed);
-                let mut conn = Conn {
-                    id,
-                    stream,
-                    held: HashSet::new(),
-                };
-                if s.handshake(&conn.stream).unwrap_or(false) {
+                if let Some(transport) = s.open(stream) {
+                    let mut conn = Conn {
+                        id,
+                        transport,
+                        held: HashSet::new(),
+                    };
                     s.serve_conn(&mut conn);
+                    s.cleanup(&conn);
                 }
-                s.cleanup(&conn);
                 s.conns.fetch_sub(1, Ordering::SeqCst);
             });
         if spawned.is_err() {
@@ -171,7 +172,7 @@ struct Server {
 /// One client connection.
 struct Conn {
     id: u64,
-    stream: Stream,
+    transport: Transport,
     /// Objects on which this connection may hold something (an exclusive
     /// lock, a lock, semaphore units) to give back when it closes.
     held: HashSet<u64>,
@@ -350,24 +351,34 @@ impl Server {
         let mut welcome = vec![0u8];
         welcome.extend_from_slice(&wire::tag(&self.key, wire::SERVER_ROLE, nc));
         wire::write_frame(&mut &*s, &mut buf, &welcome)?;
-        s.set_read_timeout(None)?;
-        s.set_write_timeout(Some(WRITE_TIMEOUT))?;
         Ok(true)
     }
 
+    /// Authenticates a new connection and, on a Unix socket, takes the
+    /// shared-memory pipe the client sends (all under the handshake's
+    /// deadline). `None`: the connection is to be closed.
+    fn open(&self, stream: Stream) -> Option<Transport> {
+        if !self.handshake(&stream).unwrap_or(false) {
+            return None;
+        }
+        let t = crate::transport::accept_upgrade(stream, wire::SERVER_SPIN).ok()??;
+        let s = t.socket();
+        s.set_read_timeout(None).ok()?;
+        s.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
+        Some(t)
+    }
+
     fn serve_conn(&self, conn: &mut Conn) {
-        let mut reader = wire::FrameReader::default();
         let mut outbuf = Vec::new();
-        let mut frame = Vec::new();
         loop {
-            let body = match reader.next(&conn.stream, wire::MAX_FRAME, wire::SERVER_SPIN) {
-                Ok(Some(body)) => body,
+            let req = match conn.transport.recv_frame(wire::MAX_FRAME) {
+                Ok(Some(body)) => wire::decode_request(body),
                 _ => return, // end of stream, error, oversized or truncated
             };
-            let reply = match wire::decode_request(&reader.buf()[body]) {
+            let reply = match req {
                 Ok(Request::Shutdown) => {
                     self.shutdown.store(true, Ordering::SeqCst);
-                    let _ = self.reply(conn, &Reply::Ok, &mut outbuf, &mut frame);
+                    let _ = self.reply(conn, &Reply::Ok, &mut outbuf);
                     // Wakes the accept loop, which returns.
                     // SAFETY: shutdown(2) on the listener's descriptor,
                     // which lives as long as the accept loop.
@@ -381,23 +392,16 @@ impl Server {
                 },
                 Err(e) => Reply::Err(e),
             };
-            if self.reply(conn, &reply, &mut outbuf, &mut frame).is_err() {
+            if self.reply(conn, &reply, &mut outbuf).is_err() {
                 return;
             }
             if outbuf.capacity() > 4 << 20 {
                 outbuf = Vec::new();
-                frame = Vec::new();
             }
         }
     }
 
-    fn reply(
-        &self,
-        conn: &Conn,
-        reply: &Reply,
-        out: &mut Vec<u8>,
-        frame: &mut Vec<u8>,
-    ) -> io::Result<()> {
+    fn reply(&self, conn: &mut Conn, reply: &Reply, out: &mut Vec<u8>) -> io::Result<()> {
         out.clear();
         *out = match postcard::to_extend(reply, std::mem::take(out)) {
             Ok(v) if v.len() <= wire::MAX_FRAME => v,
@@ -408,7 +412,7 @@ impl Server {
                 postcard::to_allocvec(&too_big).map_err(io::Error::other)?
             }
         };
-        wire::write_frame(&mut &conn.stream, frame, out)
+        conn.transport.send_frame(out)
     }
 
     fn object(&self, id: u64) -> Result<Arc<Object>, RemoteError> {
@@ -562,7 +566,7 @@ impl Server {
                 .wait_timeout(st, slice)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-            if conn.stream.peer_gone() {
+            if conn.transport.socket().peer_gone() {
                 return Err((st, Stop::PeerGone));
             }
         }

@@ -183,7 +183,21 @@ fn a_client_killed_mid_request_leaves_the_server_consistent() {
     p.kill().unwrap();
     assert!(p.join().is_err());
     still_serves(m);
+    a_killed_holder_releases_everything(m);
+}
 
+#[test]
+fn a_local_client_killed_while_holding_locks_releases_them() {
+    // A local manager: the connections are shared-memory pipes, and the
+    // server notices the dead client through the pipe and the socket.
+    let m = Manager::new().unwrap();
+    a_killed_holder_releases_everything(&m);
+    m.shutdown().unwrap();
+}
+
+/// A child takes locks, a semaphore unit and blocks in a queue get, and is
+/// killed: everything comes back.
+fn a_killed_holder_releases_everything(m: &Manager) {
     let d = m.dict::<u8, u8>().unwrap();
     let lock = m.lock().unwrap();
     let sem = m.semaphore(1).unwrap();
