@@ -795,6 +795,9 @@ impl Ring {
     }
 
     /// A record at `released` claimed by a reader that died: release it.
+    /// Also passes over records already marked consumed, whoever marked
+    /// them: a reader that died between marking its record and advancing
+    /// `released` must not leave the writers waiting for space forever.
     fn reclaim_dead(&self) {
         let r = self.ctl().released.v.load(Acquire);
         let h = self.hdr(r);
@@ -808,8 +811,8 @@ impl Ring {
             {
                 marks.fetch_sub(1, SeqCst);
             }
-            self.advance_released();
         }
+        self.advance_released();
     }
 
     // ------------------------------------------------------------ readers
