@@ -92,6 +92,11 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
         o.register();
     }
     let _guard = Registered(objects);
+    // Expensive checks (dead peers) run after a slice without events, and
+    // at least once a slice however many events arrive: a descriptor that
+    // keeps waking us while nothing is ready must not hide a dead peer.
+    let slice_ns = STALL_SLICE.as_nanos() as u64;
+    let mut last_stall_check = crate::time::monotonic_ns();
     let mut stalled = false;
     loop {
         let ready: Vec<usize> = objects
@@ -106,6 +111,9 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
             })
             .map(|(i, _)| i)
             .collect();
+        if stalled {
+            last_stall_check = crate::time::monotonic_ns();
+        }
         if !ready.is_empty() || deadline.expired() {
             return Ok(ready);
         }
@@ -119,12 +127,13 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
             tv_sec: i64::from(ms / 1000),
             tv_nsec: i64::from(ms % 1000) * 1_000_000,
         };
-        match rustix::event::poll(&mut fds, Some(&ts)) {
-            Ok(0) => stalled = true,
-            Ok(_) => stalled = false,
-            Err(rustix::io::Errno::INTR) => stalled = false,
+        let timed_out = match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) => true,
+            Ok(_) | Err(rustix::io::Errno::INTR) => false,
             Err(e) => return Err(e.into()),
-        }
+        };
+        stalled =
+            timed_out || crate::time::monotonic_ns().saturating_sub(last_stall_check) >= slice_ns;
     }
 }
 
@@ -178,5 +187,31 @@ mod tests {
         let r = wait(&[&a, &b], Some(Duration::from_secs(10))).unwrap();
         assert_eq!(r, vec![1]);
         h.join().unwrap();
+    }
+
+    /// Always readable, never ready, but a stalled check finds it ready
+    /// (as a channel whose writer died while stale wake-ups keep coming).
+    struct Noisy(OwnedFd);
+
+    impl Waitable for Noisy {
+        fn is_ready(&self) -> bool {
+            false
+        }
+        fn readiness_fd(&self) -> BorrowedFd<'_> {
+            self.0.as_fd()
+        }
+        fn check_stalled(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_noisy_descriptor_does_not_hide_the_stalled_check() {
+        let e = efd();
+        rustix::io::write(&e.0, &1u64.to_ne_bytes()).unwrap();
+        let n = Noisy(e.0);
+        let t = std::time::Instant::now();
+        assert_eq!(wait(&[&n], Some(Duration::from_secs(30))).unwrap(), vec![0]);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }
