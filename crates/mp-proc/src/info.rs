@@ -1,7 +1,7 @@
 //! Who am I: `current_process`, `parent_process`, `active_children`,
 //! `cpu_count`.
 
-use std::sync::Mutex;
+use crate::forksafe::ForkSafeMutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::wire::Bootstrap;
@@ -49,7 +49,7 @@ struct Identity {
     parent: Option<(u32, String)>,
 }
 
-static IDENTITY: Mutex<Option<Identity>> = Mutex::new(None);
+static IDENTITY: ForkSafeMutex<Option<Identity>> = ForkSafeMutex::new(None);
 static CHILD_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Information about the calling process.
@@ -61,7 +61,7 @@ static CHILD_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// assert!(!me.daemon());
 /// ```
 pub fn current_process() -> ProcessInfo {
-    let id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    let id = IDENTITY.lock();
     match id.as_ref() {
         Some(i) => ProcessInfo {
             name: i.name.clone(),
@@ -83,7 +83,7 @@ pub fn current_process() -> ProcessInfo {
 /// assert!(mp_proc::parent_process().is_none());
 /// ```
 pub fn parent_process() -> Option<ProcessInfo> {
-    let id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    let id = IDENTITY.lock();
     let (pid, name) = id.as_ref()?.parent.clone()?;
     Some(ProcessInfo {
         name,
@@ -126,10 +126,17 @@ pub(crate) fn next_child_name() -> (String, u64) {
 /// Called in a new child before its target runs.
 pub(crate) fn become_child(boot: &Bootstrap) {
     CHILD_COUNTER.store(0, Ordering::Relaxed);
-    let mut id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut id = IDENTITY.lock();
     *id = Some(Identity {
         name: boot.name.clone(),
         daemon: boot.daemon,
         parent: Some((boot.parent_pid, boot.parent_name.clone())),
     });
+}
+
+/// In a forked child: take back the identity lock (see `forksafe`).
+pub(crate) fn reset_after_fork() {
+    // SAFETY: called by the forked child before it uses the lock; the
+    // identity is replaced by `become_child` right after.
+    unsafe { IDENTITY.reset_after_fork() };
 }

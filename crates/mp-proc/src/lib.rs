@@ -62,6 +62,7 @@
 mod child;
 mod entry;
 mod error;
+mod forksafe;
 mod function;
 mod info;
 mod method;

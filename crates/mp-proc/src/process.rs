@@ -13,6 +13,7 @@ use mp_os::time::Deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::forksafe::ForkSafeMutex;
 use crate::info::{self, ProcessInfo};
 use crate::method::{self, StartMethod};
 use crate::wire::{Bootstrap, MAX_FRAME, Outcome, WIRE_VERSION};
@@ -656,7 +657,7 @@ fn waitid_pidfd(pidfd: BorrowedFd<'_>) -> Option<Status> {
 
 // ---- the registry of children, and what happens at exit ----------------
 
-static CHILDREN: Mutex<Vec<Arc<Child>>> = Mutex::new(Vec::new());
+static CHILDREN: ForkSafeMutex<Vec<Arc<Child>>> = ForkSafeMutex::new(Vec::new());
 static ATEXIT: Once = Once::new();
 static ATEXIT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
@@ -666,30 +667,25 @@ fn register(child: Arc<Child>) {
         // SAFETY: registering a plain extern "C" fn.
         unsafe { libc::atexit(at_exit) };
     });
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(child);
+    CHILDREN.lock().push(child);
 }
 
 fn unregister(child: &Arc<Child>) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|c| !Arc::ptr_eq(c, child));
+    CHILDREN.lock().retain(|c| !Arc::ptr_eq(c, child));
 }
 
 fn unregister_pid(pid: i32) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|c| c.pid != pid);
+    CHILDREN.lock().retain(|c| c.pid != pid);
 }
 
 /// In a forked child: forget the parent's children (their sockets must not
 /// keep the parent's peers from seeing the parent go away).
 pub(crate) fn forget_children_after_fork() {
-    if let Ok(mut list) = CHILDREN.try_lock() {
+    // SAFETY: we are the forked child, before any use of the list; the
+    // parent's records are dropped below without being read.
+    unsafe { CHILDREN.reset_after_fork() };
+    {
+        let mut list = CHILDREN.lock();
         for c in std::mem::take(&mut *list) {
             // SAFETY: closing this process's copies of descriptors that
             // belong to the parent's bookkeeping; the records are forgotten
@@ -714,7 +710,7 @@ extern "C" fn at_exit() {
 
 /// Terminates daemonic children and waits for all children.
 pub(crate) fn finish_children() {
-    let children: Vec<Arc<Child>> = CHILDREN.lock().map(|l| l.clone()).unwrap_or_default();
+    let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
     for c in children.iter().filter(|c| c.daemon) {
         let _ = c.signal(libc::SIGTERM);
     }
@@ -731,7 +727,7 @@ pub(crate) fn finish_children() {
 /// assert!(mp_proc::active_children().iter().all(|c| c.is_alive()));
 /// ```
 pub fn active_children() -> Vec<ProcessInfo> {
-    let children: Vec<Arc<Child>> = CHILDREN.lock().map(|l| l.clone()).unwrap_or_default();
+    let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
     let mut alive = Vec::new();
     for c in children {
         if c.poll_status().is_none() {

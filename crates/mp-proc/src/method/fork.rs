@@ -43,6 +43,8 @@ pub(crate) fn start(run: impl FnOnce(UnixStream)) -> Result<Started, Error> {
 /// State a child must not inherit from its parent.
 pub(crate) fn after_fork_in_child() {
     mp_os::liveness::forget_cached_ids();
+    crate::child::mark_forked();
+    crate::info::reset_after_fork();
     crate::process::forget_children_after_fork();
     crate::method::forkserver::forget_after_fork();
     unblock_signals();

@@ -16,9 +16,9 @@
 //! The server exits when the parent's end of its socket closes (the parent
 //! exited or died). If the server dies, the next `start()` starts a new one.
 
+use crate::forksafe::ForkSafeMutex;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Mutex;
 
 use mp_os::fdpass;
 
@@ -32,7 +32,7 @@ struct Server {
     pid: i32,
 }
 
-static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+static SERVER: ForkSafeMutex<Option<Server>> = ForkSafeMutex::new(None);
 
 /// Starts a child through the fork server, starting or restarting the
 /// server as needed.
@@ -51,7 +51,7 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
     passed.extend(stdio.iter().map(|f| f.as_fd()));
     passed.extend(fds.iter().map(|f| f.as_fd()));
 
-    let mut server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut server = SERVER.lock();
     let mut last_err = None;
     for _attempt in 0..2 {
         if server.is_none() {
@@ -123,18 +123,15 @@ fn launch() -> Result<Server, Error> {
 /// The fork server's pid, if one is running (for tests and diagnostics).
 #[doc(hidden)]
 pub fn forkserver_pid() -> Option<u32> {
-    SERVER
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|s| s.pid as u32)
+    SERVER.lock().as_ref().map(|s| s.pid as u32)
 }
 
 /// In a forked child: the parent's connection to its server is not ours.
 pub(crate) fn forget_after_fork() {
-    if let Ok(mut s) = SERVER.try_lock()
-        && let Some(server) = s.take()
-    {
+    // SAFETY: called by the forked child before it uses the lock; the
+    // connection record is dropped right after.
+    unsafe { SERVER.reset_after_fork() };
+    if let Some(server) = SERVER.lock().take() {
         drop(server.sock);
     }
 }
