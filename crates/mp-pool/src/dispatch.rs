@@ -572,3 +572,15 @@ impl Dispatcher {
         }
     }
 }
+
+/// If the dispatcher thread panics (a bug), nothing would ever complete
+/// the calls waiting on it: fail them all, kill the workers, and refuse new
+/// work, so that no caller hangs.
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shared.lock().state = State::Terminated;
+            self.terminate();
+        }
+    }
+}
