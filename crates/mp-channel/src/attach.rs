@@ -19,17 +19,11 @@ use crate::holders::{Holders, OVERFLOW};
 use crate::ring::{Ring, SPIN_DEFAULT_NS, WaitMode, Waiter};
 use mp_os::time::Deadline;
 
-static PID: AtomicU32 = AtomicU32::new(0);
-
-/// This process's id, cached (reset in a forked child).
-pub(crate) fn current_pid() -> u32 {
-    let p = PID.load(Relaxed);
-    if p != 0 {
-        return p;
-    }
-    let p = std::process::id();
-    PID.store(p, Relaxed);
-    p
+/// This process's liveness token (pid and start-time stamp, see
+/// `mp_os::liveness`), the id it registers under in holder tables. Cached;
+/// the cache is reset in a forked child.
+pub(crate) fn process_token() -> u32 {
+    mp_os::liveness::process_token()
 }
 
 struct Registry {
@@ -72,7 +66,7 @@ extern "C" fn atfork_prepare() {
     // Register the future child under our pid now, so that the channel
     // never looks abandoned between fork and the child's handler (which
     // moves these registrations to the child's pid).
-    let pid = current_pid();
+    let pid = process_token();
     // SAFETY: we hold the registry lock.
     let list = unsafe { &*REGISTRY.list.get() };
     for w in list {
@@ -96,9 +90,8 @@ extern "C" fn atfork_parent() {
 }
 
 extern "C" fn atfork_child() {
-    PID.store(0, Relaxed);
     mp_os::liveness::forget_cached_ids();
-    let pid = current_pid();
+    let pid = process_token();
     // SAFETY: the prepare handler took the lock before fork; the child has
     // only this thread.
     let list = unsafe { &*REGISTRY.list.get() };
@@ -170,7 +163,7 @@ impl Attach {
         mode: WaitMode,
     ) -> Arc<Attach> {
         install_atfork();
-        let pid = current_pid();
+        let pid = process_token();
         let wrole = send
             .filter(|_| reg_send)
             .map_or(0, |i| chan.ring(i).ctl().writers.add(pid));
@@ -227,7 +220,7 @@ impl Attach {
 
     /// Adds a transit registration (kept until the receiver attaches).
     pub(crate) fn add_transit(&self) -> u32 {
-        let pid = current_pid();
+        let pid = process_token();
         if let Some(i) = self.send.filter(|_| self.can_send()) {
             let r = self.chan.ring(i).ctl().writers.add(pid);
             if r & OVERFLOW != 0 {
@@ -360,7 +353,7 @@ impl Attach {
 
 fn release(role: &AtomicU32, holders: &Holders, ring: &Ring) {
     let r = role.swap(0, AcqRel);
-    if r != 0 && (r & !OVERFLOW) == current_pid() {
+    if r != 0 && (r & !OVERFLOW) == process_token() {
         holders.remove(r);
         ring.notify_all();
     }

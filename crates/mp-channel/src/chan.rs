@@ -1,7 +1,7 @@
 //! A channel's shared segment: one or two rings plus a small header, and
 //! the eventfds that signal readability to pollers.
 //!
-//! # Segment layout (magic `MPCH`, version 1)
+//! # Segment layout (magic `MPCH`, version 2)
 //!
 //! After the 64-byte segment [`Header`](mp_os::segment::Header):
 //!
@@ -30,7 +30,7 @@ use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
 use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 4] = *b"MPCH";
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 pub(crate) const KIND_PIPE: u32 = 1;
 pub(crate) const KIND_QUEUE: u32 = 2;

@@ -4,7 +4,11 @@
 //! offset  size  field
 //!      0     4  total     registrations, all slots plus overflow (fast check)
 //!      4     4  overflow  registrations that found no free slot (never pruned)
-//!      8   504  slots     63 x u64: (pid << 32) | count, 0 = free
+//!      8   504  slots     63 x u64: (token << 32) | count, 0 = free
+//!
+//! `token` is the holding process's liveness token (`mp_os::liveness`: pid
+//! in bits 0..22, a stamp of the process's start time above), so that a
+//! dead holder whose pid was reused is still found dead.
 //! ```
 //!
 //! `total` is incremented before a slot and decremented after it, so it
@@ -30,7 +34,7 @@ pub(crate) struct Holders {
 const _: () = assert!(std::mem::size_of::<Holders>() == 512);
 
 impl Holders {
-    #[cfg(loom)]
+    #[cfg(any(loom, test))]
     pub(crate) fn new() -> Self {
         Holders {
             total: AtomicU32::new(0),
@@ -121,6 +125,37 @@ fn pid_alive(pid: u32) -> bool {
     }
     #[cfg(not(loom))]
     {
-        pid == crate::attach::current_pid() || mp_os::liveness::thread_alive(pid)
+        pid == crate::attach::process_token() || mp_os::liveness::token_alive(pid)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use mp_os::liveness::{TID_BITS, process_token};
+
+    #[test]
+    fn prune_frees_dead_holders_and_keeps_live_ones() {
+        let h = Holders::new();
+        let me = process_token();
+        let role = h.add(me);
+        assert_eq!(role, me);
+        // pid 1 runs for the whole life of the machine, but not with the
+        // start time of our process: a holder that died and whose pid went
+        // to a process started at another time.
+        let init = mp_os::liveness::token_of(1).expect("pid 1 exists");
+        let reused = init ^ (1 << TID_BITS);
+        h.add(reused);
+        h.add(reused);
+        assert_eq!(h.total.load(SeqCst), 3);
+        h.prune();
+        assert_eq!(
+            h.total.load(SeqCst),
+            1,
+            "the reused pid's two registrations go"
+        );
+        assert!(h.any());
+        h.remove(role);
+        assert!(!h.any());
     }
 }

@@ -1,12 +1,12 @@
 //! The byte ring every channel is made of: variable-size records in a
 //! power-of-two buffer of shared memory, many writers, many readers.
 //!
-//! # Control block (`RingCtl`, layout version 1)
+//! # Control block (`RingCtl`, layout version 2)
 //!
 //! ```text
 //! offset  size  field
 //!      0     8  tail          next byte to reserve (monotonic, never wraps)
-//!      8     4  wlock         writers' lock: holder tid | WAITERS (bit 31), 0 = free
+//!      8     4  wlock         writers' lock: holder token | WAITERS (bit 31), 0 = free
 //!     64     8  head          next record to claim
 //!     72     4  rlock         readers' lock, as wlock
 //!    128     8  released      bytes below this may be overwritten
@@ -20,6 +20,10 @@
 //!   1408        end
 //! ```
 //!
+//! A *token* is a thread's liveness token (`mp_os::liveness`): its kernel
+//! thread id in bits 0..22 and a stamp of its start time in bits 22..31, so
+//! that a dead peer whose id was given to a new thread still looks dead.
+//!
 //! # Records
 //!
 //! A record is a 16-byte header and its payload, padded to 16 bytes; it
@@ -29,7 +33,7 @@
 //! offset  size  field
 //!      0     8  stamp  position of the record | state (low 4 bits)
 //!      8     4  len    payload bytes | FIRST (bit 31) | LAST (bit 30)
-//!     12     4  tid    writer's thread id; the claiming reader's after a claim
+//!     12     4  tid    writer's liveness token; the claiming reader's after a claim
 //!     16   len  payload
 //! ```
 //!

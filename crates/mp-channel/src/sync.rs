@@ -47,7 +47,9 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
     mp_os::futex::wake_all(word);
 }
 
-/// The calling thread's kernel thread id (a small unique number under loom).
+/// The calling thread's liveness token (`mp_os::liveness`: thread id and
+/// start-time stamp; a small unique number under loom). Lock words and
+/// record headers hold it.
 #[inline]
 pub(crate) fn tid() -> u32 {
     #[cfg(loom)]
@@ -61,26 +63,21 @@ pub(crate) fn tid() -> u32 {
     }
     #[cfg(not(loom))]
     {
-        mp_os::liveness::current_tid()
+        mp_os::liveness::current_token()
     }
 }
 
-/// Whether thread `tid` is alive (always, under loom).
+/// Whether the thread with liveness token `token` is alive (always, under
+/// loom): a reused thread id with another start time is dead.
 #[inline]
-pub(crate) fn alive(tid: u32) -> bool {
+pub(crate) fn alive(token: u32) -> bool {
     #[cfg(loom)]
     {
-        let _ = tid;
+        let _ = token;
         true
     }
     #[cfg(not(loom))]
     {
-        tid == tid_cached_self() || mp_os::liveness::thread_alive(tid)
+        token == mp_os::liveness::current_token() || mp_os::liveness::token_alive(token)
     }
-}
-
-#[cfg(not(loom))]
-#[inline]
-fn tid_cached_self() -> u32 {
-    mp_os::liveness::current_tid()
 }

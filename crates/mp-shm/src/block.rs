@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! segment offset  size  field
-//!              0    64  mp_os object header (magic VALU / ARRY / RVAL / RARR, version 1)
+//!              0    64  mp_os object header (magic VALU / ARRY / RVAL / RARR, version 2)
 //!             64    24  RawRLock (Value and Array; zero and unused in the raw kinds);
 //!                       its `pinned` word (offset 84) is 1 while a ValueGuard /
 //!                       ArrayGuard is alive, so that a Condition wait refuses to
@@ -27,7 +27,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::Error;
 use crate::shm_safe::ShmSafe;
 
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 const BORROWED: usize = HEADER_SIZE + 20;
 const ELEM_SIZE: usize = HEADER_SIZE + 32;
 const ELEM_ALIGN: usize = HEADER_SIZE + 40;

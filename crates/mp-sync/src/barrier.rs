@@ -26,7 +26,7 @@ const BROKEN: u32 = 3;
 ///
 /// ```text
 /// offset  size  field
-///      0     4  tag       "BR01": kind and layout version
+///      0     4  tag       "BR02": kind and layout version
 ///      4     4  parties
 ///      8     4  state     0 filling, 1 draining, 2 resetting, 3 broken
 ///     12     4  count     parties inside wait()
@@ -35,7 +35,8 @@ const BROKEN: u32 = 3;
 ///     24     8  reserved
 ///     32    16  lock      RawLock guarding the fields above
 ///     48    16  reserved
-///     64   256  slots     kernel thread id of the party with index i (0 = none), i < 64
+///     64   256  slots     liveness token (mp_os::liveness) of the party with index i
+///                         (0 = none), i < 64
 /// ```
 ///
 /// The algorithm is Python's `threading.Barrier`: the last of `parties`
@@ -62,7 +63,7 @@ pub struct RawBarrier {
     slots: [AtomicU32; TRACKED_PARTIES],
 }
 
-const BARRIER_TAG: u32 = tag(*b"BR01");
+const BARRIER_TAG: u32 = tag(*b"BR02");
 const _: () = assert!(std::mem::size_of::<RawBarrier>() == 320);
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
@@ -236,7 +237,7 @@ impl RawBarrier {
                         .iter()
                         .filter(|s| {
                             let t = s.load(Ordering::Relaxed);
-                            t != 0 && liveness::thread_alive(t)
+                            t != 0 && liveness::token_alive(t)
                         })
                         .count();
                     self.count.store(alive as u32, Ordering::Relaxed);
@@ -254,7 +255,7 @@ impl RawBarrier {
         let mut changed = false;
         for slot in self.slots.iter().take(self.parties as usize) {
             let t = slot.load(Ordering::Relaxed);
-            if t != 0 && !liveness::thread_alive(t) {
+            if t != 0 && !liveness::token_alive(t) {
                 slot.store(0, Ordering::Relaxed);
                 let c = self.count.load(Ordering::Relaxed);
                 self.count.store(c.saturating_sub(1), Ordering::Relaxed);

@@ -39,8 +39,9 @@
 //!
 //! # Dead peers
 //!
-//! [`Lock`] and [`RLock`] record their holder's kernel thread id. A waiter
-//! that has slept ~100 ms checks whether the holder is alive; if it died
+//! [`Lock`] and [`RLock`] record their holder's kernel thread id and a stamp
+//! of its start time (so that a reused id is not taken for the holder). A
+//! waiter that has slept ~100 ms checks whether the holder is alive; if it died
 //! (killed, crashed, or exited while holding the lock), the waiter takes the
 //! lock over and gets [`OwnerDied`], which carries the guard like std's
 //! `PoisonError`. A [`Barrier`] party that dies while waiting breaks the

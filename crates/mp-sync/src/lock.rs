@@ -16,8 +16,9 @@ use crate::word::{self, Acquired};
 ///
 /// ```text
 /// offset  size  field
-///      0     4  tag      "LK01": kind and layout version
-///      4     4  state    0 = free, else the holder's kernel thread id (futex word)
+///      0     4  tag      "LK02": kind and layout version
+///      4     4  state    0 = free, else the holder's liveness token (futex word):
+///                        thread id in bits 0..22, start-time stamp in bits 22..31
 ///      8     4  waiters  threads sleeping on `state`
 ///     12     4  reserved
 /// ```
@@ -43,7 +44,7 @@ use crate::word::{self, Acquired};
 ///   mapping while any of its threads may still use the lock;
 /// * a process created with a bare `fork()` calls
 ///   `mp_os::liveness::forget_cached_ids()` in the child before it touches
-///   a lock (the lock word holds the caller's cached thread id; the
+///   a lock (the lock word holds the caller's cached liveness token; the
 ///   handles of this crate register a `pthread_atfork` handler that does
 ///   it, and `mp_proc`'s start methods do it too).
 ///
@@ -71,7 +72,7 @@ pub struct RawLock {
     _reserved: u32,
 }
 
-const LOCK_TAG: u32 = tag(*b"LK01");
+const LOCK_TAG: u32 = tag(*b"LK02");
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawLock {
@@ -218,7 +219,7 @@ impl RawLock {
     pub fn owner(&self) -> Option<u32> {
         match self.state.load(Ordering::Relaxed) {
             0 => None,
-            t => Some(t),
+            t => Some(mp_os::liveness::token_tid(t)),
         }
     }
 }

@@ -16,8 +16,9 @@ use crate::word::{self, Acquired};
 ///
 /// ```text
 /// offset  size  field
-///      0     4  tag       "RL01": kind and layout version
-///      4     4  state     0 = free, else the owner's kernel thread id (futex word)
+///      0     4  tag       "RL02": kind and layout version
+///      4     4  state     0 = free, else the owner's liveness token (futex word):
+///                         thread id in bits 0..22, start-time stamp in bits 22..31
 ///      8     4  waiters   threads sleeping on `state`
 ///     12     4  count     recursion depth (written by the owner only)
 ///     16     4  detached  levels kept with RLockGuard::forget, releasable with release()
@@ -54,7 +55,7 @@ pub struct RawRLock {
     pinned: AtomicU32,
 }
 
-const RLOCK_TAG: u32 = tag(*b"RL01");
+const RLOCK_TAG: u32 = tag(*b"RL02");
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawRLock {
@@ -267,7 +268,7 @@ impl RawRLock {
     pub fn owner(&self) -> Option<u32> {
         match self.state.load(Ordering::Relaxed) {
             0 => None,
-            t => Some(t),
+            t => Some(mp_os::liveness::token_tid(t)),
         }
     }
 

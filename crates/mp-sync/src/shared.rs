@@ -28,7 +28,7 @@ pub(crate) unsafe trait RawObject: Sync + Send + 'static {
 
 /// Layout version written in the segment header of an object that owns its
 /// segment.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Builds a tag from four ASCII bytes (kind and version).
 pub(crate) const fn tag(b: [u8; 4]) -> u32 {

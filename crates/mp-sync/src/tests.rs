@@ -1,4 +1,5 @@
 use std::mem::size_of;
+use std::time::Duration;
 
 use super::*;
 
@@ -164,4 +165,49 @@ fn errors_convert() {
     let d: OwnerDied<u8> = OwnerDied::new(1, 7);
     assert_eq!(format!("{d:?}"), "OwnerDied { dead_tid: 7, .. }");
     assert!(matches!(Error::from(d), Error::OwnerDied { tid: 7 }));
+}
+
+/// Writes `token` into the state word of `lock` (offset 4 of the layout),
+/// as a holder with that token would have.
+fn forge_holder(lock: &RawLock, token: u32) {
+    let state = std::ptr::from_ref(lock)
+        .cast::<std::sync::atomic::AtomicU32>()
+        .wrapping_add(1);
+    // SAFETY: RawLock is repr(C) with an AtomicU32 state at offset 4, and
+    // `lock` is alive for the whole call.
+    unsafe { (*state).store(token, std::sync::atomic::Ordering::SeqCst) };
+}
+
+#[test]
+fn a_holder_whose_thread_id_was_reused_counts_as_dead() {
+    use mp_os::liveness::{TID_BITS, token_tid};
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (ttx, trx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        ttx.send(mp_os::liveness::current_token()).unwrap();
+        let _ = rx.recv();
+    });
+    let live = trx.recv().unwrap();
+    let lock = RawLock::new();
+
+    // The live thread's own token: it is alive, the lock stays its own.
+    forge_holder(&lock, live);
+    assert!(matches!(
+        lock.acquire_timeout(Duration::from_millis(300)),
+        Err(TryAcquireError::Timeout)
+    ));
+
+    // Its id with another start time: the holder was a thread that died and
+    // whose id the live thread got since.
+    let reused = live ^ (1 << TID_BITS);
+    forge_holder(&lock, reused);
+    match lock.acquire_timeout(Duration::from_secs(20)) {
+        Err(TryAcquireError::OwnerDied(d)) => {
+            assert_eq!(d.dead_tid(), token_tid(live));
+            assert_eq!(lock.owner(), Some(mp_os::liveness::current_tid()));
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    tx.send(()).unwrap();
+    t.join().unwrap();
 }

@@ -1,6 +1,6 @@
 //! The lock-word protocol shared by `RawLock`, `RawRLock` and the barrier's
-//! internal lock: a `state` word holding 0 (free) or the holder's kernel
-//! thread id, and a `waiters` count of sleepers so that an uncontended
+//! internal lock: a `state` word holding 0 (free) or the holder's liveness
+//! token (thread id and start-time stamp, see `mp_os::liveness`), and a `waiters` count of sleepers so that an uncontended
 //! release makes no system call.
 
 use std::sync::Once;
@@ -22,22 +22,21 @@ pub(crate) const SPIN: u32 = 100;
 pub(crate) enum Acquired {
     /// The caller holds the word.
     Yes,
-    /// The caller took the word over from this dead holder.
+    /// The caller took the word over from this dead holder (its thread id).
     Died(u32),
     /// The deadline passed.
     TimedOut,
 }
 
-/// The calling thread's id, and makes sure that a child forked by hand
-/// (`libc::fork`) forgets its parent's cached thread id.
+/// The calling thread's liveness token, the value it writes in lock words.
 #[inline]
 pub(crate) fn me() -> u32 {
-    liveness::current_tid()
+    liveness::current_token()
 }
 
 /// Registers (once per process) a `pthread_atfork` child handler that
-/// resets the cached thread id, so that a process forked with a bare
-/// `fork()` does not act under its parent's id.
+/// resets the cached thread id and token, so that a process forked with a
+/// bare `fork()` does not act under its parent's id.
 pub(crate) fn ensure_atfork() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -98,12 +97,12 @@ pub(crate) fn acquire_slow(
             let cur = state.load(Ordering::SeqCst);
             if cur != 0
                 && cur != me
-                && !liveness::thread_alive(cur)
+                && !liveness::token_alive(cur)
                 && state
                     .compare_exchange(cur, me, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
             {
-                return Acquired::Died(cur);
+                return Acquired::Died(liveness::token_tid(cur));
             }
             if deadline.expired() {
                 return Acquired::TimedOut;
