@@ -42,6 +42,8 @@ mod asyncio;
 #[cfg(not(loom))]
 mod attach;
 #[cfg(not(loom))]
+mod bytes;
+#[cfg(not(loom))]
 mod chan;
 #[cfg(not(loom))]
 mod error;
@@ -55,6 +57,8 @@ mod queue;
 mod ring;
 mod sync;
 
+#[cfg(not(loom))]
+pub use crate::bytes::Bytes;
 #[cfg(not(loom))]
 pub use crate::error::{
     Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,

@@ -106,7 +106,7 @@ pub use mp_shm as shm;
 pub use mp_sync as sync;
 
 pub use mp_channel::{
-    JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue, WaitMode, Waitable, pipe, wait,
+    Bytes, JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue, WaitMode, Waitable, pipe, wait,
 };
 pub use mp_manager::Manager;
 pub use mp_pool::{AsyncResult, Pool, ThreadPool};
