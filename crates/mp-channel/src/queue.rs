@@ -28,9 +28,13 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 /// like Python's `multiprocessing.Queue`.
 ///
 /// Values are postcard-encoded into a ring in shared memory. The queue is
-/// bounded by `maxsize` messages (0: unbounded) and by the ring's bytes; a
-/// value larger than the ring still passes (streamed). Messages from one
-/// producer arrive in the order they were put.
+/// bounded by `maxsize` messages (0: unbounded) and by the ring's bytes
+/// ([`DEFAULT_QUEUE_CAPACITY`] unless the builder says otherwise). A value
+/// larger than a quarter of the ring still passes, streamed through it in
+/// fragments: that `put` returns once a consumer has taken the value in
+/// (Python's `put` returns at once; size the ring for large values). For
+/// bulk bytes use [`Bytes`](crate::Bytes) rather than `Vec<u8>`. Messages
+/// from one producer arrive in the order they were put.
 ///
 /// A `Queue` handle is both a producer and a consumer. Clones and copies
 /// in other processes (a `Queue` is a serde value) are further handles;
