@@ -117,7 +117,7 @@ fn main() -> Result<(), mp::Error> {
     }
 
     // Wait for all of the tasks to finish
-    tasks.join();
+    tasks.join()?;
 
     // Start printing results
     while num_jobs > 0 {

@@ -29,11 +29,16 @@ impl Drop for Poller<'_> {
     }
 }
 
-async fn recv_async<T: DeserializeOwned>(a: &Attach) -> Result<T, RecvError> {
+/// Receives through `try_read` (a non-blocking receive on `a`), waiting
+/// for readiness between attempts.
+async fn recv_async<T>(
+    a: &Attach,
+    mut try_read: impl FnMut() -> Result<T, RecvError>,
+) -> Result<T, RecvError> {
     let mut afd: Option<AsyncFd<OwnedFd>> = None;
     let mut poller = None;
     loop {
-        match io::read(a, &mut DecodeSink::new(), Deadline::now(), Call::Try) {
+        match try_read() {
             Err(RecvError::Empty) => {}
             r => return r,
         }
@@ -91,7 +96,11 @@ impl PipeEnd {
     ///
     /// As [`PipeEnd::recv`].
     pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
-        recv_async(self.attach()).await
+        let a = self.attach();
+        recv_async(a, || {
+            io::read(a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
+        })
+        .await
     }
 }
 
@@ -113,6 +122,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// As [`Queue::get`].
     pub async fn get_async(&self) -> Result<T, RecvError> {
-        recv_async(self.attach()).await
+        recv_async(self.attach(), || self.get_nowait()).await
     }
 }

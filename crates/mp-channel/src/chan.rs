@@ -1,7 +1,7 @@
 //! A channel's shared segment: one or two rings plus a small header, and
 //! the eventfds that signal readability to pollers.
 //!
-//! # Segment layout (magic `MPCH`, version 2)
+//! # Segment layout (magic `MPCH`, version 3)
 //!
 //! After the 64-byte segment [`Header`](mp_os::segment::Header):
 //!
@@ -16,7 +16,10 @@
 //!     64             8        unfinished JoinableQueue tasks not yet done
 //!     72             4        join.seq   futex word join() sleeps on
 //!     76             4        join.waiters
-//!    128   1408 x nrings      RingCtl per ring (see `ring`)
+//!     80             8        join.lost  tasks written off: taken by a process that died
+//!    128           512        taken      JoinableQueue: values got and not yet task_done,
+//!                                        per process (a holder table, see `holders`)
+//!    640   1408 x nrings      RingCtl per ring (see `ring`)
 //!   DATA     cap x nrings     ring buffers; DATA is page-aligned in the segment
 //! ```
 
@@ -26,11 +29,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use mp_os::segment::{HEADER_SIZE, Segment};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::holders::Holders;
 use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
 use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 4] = *b"MPCH";
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 pub(crate) const KIND_PIPE: u32 = 1;
 pub(crate) const KIND_QUEUE: u32 = 2;
@@ -53,13 +57,19 @@ pub(crate) struct JoinCtl {
     pub(crate) unfinished: AtomicU64,
     pub(crate) seq: AtomicU32,
     pub(crate) waiters: AtomicU32,
+    pub(crate) lost: AtomicU64,
 }
+
+/// Offset of the `taken` table in the payload.
+const TAKEN: usize = 128;
+/// Offset of the first ring control block in the payload.
+const RINGS: usize = TAKEN + std::mem::size_of::<Holders>();
 
 const _: () = assert!(std::mem::size_of::<ChanHeader>() == 64);
 const _: () = assert!(std::mem::size_of::<JoinCtl>() == 64);
 
 fn data_offset(nrings: u64) -> u64 {
-    let end = HEADER_SIZE as u64 + 128 + nrings * CTL_SIZE as u64;
+    let end = (HEADER_SIZE + RINGS) as u64 + nrings * CTL_SIZE as u64;
     end.div_ceil(4096) * 4096 - HEADER_SIZE as u64
 }
 
@@ -124,7 +134,7 @@ impl Chan {
             )
         };
         seg.check(MAGIC, VERSION)?;
-        if seg.payload_len() < 128 {
+        if seg.payload_len() < RINGS {
             return Err(bad("too small"));
         }
         // SAFETY: checked above: the payload holds at least a ChanHeader,
@@ -154,7 +164,7 @@ impl Chan {
             let ring = unsafe {
                 let ctl = seg
                     .payload()
-                    .add(128 + (i as usize) * CTL_SIZE)
+                    .add(RINGS + (i as usize) * CTL_SIZE)
                     .cast::<RingCtl>();
                 let data = seg
                     .payload()
@@ -185,6 +195,14 @@ impl Chan {
         // SAFETY: offset 64 of the payload is the JoinCtl (checked size in
         // `attach`), 64-byte aligned, all atomics.
         unsafe { &*self.seg.payload().add(64).cast::<JoinCtl>() }
+    }
+
+    /// The JoinableQueue table of values taken and not yet done, per
+    /// process.
+    pub(crate) fn taken(&self) -> &Holders {
+        // SAFETY: offset TAKEN of the payload is the table (checked size in
+        // `attach`), 64-byte aligned, all atomics (zeroed = empty).
+        unsafe { &*self.seg.payload().add(TAKEN).cast::<Holders>() }
     }
 
     /// Drains the eventfd of ring `i`; whether it was signalled.

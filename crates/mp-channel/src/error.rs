@@ -20,6 +20,15 @@ pub enum Error {
     /// `JoinableQueue::task_done` was called more times than items were put.
     #[error("task_done() called more times than there were items placed in the queue")]
     TaskDone,
+    /// `JoinableQueue::join` found tasks that will never be done: values
+    /// got by processes that died before calling `task_done` for them. They
+    /// are written off (no longer unfinished), so a later `join` waits only
+    /// for the others.
+    #[error("{count} task(s) were taken by a process that died before calling task_done()")]
+    TasksLost {
+        /// How many tasks were written off.
+        count: u64,
+    },
 }
 
 /// A send failed; the value comes back (crossbeam style).

@@ -102,8 +102,10 @@ impl Holders {
         self.total.load(SeqCst) != 0
     }
 
-    /// Frees the slots of dead processes. Slow: reads `/proc` per slot.
-    pub(crate) fn prune(&self) {
+    /// Frees the slots of dead processes; returns how many registrations
+    /// they held. Slow: reads `/proc` per slot.
+    pub(crate) fn prune(&self) -> u64 {
+        let mut freed = 0u64;
         for s in &self.slots {
             let v = s.load(Acquire);
             if v == 0 {
@@ -112,8 +114,10 @@ impl Holders {
             let pid = (v >> 32) as u32;
             if !pid_alive(pid) && s.compare_exchange(v, 0, AcqRel, Relaxed).is_ok() {
                 self.total.fetch_sub((v & 0xFFFF_FFFF) as u32, SeqCst);
+                freed += v & 0xFFFF_FFFF;
             }
         }
+        freed
     }
 }
 
@@ -148,7 +152,7 @@ mod tests {
         h.add(reused);
         h.add(reused);
         assert_eq!(h.total.load(SeqCst), 3);
-        h.prune();
+        assert_eq!(h.prune(), 2);
         assert_eq!(
             h.total.load(SeqCst),
             1,

@@ -303,12 +303,25 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// the queue is drained, [`RecvError::Decode`] when the message is not a
     /// `T`, [`RecvError::Corrupt`] for damaged framing.
     pub fn get(&self) -> Result<T, RecvError> {
-        io::read(
-            &self.a,
-            &mut DecodeSink::new(),
-            Deadline::never(),
-            Call::Block,
-        )
+        self.get_inner(Deadline::never(), Call::Block)
+    }
+
+    fn get_inner(&self, deadline: Deadline, call: Call) -> Result<T, RecvError> {
+        if !self.a.chan.joinable {
+            return io::read(&self.a, &mut DecodeSink::new(), deadline, call);
+        }
+        // A JoinableQueue counts what each process took and has not marked
+        // done, so that `join` can write off the values of a process that
+        // died with them. Counted before the read: a death between the two
+        // then writes off one task too many (a later `task_done` reports
+        // `TaskDone`) rather than leaving `join` waiting for ever.
+        let taken = self.a.chan.taken();
+        let role = taken_add(taken);
+        let r = io::read(&self.a, &mut DecodeSink::new(), deadline, call);
+        if r.is_err() && role != 0 {
+            taken.remove(role);
+        }
+        r
     }
 
     /// Takes the next value, waiting at most `timeout`.
@@ -324,12 +337,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// As [`get`](Queue::get), plus [`RecvError::Timeout`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        io::read(
-            &self.a,
-            &mut DecodeSink::new(),
-            Deadline::after(Some(timeout)),
-            Call::Timed,
-        )
+        self.get_inner(Deadline::after(Some(timeout)), Call::Timed)
     }
 
     /// Takes the next value if there is one now.
@@ -338,7 +346,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// As [`get`](Queue::get), plus [`RecvError::Empty`].
     pub fn get_nowait(&self) -> Result<T, RecvError> {
-        io::read(&self.a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
+        self.get_inner(Deadline::now(), Call::Try)
     }
 
     #[cfg(feature = "tokio")]
@@ -490,7 +498,7 @@ impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
 /// q.put(1u8)?;
 /// assert_eq!(q.get()?, 1);
 /// q.task_done()?;
-/// q.join();
+/// q.join()?;
 /// assert!(q.task_done().is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -520,6 +528,27 @@ impl<T> Deref for JoinableQueue<T> {
     }
 }
 
+/// Counts one value taken by this process in a JoinableQueue's `taken`
+/// table; returns the role to remove later (0: the table was full, the value
+/// is not tracked).
+pub(crate) fn taken_add(taken: &crate::holders::Holders) -> u32 {
+    let role = taken.add(crate::attach::process_token());
+    if role & crate::holders::OVERFLOW != 0 {
+        taken.remove(role);
+        return 0;
+    }
+    role
+}
+
+/// Wakes `join` waiters (the unfinished count reached 0 or tasks were
+/// written off).
+fn wake_joiners(j: &crate::chan::JoinCtl) {
+    j.seq.fetch_add(1, SeqCst);
+    if j.waiters.load(SeqCst) != 0 {
+        mp_os::futex::wake_all(&j.seq);
+    }
+}
+
 fn task_done_inner(j: &crate::chan::JoinCtl) -> bool {
     let mut n = j.unfinished.load(Relaxed);
     loop {
@@ -532,10 +561,7 @@ fn task_done_inner(j: &crate::chan::JoinCtl) -> bool {
         }
     }
     if n == 1 {
-        j.seq.fetch_add(1, SeqCst);
-        if j.waiters.load(SeqCst) != 0 {
-            mp_os::futex::wake_all(&j.seq);
-        }
+        wake_joiners(j);
     }
     true
 }
@@ -572,11 +598,16 @@ impl<T> JoinableQueue<T> {
 
     /// Marks one task (a value got earlier) as done.
     ///
+    /// Call it in the process that got the value: each process's count of
+    /// values taken and not done is how [`join`](JoinableQueue::join)
+    /// recognises the tasks of a process that died.
+    ///
     /// # Errors
     ///
     /// [`Error::TaskDone`] when called more times than values were put.
     pub fn task_done(&self) -> Result<(), Error> {
         if task_done_inner(self.ctl()) {
+            self.q.a.chan.taken().remove(crate::attach::process_token());
             Ok(())
         } else {
             Err(Error::TaskDone)
@@ -584,34 +615,86 @@ impl<T> JoinableQueue<T> {
     }
 
     /// Waits until every value put has been marked done.
-    pub fn join(&self) {
-        self.join_deadline(Deadline::never());
+    ///
+    /// Unlike Python's, it does not wait for ever when a consumer died
+    /// holding a task: within about 100 ms of noticing (it looks while it
+    /// waits), the values got by processes that are now dead and never
+    /// marked done are written off and `join` returns
+    /// [`Error::TasksLost`] (every `join` waiting at that moment does).
+    ///
+    /// ```
+    /// let q = mp_channel::JoinableQueue::<u32>::new()?;
+    /// q.put(1)?;
+    /// let _task = q.get()?;
+    /// q.task_done()?;
+    /// q.join()?; // every task done
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TasksLost`] as above.
+    pub fn join(&self) -> Result<(), Error> {
+        self.join_deadline(Deadline::never()).map(|_| ())
     }
 
     /// [`join`](JoinableQueue::join) for at most `timeout`; whether every
     /// task was done.
-    pub fn join_timeout(&self, timeout: Duration) -> bool {
+    ///
+    /// # Errors
+    ///
+    /// As [`join`](JoinableQueue::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Error> {
         self.join_deadline(Deadline::after(Some(timeout)))
     }
 
-    fn join_deadline(&self, deadline: Deadline) -> bool {
+    fn join_deadline(&self, deadline: Deadline) -> Result<bool, Error> {
         let j = self.ctl();
+        let lost_before = j.lost.load(SeqCst);
+        let outcome = |done: bool| match j.lost.load(SeqCst) - lost_before {
+            0 => Ok(done),
+            count => Err(Error::TasksLost { count }),
+        };
         loop {
             if j.unfinished.load(SeqCst) == 0 {
-                return true;
+                return outcome(true);
             }
             j.waiters.fetch_add(1, SeqCst);
             let seq = j.seq.load(SeqCst);
             if j.unfinished.load(SeqCst) == 0 {
                 j.waiters.fetch_sub(1, SeqCst);
-                return true;
+                return outcome(true);
             }
-            let r = mp_os::futex::wait(&j.seq, seq, deadline);
+            let r = mp_os::futex::wait(&j.seq, seq, deadline.min_after(crate::ring::SLICE));
             j.waiters.fetch_sub(1, SeqCst);
-            if r == Wait::TimedOut && deadline.expired() {
-                return j.unfinished.load(SeqCst) == 0;
+            if r == Wait::TimedOut {
+                self.write_off_dead();
+                if deadline.expired() {
+                    return outcome(j.unfinished.load(SeqCst) == 0);
+                }
             }
         }
+    }
+
+    /// Writes off the tasks taken by processes that died (slow path).
+    fn write_off_dead(&self) {
+        let j = self.ctl();
+        let dead = self.q.a.chan.taken().prune();
+        if dead == 0 {
+            return;
+        }
+        let mut n = j.unfinished.load(SeqCst);
+        loop {
+            let gone = dead.min(n);
+            match j.unfinished.compare_exchange(n, n - gone, SeqCst, Relaxed) {
+                Ok(_) => {
+                    j.lost.fetch_add(gone, SeqCst);
+                    break;
+                }
+                Err(cur) => n = cur,
+            }
+        }
+        wake_joiners(j);
     }
 }
 

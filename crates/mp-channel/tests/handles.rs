@@ -29,7 +29,7 @@ fn handles_travel_through_postcard_with_their_descriptors() {
     assert_eq!(a.recv::<u32>().unwrap(), 42);
     assert_eq!(q.get().unwrap(), "got 21");
     jq.put(1).unwrap();
-    jq.join();
+    jq.join().unwrap();
     assert_eq!(child.wait(LONG), 0);
     // The child's end went with it.
     assert!(matches!(a.recv::<u32>(), Err(RecvError::Disconnected)));

@@ -219,7 +219,7 @@ fn joinable_queue_task_done_and_join() {
         q.put(i).unwrap();
     }
     assert_eq!(q.unfinished(), 10);
-    assert!(!q.join_timeout(Duration::from_millis(50)));
+    assert!(!q.join_timeout(Duration::from_millis(50)).unwrap());
     let q2 = q.clone();
     let mut child = fork(move || {
         for _ in 0..10 {
@@ -231,7 +231,7 @@ fn joinable_queue_task_done_and_join() {
         if q2.task_done().is_err() { 0 } else { 7 }
     });
     let t = Instant::now();
-    q.join();
+    q.join().unwrap();
     assert!(t.elapsed() >= Duration::from_millis(40));
     assert_eq!(q.unfinished(), 0);
     assert_eq!(child.wait(LONG), 0);
@@ -269,4 +269,84 @@ fn large_values_through_a_small_queue() {
         assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64 * k));
     }
     assert_eq!(child.wait(LONG), 0);
+}
+
+#[test]
+fn join_writes_off_the_tasks_of_a_consumer_that_died() {
+    let q = JoinableQueue::<u32>::new().unwrap();
+    for i in 0..5 {
+        q.put(i).unwrap();
+    }
+    let (q2, q3) = (q.clone(), q.clone());
+    // A consumer that takes two tasks, finishes one, and is killed while it
+    // holds the other.
+    let (ready_r, ready_w) = pipe_fds();
+    let victim = fork(move || {
+        q2.get().unwrap();
+        q2.task_done().unwrap();
+        q2.get().unwrap();
+        // SAFETY: writing one byte to our copy of the pipe.
+        unsafe { libc::write(ready_w, [1u8].as_ptr().cast(), 1) };
+        std::thread::sleep(Duration::from_secs(600));
+        0
+    });
+    let mut b = [0u8; 1];
+    // SAFETY: reading one byte from our copy of the pipe.
+    assert_eq!(unsafe { libc::read(ready_r, b.as_mut_ptr().cast(), 1) }, 1);
+    let mut victim = victim;
+    victim.kill();
+    // A healthy consumer does the other three.
+    let mut worker = fork(move || {
+        for _ in 0..3 {
+            q3.get().unwrap();
+            q3.task_done().unwrap();
+        }
+        0
+    });
+    assert_eq!(worker.wait(LONG), 0);
+    let t = Instant::now();
+    match q.join_timeout(LONG) {
+        Err(Error::TasksLost { count }) => assert_eq!(count, 1),
+        other => panic!("expected TasksLost, got {other:?}"),
+    }
+    assert!(t.elapsed() < LONG);
+    assert_eq!(q.unfinished(), 0);
+    // Written off once: the next join has nothing to wait for.
+    assert!(q.join_timeout(Duration::from_secs(5)).unwrap());
+    // SAFETY: closing our pipe descriptors.
+    unsafe {
+        libc::close(ready_r);
+        libc::close(ready_w);
+    }
+}
+
+#[test]
+fn a_consumer_that_exits_after_task_done_leaves_nothing_to_write_off() {
+    let q = JoinableQueue::<u32>::new().unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let q2 = q.clone();
+    let mut c = fork(move || {
+        for _ in 0..2 {
+            q2.get().unwrap();
+            q2.task_done().unwrap();
+        }
+        0
+    });
+    assert_eq!(c.wait(LONG), 0);
+    q.join().unwrap();
+    // get_nowait on an empty joinable queue does not count a task.
+    assert!(q.get_nowait().unwrap_err().is_empty());
+    q.put(3).unwrap();
+    assert!(!q.join_timeout(Duration::from_millis(300)).unwrap());
+    assert_eq!(q.get().unwrap(), 3);
+    q.task_done().unwrap();
+    q.join().unwrap();
+}
+
+fn pipe_fds() -> (i32, i32) {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe() fills the two-element array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    (fds[0], fds[1])
 }

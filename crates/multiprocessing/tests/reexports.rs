@@ -61,7 +61,7 @@ fn everyday_names_resolve_and_work() -> Result<(), mp::Error> {
     jq.put(2)?;
     assert_eq!(jq.get()?, 2);
     jq.task_done()?;
-    jq.join();
+    jq.join()?;
     let (a, b) = mp::pipe()?;
     a.send(&7u32)?;
     assert_eq!(
