@@ -39,7 +39,14 @@ impl ProcessInfo {
     /// Whether the process is still running (for the parent of a child:
     /// exists and is not a zombie).
     pub fn is_alive(&self) -> bool {
-        self.pid == std::process::id() || mp_os::liveness::thread_alive(self.pid)
+        if self.pid == std::process::id() {
+            return true;
+        }
+        match parent_token(self.pid) {
+            // The parent: its token also tells a reused pid from it.
+            Some(t) => mp_os::liveness::token_alive(t),
+            None => mp_os::liveness::thread_alive(self.pid),
+        }
     }
 }
 
@@ -47,6 +54,14 @@ struct Identity {
     name: String,
     daemon: bool,
     parent: Option<(u32, String)>,
+    parent_token: u32,
+}
+
+/// The parent's liveness token, when `pid` is this process's parent.
+fn parent_token(pid: u32) -> Option<u32> {
+    let id = IDENTITY.lock();
+    let i = id.as_ref()?;
+    (i.parent.as_ref()?.0 == pid && i.parent_token != 0).then_some(i.parent_token)
 }
 
 static IDENTITY: ForkSafeMutex<Option<Identity>> = ForkSafeMutex::new(None);
@@ -131,6 +146,7 @@ pub(crate) fn become_child(boot: &Bootstrap) {
         name: boot.name.clone(),
         daemon: boot.daemon,
         parent: Some((boot.parent_pid, boot.parent_name.clone())),
+        parent_token: boot.parent_token,
     });
 }
 

@@ -209,6 +209,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             ident: 0,
             daemon: self.daemon,
             parent_pid: me.pid(),
+            parent_token: mp_os::liveness::process_token(),
             parent_name: me.name().to_string(),
             args: Vec::new(),
         };

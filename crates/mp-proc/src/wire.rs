@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message below changes shape.
-pub(crate) const WIRE_VERSION: u32 = 2;
+pub(crate) const WIRE_VERSION: u32 = 3;
 
 /// Most bytes a bootstrap or result frame may have (1 GiB): a larger length
 /// prefix is treated as corruption.
@@ -23,6 +23,10 @@ pub(crate) struct Bootstrap {
     pub(crate) ident: u64,
     pub(crate) daemon: bool,
     pub(crate) parent_pid: u32,
+    /// The parent's liveness token (`mp_os::liveness`): pid and start-time
+    /// stamp, so that `parent_process().is_alive()` is not fooled by a
+    /// reused pid.
+    pub(crate) parent_token: u32,
     pub(crate) parent_name: String,
     /// postcard bytes of the arguments.
     pub(crate) args: Vec<u8>,

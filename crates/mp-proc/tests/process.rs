@@ -47,6 +47,19 @@ fn whoami(_: ()) -> (String, u32, Option<(String, u32)>) {
     (me.name().to_string(), me.pid(), parent)
 }
 
+fn parent_alive(_: ()) -> Option<(u32, bool)> {
+    mp_proc::parent_process().map(|p| (p.pid(), p.is_alive()))
+}
+
+#[test]
+fn a_child_sees_its_parent_alive() {
+    for m in methods() {
+        let p = Process::new(parent_alive, ()).start_method(m);
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), Some((std::process::id(), true)), "{m}");
+    }
+}
+
 #[test]
 fn return_value_under_every_method() {
     for m in methods() {
