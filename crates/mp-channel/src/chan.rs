@@ -1,7 +1,7 @@
 //! A channel's shared segment: one or two rings plus a small header, and
 //! the eventfds that signal readability to pollers.
 //!
-//! # Segment layout (magic `MPCH`, version 2)
+//! # Segment layout (magic `MPCH`, version 3)
 //!
 //! After the 64-byte segment [`Header`](mp_os::segment::Header):
 //!
@@ -16,7 +16,7 @@
 //!     64             8        unfinished JoinableQueue tasks not yet done
 //!     72             4        join.seq   futex word join() sleeps on
 //!     76             4        join.waiters
-//!    128   1408 x nrings      RingCtl per ring (see `ring`)
+//!    128   1344 x nrings      RingCtl per ring (see `ring`)
 //!   DATA     cap x nrings     ring buffers; DATA is page-aligned in the segment
 //! ```
 
@@ -30,7 +30,7 @@ use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
 use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 4] = *b"MPCH";
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 pub(crate) const KIND_PIPE: u32 = 1;
 pub(crate) const KIND_QUEUE: u32 = 2;
