@@ -1375,8 +1375,11 @@ impl Ring {
             }
         };
         let mut off = len0 - 8;
+        // A message much larger than the caches goes to memory anyway:
+        // storing it around them spares reading each line in first.
+        let nt = total >= STREAM_AROUND_CACHE;
         // SAFETY: we claimed the record at h0.
-        unsafe { self.with_payload(h0, 8, off, |b| buf[..off as usize].copy_from_slice(b)) };
+        unsafe { self.with_payload(h0, 8, off, |b| copy_out(&mut buf[..off as usize], b, nt)) };
         self.consume(h0, rec_size(len0));
         while off < total {
             let alive_writer = self.block(&c.data, w, Deadline::never(), |slow| {
@@ -1414,7 +1417,7 @@ impl Ring {
                     }
                     let dst = &mut buf[off as usize..(off + len) as usize];
                     // SAFETY: we claimed the record at h.
-                    unsafe { self.with_payload(h, 0, len, |b| dst.copy_from_slice(b)) };
+                    unsafe { self.with_payload(h, 0, len, |b| copy_out(dst, b, nt)) };
                     self.consume(h, rec_size(len));
                     off += len;
                     if flags & LAST != 0 && off != total {
@@ -1427,6 +1430,54 @@ impl Ring {
         unlock();
         sink.finish(total).map(Some)
     }
+}
+
+/// Streamed messages at least this large are copied out of the ring with
+/// non-temporal stores (see `copy_out`).
+const STREAM_AROUND_CACHE: u64 = 16 << 20;
+
+/// Copies `src` into `dst` (same length); `nt`: with non-temporal stores,
+/// which write whole lines to memory without first reading them into the
+/// cache (a third less memory traffic for a destination that does not fit
+/// in the caches anyway).
+fn copy_out(dst: &mut [u8], src: &[u8], nt: bool) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    if nt && dst.len() >= 4096 {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        let n = dst.len();
+        assert_eq!(n, src.len());
+        // Unaligned head and tail by plain copies, the 16-aligned middle in
+        // blocks of 64 bytes.
+        let head = (dst.as_ptr() as usize).wrapping_neg() & 15;
+        let body = (n - head) & !63;
+        dst[..head].copy_from_slice(&src[..head]);
+        // SAFETY: `head + body <= n` for both slices; `d` is 16-aligned;
+        // unaligned loads; SSE2 is part of x86-64. The fence orders the
+        // non-temporal stores before whatever the caller does next
+        // (releasing the record, returning the buffer).
+        unsafe {
+            let mut d = dst.as_mut_ptr().add(head).cast::<__m128i>();
+            let mut s = src.as_ptr().add(head).cast::<__m128i>();
+            let end = d.add(body / 16);
+            while d < end {
+                let a = _mm_loadu_si128(s);
+                let b = _mm_loadu_si128(s.add(1));
+                let c = _mm_loadu_si128(s.add(2));
+                let e = _mm_loadu_si128(s.add(3));
+                _mm_stream_si128(d, a);
+                _mm_stream_si128(d.add(1), b);
+                _mm_stream_si128(d.add(2), c);
+                _mm_stream_si128(d.add(3), e);
+                d = d.add(4);
+                s = s.add(4);
+            }
+            _mm_sfence();
+        }
+        dst[head + body..].copy_from_slice(&src[head + body..]);
+        return;
+    }
+    let _ = nt;
+    dst.copy_from_slice(src);
 }
 
 fn yield_now() {
@@ -1512,3 +1563,24 @@ mod loom_store {
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::copy_out;
+
+    #[test]
+    fn copy_out_copies_every_byte_at_any_alignment() {
+        let src: Vec<u8> = (0..20_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for nt in [false, true] {
+            for (d_off, s_off, len) in
+                [(0, 0, 20_000 - 64), (1, 3, 9_999), (15, 0, 4096), (7, 9, 5)]
+            {
+                let mut dst = vec![0u8; 20_000];
+                copy_out(&mut dst[d_off..d_off + len], &src[s_off..s_off + len], nt);
+                assert_eq!(&dst[d_off..d_off + len], &src[s_off..s_off + len]);
+                assert!(dst[..d_off].iter().all(|&b| b == 0));
+                assert!(dst[d_off + len..].iter().all(|&b| b == 0));
+            }
+        }
+    }
+}
