@@ -132,6 +132,8 @@ pub(crate) const INLINE_MAX: u64 = if cfg!(loom) { 3 } else { 512 };
 /// Extra space a writer waiting for room waits for while the readers keep
 /// releasing (see `wait_space`), and the CPU pauses between its polls.
 const SPACE_BATCH: u64 = 4096;
+/// The longest a writer spins for such a batch.
+const SPACE_BATCH_SPIN_NS: u64 = 20_000;
 const SPACE_PACE_NS: u32 = if cfg!(loom) { 0 } else { 300 };
 /// How often a reader that caught up with a stream polls for the next
 /// message (see `read`).
@@ -711,7 +713,49 @@ impl Ring {
 
     /// Writes one message (streamed if larger than a quarter of the ring).
     /// `maxsize` bounds the message count of a counted ring (0: unbounded).
+    #[inline]
     pub(crate) fn write(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
+        if msg.len() as u64 <= INLINE_MAX && self.try_put_inline(msg, w.me, maxsize) {
+            return Ok(());
+        }
+        self.write_slow(msg, w, maxsize)
+    }
+
+    /// The common case of [`write`](Ring::write) in few instructions: a
+    /// small message, `wlock` free, room in the ring. `false`: nothing was
+    /// written (the general path sorts it out).
+    #[inline]
+    fn try_put_inline(&self, msg: &[u8], me: u32, maxsize: u64) -> bool {
+        let c = self.ctl();
+        if !c.readers.any() || !self.try_lock(&c.tail.lock, me) {
+            return false;
+        }
+        match self.reserve(msg.len() as u64, FIRST | LAST, me, maxsize) {
+            Ok(pos) => {
+                self.put_commit_unlock(pos, msg);
+                true
+            }
+            Err(_) => {
+                self.unlock(&c.tail.lock);
+                false
+            }
+        }
+    }
+
+    /// Copies a small message into its reserved record at `pos`, commits it
+    /// and releases `wlock` (whose swap is the fence before the check for
+    /// sleeping readers).
+    #[inline]
+    fn put_commit_unlock(&self, pos: u64, msg: &[u8]) {
+        // SAFETY: the caller reserved `msg.len()` payload bytes at `pos`.
+        unsafe { self.put(pos, 0, msg) };
+        self.hdr(pos).stamp.store(pos | COMMITTED, Release);
+        self.unlock(&self.ctl().tail.lock);
+        fence_after_rmw();
+        self.wake_readers();
+    }
+
+    fn write_slow(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
         if !self.ctl().readers.any() {
             return Err(WErr::Disconnected);
         }
@@ -731,12 +775,7 @@ impl Ring {
             }
             match self.reserve(len, FIRST | LAST, w.me, maxsize) {
                 Ok(pos) if len <= INLINE_MAX => {
-                    // SAFETY: we reserved `len` payload bytes at `pos`.
-                    unsafe { self.put(pos, 0, msg) };
-                    self.hdr(pos).stamp.store(pos | COMMITTED, Release);
-                    self.unlock(&c.tail.lock);
-                    fence_after_rmw();
-                    self.wake_readers();
+                    self.put_commit_unlock(pos, msg);
                     return Ok(());
                 }
                 Ok(pos) => {
@@ -897,39 +936,62 @@ impl Ring {
 
     fn wait_space(&self, w: &Waiter<'_>, deadline: Deadline, need: u64) -> Result<(), WErr> {
         let c = self.ctl();
-        // While the readers keep releasing, wait for a batch of space (up
-        // to `SPACE_BATCH` beyond `need`), so that the writer then fills it
-        // without reading `released` again: polling it per message pulls
-        // the line the readers write per message back and forth. Once they
-        // pause (`released` did not move between two polls) any room that
-        // fits the message will do.
-        let batch = if w.mode == WaitMode::NoSpin {
-            0
-        } else {
-            SPACE_BATCH.min(self.cap / 8)
+        let r = match self.spin_for_batch(w, deadline, need) {
+            Some(r) => r,
+            None => self
+                .block_paced(&c.space, w, deadline, SPACE_PACE_NS, |slow| {
+                    if slow {
+                        c.readers.prune();
+                        self.reclaim_dead();
+                    }
+                    let r = c.released.v.load(Acquire);
+                    if r >= need {
+                        Some(Ok(r))
+                    } else if !c.readers.any() {
+                        Some(Err(WErr::Disconnected))
+                    } else {
+                        None
+                    }
+                })
+                .unwrap_or(Err(WErr::Timeout))?,
         };
-        let mut last = 0;
-        let r = self
-            .block_paced(&c.space, w, deadline, SPACE_PACE_NS, |slow| {
-                if slow {
-                    c.readers.prune();
-                    self.reclaim_dead();
-                }
-                let r = c.released.v.load(Acquire);
-                if r >= need + batch || (r >= need && r == last) {
-                    Some(Ok(r))
-                } else if !c.readers.any() {
-                    Some(Err(WErr::Disconnected))
-                } else {
-                    last = r;
-                    None
-                }
-            })
-            .unwrap_or(Err(WErr::Timeout))?;
         // A lower bound for whoever holds `wlock` next (any value `released`
         // had is one); Release pairs with the Acquire load in `reserve`.
         self.released_cache.fetch_max(r, Release);
         Ok(())
+    }
+
+    /// While the readers keep releasing, waits for a batch of space (up to
+    /// `SPACE_BATCH` beyond `need`), so that the writer then fills it
+    /// without reading `released` again: polling it per message would pull
+    /// the line the readers write per message back and forth. Polls every
+    /// `SPACE_PACE_NS`; once the readers pause (`released` did not move
+    /// between two polls) any room that fits the message will do, and with
+    /// none it gives up (`None`: the caller waits as usual). Pure spinning,
+    /// outside the adaptive budget, so that waiting for a batch never
+    /// counts as a spin that failed.
+    fn spin_for_batch(&self, w: &Waiter<'_>, deadline: Deadline, need: u64) -> Option<u64> {
+        if w.mode == WaitMode::NoSpin || cfg!(loom) || deadline.expired() {
+            return None;
+        }
+        let released = &self.ctl().released.v;
+        let want = need + SPACE_BATCH.min(self.cap / 8);
+        let start = monotonic_ns();
+        let mut last = released.load(Acquire);
+        loop {
+            let until = monotonic_ns() + u64::from(SPACE_PACE_NS);
+            while monotonic_ns() < until {
+                spin_hint();
+            }
+            let r = released.load(Acquire);
+            if r >= want || (r >= need && r == last) {
+                return Some(r);
+            }
+            if r == last || monotonic_ns() - start > SPACE_BATCH_SPIN_NS || deadline.expired() {
+                return None;
+            }
+            last = r;
+        }
     }
 
     /// A record at `released` claimed by a reader that died: release it.
@@ -1138,7 +1200,7 @@ impl Ring {
         // fail either way.
         let direct = c.released.v.load(Relaxed) == h;
         if direct {
-            c.released.v.store(h + size, SeqCst);
+            c.released.v.store(h + size, Release);
         } else {
             self.mark_consumed(h);
         }
@@ -1238,7 +1300,46 @@ impl Ring {
     }
 
     /// Reads one message into `sink`.
+    #[inline]
     pub(crate) fn read<S: Sink>(&self, sink: &mut S, w: &Waiter<'_>) -> Result<S::Out, RErr> {
+        if let Some(r) = self.try_take_inline(sink, w.me) {
+            self.streaming.store(true, Relaxed);
+            return r;
+        }
+        self.read_slow(sink, w)
+    }
+
+    /// The common case of [`read`](Ring::read) in few instructions: a
+    /// small whole message waits at `head` and `rlock` is free. `None`:
+    /// anything else (the general path sorts it out).
+    #[inline]
+    fn try_take_inline<S: Sink>(&self, sink: &mut S, me: u32) -> Option<Result<S::Out, RErr>> {
+        let c = self.ctl();
+        let h = c.head.pos.load(Acquire);
+        let hd = self.hdr(h);
+        if hd.stamp.load(Acquire) != h | COMMITTED {
+            return None;
+        }
+        let lf = hd.len.load(Relaxed);
+        let len = u64::from(lf & LEN_MASK);
+        if lf & !LEN_MASK != FIRST | LAST
+            || len > INLINE_MAX
+            || len > sink.limit()
+            || !self.try_lock(&c.head.lock, me)
+        {
+            return None;
+        }
+        // Under the lock: nobody took it meanwhile, and no dead reader
+        // left `released` beyond `head` (which `claim` repairs). Then the
+        // committed record at `h` is ours and stays as it was.
+        if c.head.pos.load(Relaxed) != h || c.released.v.load(Relaxed) > h {
+            self.unlock(&c.head.lock);
+            return None;
+        }
+        Some(self.take_inline(h, len, sink))
+    }
+
+    fn read_slow<S: Sink>(&self, sink: &mut S, w: &Waiter<'_>) -> Result<S::Out, RErr> {
         let c = self.ctl();
         loop {
             // A reader that found its last message waiting and now finds
@@ -1254,14 +1355,17 @@ impl Ring {
                 }
                 None if w.deadline.expired() => None,
                 None => {
-                    let pace = if self.streaming.swap(false, Relaxed) {
-                        STREAM_PACE_NS
-                    } else {
-                        0
-                    };
-                    self.block_paced(&c.data, w, w.deadline, pace, |slow| {
+                    let streaming = self.streaming.load(Relaxed);
+                    let pace = if streaming { STREAM_PACE_NS } else { 0 };
+                    let mut polls = 0u32;
+                    let r = self.block_paced(&c.data, w, w.deadline, pace, |slow| {
+                        polls += 1;
                         self.read_check(slow, w.me)
-                    })
+                    });
+                    // Still a stream if the message came at the first
+                    // paced poll.
+                    self.streaming.store(streaming && polls <= 2, Relaxed);
+                    r
                 }
             };
             match ready {
