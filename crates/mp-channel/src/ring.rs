@@ -1355,23 +1355,23 @@ impl Ring {
                 }
                 None if w.deadline.expired() => None,
                 None => {
-                    let streaming = self.streaming.load(Relaxed);
-                    let pace = if streaming { STREAM_PACE_NS } else { 0 };
-                    let mut polls = 0u32;
-                    let r = self.block_paced(&c.data, w, w.deadline, pace, |slow| {
-                        polls += 1;
+                    let pace = if self.streaming.swap(false, Relaxed) {
+                        STREAM_PACE_NS
+                    } else {
+                        0
+                    };
+                    self.block_paced(&c.data, w, w.deadline, pace, |slow| {
                         self.read_check(slow, w.me)
-                    });
-                    // Still a stream if the message came at the first
-                    // paced poll.
-                    self.streaming.store(streaming && polls <= 2, Relaxed);
-                    r
+                    })
                 }
             };
             match ready {
                 None => return Err(RErr::Timeout),
                 Some(Err(e)) => return Err(e),
                 Some(Ok(())) => {}
+            }
+            if let Some(r) = self.try_take_inline(sink, w.me) {
+                return r;
             }
             if !self.lock(&c.head.lock, w.me, w.deadline) {
                 return Err(RErr::Timeout);
