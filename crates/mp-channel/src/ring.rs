@@ -1670,7 +1670,120 @@ mod loom_tests;
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::copy_out;
+    use std::sync::atomic::AtomicU32 as LocalU32;
+
+    use mp_os::time::Deadline;
+
+    use super::*;
+    use crate::io::VecSink;
+
+    const CAP: u64 = 4096;
+
+    /// A counted ring over heap memory, this thread registered on both
+    /// sides, holding `msgs` (each one small record).
+    struct Local {
+        ring: Ring,
+        _ctl: Box<RingCtl>,
+        _data: Vec<u128>,
+    }
+
+    fn local(msgs: &[&[u8]]) -> Local {
+        // SAFETY: every field of RingCtl is an atomic: all zeroes is valid.
+        let ctl = unsafe { Box::<RingCtl>::new_zeroed().assume_init() };
+        let mut data = vec![0u128; (CAP / 16) as usize];
+        // SAFETY: both live as long as `Local`, 16-aligned; CAP is valid.
+        let ring = unsafe { Ring::new(&*ctl, data.as_mut_ptr().cast(), CAP, -1, true) };
+        ring.ctl().writers.add(crate::attach::process_token());
+        ring.ctl().readers.add(crate::attach::process_token());
+        let l = Local {
+            ring,
+            _ctl: ctl,
+            _data: data,
+        };
+        for m in msgs {
+            l.ring.write(m, &waiter(&LocalU32::new(0)), 0).unwrap();
+        }
+        l
+    }
+
+    fn waiter(spin: &LocalU32) -> Waiter<'_> {
+        Waiter {
+            // Only a safety net against a hang: the test asserts no timing.
+            deadline: Deadline::after(Some(Duration::from_secs(20))),
+            mode: WaitMode::Adaptive,
+            spin_ns: spin,
+            me: crate::sync::tid(),
+        }
+    }
+
+    /// A reader that died inside `rlock` after releasing the record at
+    /// `head` but before advancing `head` (it holds the lock still).
+    fn die_after_release(l: &Local) {
+        let c = l.ring.ctl();
+        let dead = crate::sync::tid() ^ (1 << mp_os::liveness::TID_BITS);
+        assert!(!crate::sync::alive(dead));
+        let h = c.head.pos.load(SeqCst);
+        let size = rec_size(u64::from(l.ring.hdr(h).len.load(SeqCst) & LEN_MASK));
+        c.head.lock.store(dead, SeqCst);
+        c.released.v.store(h + size, SeqCst);
+    }
+
+    #[test]
+    fn next_reader_moves_head_past_a_message_a_dead_reader_released() {
+        let l = local(&[b"one", b"two"]);
+        die_after_release(&l);
+        let spin = LocalU32::new(0);
+        let got = l
+            .ring
+            .read(&mut VecSink(Vec::new()), &waiter(&spin))
+            .unwrap();
+        assert_eq!(got, b"two");
+        assert_eq!(
+            l.ring.count(),
+            1,
+            "the dead reader's message was never counted out"
+        );
+    }
+
+    #[test]
+    fn reader_recovers_when_the_released_record_was_already_reused() {
+        let l = local(&[b"one", b"two"]);
+        die_after_release(&l);
+        // A writer reused the released slot: its stamp names a later lap.
+        let c = l.ring.ctl();
+        let h = c.head.pos.load(SeqCst);
+        l.ring.hdr(h).stamp.store((h + CAP) | WRITING, SeqCst);
+        let spin = LocalU32::new(0);
+        let got = l
+            .ring
+            .read(&mut VecSink(Vec::new()), &waiter(&spin))
+            .unwrap();
+        assert_eq!(got, b"two");
+        assert_eq!(
+            c.head.lock.load(SeqCst),
+            0,
+            "the dead reader's lock was released"
+        );
+    }
+
+    #[test]
+    fn counts_follow_puts_and_gets() {
+        let l = local(&[b"a", b"b", b"c"]);
+        assert_eq!(l.ring.count(), 3);
+        let spin = LocalU32::new(0);
+        l.ring
+            .read(&mut VecSink(Vec::new()), &waiter(&spin))
+            .unwrap();
+        assert_eq!(l.ring.count(), 2);
+        // maxsize 3 with 2 in: one more fits, then the ring is full.
+        let now = Waiter {
+            deadline: Deadline::now(),
+            ..waiter(&spin)
+        };
+        l.ring.write(b"d", &now, 3).unwrap();
+        assert_eq!(l.ring.write(b"e", &now, 3), Err(WErr::Timeout));
+        assert_eq!(l.ring.count(), 3);
+    }
 
     #[test]
     fn copy_out_copies_every_byte_at_any_alignment() {
