@@ -1689,7 +1689,7 @@ mod tests {
 
     fn local(msgs: &[&[u8]]) -> Local {
         // SAFETY: every field of RingCtl is an atomic: all zeroes is valid.
-        let ctl = unsafe { Box::<RingCtl>::new_zeroed().assume_init() };
+        let ctl = Box::new(unsafe { std::mem::MaybeUninit::<RingCtl>::zeroed().assume_init() });
         let mut data = vec![0u128; (CAP / 16) as usize];
         // SAFETY: both live as long as `Local`, 16-aligned; CAP is valid.
         let ring = unsafe { Ring::new(&*ctl, data.as_mut_ptr().cast(), CAP, -1, true) };
