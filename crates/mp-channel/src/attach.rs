@@ -311,6 +311,7 @@ impl Attach {
         self.mode.store(m.to_u8(), Relaxed);
     }
 
+    #[inline]
     pub(crate) fn waiter(&self, deadline: Deadline) -> Waiter<'_> {
         Waiter {
             deadline,

@@ -28,8 +28,32 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Encodes `value` into a reused per-thread buffer and runs `f` on it.
+/// Values whose in-memory size is at most this are first encoded into a
+/// buffer on the stack (numbers, small structs, short strings and vectors).
+const STACK_VALUE: usize = 32;
+/// That stack buffer's size.
+const STACK_BUF: usize = 64;
+
+/// Encodes `value` into a buffer (on the stack for a small value, else a
+/// reused per-thread one) and runs `f` on it.
+#[inline]
 pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
+    value: &T,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, postcard::Error> {
+    if std::mem::size_of_val(value) <= STACK_VALUE {
+        let mut buf = [0u8; STACK_BUF];
+        match postcard::to_slice(value, &mut buf) {
+            Ok(b) => return Ok(f(b)),
+            // Longer than it looked (a string or vector): the heap buffer.
+            Err(postcard::Error::SerializeBufferFull) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    with_encoded_heap(value, f)
+}
+
+fn with_encoded_heap<T: Serialize + ?Sized, R>(
     value: &T,
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, postcard::Error> {

@@ -1,24 +1,33 @@
 //! The byte ring every channel is made of: variable-size records in a
 //! power-of-two buffer of shared memory, many writers, many readers.
 //!
-//! # Control block (`RingCtl`, layout version 2)
+//! # Control block (`RingCtl`, layout version 3)
 //!
 //! ```text
 //! offset  size  field
 //!      0     8  tail          next byte to reserve (monotonic, never wraps)
 //!      8     4  wlock         writers' lock: holder token | WAITERS (bit 31), 0 = free
+//!     16     8  puts          messages put (counted rings; written under wlock)
 //!     64     8  head          next record to claim
 //!     72     4  rlock         readers' lock, as wlock
+//!     80     8  gets          messages taken (counted rings; written under rlock)
 //!    128     8  released      bytes below this may be overwritten
+//!    136     8  marks         records marked CONSUMED that `released` has not passed
 //!    192     4  data.seq      futex word readers sleep on (bumped on commit)
 //!    196     4  data.waiters  sleepers (low 16 bits) + pollers (high 16 bits)
 //!    256     4  space.seq     futex word writers sleep on (bumped on release)
 //!    260     4  space.waiters sleeping writers
-//!    320     8  count         messages in the ring (queues only: maxsize, qsize)
-//!    384   512  writers       holder table (see `holders`)
-//!    896   512  readers       holder table
-//!   1408        end
+//!    320   512  writers       holder table (see `holders`)
+//!    832   512  readers       holder table
+//!   1344        end
 //! ```
+//!
+//! Each group of words a side writes on every message has its own cache
+//! line: writers own the `tail` line, readers the `head` and `released`
+//! lines, and neither side writes the other's. A queue's message count
+//! (`qsize`, the `maxsize` bound) is `puts - gets`: two counters that each
+//! side bumps with a plain store under its own lock, instead of one shared
+//! counter that both sides would pull back and forth per message.
 //!
 //! A *token* is a thread's liveness token (`mp_os::liveness`): its kernel
 //! thread id in bits 0..22 and a stamp of its start time in bits 22..31, so
@@ -45,25 +54,44 @@
 //! # Protocol
 //!
 //! * A writer takes `wlock` (a CAS; a few stores inside), checks space
-//!   against `released`, writes the header(s) with state WRITING and
-//!   advances `tail`, releases the lock, copies its payload outside the lock
-//!   and publishes with one store of COMMITTED. The critical section is
-//!   crash-consistent: `tail` is its commit point, and a lock whose holder
-//!   died is taken over after a liveness check.
-//! * A reader spins/sleeps until the record at `head` is committed, takes
-//!   `rlock`, marks the record CLAIMED with its tid, advances `head`,
-//!   releases the lock, decodes straight from the ring, marks the record
-//!   CONSUMED and advances `released` over consecutive consumed records
-//!   (whoever can, with a CAS).
+//!   against `released` (through a cached lower bound) and, in a counted
+//!   ring with a bound, the count against `gets` (cached too), bumps `puts`,
+//!   writes the header(s) with state WRITING and advances `tail`. A small
+//!   message (up to `INLINE_MAX` bytes) is then copied and published with
+//!   one store of COMMITTED before the lock is released, so that the
+//!   release's atomic swap doubles as the fence before the waiter check; a
+//!   larger one is copied after releasing the lock, then committed. The
+//!   critical section is crash-consistent: `tail` is its commit point, and a
+//!   lock whose holder died is taken over after a liveness check.
+//! * A reader spins/sleeps until the record at `head` is committed and
+//!   takes `rlock`. A small whole message is decoded straight from the ring
+//!   under the lock; then `released` is advanced over it (a plain store when
+//!   it is the oldest record, which only its reader can pass; else it is
+//!   marked CONSUMED), `head` and `gets` are advanced and the lock is
+//!   released: the reader never writes the record, whose cache line the
+//!   writer is about to fill again. Any other message
+//!   is marked CLAIMED with the reader's token, `head` advances, the lock is
+//!   released, the payload is decoded straight from the ring, and the record
+//!   is marked CONSUMED; `released` is advanced over consecutive consumed
+//!   records (whoever can, with a CAS).
+//! * A reader that died inside `rlock` may have advanced `released` past
+//!   `head`: whoever takes the lock next moves `head` up to `released`.
 //! * A record still WRITING whose writer is dead is skipped by readers; a
 //!   record CLAIMED by a dead reader is released by writers.
 //! * A message larger than a quarter of the ring is streamed: fragments
 //!   (FIRST, ..., LAST; the first starts with the total length) written
 //!   under `wlock` and read under `rlock`, so one writer streams to one
 //!   reader while the others wait.
-//! * Wake-ups: a writer that commits reads `data.waiters` after a fence and
-//!   only then bumps `data.seq` and calls `futex_wake` (and writes the
-//!   eventfd when somebody polls). Readers do the same for `space`.
+//! * Pacing: a writer that finds the ring full waits for a batch of space
+//!   (or for the readers to pause), polling `released` at a slow pace; a
+//!   reader that finds the ring empty right after a message that was
+//!   already waiting polls at a slow pace too. Either way the two sides stay
+//!   a few cache lines apart instead of handing one line back and forth per
+//!   message.
+//! * Wake-ups: a writer that commits reads `data.waiters` after a fence (or
+//!   the swap that released its lock) and only then bumps `data.seq` and
+//!   calls `futex_wake` (and writes the eventfd when somebody polls).
+//!   Readers do the same for `space`.
 
 use std::sync::atomic::AtomicU32 as LocalU32;
 use std::time::Duration;
@@ -73,7 +101,8 @@ use mp_os::time::{Deadline, monotonic_ns};
 
 use crate::holders::Holders;
 use crate::sync::{
-    AtomicU32, AtomicU64, Ordering::*, alive, fence, futex_wait, futex_wake_all, spin_hint,
+    AtomicU32, AtomicU64, Ordering::*, alive, fence, fence_after_rmw, futex_wait, futex_wake_all,
+    spin_hint,
 };
 
 /// Header bytes per record.
@@ -93,6 +122,22 @@ const PAD: u64 = 5;
 const FIRST: u32 = 1 << 31;
 const LAST: u32 = 1 << 30;
 const LEN_MASK: u32 = LAST - 1;
+
+/// Largest message a writer copies and commits while it holds `wlock`, and
+/// a reader decodes while it holds `rlock` (without marking the record
+/// CLAIMED). Small, so the other writers or readers hardly wait; under loom
+/// smaller than some of the model's messages, so both paths are checked.
+pub(crate) const INLINE_MAX: u64 = if cfg!(loom) { 3 } else { 512 };
+
+/// Extra space a writer waiting for room waits for while the readers keep
+/// releasing (see `wait_space`), and the CPU pauses between its polls.
+const SPACE_BATCH: u64 = 4096;
+/// The longest a writer spins for such a batch.
+const SPACE_BATCH_SPIN_NS: u64 = 20_000;
+const SPACE_PACE_NS: u32 = if cfg!(loom) { 0 } else { 300 };
+/// How often a reader that caught up with a stream polls for the next
+/// message (see `read`).
+const STREAM_PACE_NS: u32 = if cfg!(loom) { 0 } else { 300 };
 
 const LOCK_WAITERS: u32 = 1 << 31;
 /// Spins on a held lock before sleeping (each one a yield under loom).
@@ -126,7 +171,10 @@ pub(crate) struct RecHeader {
 #[repr(C, align(64))]
 pub(crate) struct End {
     pub(crate) pos: AtomicU64,
-    lock: AtomicU32,
+    pub(crate) lock: AtomicU32,
+    /// Messages that passed this end (counted rings): `puts` on the tail
+    /// line, `gets` on the head line; written under the end's lock.
+    pub(crate) msgs: AtomicU64,
 }
 
 #[repr(C, align(64))]
@@ -151,23 +199,24 @@ pub(crate) struct RingCtl {
     pub(crate) released: Word64,
     pub(crate) data: Wake,
     pub(crate) space: Wake,
-    pub(crate) count: Word64,
     pub(crate) writers: Holders,
     pub(crate) readers: Holders,
 }
 
 /// Size of the control block in shared memory.
-pub(crate) const CTL_SIZE: usize = 1408;
+pub(crate) const CTL_SIZE: usize = 1344;
 #[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::size_of::<RingCtl>() == CTL_SIZE);
+    assert!(std::mem::offset_of!(End, lock) == 8);
+    assert!(std::mem::offset_of!(End, msgs) == 16);
+    assert!(std::mem::offset_of!(Word64, marks) == 8);
     assert!(std::mem::offset_of!(RingCtl, head) == 64);
     assert!(std::mem::offset_of!(RingCtl, released) == 128);
     assert!(std::mem::offset_of!(RingCtl, data) == 192);
     assert!(std::mem::offset_of!(RingCtl, space) == 256);
-    assert!(std::mem::offset_of!(RingCtl, count) == 320);
-    assert!(std::mem::offset_of!(RingCtl, writers) == 384);
-    assert!(std::mem::offset_of!(RingCtl, readers) == 896);
+    assert!(std::mem::offset_of!(RingCtl, writers) == 320);
+    assert!(std::mem::offset_of!(RingCtl, readers) == 832);
     assert!(std::mem::size_of::<RecHeader>() == HDR as usize);
 };
 
@@ -227,6 +276,15 @@ pub(crate) enum WErr {
     Disconnected,
 }
 
+/// What a reservation found missing.
+#[derive(Debug, Clone, Copy)]
+enum Full {
+    /// Bytes: wait until `released` reaches this position.
+    Space(u64),
+    /// A message slot (counted ring at `maxsize`).
+    Count,
+}
+
 /// Why a read failed.
 #[derive(Debug)]
 pub(crate) enum RErr {
@@ -276,6 +334,11 @@ pub(crate) struct Ring {
     /// (so the lock's acquire/release orders it): spares writers a
     /// cache-line transfer per message.
     released_cache: AtomicU64,
+    /// A lower bound of `gets` (counted rings with a bound), under `wlock`
+    /// as `released_cache`.
+    gets_cache: AtomicU64,
+    /// This process's last read found its message waiting (see `read`).
+    streaming: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the pointers refer to shared memory that the owner (`Chan`) keeps
@@ -313,6 +376,8 @@ impl Ring {
             efd,
             counted,
             released_cache: AtomicU64::new(0),
+            gets_cache: AtomicU64::new(0),
+            streaming: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -455,6 +520,13 @@ impl Ring {
     #[inline]
     fn notify_data(&self) {
         fence(SeqCst);
+        self.wake_readers();
+    }
+
+    /// Wakes sleeping readers and pollers, if any (the caller fenced after
+    /// its commit).
+    #[inline]
+    fn wake_readers(&self) {
         let w = self.ctl().data.waiters.load(Relaxed);
         if w != 0 {
             self.wake_data(w);
@@ -485,6 +557,12 @@ impl Ring {
     #[inline]
     fn notify_space(&self) {
         fence(SeqCst);
+        self.wake_writers();
+    }
+
+    /// Wakes sleeping writers, if any (the caller fenced after releasing).
+    #[inline]
+    fn wake_writers(&self) {
         let s = &self.ctl().space;
         if s.waiters.load(Relaxed) != 0 {
             s.seq.fetch_add(1, SeqCst);
@@ -522,6 +600,22 @@ impl Ring {
         ev: &Wake,
         w: &Waiter<'_>,
         deadline: Deadline,
+        check: impl FnMut(bool) -> Option<R>,
+    ) -> Option<R> {
+        self.block_paced(ev, w, deadline, 0, check)
+    }
+
+    /// [`block`](Ring::block) polling at most once per `pace_ns` while it
+    /// spins (0: as fast as it can). Polling a word the other side writes
+    /// per message pulls its cache line over and back each time: a writer
+    /// waiting for space, and a reader that caught up with a stream, poll
+    /// at a slower pace.
+    fn block_paced<R>(
+        &self,
+        ev: &Wake,
+        w: &Waiter<'_>,
+        deadline: Deadline,
+        pace_ns: u32,
         mut check: impl FnMut(bool) -> Option<R>,
     ) -> Option<R> {
         if let Some(r) = check(false) {
@@ -530,17 +624,28 @@ impl Ring {
         if deadline.expired() {
             return None;
         }
+        let pause = || {
+            if pace_ns == 0 {
+                spin_hint();
+            } else {
+                let until = monotonic_ns() + u64::from(pace_ns);
+                while monotonic_ns() < until {
+                    spin_hint();
+                }
+            }
+        };
+        let timer_every = if pace_ns > 0 { 1 } else { 16 };
         let mut last_slow = monotonic_ns();
         match w.mode {
             WaitMode::BusyPoll => {
                 let mut i = 0u32;
                 loop {
-                    spin_hint();
+                    pause();
                     if let Some(r) = check(false) {
                         return Some(r);
                     }
                     i = i.wrapping_add(1);
-                    if i.is_multiple_of(128) {
+                    if i.is_multiple_of(128 / timer_every) {
                         if deadline.expired() {
                             return None;
                         }
@@ -559,7 +664,7 @@ impl Ring {
                 let start = monotonic_ns();
                 let mut i = 0u32;
                 loop {
-                    spin_hint();
+                    pause();
                     if let Some(r) = check(false) {
                         if budget < SPIN_MAX_NS {
                             w.spin_ns.store((budget * 2).min(SPIN_MAX_NS), Relaxed);
@@ -567,7 +672,7 @@ impl Ring {
                         return Some(r);
                     }
                     i += 1;
-                    if i.is_multiple_of(16) {
+                    if i.is_multiple_of(timer_every) {
                         let el = monotonic_ns() - start;
                         if el > u64::from(budget) || deadline.expired() {
                             break;
@@ -608,68 +713,71 @@ impl Ring {
 
     /// Writes one message (streamed if larger than a quarter of the ring).
     /// `maxsize` bounds the message count of a counted ring (0: unbounded).
+    #[inline]
     pub(crate) fn write(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
-        let c = self.ctl();
-        if !c.readers.any() {
-            return Err(WErr::Disconnected);
-        }
-        if self.counted {
-            self.acquire_count(w, maxsize)?;
-        }
-        let (r, started) = if msg.len() as u64 <= self.max_frag {
-            (self.write_whole(msg, w), false)
-        } else {
-            self.write_stream(msg, w)
-        };
-        if r.is_err() && self.counted && !started {
-            c.count.v.fetch_sub(1, SeqCst);
-            self.notify_space();
-        }
-        r
-    }
-
-    fn acquire_count(&self, w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
-        let c = self.ctl();
-        if maxsize == 0 {
-            c.count.v.fetch_add(1, SeqCst);
+        if msg.len() as u64 <= INLINE_MAX && self.try_put_inline(msg, w.me, maxsize) {
             return Ok(());
         }
-        loop {
-            let n = c.count.v.load(Relaxed);
-            if n < maxsize {
-                if c.count
-                    .v
-                    .compare_exchange(n, n + 1, SeqCst, Relaxed)
-                    .is_ok()
-                {
-                    return Ok(());
-                }
-                continue;
+        self.write_slow(msg, w, maxsize)
+    }
+
+    /// The common case of [`write`](Ring::write) in few instructions: a
+    /// small message, `wlock` free, room in the ring. `false`: nothing was
+    /// written (the general path sorts it out).
+    #[inline]
+    fn try_put_inline(&self, msg: &[u8], me: u32, maxsize: u64) -> bool {
+        let c = self.ctl();
+        if !c.readers.any() || !self.try_lock(&c.tail.lock, me) {
+            return false;
+        }
+        match self.reserve(msg.len() as u64, FIRST | LAST, me, maxsize) {
+            Ok(pos) => {
+                self.put_commit_unlock(pos, msg);
+                true
             }
-            self.block(&c.space, w, w.deadline, |slow| {
-                if slow {
-                    c.readers.prune();
-                }
-                if !c.readers.any() {
-                    Some(Err(WErr::Disconnected))
-                } else if c.count.v.load(SeqCst) < maxsize {
-                    Some(Ok(()))
-                } else {
-                    None
-                }
-            })
-            .unwrap_or(Err(WErr::Timeout))?;
+            Err(_) => {
+                self.unlock(&c.tail.lock);
+                false
+            }
         }
     }
 
-    fn write_whole(&self, msg: &[u8], w: &Waiter<'_>) -> Result<(), WErr> {
+    /// Copies a small message into its reserved record at `pos`, commits it
+    /// and releases `wlock` (whose swap is the fence before the check for
+    /// sleeping readers).
+    #[inline]
+    fn put_commit_unlock(&self, pos: u64, msg: &[u8]) {
+        // SAFETY: the caller reserved `msg.len()` payload bytes at `pos`.
+        unsafe { self.put(pos, 0, msg) };
+        self.hdr(pos).stamp.store(pos | COMMITTED, Release);
+        self.unlock(&self.ctl().tail.lock);
+        fence_after_rmw();
+        self.wake_readers();
+    }
+
+    fn write_slow(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
+        if !self.ctl().readers.any() {
+            return Err(WErr::Disconnected);
+        }
+        if msg.len() as u64 <= self.max_frag {
+            self.write_whole(msg, w, maxsize)
+        } else {
+            self.write_stream(msg, w, maxsize)
+        }
+    }
+
+    fn write_whole(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
         let c = self.ctl();
         let len = msg.len() as u64;
         loop {
             if !self.lock(&c.tail.lock, w.me, w.deadline) {
                 return Err(WErr::Timeout);
             }
-            match self.reserve(len, FIRST | LAST, w.me) {
+            match self.reserve(len, FIRST | LAST, w.me, maxsize) {
+                Ok(pos) if len <= INLINE_MAX => {
+                    self.put_commit_unlock(pos, msg);
+                    return Ok(());
+                }
                 Ok(pos) => {
                     self.unlock(&c.tail.lock);
                     // SAFETY: we reserved `len` payload bytes at `pos`.
@@ -677,22 +785,22 @@ impl Ring {
                     self.commit(pos);
                     return Ok(());
                 }
-                Err(need) => {
+                Err(full) => {
                     self.unlock(&c.tail.lock);
-                    self.wait_space(w, w.deadline, need)?;
+                    self.wait_room(w, w.deadline, full, maxsize)?;
                 }
             }
         }
     }
 
-    /// Streams a large message; the bool says whether its first fragment
-    /// was committed (after that, the write completes unless every reader
-    /// goes).
-    fn write_stream(&self, msg: &[u8], w: &Waiter<'_>) -> (Result<(), WErr>, bool) {
+    /// Streams a large message (under `wlock` from the first fragment to
+    /// the last). Once the first fragment is committed the write completes
+    /// unless every reader goes.
+    fn write_stream(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
         let c = self.ctl();
         let total = msg.len() as u64;
         if !self.lock(&c.tail.lock, w.me, w.deadline) {
-            return (Err(WErr::Timeout), false);
+            return Err(WErr::Timeout);
         }
         let prefix = total.to_le_bytes();
         let mut off = 0u64;
@@ -710,13 +818,13 @@ impl Ring {
                 flags |= LAST;
             }
             let pos = loop {
-                match self.reserve(len, flags, w.me) {
+                match self.reserve(len, flags, w.me, maxsize) {
                     Ok(p) => break p,
-                    Err(need) => {
+                    Err(full) => {
                         let dl = if first { w.deadline } else { Deadline::never() };
-                        if let Err(e) = self.wait_space(w, dl, need) {
+                        if let Err(e) = self.wait_room(w, dl, full, maxsize) {
                             self.unlock(&c.tail.lock);
-                            return (Err(e), !first);
+                            return Err(e);
                         }
                     }
                 }
@@ -736,12 +844,13 @@ impl Ring {
             first = false;
         }
         self.unlock(&c.tail.lock);
-        (Ok(()), true)
+        Ok(())
     }
 
     /// Reserves a record of `len` payload bytes at the tail (the caller
-    /// holds `wlock`). `Err(need)`: wait until `released >= need`.
-    fn reserve(&self, len: u64, flags: u32, me: u32) -> Result<u64, u64> {
+    /// holds `wlock`); a FIRST record of a counted ring also counts one
+    /// message in `puts`, within `maxsize` (0: unbounded).
+    fn reserve(&self, len: u64, flags: u32, me: u32, maxsize: u64) -> Result<u64, Full> {
         let c = self.ctl();
         let t = c.tail.pos.load(Relaxed);
         let size = rec_size(len);
@@ -753,12 +862,25 @@ impl Ring {
         };
         let end = pos + size;
         let need = end.saturating_sub(self.cap);
-        if self.released_cache.load(Relaxed) < need {
+        if self.released_cache.load(Acquire) < need {
             let r = c.released.v.load(Acquire);
-            self.released_cache.store(r, Relaxed);
+            self.released_cache.store(r, Release);
             if r < need {
-                return Err(need);
+                return Err(Full::Space(need));
             }
+        }
+        if self.counted && flags & FIRST != 0 {
+            let puts = c.tail.msgs.load(Relaxed);
+            if maxsize != 0 && puts.saturating_sub(self.gets_cache.load(Relaxed)) >= maxsize {
+                let g = c.head.msgs.load(Acquire);
+                self.gets_cache.store(g, Relaxed);
+                if puts.saturating_sub(g) >= maxsize {
+                    return Err(Full::Count);
+                }
+            }
+            // Before the header: a reader that counts this message in
+            // `gets` has seen its header, so `gets <= puts` for everyone.
+            c.tail.msgs.store(puts + 1, Release);
         }
         if pad > 0 {
             let h = self.hdr(t);
@@ -780,22 +902,96 @@ impl Ring {
         self.notify_data();
     }
 
-    fn wait_space(&self, w: &Waiter<'_>, deadline: Deadline, need: u64) -> Result<(), WErr> {
+    /// Waits until what `reserve` found missing may be there.
+    fn wait_room(
+        &self,
+        w: &Waiter<'_>,
+        deadline: Deadline,
+        full: Full,
+        maxsize: u64,
+    ) -> Result<(), WErr> {
+        match full {
+            Full::Space(need) => self.wait_space(w, deadline, need),
+            Full::Count => self.wait_count(w, deadline, maxsize),
+        }
+    }
+
+    /// Waits until a counted ring holds fewer than `maxsize` messages.
+    fn wait_count(&self, w: &Waiter<'_>, deadline: Deadline, maxsize: u64) -> Result<(), WErr> {
         let c = self.ctl();
         self.block(&c.space, w, deadline, |slow| {
             if slow {
                 c.readers.prune();
-                self.reclaim_dead();
             }
-            if c.released.v.load(Acquire) >= need {
-                Some(Ok(()))
-            } else if !c.readers.any() {
+            if !c.readers.any() {
                 Some(Err(WErr::Disconnected))
+            } else if self.count() < maxsize {
+                Some(Ok(()))
             } else {
                 None
             }
         })
         .unwrap_or(Err(WErr::Timeout))
+    }
+
+    fn wait_space(&self, w: &Waiter<'_>, deadline: Deadline, need: u64) -> Result<(), WErr> {
+        let c = self.ctl();
+        let r = match self.spin_for_batch(w, deadline, need) {
+            Some(r) => r,
+            None => self
+                .block_paced(&c.space, w, deadline, SPACE_PACE_NS, |slow| {
+                    if slow {
+                        c.readers.prune();
+                        self.reclaim_dead();
+                    }
+                    let r = c.released.v.load(Acquire);
+                    if r >= need {
+                        Some(Ok(r))
+                    } else if !c.readers.any() {
+                        Some(Err(WErr::Disconnected))
+                    } else {
+                        None
+                    }
+                })
+                .unwrap_or(Err(WErr::Timeout))?,
+        };
+        // A lower bound for whoever holds `wlock` next (any value `released`
+        // had is one); Release pairs with the Acquire load in `reserve`.
+        self.released_cache.fetch_max(r, Release);
+        Ok(())
+    }
+
+    /// While the readers keep releasing, waits for a batch of space (up to
+    /// `SPACE_BATCH` beyond `need`), so that the writer then fills it
+    /// without reading `released` again: polling it per message would pull
+    /// the line the readers write per message back and forth. Polls every
+    /// `SPACE_PACE_NS`; once the readers pause (`released` did not move
+    /// between two polls) any room that fits the message will do, and with
+    /// none it gives up (`None`: the caller waits as usual). Pure spinning,
+    /// outside the adaptive budget, so that waiting for a batch never
+    /// counts as a spin that failed.
+    fn spin_for_batch(&self, w: &Waiter<'_>, deadline: Deadline, need: u64) -> Option<u64> {
+        if w.mode == WaitMode::NoSpin || cfg!(loom) || deadline.expired() {
+            return None;
+        }
+        let released = &self.ctl().released.v;
+        let want = need + SPACE_BATCH.min(self.cap / 8);
+        let start = monotonic_ns();
+        let mut last = released.load(Acquire);
+        loop {
+            let until = monotonic_ns() + u64::from(SPACE_PACE_NS);
+            while monotonic_ns() < until {
+                spin_hint();
+            }
+            let r = released.load(Acquire);
+            if r >= want || (r >= need && r == last) {
+                return Some(r);
+            }
+            if r == last || monotonic_ns() - start > SPACE_BATCH_SPIN_NS || deadline.expired() {
+                return None;
+            }
+            last = r;
+        }
     }
 
     /// A record at `released` claimed by a reader that died: release it.
@@ -875,9 +1071,12 @@ impl Ring {
         .is_some()
     }
 
-    /// Messages in a counted ring.
+    /// Messages in a counted ring (`puts - gets`; `gets` read first, so
+    /// never more than were put).
     pub(crate) fn count(&self) -> u64 {
-        self.ctl().count.v.load(SeqCst)
+        let c = self.ctl();
+        let gets = c.head.msgs.load(SeqCst);
+        c.tail.msgs.load(SeqCst).saturating_sub(gets)
     }
 
     fn read_check(&self, slow: bool, me: u32) -> Option<Result<(), RErr>> {
@@ -887,6 +1086,7 @@ impl Ring {
         }
         if slow {
             c.writers.prune();
+            self.recover_rlock(me);
             self.skip_torn(me);
             if self.peek_ready() {
                 return Some(Ok(()));
@@ -914,8 +1114,8 @@ impl Ring {
             match self.look(h) {
                 Head::Writing { tid, size, first } if !alive(tid) => {
                     self.mark_consumed(h);
-                    if first && self.counted {
-                        c.count.v.fetch_sub(1, SeqCst);
+                    if first {
+                        self.count_get();
                     }
                     c.head.pos.store(h + size, Release);
                 }
@@ -925,6 +1125,96 @@ impl Ring {
         }
         self.unlock(&c.head.lock);
         self.advance_released();
+    }
+
+    /// Takes `rlock` over from a holder that died, and repairs `head`.
+    fn recover_rlock(&self, me: u32) {
+        let lock = &self.ctl().head.lock;
+        let holder = lock.load(Relaxed);
+        if holder != 0
+            && !alive(holder & !LOCK_WAITERS)
+            && lock
+                .compare_exchange(holder, me | (holder & LOCK_WAITERS), Acquire, Relaxed)
+                .is_ok()
+        {
+            self.repair_head();
+            self.unlock(lock);
+        }
+    }
+
+    /// A reader that died inside `rlock` may have released a message
+    /// without advancing `head` past it: `head` moves up to `released`
+    /// (everything below it was consumed). Whether it moved. The caller
+    /// holds `rlock`; otherwise `head >= released` at that point.
+    #[inline]
+    fn repair_head(&self) -> bool {
+        let c = self.ctl();
+        let r = c.released.v.load(Acquire);
+        if r > c.head.pos.load(Relaxed) {
+            c.head.pos.store(r, Release);
+            return true;
+        }
+        false
+    }
+
+    /// Counts one message taken in `gets` (counted rings; under `rlock`).
+    #[inline]
+    fn count_get(&self) {
+        if self.counted {
+            let g = &self.ctl().head.msgs;
+            g.store(g.load(Relaxed) + 1, Release);
+        }
+    }
+
+    /// Takes the small whole message at `h` (committed, payload `len`;
+    /// the caller holds `rlock`, which this releases): decodes it straight
+    /// from the ring under the lock, then releases it.
+    fn take_inline<S: Sink>(&self, h: u64, len: u64, sink: &mut S) -> Result<S::Out, RErr> {
+        /// Releases the message even if decoding panics.
+        struct Done<'a>(&'a Ring, u64, u64);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.release_inline(self.1, self.2);
+            }
+        }
+        let done = Done(self, h, rec_size(len));
+        // SAFETY: the record at `h` is committed, and we hold `rlock`: no
+        // reader takes it and no writer reuses its bytes until `done`
+        // advances `released` and `head` past it.
+        let out = unsafe { self.with_payload(h, 0, len, |b| sink.whole(b)) };
+        drop(done);
+        out
+    }
+
+    /// Releases the inline-read record at `h` of `size` bytes: `released`
+    /// first (moved past it when it is the oldest record, else a CONSUMED
+    /// mark), then `head` and `gets`, then `rlock`. The record itself is
+    /// not written in the common case. A reader that dies between the
+    /// store of `released` and that of `head` leaves `released > head`: see
+    /// `repair_head`.
+    fn release_inline(&self, h: u64, size: u64) {
+        let c = self.ctl();
+        // A plain store suffices: only whoever consumes the record at
+        // `released` moves it, and that is us (the record is neither marked
+        // CONSUMED nor CLAIMED); other readers' CASes from older values
+        // fail either way.
+        let direct = c.released.v.load(Relaxed) == h;
+        if direct {
+            c.released.v.store(h + size, Release);
+        } else {
+            self.mark_consumed(h);
+        }
+        c.head.pos.store(h + size, Release);
+        self.count_get();
+        self.unlock(&c.head.lock);
+        // As in `consume`: after our store, either markers of later records
+        // see `released` moved, or we see their count (the swap that
+        // released the lock is the fence).
+        fence_after_rmw();
+        if !direct || c.released.marks.load(SeqCst) != 0 {
+            self.advance_released();
+        }
+        self.wake_writers();
     }
 
     /// Passes a pad or consumed record at `head` (the caller holds `rlock`).
@@ -1010,13 +1300,78 @@ impl Ring {
     }
 
     /// Reads one message into `sink`.
+    #[inline]
     pub(crate) fn read<S: Sink>(&self, sink: &mut S, w: &Waiter<'_>) -> Result<S::Out, RErr> {
+        if let Some(r) = self.try_take_inline(sink, w.me) {
+            self.streaming.store(true, Relaxed);
+            return r;
+        }
+        self.read_slow(sink, w)
+    }
+
+    /// The common case of [`read`](Ring::read) in few instructions: a
+    /// small whole message waits at `head` and `rlock` is free. `None`:
+    /// anything else (the general path sorts it out).
+    #[inline]
+    fn try_take_inline<S: Sink>(&self, sink: &mut S, me: u32) -> Option<Result<S::Out, RErr>> {
+        let c = self.ctl();
+        let h = c.head.pos.load(Acquire);
+        let hd = self.hdr(h);
+        if hd.stamp.load(Acquire) != h | COMMITTED {
+            return None;
+        }
+        let lf = hd.len.load(Relaxed);
+        let len = u64::from(lf & LEN_MASK);
+        if lf & !LEN_MASK != FIRST | LAST
+            || len > INLINE_MAX
+            || len > sink.limit()
+            || !self.try_lock(&c.head.lock, me)
+        {
+            return None;
+        }
+        // Under the lock: nobody took it meanwhile, and no dead reader
+        // left `released` beyond `head` (which `claim` repairs). Then the
+        // committed record at `h` is ours and stays as it was.
+        if c.head.pos.load(Relaxed) != h || c.released.v.load(Relaxed) > h {
+            self.unlock(&c.head.lock);
+            return None;
+        }
+        Some(self.take_inline(h, len, sink))
+    }
+
+    fn read_slow<S: Sink>(&self, sink: &mut S, w: &Waiter<'_>) -> Result<S::Out, RErr> {
         let c = self.ctl();
         loop {
-            match self.block(&c.data, w, w.deadline, |slow| self.read_check(slow, w.me)) {
+            // A reader that found its last message waiting and now finds
+            // the ring empty is keeping up with a stream: it polls at a
+            // slower pace, so that the writer gets a few cache lines ahead
+            // instead of handing each line over per message. A reader that
+            // had to wait last time (a request/reply exchange) polls
+            // tightly.
+            let ready = match self.read_check(false, w.me) {
+                Some(r) => {
+                    self.streaming.store(true, Relaxed);
+                    Some(r)
+                }
+                None if w.deadline.expired() => None,
+                None => {
+                    let pace = if self.streaming.swap(false, Relaxed) {
+                        STREAM_PACE_NS
+                    } else {
+                        0
+                    };
+                    self.block_paced(&c.data, w, w.deadline, pace, |slow| {
+                        self.read_check(slow, w.me)
+                    })
+                }
+            };
+            match ready {
                 None => return Err(RErr::Timeout),
                 Some(Err(e)) => return Err(e),
                 Some(Ok(())) => {}
+            }
+            if let Some(r) = self.try_take_inline(sink, w.me) {
+                return r;
             }
             if !self.lock(&c.head.lock, w.me, w.deadline) {
                 return Err(RErr::Timeout);
@@ -1033,6 +1388,9 @@ impl Ring {
         let c = self.ctl();
         let unlock = || self.unlock(&c.head.lock);
         loop {
+            if self.repair_head() {
+                continue;
+            }
             let h = c.head.pos.load(Relaxed);
             match self.look(h) {
                 Head::Empty | Head::Writing { .. } => {
@@ -1056,10 +1414,11 @@ impl Ring {
                             unlock();
                             return Err(RErr::TooShort(len));
                         }
-                        self.claim_at(h, len, w.me);
-                        if self.counted {
-                            c.count.v.fetch_sub(1, SeqCst);
+                        if len <= INLINE_MAX {
+                            return self.take_inline(h, len, sink).map(Some);
                         }
+                        self.claim_at(h, len, w.me);
+                        self.count_get();
                         unlock();
                         // SAFETY: we claimed the record; `len` is its payload.
                         let out = unsafe { self.with_payload(h, 0, len, |b| sink.whole(b)) };
@@ -1091,9 +1450,7 @@ impl Ring {
                         return Err(RErr::TooShort(total));
                     }
                     self.claim_at(h, len, w.me);
-                    if self.counted {
-                        c.count.v.fetch_sub(1, SeqCst);
-                    }
+                    self.count_get();
                     return self.read_stream(h, len, tid, total, sink, w);
                 }
             }
@@ -1122,8 +1479,11 @@ impl Ring {
             }
         };
         let mut off = len0 - 8;
+        // A message much larger than the caches goes to memory anyway:
+        // storing it around them spares reading each line in first.
+        let nt = total >= STREAM_AROUND_CACHE;
         // SAFETY: we claimed the record at h0.
-        unsafe { self.with_payload(h0, 8, off, |b| buf[..off as usize].copy_from_slice(b)) };
+        unsafe { self.with_payload(h0, 8, off, |b| copy_out(&mut buf[..off as usize], b, nt)) };
         self.consume(h0, rec_size(len0));
         while off < total {
             let alive_writer = self.block(&c.data, w, Deadline::never(), |slow| {
@@ -1161,7 +1521,7 @@ impl Ring {
                     }
                     let dst = &mut buf[off as usize..(off + len) as usize];
                     // SAFETY: we claimed the record at h.
-                    unsafe { self.with_payload(h, 0, len, |b| dst.copy_from_slice(b)) };
+                    unsafe { self.with_payload(h, 0, len, |b| copy_out(dst, b, nt)) };
                     self.consume(h, rec_size(len));
                     off += len;
                     if flags & LAST != 0 && off != total {
@@ -1174,6 +1534,54 @@ impl Ring {
         unlock();
         sink.finish(total).map(Some)
     }
+}
+
+/// Streamed messages at least this large are copied out of the ring with
+/// non-temporal stores (see `copy_out`).
+const STREAM_AROUND_CACHE: u64 = 16 << 20;
+
+/// Copies `src` into `dst` (same length); `nt`: with non-temporal stores,
+/// which write whole lines to memory without first reading them into the
+/// cache (a third less memory traffic for a destination that does not fit
+/// in the caches anyway).
+fn copy_out(dst: &mut [u8], src: &[u8], nt: bool) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    if nt && dst.len() >= 4096 {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        let n = dst.len();
+        assert_eq!(n, src.len());
+        // Unaligned head and tail by plain copies, the 16-aligned middle in
+        // blocks of 64 bytes.
+        let head = (dst.as_ptr() as usize).wrapping_neg() & 15;
+        let body = (n - head) & !63;
+        dst[..head].copy_from_slice(&src[..head]);
+        // SAFETY: `head + body <= n` for both slices; `d` is 16-aligned;
+        // unaligned loads; SSE2 is part of x86-64. The fence orders the
+        // non-temporal stores before whatever the caller does next
+        // (releasing the record, returning the buffer).
+        unsafe {
+            let mut d = dst.as_mut_ptr().add(head).cast::<__m128i>();
+            let mut s = src.as_ptr().add(head).cast::<__m128i>();
+            let end = d.add(body / 16);
+            while d < end {
+                let a = _mm_loadu_si128(s);
+                let b = _mm_loadu_si128(s.add(1));
+                let c = _mm_loadu_si128(s.add(2));
+                let e = _mm_loadu_si128(s.add(3));
+                _mm_stream_si128(d, a);
+                _mm_stream_si128(d.add(1), b);
+                _mm_stream_si128(d.add(2), c);
+                _mm_stream_si128(d.add(3), e);
+                d = d.add(4);
+                s = s.add(4);
+            }
+            _mm_sfence();
+        }
+        dst[head + body..].copy_from_slice(&src[head + body..]);
+        return;
+    }
+    let _ = nt;
+    dst.copy_from_slice(src);
 }
 
 fn yield_now() {
@@ -1221,6 +1629,8 @@ mod loom_store {
                 efd: -1,
                 counted,
                 released_cache: crate::sync::AtomicU64::new(0),
+                gets_cache: crate::sync::AtomicU64::new(0),
+                streaming: std::sync::atomic::AtomicBool::new(false),
             }
         }
 
@@ -1257,3 +1667,137 @@ mod loom_store {
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::AtomicU32 as LocalU32;
+
+    use mp_os::time::Deadline;
+
+    use super::*;
+    use crate::io::VecSink;
+
+    const CAP: u64 = 4096;
+
+    /// A counted ring over heap memory, this thread registered on both
+    /// sides, holding `msgs` (each one small record).
+    struct Local {
+        ring: Ring,
+        _ctl: Box<RingCtl>,
+        _data: Vec<u128>,
+    }
+
+    fn local(msgs: &[&[u8]]) -> Local {
+        // SAFETY: every field of RingCtl is an atomic: all zeroes is valid.
+        let ctl = Box::new(unsafe { std::mem::MaybeUninit::<RingCtl>::zeroed().assume_init() });
+        let mut data = vec![0u128; (CAP / 16) as usize];
+        // SAFETY: both live as long as `Local`, 16-aligned; CAP is valid.
+        let ring = unsafe { Ring::new(&*ctl, data.as_mut_ptr().cast(), CAP, -1, true) };
+        ring.ctl().writers.add(crate::attach::process_token());
+        ring.ctl().readers.add(crate::attach::process_token());
+        let l = Local {
+            ring,
+            _ctl: ctl,
+            _data: data,
+        };
+        for m in msgs {
+            l.ring.write(m, &waiter(&LocalU32::new(0)), 0).unwrap();
+        }
+        l
+    }
+
+    fn waiter(spin: &LocalU32) -> Waiter<'_> {
+        Waiter {
+            // Only a safety net against a hang: the test asserts no timing.
+            deadline: Deadline::after(Some(Duration::from_secs(20))),
+            mode: WaitMode::Adaptive,
+            spin_ns: spin,
+            me: crate::sync::tid(),
+        }
+    }
+
+    /// A reader that died inside `rlock` after releasing the record at
+    /// `head` but before advancing `head` (it holds the lock still).
+    fn die_after_release(l: &Local) {
+        let c = l.ring.ctl();
+        let dead = crate::sync::tid() ^ (1 << mp_os::liveness::TID_BITS);
+        assert!(!crate::sync::alive(dead));
+        let h = c.head.pos.load(SeqCst);
+        let size = rec_size(u64::from(l.ring.hdr(h).len.load(SeqCst) & LEN_MASK));
+        c.head.lock.store(dead, SeqCst);
+        c.released.v.store(h + size, SeqCst);
+    }
+
+    #[test]
+    fn next_reader_moves_head_past_a_message_a_dead_reader_released() {
+        let l = local(&[b"one", b"two"]);
+        die_after_release(&l);
+        let spin = LocalU32::new(0);
+        let got = l
+            .ring
+            .read(&mut VecSink(Vec::new()), &waiter(&spin))
+            .unwrap();
+        assert_eq!(got, b"two");
+        assert_eq!(
+            l.ring.count(),
+            1,
+            "the dead reader's message was never counted out"
+        );
+    }
+
+    #[test]
+    fn reader_recovers_when_the_released_record_was_already_reused() {
+        let l = local(&[b"one", b"two"]);
+        die_after_release(&l);
+        // A writer reused the released slot: its stamp names a later lap.
+        let c = l.ring.ctl();
+        let h = c.head.pos.load(SeqCst);
+        l.ring.hdr(h).stamp.store((h + CAP) | WRITING, SeqCst);
+        let spin = LocalU32::new(0);
+        let got = l
+            .ring
+            .read(&mut VecSink(Vec::new()), &waiter(&spin))
+            .unwrap();
+        assert_eq!(got, b"two");
+        assert_eq!(
+            c.head.lock.load(SeqCst),
+            0,
+            "the dead reader's lock was released"
+        );
+    }
+
+    #[test]
+    fn counts_follow_puts_and_gets() {
+        let l = local(&[b"a", b"b", b"c"]);
+        assert_eq!(l.ring.count(), 3);
+        let spin = LocalU32::new(0);
+        l.ring
+            .read(&mut VecSink(Vec::new()), &waiter(&spin))
+            .unwrap();
+        assert_eq!(l.ring.count(), 2);
+        // maxsize 3 with 2 in: one more fits, then the ring is full.
+        let now = Waiter {
+            deadline: Deadline::now(),
+            ..waiter(&spin)
+        };
+        l.ring.write(b"d", &now, 3).unwrap();
+        assert_eq!(l.ring.write(b"e", &now, 3), Err(WErr::Timeout));
+        assert_eq!(l.ring.count(), 3);
+    }
+
+    #[test]
+    fn copy_out_copies_every_byte_at_any_alignment() {
+        let src: Vec<u8> = (0..20_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for nt in [false, true] {
+            for (d_off, s_off, len) in
+                [(0, 0, 20_000 - 64), (1, 3, 9_999), (15, 0, 4096), (7, 9, 5)]
+            {
+                let mut dst = vec![0u8; 20_000];
+                copy_out(&mut dst[d_off..d_off + len], &src[s_off..s_off + len], nt);
+                assert_eq!(&dst[d_off..d_off + len], &src[s_off..s_off + len]);
+                assert!(dst[..d_off].iter().all(|&b| b == 0));
+                assert!(dst[d_off + len..].iter().all(|&b| b == 0));
+            }
+        }
+    }
+}

@@ -23,6 +23,19 @@ pub(crate) fn spin_hint() {
     std::hint::spin_loop();
 }
 
+/// The `SeqCst` fence a Dekker-style check needs right after a `SeqCst`
+/// read-modify-write (a lock release, a CAS on `released`): on x86-64 every
+/// locked instruction already is a full barrier, so only the compiler is
+/// held back; elsewhere, and under loom (which does not model that), a real
+/// fence.
+#[inline]
+pub(crate) fn fence_after_rmw() {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    fence(Ordering::SeqCst);
+}
+
 /// Sleeps while `word == expected`, until woken or `deadline`.
 #[inline]
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> Wait {

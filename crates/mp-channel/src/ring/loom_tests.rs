@@ -16,6 +16,7 @@ impl RingCtl {
         let end = || End {
             pos: AtomicU64::new(0),
             lock: AtomicU32::new(0),
+            msgs: AtomicU64::new(0),
         };
         let w64 = || Word64 {
             v: AtomicU64::new(0),
@@ -31,7 +32,6 @@ impl RingCtl {
             released: w64(),
             data: wake(),
             space: wake(),
-            count: w64(),
             writers: Holders::new(),
             readers: Holders::new(),
         }
@@ -84,6 +84,10 @@ impl Sink for Collect {
 }
 
 fn send(m: &Model, msg: &[u8]) {
+    send_max(m, msg, 0);
+}
+
+fn send_max(m: &Model, msg: &[u8], maxsize: u64) {
     let spin = LocalU32::new(0);
     let w = Waiter {
         deadline: Deadline::never(),
@@ -91,7 +95,7 @@ fn send(m: &Model, msg: &[u8]) {
         spin_ns: &spin,
         me: crate::sync::tid(),
     };
-    m.ring.write(msg, &w, 0).unwrap();
+    m.ring.write(msg, &w, maxsize).unwrap();
 }
 
 fn recv(m: &Model) -> Vec<u8> {
@@ -163,5 +167,49 @@ fn loom_one_writer_two_readers_out_of_order_release() {
         // Both records released, whatever order the readers finished in.
         let c = m.ring.ctl();
         assert_eq!(c.released.v.load(SeqCst), c.tail.pos.load(SeqCst));
+    });
+}
+
+#[test]
+fn loom_inline_and_claimed_readers_release_out_of_order() {
+    // The 2-byte message is decoded under `rlock` (at most `INLINE_MAX`),
+    // the 4-byte one claimed and decoded outside it: either may finish
+    // first, and `released` must pass both.
+    assert!(2 <= INLINE_MAX && 4 > INLINE_MAX);
+    check_bounded(1, || {
+        let m = model(64);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let m = m.clone();
+                loom::thread::spawn(move || recv(&m))
+            })
+            .collect();
+        send(&m, &[1; 4]);
+        send(&m, &[2; 2]);
+        let mut got: Vec<_> = readers.into_iter().map(|t| t.join().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![vec![1; 4], vec![2; 2]]);
+        let c = m.ring.ctl();
+        assert_eq!(c.released.v.load(SeqCst), c.tail.pos.load(SeqCst));
+        assert_eq!(m.ring.count(), 0);
+    });
+}
+
+#[test]
+fn loom_maxsize_bounds_the_count() {
+    check(|| {
+        let m = model(256);
+        let m2 = m.clone();
+        let t = loom::thread::spawn(move || {
+            for i in 1..=2u8 {
+                send_max(&m2, &[i; 2], 1);
+            }
+        });
+        for i in 1..=2u8 {
+            assert!(m.ring.count() <= 1);
+            assert_eq!(recv(&m), vec![i; 2]);
+        }
+        t.join().unwrap();
+        assert_eq!(m.ring.count(), 0);
     });
 }
