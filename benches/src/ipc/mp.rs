@@ -7,6 +7,7 @@
 //! | `ipc/mp-pipe-nospin/8` | the same with spinning off (`WaitMode::NoSpin`): every wait sleeps on the futex |
 //! | `ipc/mp-pipe-busy/8` | the same in busy-poll mode (`WaitMode::BusyPoll`) |
 //! | `ipc/mp-queue/{8,1024,65536,1048576}` | round trip over two `Queue<Vec<u8>>`s (serde values, postcard) |
+//! | `ipc/mp-queue-bytes/{65536,1048576}` | the same over two `Queue<mp_channel::Bytes>`s (one block, no per-byte serde) |
 //! | `ipc/mp-queue-stream/8` | one-way stream of `u64` through a `Queue<u64>`, msg/s |
 //! | `ipc/mp-pipe-stream/8` | one-way stream of 8-byte `send_bytes` through a simplex `Pipe`, msg/s |
 //! | `ipc/mp-pipe-bw/64M` | one 64 MiB `send_bytes` through a `Pipe` (larger than its ring: streamed), GB/s |
@@ -15,7 +16,9 @@ use std::cell::RefCell;
 use std::io;
 use std::time::Instant;
 
-use mp_channel::{Pipe, PipeEnd, Queue, WaitMode};
+use mp_channel::{Bytes, Pipe, PipeEnd, Queue, WaitMode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{BIG, GROUP, SIZES, STOP, ping_pong};
 use crate::kit::Config;
@@ -29,7 +32,10 @@ pub(crate) fn run(cfg: &Config, row: &mut impl FnMut(&'static str, io::Result<()
     row("mp pipe no-spin", pipe(cfg, 8, WaitMode::NoSpin));
     row("mp pipe busy-poll", pipe(cfg, 8, WaitMode::BusyPoll));
     for size in SIZES {
-        row("mp queue", queue(cfg, size));
+        row("mp queue", queue::<Vec<u8>>(cfg, size, QUEUE_VEC));
+    }
+    for size in SIZES.into_iter().filter(|&s| s >= 65536) {
+        row("mp queue bytes", queue::<Bytes>(cfg, size, QUEUE_BYTES));
     }
     row("mp queue stream", queue_stream(cfg));
     row("mp pipe stream", pipe_stream(cfg));
@@ -118,10 +124,32 @@ fn pipe(cfg: &Config, size: u64, mode: WaitMode) -> io::Result<()> {
     Ok(())
 }
 
-fn queue(cfg: &Config, size: u64) -> io::Result<()> {
+/// How a queue row names itself: key prefix, implementation, message type.
+struct QueueKind {
+    key: &'static str,
+    imp: &'static str,
+    ty: &'static str,
+}
+
+const QUEUE_VEC: QueueKind = QueueKind {
+    key: "ipc/mp-queue",
+    imp: "mp Queue",
+    ty: "Vec<u8>",
+};
+
+const QUEUE_BYTES: QueueKind = QueueKind {
+    key: "ipc/mp-queue-bytes",
+    imp: "mp Queue<Bytes>",
+    ty: "Bytes",
+};
+
+fn queue<M>(cfg: &Config, size: u64, kind: QueueKind) -> io::Result<()>
+where
+    M: Serialize + DeserializeOwned + From<Vec<u8>> + Into<Vec<u8>>,
+{
     let ring = (4 * size as usize).max(64 * 1024).next_power_of_two();
     let make = || {
-        Queue::<Vec<u8>>::builder()
+        Queue::<M>::builder()
             .ring_bytes(ring)
             .build()
             .map_err(other)
@@ -135,14 +163,14 @@ fn queue(cfg: &Config, size: u64) -> io::Result<()> {
         |_, seq| {
             let mut m = msg.borrow_mut();
             m[..4].copy_from_slice(&seq.to_ne_bytes());
-            there.put(std::mem::take(&mut *m)).expect("put");
-            *m = back.get().expect("get");
+            there.put(M::from(std::mem::take(&mut *m))).expect("put");
+            *m = back.get().expect("get").into();
             assert_eq!(m[..4], seq.to_ne_bytes(), "echo mismatch");
         },
         |_| loop {
-            let m = there.get().expect("get");
+            let m: Vec<u8> = there.get().expect("get").into();
             let stop = m[..4] == STOP.to_ne_bytes();
-            back.put(m).expect("put");
+            back.put(M::from(m)).expect("put");
             if stop {
                 return;
             }
@@ -163,15 +191,16 @@ fn queue(cfg: &Config, size: u64) -> io::Result<()> {
     let baseline: Vec<&str> = baseline.iter().map(String::as_str).collect();
     Row::new(
         GROUP,
-        &format!("ipc/mp-queue/{size}"),
+        &format!("{}/{size}", kind.key),
         "round trip",
-        "mp Queue",
+        kind.imp,
     )
     .size(size)
     .round_trip()
     .baseline(&baseline)
     .note(format!(
-        "two Queue<Vec<u8>> (postcard), put + get each way, ring {ring} B; {pin}"
+        "two Queue<{}> (postcard), put + get each way, ring {ring} B; {pin}",
+        kind.ty
     ))
     .stats(Unit::Us, Stats::per_op(&samples, batch.into(), Unit::Us))
     .emit();
