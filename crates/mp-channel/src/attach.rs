@@ -29,14 +29,22 @@ pub(crate) fn process_token() -> u32 {
 struct Registry {
     lock: AtomicBool,
     list: UnsafeCell<Vec<Weak<Attach>>>,
+    /// The handles alive when a fork began, kept alive until the fork
+    /// handlers of both sides are done with them: a handle that another
+    /// thread drops meanwhile must not be dropped inside the prepare
+    /// handler, after its registration for the child was made (the child
+    /// would never see the handle, and that registration, under the
+    /// parent's token, would keep the channel connected for good).
+    held: UnsafeCell<Vec<Arc<Attach>>>,
 }
 
-// SAFETY: `list` is only touched with `lock` held.
+// SAFETY: `list` and `held` are only touched with `lock` held.
 unsafe impl Sync for Registry {}
 
 static REGISTRY: Registry = Registry {
     lock: AtomicBool::new(false),
     list: UnsafeCell::new(Vec::new()),
+    held: UnsafeCell::new(Vec::new()),
 };
 
 fn reg_lock() {
@@ -68,25 +76,24 @@ extern "C" fn atfork_prepare() {
     // moves these registrations to the child's pid).
     let pid = process_token();
     // SAFETY: we hold the registry lock.
-    let list = unsafe { &*REGISTRY.list.get() };
-    for w in list {
-        if let Some(a) = w.upgrade() {
-            a.fork_prepare(pid);
-        }
+    let (list, held) = unsafe { (&*REGISTRY.list.get(), &mut *REGISTRY.held.get()) };
+    held.extend(list.iter().filter_map(Weak::upgrade));
+    for a in held.iter() {
+        a.fork_prepare(pid);
     }
 }
 
 extern "C" fn atfork_parent() {
     // SAFETY: the prepare handler took the lock.
-    let list = unsafe { &*REGISTRY.list.get() };
-    for w in list {
-        if let Some(a) = w.upgrade() {
-            // The child owns these registrations now.
-            a.fork_w.store(0, Relaxed);
-            a.fork_r.store(0, Relaxed);
-        }
+    let held = std::mem::take(unsafe { &mut *REGISTRY.held.get() });
+    for a in &held {
+        // The child owns these registrations now.
+        a.fork_w.store(0, Relaxed);
+        a.fork_r.store(0, Relaxed);
     }
     reg_unlock();
+    // Handles that other threads dropped meanwhile go now.
+    drop(held);
 }
 
 extern "C" fn atfork_child() {
@@ -94,13 +101,12 @@ extern "C" fn atfork_child() {
     let pid = process_token();
     // SAFETY: the prepare handler took the lock before fork; the child has
     // only this thread.
-    let list = unsafe { &*REGISTRY.list.get() };
-    for w in list {
-        if let Some(a) = w.upgrade() {
-            a.on_fork(pid);
-        }
+    let held = std::mem::take(unsafe { &mut *REGISTRY.held.get() });
+    for a in &held {
+        a.on_fork(pid);
     }
     reg_unlock();
+    drop(held);
 }
 
 fn install_atfork() {

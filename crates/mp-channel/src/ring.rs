@@ -635,7 +635,8 @@ impl Ring {
             }
         };
         let timer_every = if pace_ns > 0 { 1 } else { 16 };
-        let mut last_slow = monotonic_ns();
+        let started = monotonic_ns();
+        let mut last_slow = started;
         match w.mode {
             WaitMode::BusyPoll => {
                 let mut i = 0u32;
@@ -686,13 +687,13 @@ impl Ring {
             }
             WaitMode::NoSpin => {}
         }
-        loop {
+        let slept = loop {
             ev.waiters.fetch_add(1, SeqCst);
             fence(SeqCst);
             let seq = ev.seq.load(SeqCst);
             if let Some(r) = check(false) {
                 ev.waiters.fetch_sub(1, SeqCst);
-                return Some(r);
+                break Some(r);
             }
             let r = futex_wait(&ev.seq, seq, deadline.min_after(SLICE));
             ev.waiters.fetch_sub(1, SeqCst);
@@ -700,13 +701,25 @@ impl Ring {
             if r == Wait::TimedOut || now - last_slow > SLICE_NS {
                 last_slow = now;
                 if let Some(r) = check(true) {
-                    return Some(r);
+                    break Some(r);
                 }
                 if deadline.expired() {
-                    return None;
+                    break None;
                 }
             }
+        };
+        if w.mode == WaitMode::Adaptive && slept.is_some() {
+            // The spin gave up, yet the wait was short: spin that long
+            // next time (else a budget halved below the usual wait of a
+            // request/reply exchange would never grow back, and every
+            // wait would pay a futex wake-up).
+            let waited = monotonic_ns() - started;
+            if waited < u64::from(SPIN_MAX_NS) / 2 {
+                let learnt = (2 * waited as u32).clamp(SPIN_MIN_NS, SPIN_MAX_NS);
+                w.spin_ns.fetch_max(learnt, Relaxed);
+            }
         }
+        slept
     }
 
     // ------------------------------------------------------------ writers

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{LONG, fork};
-use mp_channel::{Pipe, RecvError, SendError, WaitMode, pipe};
+use mp_channel::{Pipe, RecvError, SendError, WaitMode, Waitable, pipe};
 
 #[test]
 fn duplex_ping_pong_between_processes() {
@@ -265,4 +265,32 @@ fn cloned_ends_share_the_pipe() {
     assert_eq!(b.recv::<u8>().unwrap(), 3);
     drop(a2);
     assert!(matches!(b.recv::<u8>(), Err(RecvError::Disconnected)));
+}
+
+#[test]
+fn a_clone_dropped_while_another_thread_forks_does_not_stay_registered() {
+    // One thread keeps cloning and dropping a sender while another forks:
+    // a clone dropped while a fork is being prepared must leave no
+    // registration behind under this process, else the channel would stay
+    // connected after every sender has gone.
+    let (rx, tx) = Pipe::new(false).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let clones: Vec<_> = (0..16).map(|_| tx.clone()).collect();
+                drop(clones);
+            }
+        });
+        for _ in 0..400 {
+            assert_eq!(fork(|| 0).wait(LONG), 0);
+            // Frees the dead child's slot in the holder tables (a slow
+            // readiness check prunes), so that they never fill up.
+            rx.check_stalled();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    drop(tx);
+    let r = rx.recv_timeout::<u8>(Duration::from_secs(20));
+    assert!(matches!(r, Err(RecvError::Disconnected)), "{r:?}");
 }
