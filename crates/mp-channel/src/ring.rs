@@ -1433,9 +1433,19 @@ impl Ring {
                         self.claim_at(h, len, w.me);
                         self.count_get();
                         unlock();
+                        // Consumed even if decoding panics (a user's
+                        // `Deserialize`): a record left CLAIMED by a live
+                        // thread would stop the writers once they wrap.
+                        struct Consume<'a>(&'a Ring, u64, u64);
+                        impl Drop for Consume<'_> {
+                            fn drop(&mut self) {
+                                self.0.consume(self.1, self.2);
+                            }
+                        }
+                        let done = Consume(self, h, rec_size(len));
                         // SAFETY: we claimed the record; `len` is its payload.
                         let out = unsafe { self.with_payload(h, 0, len, |b| sink.whole(b)) };
-                        self.consume(h, rec_size(len));
+                        drop(done);
                         return out.map(Some);
                     }
                     if len < 8 {

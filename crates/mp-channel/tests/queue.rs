@@ -350,3 +350,33 @@ fn pipe_fds() -> (i32, i32) {
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     (fds[0], fds[1])
 }
+
+/// A value whose `Deserialize` panics when its first byte is 0xFF.
+#[derive(serde::Serialize, Debug)]
+struct Touchy(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<u8>::deserialize(d)?;
+        assert!(v.first() != Some(&0xFF), "a Deserialize that panics");
+        Ok(Touchy(v))
+    }
+}
+
+#[test]
+fn a_panicking_deserialize_does_not_stall_the_queue() {
+    let q = Queue::<Touchy>::builder().ring_bytes(4096).build().unwrap();
+    for size in [100usize, 700] {
+        q.put(Touchy(vec![0xFF; size])).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.get()));
+        assert!(r.is_err(), "the decode panicked");
+        // Many laps of the 4 KiB ring afterwards: the record the panic left
+        // behind must have been released.
+        for i in 0..200u8 {
+            q.put_timeout(Touchy(vec![i; size]), Duration::from_secs(30))
+                .unwrap();
+            let got = q.get_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(got.0, vec![i; size]);
+        }
+    }
+}
