@@ -1,7 +1,7 @@
 //! A channel's shared segment: one or two rings plus a small header, and
 //! the eventfds that signal readability to pollers.
 //!
-//! # Segment layout (magic `MPCH`, version 4)
+//! # Segment layout (magic `MPCH`, version 5)
 //!
 //! After the 64-byte segment [`Header`](mp_os::segment::Header):
 //!
@@ -17,9 +17,9 @@
 //!     72             4        join.seq   futex word join() sleeps on
 //!     76             4        join.waiters
 //!     80             8        join.lost  tasks written off: taken by a process that died
-//!    128           512        taken      JoinableQueue: values got and not yet task_done,
+//!    128          2048        taken      JoinableQueue: values got and not yet task_done,
 //!                                        per process (a holder table, see `holders`)
-//!    640   1344 x nrings      RingCtl per ring (see `ring`)
+//!   2176   4416 x nrings      RingCtl per ring (see `ring`)
 //!   DATA     cap x nrings     ring buffers; DATA is page-aligned in the segment
 //! ```
 
@@ -34,7 +34,7 @@ use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
 use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 4] = *b"MPCH";
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 
 pub(crate) const KIND_PIPE: u32 = 1;
 pub(crate) const KIND_QUEUE: u32 = 2;

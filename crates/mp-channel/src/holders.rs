@@ -4,21 +4,26 @@
 //! offset  size  field
 //!      0     4  total     registrations, all slots plus overflow (fast check)
 //!      4     4  overflow  registrations that found no free slot (never pruned)
-//!      8   504  slots     63 x u64: (token << 32) | count, 0 = free
+//!      8  2040  slots     255 x u64: (token << 32) | count, 0 = free
+//! ```
 //!
 //! `token` is the holding process's liveness token (`mp_os::liveness`: pid
 //! in bits 0..22, a stamp of the process's start time above), so that a
 //! dead holder whose pid was reused is still found dead.
-//! ```
 //!
 //! `total` is incremented before a slot and decremented after it, so it
 //! never under-counts: `total == 0` means nobody holds the side. A slot of a
 //! process that died without unregistering is found by [`Holders::prune`]
-//! (a liveness check, slow path only) and its count subtracted.
+//! (a liveness check, slow path only) and its count subtracted. A process
+//! that finds every slot taken prunes the table before it falls back to the
+//! overflow counter; registrations there cannot be told apart, so the side
+//! of a channel with more than 255 live holder processes at once stops
+//! reporting their deaths (a documented limit).
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering::*};
 
-pub(crate) const SLOTS: usize = 63;
+/// Slots per table (a few under loom, which models every atomic).
+pub(crate) const SLOTS: usize = if cfg!(loom) { 7 } else { 255 };
 
 /// Registration marker for the overflow counter (in a role word).
 pub(crate) const OVERFLOW: u32 = 1 << 31;
@@ -31,7 +36,7 @@ pub(crate) struct Holders {
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<Holders>() == 512);
+const _: () = assert!(std::mem::size_of::<Holders>() == 2048);
 
 impl Holders {
     #[cfg(any(loom, test))]
@@ -47,7 +52,12 @@ impl Holders {
     /// (`pid`, or `pid | OVERFLOW` when the table was full).
     pub(crate) fn add(&self, pid: u32) -> u32 {
         self.total.fetch_add(1, SeqCst);
-        for _ in 0..4 {
+        for attempt in 0..8 {
+            if attempt == 4 {
+                // Full: free the slots of dead processes (short-lived
+                // children that never unregistered) before overflowing.
+                self.prune();
+            }
             let mut free = None;
             for s in &self.slots {
                 let v = s.load(Acquire);
@@ -137,6 +147,29 @@ fn pid_alive(pid: u32) -> bool {
 mod tests {
     use super::*;
     use mp_os::liveness::{TID_BITS, process_token};
+
+    #[test]
+    fn a_full_table_is_pruned_before_it_overflows() {
+        let h = Holders::new();
+        let init = mp_os::liveness::token_of(1).expect("pid 1 exists");
+        // Every slot taken by "dead" processes (pid 1 with another stamp).
+        for i in 0..SLOTS as u32 {
+            let dead = (init & mp_os::liveness::TID_MASK) | (((i % 511) + 1) << TID_BITS);
+            let dead = if dead == init {
+                dead ^ (1 << TID_BITS)
+            } else {
+                dead
+            };
+            h.slots[i as usize].store(u64::from(dead) << 32 | 1, SeqCst);
+        }
+        h.total.store(SLOTS as u32, SeqCst);
+        let me = process_token();
+        let role = h.add(me);
+        assert_eq!(role & OVERFLOW, 0, "a pruned slot was reused");
+        assert_eq!(h.total.load(SeqCst), 1);
+        h.remove(role);
+        assert!(!h.any());
+    }
 
     #[test]
     fn prune_frees_dead_holders_and_keeps_live_ones() {

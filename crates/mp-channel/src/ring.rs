@@ -1,7 +1,7 @@
 //! The byte ring every channel is made of: variable-size records in a
 //! power-of-two buffer of shared memory, many writers, many readers.
 //!
-//! # Control block (`RingCtl`, layout version 3)
+//! # Control block (`RingCtl`, layout version 4)
 //!
 //! ```text
 //! offset  size  field
@@ -17,9 +17,9 @@
 //!    196     4  data.waiters  sleepers (low 16 bits) + pollers (high 16 bits)
 //!    256     4  space.seq     futex word writers sleep on (bumped on release)
 //!    260     4  space.waiters sleeping writers
-//!    320   512  writers       holder table (see `holders`)
-//!    832   512  readers       holder table
-//!   1344        end
+//!    320  2048  writers       holder table (see `holders`)
+//!   2368  2048  readers       holder table
+//!   4416        end
 //! ```
 //!
 //! Each group of words a side writes on every message has its own cache
@@ -204,7 +204,7 @@ pub(crate) struct RingCtl {
 }
 
 /// Size of the control block in shared memory.
-pub(crate) const CTL_SIZE: usize = 1344;
+pub(crate) const CTL_SIZE: usize = 4416;
 #[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::size_of::<RingCtl>() == CTL_SIZE);
@@ -216,7 +216,7 @@ const _: () = {
     assert!(std::mem::offset_of!(RingCtl, data) == 192);
     assert!(std::mem::offset_of!(RingCtl, space) == 256);
     assert!(std::mem::offset_of!(RingCtl, writers) == 320);
-    assert!(std::mem::offset_of!(RingCtl, readers) == 832);
+    assert!(std::mem::offset_of!(RingCtl, readers) == 2368);
     assert!(std::mem::size_of::<RecHeader>() == HDR as usize);
 };
 
