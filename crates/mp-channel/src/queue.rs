@@ -549,21 +549,24 @@ fn wake_joiners(j: &crate::chan::JoinCtl) {
     }
 }
 
+/// Subtracts up to `k` from the unfinished count (never below 0); returns
+/// the count it found.
+fn sub_unfinished(j: &crate::chan::JoinCtl, k: u64) -> u64 {
+    j.unfinished
+        .fetch_update(SeqCst, Relaxed, |n| (n > 0).then(|| n - k.min(n)))
+        .unwrap_or(0)
+}
+
 fn task_done_inner(j: &crate::chan::JoinCtl) -> bool {
-    let mut n = j.unfinished.load(Relaxed);
-    loop {
-        if n == 0 {
-            return false;
-        }
-        match j.unfinished.compare_exchange(n, n - 1, SeqCst, Relaxed) {
-            Ok(_) => break,
-            Err(cur) => n = cur,
+    match sub_unfinished(j, 1) {
+        0 => false,
+        n => {
+            if n == 1 {
+                wake_joiners(j);
+            }
+            true
         }
     }
-    if n == 1 {
-        wake_joiners(j);
-    }
-    true
 }
 
 impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
@@ -683,17 +686,8 @@ impl<T> JoinableQueue<T> {
         if dead == 0 {
             return;
         }
-        let mut n = j.unfinished.load(SeqCst);
-        loop {
-            let gone = dead.min(n);
-            match j.unfinished.compare_exchange(n, n - gone, SeqCst, Relaxed) {
-                Ok(_) => {
-                    j.lost.fetch_add(gone, SeqCst);
-                    break;
-                }
-                Err(cur) => n = cur,
-            }
-        }
+        let gone = dead.min(sub_unfinished(j, dead));
+        j.lost.fetch_add(gone, SeqCst);
         wake_joiners(j);
     }
 }

@@ -1183,20 +1183,37 @@ impl Ring {
     /// the caller holds `rlock`, which this releases): decodes it straight
     /// from the ring under the lock, then releases it.
     fn take_inline<S: Sink>(&self, h: u64, len: u64, sink: &mut S) -> Result<S::Out, RErr> {
-        /// Releases the message even if decoding panics.
-        struct Done<'a>(&'a Ring, u64, u64);
-        impl Drop for Done<'_> {
+        // SAFETY: the record at `h` is committed, and we hold `rlock`: no
+        // reader takes it and no writer reuses its bytes until
+        // `release_inline` advances `released` and `head` past it.
+        unsafe { self.decode_then(h, len, sink, Ring::release_inline) }
+    }
+
+    /// Decodes the payload (`len` bytes) of the record at `h` into `sink`,
+    /// then runs `done(self, h, size)` to let the record go, also when
+    /// decoding panics (a user's `Deserialize`): a record kept by a live
+    /// thread would stop the writers once they wrap.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the record until `done` runs (it claimed it, or
+    /// holds `rlock` over a committed record), and `len` is its payload.
+    unsafe fn decode_then<S: Sink>(
+        &self,
+        h: u64,
+        len: u64,
+        sink: &mut S,
+        done: fn(&Ring, u64, u64),
+    ) -> Result<S::Out, RErr> {
+        struct Guard<'a>(&'a Ring, u64, u64, fn(&Ring, u64, u64));
+        impl Drop for Guard<'_> {
             fn drop(&mut self) {
-                self.0.release_inline(self.1, self.2);
+                (self.3)(self.0, self.1, self.2);
             }
         }
-        let done = Done(self, h, rec_size(len));
-        // SAFETY: the record at `h` is committed, and we hold `rlock`: no
-        // reader takes it and no writer reuses its bytes until `done`
-        // advances `released` and `head` past it.
-        let out = unsafe { self.with_payload(h, 0, len, |b| sink.whole(b)) };
-        drop(done);
-        out
+        let _guard = Guard(self, h, rec_size(len), done);
+        // SAFETY: the caller owns the record and its `len` payload bytes.
+        unsafe { self.with_payload(h, 0, len, |b| sink.whole(b)) }
     }
 
     /// Releases the inline-read record at `h` of `size` bytes: `released`
@@ -1433,19 +1450,8 @@ impl Ring {
                         self.claim_at(h, len, w.me);
                         self.count_get();
                         unlock();
-                        // Consumed even if decoding panics (a user's
-                        // `Deserialize`): a record left CLAIMED by a live
-                        // thread would stop the writers once they wrap.
-                        struct Consume<'a>(&'a Ring, u64, u64);
-                        impl Drop for Consume<'_> {
-                            fn drop(&mut self) {
-                                self.0.consume(self.1, self.2);
-                            }
-                        }
-                        let done = Consume(self, h, rec_size(len));
                         // SAFETY: we claimed the record; `len` is its payload.
-                        let out = unsafe { self.with_payload(h, 0, len, |b| sink.whole(b)) };
-                        drop(done);
+                        let out = unsafe { self.decode_then(h, len, sink, Ring::consume) };
                         return out.map(Some);
                     }
                     if len < 8 {
