@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
@@ -46,6 +46,28 @@ impl fmt::Display for Address {
     }
 }
 
+/// How long a TCP peer that stopped answering is given before its
+/// connection fails (see [`Stream::set_peer_timeout`]), unless the server is
+/// told otherwise (`ManagerBuilder::peer_timeout`). Clients always use it.
+pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Keepalive probes sent before a silent TCP peer is given up.
+const KEEPALIVE_PROBES: u32 = 5;
+
+/// The uid of the process at the other end of a Unix socket (as it was
+/// when it connected).
+pub(crate) fn peer_uid(s: &UnixStream) -> io::Result<u32> {
+    Ok(rustix::net::sockopt::socket_peercred(s)?.uid.as_raw())
+}
+
+/// Whether a local peer running as `peer` may talk to a server running as
+/// `me`: the same user, or root. The abstract namespace has no file
+/// permissions, so without this check any user of the machine could try
+/// the key.
+pub(crate) fn uid_allowed(peer: u32, me: u32) -> bool {
+    peer == me || peer == 0
+}
+
 /// A listening socket.
 #[derive(Debug)]
 pub(crate) enum Listener {
@@ -83,12 +105,13 @@ impl Listener {
         matches!(self, Listener::Tcp(_))
     }
 
-    pub(crate) fn accept(&self) -> io::Result<Stream> {
+    /// The next connection, and the peer's address for a TCP one.
+    pub(crate) fn accept(&self) -> io::Result<(Stream, Option<IpAddr>)> {
         match self {
-            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
-            Listener::Tcp(l) => l.accept().map(|(s, _)| {
+            Listener::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
+            Listener::Tcp(l) => l.accept().map(|(s, a)| {
                 let _ = s.set_nodelay(true);
-                Stream::Tcp(s)
+                (Stream::Tcp(s), Some(a.ip()))
             }),
         }
     }
@@ -120,9 +143,36 @@ impl Stream {
             Address::Tcp(a) => {
                 let s = TcpStream::connect_timeout(a, Duration::from_secs(30))?;
                 let _ = s.set_nodelay(true);
-                Ok(Stream::Tcp(s))
+                let s = Stream::Tcp(s);
+                s.set_peer_timeout(PEER_TIMEOUT)?;
+                Ok(s)
             }
         }
+    }
+
+    /// On TCP, makes a peer that stops answering (its host crashed or the
+    /// network between went away, so that no FIN or RST ever arrives) an
+    /// error within about `t`: keepalive probes after `t / 2` of silence,
+    /// 5 of them spread over the rest, and `TCP_USER_TIMEOUT` of `t` for
+    /// data that stays unacknowledged (which also ends the probing at `t`).
+    /// A blocked read or write then fails with `ETIMEDOUT`, and `poll`
+    /// reports an error. `t` is taken between 1 s and 32767 s. A Unix
+    /// socket is left as it is (its peer cannot vanish without the kernel
+    /// knowing).
+    pub(crate) fn set_peer_timeout(&self, t: Duration) -> io::Result<()> {
+        use rustix::net::sockopt;
+        let Stream::Tcp(s) = self else {
+            return Ok(());
+        };
+        let t = t.clamp(Duration::from_secs(1), Duration::from_secs(32767));
+        let idle = (t / 2).max(Duration::from_secs(1));
+        let intvl = ((t - idle.min(t)) / KEEPALIVE_PROBES).max(Duration::from_secs(1));
+        sockopt::set_socket_keepalive(s, true)?;
+        sockopt::set_tcp_keepidle(s, Duration::from_secs(idle.as_secs()))?;
+        sockopt::set_tcp_keepintvl(s, Duration::from_secs(intvl.as_secs()))?;
+        sockopt::set_tcp_keepcnt(s, KEEPALIVE_PROBES)?;
+        sockopt::set_tcp_user_timeout(s, t.as_millis() as u32)?;
+        Ok(())
     }
 
     pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {

@@ -28,6 +28,9 @@ pub(crate) struct Conn {
 impl Conn {
     /// Connects and runs the client side of the handshake.
     pub(crate) fn open(addr: &Address, key: &[u8]) -> Result<Conn, Error> {
+        if key.is_empty() && matches!(addr, Address::Tcp(_)) {
+            return Err(Error::EmptyAuthkey);
+        }
         let stream = Stream::connect(addr).map_err(|e| Error::io("connect", e))?;
         Conn::handshake(&stream, key)?;
         // A local connection continues over a shared-memory pipe.
@@ -52,6 +55,11 @@ impl Conn {
             Ok(false) => return Err(Error::ServerGone),
             Err(e) => return Err(io(e)),
         }
+        if hello == crate::server::REFUSED_USER {
+            return Err(Error::Auth(
+                "the server takes local connections only from its own user and root",
+            ));
+        }
         let m = wire::MAGIC.len();
         if hello.len() != m + 2 + wire::NONCE || &hello[..m] != wire::MAGIC {
             return Err(Error::Auth("the peer is not a manager server"));
@@ -63,6 +71,9 @@ impl Conn {
         let nc = wire::nonce().map_err(io)?;
         let mut answer = wire::tag(key, wire::CLIENT_ROLE, ns).to_vec();
         answer.extend_from_slice(&nc);
+        // Names this process, so that the server can tell when all its
+        // connections are gone.
+        answer.extend_from_slice(&session().to_le_bytes());
         wire::write_frame(&mut &*s, &mut Vec::new(), &answer).map_err(io)?;
         let mut welcome = Vec::new();
         match wire::read_frame(&mut &*s, wire::MAX_HANDSHAKE_FRAME, &mut welcome) {

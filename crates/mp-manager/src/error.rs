@@ -62,6 +62,10 @@ pub enum Error {
     /// The manager was shut down.
     #[error("the manager was shut down")]
     Shutdown,
+    /// An empty authentication key for a TCP manager, on either side:
+    /// anyone who can reach the port could connect.
+    #[error("an empty authentication key is refused for a manager on TCP")]
+    EmptyAuthkey,
 }
 
 impl Error {
@@ -142,4 +146,13 @@ pub enum RemoteError {
     /// A registered type's method failed; the message is its own.
     #[error("{0}")]
     Custom(String),
+    /// `JoinableQueue.join` found tasks that will never be done: items got
+    /// by clients whose connections all closed (the process exited or was
+    /// killed, or its host vanished) before they called `task_done`. They
+    /// were written off, so a later `join` waits only for the others.
+    #[error("{count} task(s) were taken by a client that went away before calling task_done()")]
+    TasksLost {
+        /// How many tasks were written off while this `join` waited.
+        count: u64,
+    },
 }

@@ -54,6 +54,17 @@
 //! connection, and the server keeps serving the others. See the crate's
 //! README for the wire protocol.
 //!
+//! A local server lets in only processes of its own user and root (checked
+//! with `SO_PEERCRED`: the abstract namespace has no file permissions). A
+//! connection has 1 s to prove the key, and few may be trying at once per
+//! peer address, so idle connections cannot crowd out a good client. A TCP
+//! manager refuses an empty key ([`Error::EmptyAuthkey`]), and both sides
+//! use TCP keepalive, so that a peer whose host vanished is dropped, and
+//! what it held released, within the peer timeout
+//! ([`ManagerBuilder::peer_timeout`], 30 s by default). A
+//! [`JoinableQueueProxy::join`] writes off the tasks of clients that went
+//! away (`RemoteError::TasksLost`) instead of waiting for them for ever.
+//!
 //! Linux only.
 
 #![cfg(target_os = "linux")]

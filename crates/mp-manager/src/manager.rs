@@ -78,10 +78,11 @@ impl fmt::Debug for Manager {
 /// Options for starting a manager's server: see [`Manager::builder`].
 pub struct ManagerBuilder {
     target: fn(ServerConfig),
-    serve: fn(Listener, Vec<u8>) -> io::Result<()>,
+    serve: fn(Listener, Vec<u8>, Duration) -> io::Result<()>,
     tcp: Option<Vec<SocketAddr>>,
     authkey: Option<Vec<u8>>,
     method: Option<StartMethod>,
+    peer_timeout: Duration,
 }
 
 impl fmt::Debug for ManagerBuilder {
@@ -89,6 +90,7 @@ impl fmt::Debug for ManagerBuilder {
         f.debug_struct("ManagerBuilder")
             .field("tcp", &self.tcp)
             .field("method", &self.method)
+            .field("peer_timeout", &self.peer_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -97,7 +99,7 @@ impl ManagerBuilder {
     /// Serves the types of registry `R` (see [`Registry`]).
     pub fn registry<R: Registry>(mut self) -> Self {
         self.target = server::server_main::<R>;
-        self.serve = server::serve::<R>;
+        self.serve = server::serve_with::<R>;
         self
     }
 
@@ -117,8 +119,41 @@ impl ManagerBuilder {
     }
 
     /// Uses `key` as the authentication key (default: 32 random bytes).
+    /// A TCP manager refuses an empty one ([`Error::EmptyAuthkey`] from
+    /// [`start`](ManagerBuilder::start)).
     pub fn authkey(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.authkey = Some(key.into());
+        self
+    }
+
+    /// How long the server gives a TCP client that stopped answering (its
+    /// host crashed or lost the network, so that no FIN or RST ever
+    /// arrives) before it drops the connection and releases what the
+    /// client held (locks, semaphore units, object locks; its tasks of a
+    /// joinable queue are written off). Default 30 s; taken between 1 s and
+    /// about 9 hours.
+    ///
+    /// The server sends TCP keepalive probes after half of it of silence
+    /// and sets `TCP_USER_TIMEOUT` to it, so a connection whose data or
+    /// probes go unacknowledged that long fails. A client that is alive
+    /// answers the probes from its kernel, so an idle client, or one that
+    /// holds a lock for hours, is never dropped. Clients use 30 s for a
+    /// server that vanishes. Local (Unix socket) connections need none of
+    /// this: the kernel knows when their peer dies.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let m = mp_manager::Manager::builder()
+    ///     .tcp("127.0.0.1:0")?
+    ///     .authkey(b"key".to_vec())
+    ///     .peer_timeout(Duration::from_secs(10))
+    ///     .start()?;
+    /// let lock = m.lock()?;
+    /// drop(lock.acquire()?);
+    /// # Ok::<(), mp_manager::Error>(())
+    /// ```
+    pub fn peer_timeout(mut self, timeout: Duration) -> Self {
+        self.peer_timeout = timeout;
         self
     }
 
@@ -137,6 +172,9 @@ impl ManagerBuilder {
                 k
             }
         };
+        if self.tcp.is_some() && key.is_empty() {
+            return Err(Error::EmptyAuthkey);
+        }
         let (listener, addr) = match &self.tcp {
             None => Listener::local().map_err(|e| Error::io("bind", e))?,
             Some(addrs) => {
@@ -161,6 +199,7 @@ impl ManagerBuilder {
     ///
     /// # Errors
     ///
+    /// [`Error::EmptyAuthkey`] for TCP with an empty key,
     /// [`Error::Io`] when the socket cannot be bound, [`Error::Process`]
     /// when the process cannot be started, and connection errors if it does
     /// not answer.
@@ -175,6 +214,7 @@ impl ManagerBuilder {
             listener: fd,
             tcp,
             authkey: key.clone(),
+            peer_timeout: self.peer_timeout,
         };
         // The arguments are serialized (and the listener duplicated) here;
         // this process's copy closes when `cfg` is dropped by `new`.
@@ -202,10 +242,11 @@ impl ManagerBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the socket cannot be bound or accepting fails.
+    /// [`Error::EmptyAuthkey`] for an empty key, [`Error::Io`] when the
+    /// socket cannot be bound or accepting fails.
     pub fn serve_forever(self) -> Result<(), Error> {
         let (listener, _, key) = self.bind()?;
-        (self.serve)(listener, key).map_err(|e| Error::io("accept", e))
+        (self.serve)(listener, key, self.peer_timeout).map_err(|e| Error::io("accept", e))
     }
 }
 
@@ -232,10 +273,11 @@ impl Manager {
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder {
             target: server::server_main::<()>,
-            serve: server::serve::<()>,
+            serve: server::serve_with::<()>,
             tcp: None,
             authkey: None,
             method: None,
+            peer_timeout: crate::addr::PEER_TIMEOUT,
         }
     }
 
@@ -257,7 +299,8 @@ impl Manager {
     ///
     /// # Errors
     ///
-    /// As [`ManagerBuilder::start`].
+    /// As [`ManagerBuilder::start`]; [`Error::EmptyAuthkey`] for an empty
+    /// key.
     pub fn serve(addr: impl ToSocketAddrs, authkey: impl Into<Vec<u8>>) -> Result<Manager, Error> {
         Manager::builder().tcp(addr)?.authkey(authkey).start()
     }
@@ -267,8 +310,8 @@ impl Manager {
     ///
     /// # Errors
     ///
-    /// [`Error::Auth`] for a wrong key, [`Error::Io`] when nothing listens
-    /// there.
+    /// [`Error::Auth`] for a wrong key, [`Error::EmptyAuthkey`] for an
+    /// empty one, [`Error::Io`] when nothing listens there.
     pub fn connect(
         addr: impl ToSocketAddrs,
         authkey: impl Into<Vec<u8>>,

@@ -5,13 +5,22 @@
 //! variable; blocking operations wait on the object's condition variable in
 //! slices of [`SLICE`], and between slices check whether the client hung up,
 //! so a dead client's blocked request ends within a slice.
+//!
+//! Before a connection is served it must be let in: a local peer must run
+//! as the server's user or as root (`SO_PEERCRED`; the abstract namespace
+//! has no file permissions), and every peer must prove the key within
+//! [`AUTH_TIMEOUT`]. Connections still proving it are few per peer address
+//! (see [`Pending`]), so idle connections cannot crowd out a good client. A
+//! TCP peer that vanishes without a FIN or RST is noticed by keepalive
+//! probes within the server's peer timeout.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mp_os::time::Deadline;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -24,8 +33,27 @@ use crate::wire::{self, Bytes, Init, Kind, Op, Reply, Request, Who, WireTimeout}
 
 /// How long a blocked request sleeps before checking its client is alive.
 const SLICE: Duration = Duration::from_millis(100);
-/// How long a new connection has to complete the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection has to prove the key, from its accept to the
+/// server's welcome, however slowly its bytes arrive.
+pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an authenticated local client has to send its shared-memory
+/// pipe.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections from one peer address (an IPv6 /64) that may be proving
+/// the key at once before the oldest is dropped (see [`Pending`]).
+const PENDING_PER_PEER: usize = 32;
+/// Connections that may be proving the key at once, from every peer
+/// together, before the oldest remote one is dropped.
+const MAX_PENDING: usize = 256;
+/// A pending connection younger than this is never dropped for the per-peer
+/// limit (a burst of genuine clients from one machine), only by the global
+/// one.
+const PENDING_MIN_AGE: Duration = Duration::from_millis(100);
+/// The frame a refused local peer gets instead of the challenge.
+pub(crate) const REFUSED_USER: &[u8] = b"\x02";
+/// Marks the session of a connection whose client did not name one: each
+/// such connection is a session of its own.
+const OWN_SESSION: u64 = 1 << 63;
 /// How long a reply may take to be written before the client is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most connections served at once; more are closed at once.
@@ -38,6 +66,7 @@ pub(crate) struct ServerConfig {
     pub(crate) listener: OwnedFd,
     pub(crate) tcp: bool,
     pub(crate) authkey: Vec<u8>,
+    pub(crate) peer_timeout: Duration,
 }
 
 impl Serialize for ServerConfig {
@@ -48,6 +77,7 @@ impl Serialize for ServerConfig {
             listener: &'a OwnedFd,
             tcp: bool,
             authkey: &'a [u8],
+            peer_timeout: Duration,
         }
         fn ser_fd<S: Serializer>(fd: &&OwnedFd, s: S) -> Result<S::Ok, S::Error> {
             mp_os::handle::serialize_fd(fd.as_fd(), s)
@@ -56,6 +86,7 @@ impl Serialize for ServerConfig {
             listener: &self.listener,
             tcp: self.tcp,
             authkey: &self.authkey,
+            peer_timeout: self.peer_timeout,
         }
         .serialize(s)
     }
@@ -69,12 +100,14 @@ impl<'de> Deserialize<'de> for ServerConfig {
             listener: OwnedFd,
             tcp: bool,
             authkey: Vec<u8>,
+            peer_timeout: Duration,
         }
         let w = W::deserialize(d)?;
         Ok(ServerConfig {
             listener: w.listener,
             tcp: w.tcp,
             authkey: w.authkey,
+            peer_timeout: w.peer_timeout,
         })
     }
 }
@@ -82,11 +115,34 @@ impl<'de> Deserialize<'de> for ServerConfig {
 /// The server process's target: serves until a shutdown request.
 pub(crate) fn server_main<R: Registry>(cfg: ServerConfig) {
     let listener = Listener::from_fd(cfg.listener, cfg.tcp);
-    let _ = serve::<R>(listener, cfg.authkey);
+    let _ = serve_with::<R>(listener, cfg.authkey, cfg.peer_timeout);
 }
 
-/// Serves `listener` until a shutdown request.
+/// Serves `listener` until a shutdown request, with the default peer
+/// timeout.
+#[cfg(test)]
 pub(crate) fn serve<R: Registry>(listener: Listener, authkey: Vec<u8>) -> io::Result<()> {
+    serve_with::<R>(listener, authkey, crate::addr::PEER_TIMEOUT)
+}
+
+/// Serves `listener` until a shutdown request; a TCP peer that stops
+/// answering is dropped after about `peer_timeout`.
+///
+/// # Errors
+///
+/// `InvalidInput` for an empty key on TCP (anyone could connect), and
+/// accept errors other than the transient ones.
+pub(crate) fn serve_with<R: Registry>(
+    listener: Listener,
+    authkey: Vec<u8>,
+    peer_timeout: Duration,
+) -> io::Result<()> {
+    if listener.is_tcp() && authkey.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an empty authentication key is refused on TCP",
+        ));
+    }
     let mut types = Types::default();
     R::register(&mut types);
     let server = Arc::new(Server {
@@ -99,9 +155,12 @@ pub(crate) fn serve<R: Registry>(listener: Listener, authkey: Vec<u8>) -> io::Re
         conns: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
         listener_fd: listener.as_fd().as_raw_fd(),
+        pending: Mutex::new(Pending::default()),
+        sessions: Mutex::new(HashMap::new()),
     });
+    let uid = rustix::process::geteuid().as_raw();
     loop {
-        let stream = match listener.accept() {
+        let (stream, peer) = match listener.accept() {
             Ok(s) => s,
             Err(e) => {
                 if server.shutdown.load(Ordering::SeqCst) {
@@ -130,31 +189,143 @@ pub(crate) fn serve<R: Registry>(listener: Listener, authkey: Vec<u8>) -> io::Re
         if server.shutdown.load(Ordering::SeqCst) {
             return Ok(());
         }
+        match &stream {
+            Stream::Unix(u) => {
+                // Another user's process: told so, and closed.
+                if !crate::addr::peer_uid(u).is_ok_and(|p| crate::addr::uid_allowed(p, uid)) {
+                    let _ = u.set_write_timeout(Some(Duration::from_millis(100)));
+                    let _ = wire::write_frame(&mut &stream, &mut Vec::new(), REFUSED_USER);
+                    continue;
+                }
+            }
+            Stream::Tcp(_) => {
+                if stream.set_peer_timeout(peer_timeout).is_err() {
+                    continue;
+                }
+            }
+        }
         if server.conns.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             server.conns.fetch_sub(1, Ordering::SeqCst);
             continue; // dropped: closed
         }
+        let token = server.admit(peer, stream.as_fd().as_raw_fd());
         let s = server.clone();
         let spawned = std::thread::Builder::new()
             .name("mp-manager-conn".into())
             .stack_size(1 << 20)
             .spawn(move || {
                 let id = s.next_conn.fetch_add(1, Ordering::Relaxed);
-                if let Some(transport) = s.open(stream) {
+                if let Some((transport, session)) = s.open(stream, token) {
+                    let session = session.unwrap_or(OWN_SESSION | id);
+                    s.join_session(session);
                     let mut conn = Conn {
                         id,
+                        session,
                         transport,
                         held: HashSet::new(),
+                        queues: HashSet::new(),
                     };
                     s.serve_conn(&mut conn);
-                    s.cleanup(&conn);
+                    s.cleanup(&mut conn);
                 }
                 s.conns.fetch_sub(1, Ordering::SeqCst);
             });
         if spawned.is_err() {
+            // The closure (and the stream in it) is gone: forget its entry
+            // (the descriptor may be reused).
+            server.settled(token);
             server.conns.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+/// The connections that have not proved the key yet, oldest first: at most
+/// [`PENDING_PER_PEER`] per peer address (an IPv6 /64) once they are older
+/// than [`PENDING_MIN_AGE`], at most [`MAX_PENDING`] remote ones in all.
+/// Past a limit the oldest is dropped, never the newcomer: whoever holds
+/// idle connections open makes room for the next client with each one it
+/// opens, so a good client is never locked out, and the idle ones cost a
+/// thread each for at most [`AUTH_TIMEOUT`].
+#[derive(Default)]
+struct Pending {
+    next: u64,
+    list: VecDeque<PendingConn>,
+}
+
+struct PendingConn {
+    token: u64,
+    /// `None` for a local connection (its peer's user was checked).
+    peer: Option<IpAddr>,
+    fd: RawFd,
+    since: Instant,
+}
+
+/// The address a per-peer limit counts: IPv4 addresses (also mapped into
+/// IPv6) as they are, IPv6 ones by their /64, which one host usually
+/// owns whole.
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+impl Pending {
+    /// Records a new connection; returns its token and the descriptors of
+    /// the connections to drop for it.
+    fn admit(&mut self, peer: Option<IpAddr>, fd: RawFd, now: Instant) -> (u64, Vec<RawFd>) {
+        let peer = peer.map(peer_key);
+        let mut evict = Vec::new();
+        if let Some(ip) = peer {
+            let mut same = self.list.iter().filter(|p| p.peer == Some(ip));
+            if same.clone().count() >= PENDING_PER_PEER
+                && let Some(oldest) = same.next()
+                && now.saturating_duration_since(oldest.since) >= PENDING_MIN_AGE
+            {
+                let t = oldest.token;
+                evict.extend(self.remove(t));
+            }
+            if self.list.iter().filter(|p| p.peer.is_some()).count() >= MAX_PENDING
+                && let Some(t) = self.list.iter().find(|p| p.peer.is_some()).map(|p| p.token)
+            {
+                evict.extend(self.remove(t));
+            }
+        }
+        self.next += 1;
+        self.list.push_back(PendingConn {
+            token: self.next,
+            peer,
+            fd,
+            since: now,
+        });
+        (self.next, evict)
+    }
+
+    /// Forgets a connection (it proved the key, failed, or was dropped);
+    /// its descriptor if it was still there.
+    fn remove(&mut self, token: u64) -> Option<RawFd> {
+        let i = self.list.iter().position(|p| p.token == token)?;
+        self.list.remove(i).map(|p| p.fd)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// A client process's connections: a random id the client names in the
+/// handshake, or each connection its own when it names none. A session
+/// ends when its last connection closes; the tasks it took from joinable
+/// queues and never marked done are then handed to `join` to write off.
+#[derive(Default)]
+struct Session {
+    conns: usize,
+    /// Joinable queues its closed connections got items from.
+    queues: HashSet<u64>,
 }
 
 struct Server {
@@ -167,15 +338,21 @@ struct Server {
     conns: AtomicUsize,
     shutdown: AtomicBool,
     listener_fd: i32,
+    pending: Mutex<Pending>,
+    sessions: Mutex<HashMap<u64, Session>>,
 }
 
 /// One client connection.
 struct Conn {
     id: u64,
+    /// The client process's session (see [`Session`]).
+    session: u64,
     transport: Transport,
     /// Objects on which this connection may hold something (an exclusive
     /// lock, a lock, semaphore units) to give back when it closes.
     held: HashSet<u64>,
+    /// Joinable queues this connection got items from.
+    queues: HashSet<u64>,
 }
 
 struct Object {
@@ -237,6 +414,22 @@ struct Queue {
     maxsize: u64,
     joinable: bool,
     unfinished: u64,
+    /// Items got and not yet marked done, per session (joinable only).
+    taken: HashMap<u64, u64>,
+    /// Tasks of sessions that ended, for the next `join` to write off.
+    dead: u64,
+    /// Tasks written off so far.
+    lost: u64,
+}
+
+impl Queue {
+    /// Writes off the tasks of ended sessions (as many as are unfinished:
+    /// a task may have been marked done by another client).
+    fn write_off(&mut self) {
+        let n = std::mem::take(&mut self.dead).min(self.unfinished);
+        self.unfinished -= n;
+        self.lost += n;
+    }
 }
 
 /// A recursive lock's owner: the thread, and the connection of each of
@@ -325,11 +518,31 @@ fn insert_pos(i: i64, len: usize) -> usize {
     j as usize
 }
 
+/// Reads a stream until a deadline, however slowly the bytes come: each
+/// read waits at most for what is left.
+struct Until<'a> {
+    s: &'a Stream,
+    deadline: Instant,
+}
+
+impl Read for Until<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.s.set_read_timeout(Some(left))?;
+        (&*self.s).read(buf)
+    }
+}
+
 impl Server {
-    /// Runs the handshake; `Ok(true)` for an authenticated client.
-    fn handshake(&self, s: &Stream) -> io::Result<bool> {
-        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        s.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    /// Runs the handshake, within [`AUTH_TIMEOUT`]; `Ok(Some(session))`
+    /// for an authenticated client (`None` inside when it named no
+    /// session).
+    fn handshake(&self, s: &Stream) -> io::Result<Option<Option<u64>>> {
+        let deadline = Instant::now() + AUTH_TIMEOUT;
+        s.set_write_timeout(Some(AUTH_TIMEOUT))?;
         let mut buf = Vec::new();
         let ns = wire::nonce()?;
         let mut hello = Vec::with_capacity(42);
@@ -338,34 +551,99 @@ impl Server {
         hello.extend_from_slice(&ns);
         wire::write_frame(&mut &*s, &mut buf, &hello)?;
         let mut answer = Vec::new();
-        if !wire::read_frame(&mut &*s, wire::MAX_HANDSHAKE_FRAME, &mut answer)? {
-            return Ok(false);
+        let mut r = Until { s, deadline };
+        if !wire::read_frame(&mut r, wire::MAX_HANDSHAKE_FRAME, &mut answer)? {
+            return Ok(None);
         }
-        if answer.len() != wire::TAG + wire::NONCE
+        let base = wire::TAG + wire::NONCE;
+        if (answer.len() != base && answer.len() != base + 8)
             || !wire::verify(&self.key, wire::CLIENT_ROLE, &ns, &answer[..wire::TAG])
         {
             let _ = wire::write_frame(&mut &*s, &mut buf, b"\x01");
-            return Ok(false);
+            return Ok(None);
         }
-        let nc = &answer[wire::TAG..];
+        let nc = &answer[wire::TAG..base];
+        let session = answer
+            .get(base..)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(|b| u64::from_le_bytes(b) & !OWN_SESSION);
         let mut welcome = vec![0u8];
         welcome.extend_from_slice(&wire::tag(&self.key, wire::SERVER_ROLE, nc));
         wire::write_frame(&mut &*s, &mut buf, &welcome)?;
-        Ok(true)
+        Ok(Some(session))
+    }
+
+    /// Records a connection that has yet to prove the key (see
+    /// [`Pending`]), dropping the ones it displaces.
+    fn admit(&self, peer: Option<IpAddr>, fd: RawFd) -> u64 {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let (token, evict) = p.admit(peer, fd, Instant::now());
+        for fd in evict {
+            // SAFETY: shutdown(2) of a descriptor still in the table: its
+            // thread removes it (under this lock) before the stream can be
+            // closed, so it is still that connection's socket. The thread's
+            // handshake read then ends.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        token
+    }
+
+    /// The connection of `token` is no longer waiting to authenticate.
+    fn settled(&self, token: u64) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.remove(token);
     }
 
     /// Authenticates a new connection and, on a Unix socket, takes the
-    /// shared-memory pipe the client sends (all under the handshake's
-    /// deadline). `None`: the connection is to be closed.
-    fn open(&self, stream: Stream) -> Option<Transport> {
-        if !self.handshake(&stream).unwrap_or(false) {
-            return None;
-        }
+    /// shared-memory pipe the client sends. `None`: the connection is to
+    /// be closed.
+    fn open(&self, stream: Stream, token: u64) -> Option<(Transport, Option<u64>)> {
+        let r = self.handshake(&stream);
+        // Before `stream` can be dropped (see `admit`).
+        self.settled(token);
+        let session = r.ok()??;
+        stream.set_read_timeout(Some(UPGRADE_TIMEOUT)).ok()?;
+        stream.set_write_timeout(Some(UPGRADE_TIMEOUT)).ok()?;
         let t = crate::transport::accept_upgrade(stream, wire::SERVER_SPIN).ok()??;
         let s = t.socket();
         s.set_read_timeout(None).ok()?;
         s.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
-        Some(t)
+        Some((t, session))
+    }
+
+    /// A connection of `session` is open.
+    fn join_session(&self, session: u64) {
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        s.entry(session).or_default().conns += 1;
+    }
+
+    /// A connection of its session closed: when it was the last, the
+    /// client process is gone, and the tasks it took from joinable queues
+    /// and never marked done are handed to `join` to write off (every
+    /// `join` waiting then, or the next one, returns `TasksLost`).
+    fn leave_session(&self, conn: &mut Conn) {
+        let ended = {
+            let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(e) = s.get_mut(&conn.session) else {
+                return;
+            };
+            e.queues.extend(conn.queues.drain());
+            e.conns -= 1;
+            if e.conns > 0 {
+                return;
+            }
+            s.remove(&conn.session).map(|e| e.queues)
+        };
+        for id in ended.into_iter().flatten() {
+            let Ok(obj) = self.object(id) else { continue };
+            let mut st = obj.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Data::Queue(q) = &mut st.data
+                && let Some(n) = q.taken.remove(&conn.session)
+            {
+                q.dead += n;
+                obj.cv.notify_all();
+            }
+        }
     }
 
     fn serve_conn(&self, conn: &mut Conn) {
@@ -483,6 +761,9 @@ impl Server {
                     maxsize,
                     joinable,
                     unfinished: 0,
+                    taken: HashMap::new(),
+                    dead: 0,
+                    lost: 0,
                 }),
             ),
             Init::Lock => (Kind::Lock, Data::Lock(None)),
@@ -924,6 +1205,13 @@ impl Server {
                     st = s;
                     match got {
                         Some(b) => {
+                            if let Data::Queue(q) = &mut st.data
+                                && q.joinable
+                            {
+                                // Whose task it is, until it is marked done.
+                                *q.taken.entry(conn.session).or_insert(0) += 1;
+                                conn.queues.insert(id);
+                            }
                             obj.cv.notify_all();
                             Ok(Reply::Bytes(b))
                         }
@@ -937,6 +1225,12 @@ impl Server {
                         Err(RemoteError::TaskDoneTooOften)
                     } else {
                         q.unfinished -= 1;
+                        if let Some(n) = q.taken.get_mut(&conn.session) {
+                            *n -= 1;
+                            if *n == 0 {
+                                q.taken.remove(&conn.session);
+                            }
+                        }
                         obj.cv.notify_all();
                         Ok(Reply::Ok)
                     }
@@ -944,15 +1238,32 @@ impl Server {
                 _ => wrong(),
             },
             Op::QueueJoin(t) => {
-                if !matches!(&st.data, Data::Queue(q) if q.joinable) {
-                    wrong()
-                } else {
-                    let (s, done) = wait!(st, t, |s: &mut State| match &s.data {
-                        Data::Queue(q) if q.unfinished == 0 => Some(()),
+                let lost_before = match &st.data {
+                    Data::Queue(q) if q.joinable => Some(q.lost),
+                    _ => None,
+                };
+                if let Some(lost_before) = lost_before {
+                    let (s, done) = wait!(st, t, |s: &mut State| match &mut s.data {
+                        Data::Queue(q) => {
+                            q.write_off();
+                            (q.unfinished == 0).then_some(())
+                        }
                         _ => None,
                     });
                     st = s;
-                    done.map(|_| Reply::Ok).ok_or(RemoteError::Timeout)
+                    let lost = match &st.data {
+                        Data::Queue(q) => q.lost - lost_before,
+                        _ => 0,
+                    };
+                    if lost > 0 {
+                        // Tasks of clients that went away were written off
+                        // while this join waited (by it or by another).
+                        Err(RemoteError::TasksLost { count: lost })
+                    } else {
+                        done.map(|_| Reply::Ok).ok_or(RemoteError::Timeout)
+                    }
+                } else {
+                    wrong()
                 }
             }
             // ---- locks and semaphores
@@ -1190,8 +1501,9 @@ impl Server {
     }
 
     /// Gives back what a closed connection held: exclusive object locks,
-    /// locks, semaphore units, a condition's lock.
-    fn cleanup(&self, conn: &Conn) {
+    /// locks, semaphore units, a condition's lock; and, when it was its
+    /// client's last, the tasks its client never marked done.
+    fn cleanup(&self, conn: &mut Conn) {
         for id in &conn.held {
             let Ok(obj) = self.object(*id) else { continue };
             let mut st = obj.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -1211,5 +1523,9 @@ impl Server {
             }
             obj.cv.notify_all();
         }
+        self.leave_session(conn);
     }
 }
+
+#[cfg(test)]
+mod tests;

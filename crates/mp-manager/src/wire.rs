@@ -20,7 +20,7 @@ pub(crate) const MAX_FRAME: usize = 64 << 20;
 /// The largest frame during the handshake.
 pub(crate) const MAX_HANDSHAKE_FRAME: usize = 128;
 /// Bumped on any incompatible change of the protocol.
-pub(crate) const PROTOCOL_VERSION: u16 = 2;
+pub(crate) const PROTOCOL_VERSION: u16 = 3;
 /// The first bytes of the server's challenge.
 pub(crate) const MAGIC: &[u8; 8] = b"MPMGR\0\0\x01";
 /// Bytes of a nonce.

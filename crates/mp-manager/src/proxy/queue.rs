@@ -133,6 +133,11 @@ queue_methods!(JoinableQueueProxy);
 impl<T: Storable> JoinableQueueProxy<T> {
     /// Marks one item taken with `get` as processed.
     ///
+    /// Call it in the process that got the item: the server counts each
+    /// client process's items taken and not done, which is how
+    /// [`join`](JoinableQueueProxy::join) recognises the tasks of a client
+    /// that went away.
+    ///
     /// # Errors
     ///
     /// `Remote(TaskDoneTooOften)` when called more often than items were
@@ -143,9 +148,27 @@ impl<T: Storable> JoinableQueueProxy<T> {
 
     /// Waits until every item put has been marked done.
     ///
+    /// Unlike Python's, it does not wait for ever when a consumer went away
+    /// holding a task: when every connection of a client process has closed
+    /// (it exited or was killed, or its host vanished and the peer timeout
+    /// passed), the items it got and never marked done are written off, and
+    /// `join` returns `Remote(TasksLost)` (every `join` waiting then does,
+    /// or else the next one). Tasks of clients that are alive are waited
+    /// for.
+    ///
+    /// ```
+    /// let m = mp_manager::Manager::new()?;
+    /// let q = m.joinable_queue::<u32>()?;
+    /// q.put(1)?;
+    /// let _task = q.get()?;
+    /// q.task_done()?;
+    /// q.join()?; // every task done
+    /// # Ok::<(), mp_manager::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
-    /// Connection errors.
+    /// `Remote(TasksLost { count })` as above; connection errors.
     pub fn join(&self) -> Result<(), Error> {
         self.h.op(Op::QueueJoin(None))?.ok()
     }
@@ -154,7 +177,8 @@ impl<T: Storable> JoinableQueueProxy<T> {
     ///
     /// # Errors
     ///
-    /// `Remote(Timeout)` when the timeout passed.
+    /// `Remote(Timeout)` when the timeout passed, `Remote(TasksLost)` as
+    /// for `join` (also when the timeout passed).
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), Error> {
         self.h.op(Op::QueueJoin(wire_timeout(Some(timeout))))?.ok()
     }
