@@ -8,6 +8,17 @@ use std::time::Duration;
 use common::{Counters, fork, wait_until};
 use mp_sync::{Condition, Event, Lock};
 
+/// Whether process `pid` sleeps (state `S` in `/proc/PID/stat`).
+fn asleep(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            after.split_whitespace().next().map(|st| st == "S")
+        })
+        .unwrap_or(false)
+}
+
 fn notify_wakes(cond: Condition) {
     let woken = Counters::new(1);
     let children: Vec<_> = (0..3)
@@ -24,7 +35,10 @@ fn notify_wakes(cond: Condition) {
             })
         })
         .collect();
-    wait_until(|| cond.raw().waiting() == 3);
+    // Registered, and asleep in the kernel: a waiter that has released the
+    // lock but not yet gone to sleep would return on any notify (a spurious
+    // wake-up, allowed).
+    wait_until(|| cond.raw().waiting() == 3 && children.iter().all(|c| asleep(c.pid())));
     {
         let g = cond.acquire().unwrap();
         g.notify(1);
