@@ -8,8 +8,8 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Counters, fork};
-use mp_sync::{Condition, Lock};
+use common::{Counters, fork, wait_until};
+use mp_sync::{Condition, Error, Lock};
 
 /// How long a whole run may take before it counts as hung.
 const OVERALL: Duration = Duration::from_secs(120);
@@ -267,4 +267,107 @@ fn notify_one_handoff_chain_2_lock() {
 #[test]
 fn notify_one_handoff_chain_4_lock() {
     handoff_chain(lock(), 4, HOPS_N);
+}
+
+/// A waiter woken while the notifier dies holding the lock re-acquires it
+/// and reports `OwnerDied`; it leaves the waiter count either way.
+fn woken_waiter_takes_over_from_dead_notifier(cond: Condition) {
+    let waiter = fork(|| {
+        let mut g = cond.acquire().unwrap();
+        match g.wait_timeout(Duration::from_secs(60)) {
+            Err(Error::OwnerDied { .. }) => 0,
+            Ok(_) => 1,
+            Err(_) => 2,
+        }
+    });
+    wait_until(|| cond.raw().waiting() == 1);
+    let notifier = fork(|| {
+        let g = cond.acquire().unwrap();
+        g.notify_all();
+        std::mem::forget(g); // dies holding the lock
+        0
+    });
+    assert_eq!(notifier.wait(), 0);
+    assert_eq!(waiter.wait(), 0, "the waiter did not report OwnerDied");
+    assert_eq!(cond.raw().waiting(), 0);
+    // The waiter released the lock it took over.
+    let mut g = cond.acquire().unwrap();
+    assert!(
+        !g.wait_timeout(Duration::from_millis(20)).unwrap(),
+        "a wait with no notify timed out"
+    );
+    assert_eq!(cond.raw().waiting(), 0);
+}
+
+#[test]
+fn woken_waiter_takes_over_from_dead_notifier_rlock() {
+    woken_waiter_takes_over_from_dead_notifier(rlock());
+}
+
+#[test]
+fn woken_waiter_takes_over_from_dead_notifier_lock() {
+    woken_waiter_takes_over_from_dead_notifier(lock());
+}
+
+/// A waiter killed in its sleep absorbs no notification: `notify(1)`
+/// reaches the living waiter.
+#[test]
+fn dead_waiter_absorbs_no_notify() {
+    let cond = lock();
+    let waiter = || {
+        fork(|| {
+            let mut g = cond.acquire().unwrap();
+            match g.wait_timeout(Duration::from_secs(60)) {
+                Ok(true) => 0,
+                _ => 1,
+            }
+        })
+    };
+    let doomed = waiter();
+    wait_until(|| cond.raw().waiting() == 1);
+    let living = waiter();
+    wait_until(|| cond.raw().waiting() == 2);
+    doomed.kill();
+    assert_eq!(doomed.wait(), -libc::SIGKILL);
+    // Make sure the living one sleeps on the condition (not between the
+    // lock and its sleep), then notify once.
+    std::thread::sleep(Duration::from_millis(100));
+    {
+        let g = cond.acquire().unwrap();
+        g.notify(1);
+    }
+    assert_eq!(
+        living.wait(),
+        0,
+        "notify(1) did not reach the living waiter"
+    );
+    // The dead waiter stays counted (it cannot deregister).
+    assert_eq!(cond.raw().waiting(), 1);
+}
+
+/// Timed waits that time out leave the count; a notify after them changes
+/// nothing for a later waiter.
+#[test]
+fn timed_out_waiters_leave_no_trace() {
+    let cond = rlock();
+    let kids: Vec<_> = (0..3)
+        .map(|_| {
+            fork(|| {
+                let mut g = cond.acquire().unwrap();
+                match g.wait_timeout(Duration::from_millis(200)) {
+                    Ok(false) => 0,
+                    _ => 1,
+                }
+            })
+        })
+        .collect();
+    for k in kids {
+        assert_eq!(k.wait(), 0);
+    }
+    assert_eq!(cond.raw().waiting(), 0);
+    let mut g = cond.acquire().unwrap();
+    g.notify(3);
+    // A notify with no waiter is not kept for a later one.
+    assert!(!g.wait_timeout(Duration::from_millis(50)).unwrap());
+    assert_eq!(cond.raw().waiting(), 0);
 }
