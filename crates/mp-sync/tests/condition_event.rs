@@ -5,19 +5,8 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Counters, fork, wait_until};
+use common::{Counters, asleep, fork, wait_until};
 use mp_sync::{Condition, Event, Lock};
-
-/// Whether process `pid` sleeps (state `S` in `/proc/PID/stat`).
-fn asleep(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit_once(')')?.1;
-            after.split_whitespace().next().map(|st| st == "S")
-        })
-        .unwrap_or(false)
-}
 
 fn notify_wakes(cond: Condition) {
     let woken = Counters::new(1);
