@@ -136,6 +136,38 @@ fn loom_bounded_buffer_notify_all() {
     });
 }
 
+/// The bounded buffer (capacity 1) with one producer and two consumers,
+/// each consumer taking one item: wake-ups meant for the producer or for
+/// the other consumer reach them.
+#[test]
+fn loom_bounded_buffer_two_consumers() {
+    check(|| {
+        let m = Model::new();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let m = m.clone();
+                thread::spawn(move || {
+                    let mut g = m.acquire();
+                    m.cond.wait_for(&mut g, || m.count() > 0).unwrap();
+                    m.add(-1);
+                    m.cond.notify_all(&g);
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            let mut g = m.acquire();
+            m.cond.wait_for(&mut g, || m.count() < 1).unwrap();
+            m.add(1);
+            m.cond.notify_all(&g);
+        }
+        for c in consumers {
+            c.join().unwrap();
+        }
+        assert_eq!(m.count(), 0);
+        assert_eq!(m.cond.waiting(), 0);
+    });
+}
+
 /// A notify(1) hand-off: the notifier waits right after it notified and
 /// may not take the baton back, so the wake-up must reach the other one.
 #[test]
