@@ -46,8 +46,9 @@ mod loom_tests;
 /// wake-up, which `wait_for` absorbs). A `notify` with no waiter registered
 /// changes nothing.
 ///
-/// A waiter that times out while a notify wakes it counts as woken (the
-/// kernel gives the wake-up to exactly one of them). A waiter that dies
+/// A wake-up never goes to a waiter that has already timed out: the
+/// kernel either wakes a sleeper or lets its timeout end the sleep, never
+/// both, and a waiter that a notify reached returns `true`. A waiter that dies
 /// while waiting leaves the kernel's queue, so no notification is spent on
 /// it; it stays counted in [`waiting`](RawCondition::waiting).
 ///
