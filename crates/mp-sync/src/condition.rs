@@ -515,7 +515,8 @@ impl Condition {
         if owned { Ok(()) } else { Err(Error::NotOwner) }
     }
 
-    /// Wakes at most `n` waiting threads, for a caller that holds the lock
+    /// Wakes `n` of the threads waiting now (as
+    /// [`RawCondition::notify`]), for a caller that holds the lock
     /// without a [`ConditionGuard`] at hand (an `RLock` level kept with
     /// `forget`, say).
     ///
@@ -636,7 +637,8 @@ impl ConditionGuard<'_> {
         cond.wait_for_timeout(self, predicate, timeout)
     }
 
-    /// Wakes at most `n` waiting threads.
+    /// Wakes `n` of the threads waiting now; a thread that starts waiting
+    /// later is not woken (see [`RawCondition::notify`]).
     pub fn notify(&self, n: u32) {
         self.cond.notify_locked(n);
     }
