@@ -26,13 +26,15 @@ const BROKEN: u32 = 3;
 ///
 /// ```text
 /// offset  size  field
-///      0     4  tag       "BR02": kind and layout version
+///      0     4  tag       "BR03": kind and layout version
 ///      4     4  parties
 ///      8     4  state     0 filling, 1 draining, 2 resetting, 3 broken
 ///     12     4  count     parties inside wait()
 ///     16     4  seq       bumped by every state change (futex word)
 ///     20     4  sleepers  threads sleeping on `seq`
-///     24     8  reserved
+///     24     4  doomed    1: break the barrier once the draining generation
+///                         has left (a caller timed out waiting for it)
+///     28     4  reserved
 ///     32    16  lock      RawLock guarding the fields above
 ///     48    16  reserved
 ///     64   256  slots     liveness token (mp_os::liveness) of the party with index i
@@ -46,6 +48,13 @@ const BROKEN: u32 = 3;
 /// the slot table (waiters check it every ~100 ms of sleep), and the dead
 /// party is removed from the count so that `reset` works afterwards.
 ///
+/// A caller whose timeout passes while the previous generation is still
+/// leaving (draining) returns [`Error::Timeout`] then; breaking the barrier
+/// at once would fail the leaving parties, whose generation did trip, so it
+/// sets `doomed` and the barrier breaks when the last of them has left.
+/// Version 2 (`BR02`) had no `doomed` word and waited for the drain with no
+/// deadline.
+///
 /// The rules for placing one in memory you share yourself are those of
 /// [`RawLock`](crate::RawLock#placing-a-rawlock-in-shared-memory), with
 /// `RawBarrier::new(parties)`.
@@ -57,13 +66,14 @@ pub struct RawBarrier {
     count: AtomicU32,
     seq: AtomicU32,
     sleepers: AtomicU32,
-    _reserved: [u32; 2],
+    doomed: AtomicU32,
+    _reserved: u32,
     lock: RawLock,
     _reserved2: [u32; 4],
     slots: [AtomicU32; TRACKED_PARTIES],
 }
 
-const BARRIER_TAG: u32 = tag(*b"BR02");
+const BARRIER_TAG: u32 = tag(*b"BR03");
 const _: () = assert!(std::mem::size_of::<RawBarrier>() == 320);
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
@@ -87,7 +97,8 @@ impl RawBarrier {
             count: AtomicU32::new(0),
             seq: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
-            _reserved: [0; 2],
+            doomed: AtomicU32::new(0),
+            _reserved: 0,
             lock: RawLock::new(),
             _reserved2: [0; 4],
             slots: [const { AtomicU32::new(0) }; TRACKED_PARTIES],
@@ -109,6 +120,9 @@ impl RawBarrier {
     /// As [`wait`](RawBarrier::wait), for at most `timeout`. When the
     /// timeout passes, the barrier breaks (as in Python): this call returns
     /// [`Error::Timeout`] and the other waiters [`Error::BrokenBarrier`].
+    /// The timeout also bounds the wait for the previous generation to
+    /// leave; a call that times out there breaks the barrier once that
+    /// generation has left (its parties still return their index).
     ///
     /// # Errors
     ///
@@ -126,7 +140,12 @@ impl RawBarrier {
         let me = word::me();
         let mut g = self.enter();
         while matches!(self.state(), DRAINING | RESETTING) {
-            g = self.sleep(g, Deadline::never());
+            if deadline.expired() {
+                // Not a party of the leaving generation: break the next one.
+                self.doomed.store(1, Ordering::Relaxed);
+                return Err(Error::Timeout);
+            }
+            g = self.sleep(g, deadline);
         }
         if self.state() == BROKEN {
             return Err(Error::BrokenBarrier);
@@ -167,6 +186,7 @@ impl RawBarrier {
     /// [`Error::BrokenBarrier`].
     pub fn reset(&self) {
         let _g = self.enter();
+        self.doomed.store(0, Ordering::Relaxed);
         if self.count.load(Ordering::Relaxed) > 0 {
             if matches!(self.state(), FILLING | BROKEN) {
                 self.set_state(RESETTING);
@@ -217,10 +237,15 @@ impl RawBarrier {
     }
 
     /// Lock held: the last party out of a draining or resetting barrier
-    /// makes it usable again.
+    /// makes it usable again (or broken, if a caller timed out waiting for
+    /// it to drain).
     fn exit_check(&self) {
         if self.count.load(Ordering::Relaxed) == 0 && matches!(self.state(), DRAINING | RESETTING) {
-            self.set_state(FILLING);
+            if self.doomed.swap(0, Ordering::Relaxed) != 0 {
+                self.set_state(BROKEN);
+            } else {
+                self.set_state(FILLING);
+            }
         }
     }
 

@@ -1,10 +1,10 @@
 //! `Condition` and its in-place state `RawCondition`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32 as TagWord;
 use std::time::Duration;
 
-use mp_os::futex;
+use mp_os::futex::Wait;
 use mp_os::time::Deadline;
 use serde::{Deserialize, Serialize};
 
@@ -13,31 +13,48 @@ use crate::lock::{Lock, LockGuard};
 use crate::rlock::{RLock, RLockGuard};
 use crate::shared::{RawObject, Shared, tag};
 
-const WAITER: u32 = 1;
-const SIGNAL: u32 = 1 << 16;
-const MASK: u32 = 0xFFFF;
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU32, Ordering};
+
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU32, Ordering};
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 /// The in-place state of a condition variable: 16 bytes, `#[repr(C)]`.
 ///
 /// ```text
 /// offset  size  field
-///      0     4  tag       "CV01": kind and layout version
-///      4     4  word      bits 0-15: registered waiters; bits 16-31: pending
-///                         notifications (futex word)
-///      8     8  reserved
+///      0     4  tag       "CV02": kind and layout version
+///      4     4  seq       bumped by every notify that finds a waiter (futex word)
+///      8     4  waiters   threads inside a wait that have not yet been woken
+///     12     4  reserved
 /// ```
 ///
-/// A waiter registers while it holds the lock, releases the lock, sleeps
-/// until a notification is pending and takes it (one atomic step that
-/// also deregisters it), then re-acquires the lock. `notify(n)` (under the
-/// lock) posts at most as many notifications as there are registered
-/// waiters without one, so it wakes at most `n` waiters. A waiter that
-/// times out deregisters after it has re-acquired the lock, taking a
-/// notification posted meanwhile if there is one.
+/// The protocol is that of Rust's futex `Condvar`. A waiter, holding the
+/// lock, registers in `waiters` and reads `seq`; it releases the lock and
+/// sleeps on `seq` while it still holds the value read; it deregisters when
+/// it wakes, and re-acquires the lock. `notify(n)` (under the lock) bumps
+/// `seq` and wakes `n` sleepers (`FUTEX_WAKE`). Every waiter that read
+/// `seq` before a notify is either asleep, and then among the threads that
+/// `FUTEX_WAKE` can pick, or finds `seq` changed and returns at once; a
+/// waiter that comes later reads the new value, so it can neither take the
+/// wake-up meant for an earlier one nor return because of it. No
+/// notification is lost; `notify(n)` wakes `n` sleepers plus any waiter
+/// that had released the lock but not yet gone to sleep (a spurious
+/// wake-up, which `wait_for` absorbs). A `notify` with no waiter registered
+/// changes nothing.
 ///
-/// At most 65535 threads may wait at once. A waiter that dies while
-/// registered stays counted: a later `notify(1)` may be spent on it (Python
-/// has the same weakness).
+/// A wake-up never goes to a waiter that has already timed out: the
+/// kernel either wakes a sleeper or lets its timeout end the sleep, never
+/// both, and a waiter that a notify reached returns `true`. A waiter that dies
+/// while waiting leaves the kernel's queue, so no notification is spent on
+/// it; it stays counted in [`waiting`](RawCondition::waiting).
+///
+/// Version 1 (`CV01`) kept a count of pending notifications that any
+/// waiter could take, including one that started waiting after the notify,
+/// which could leave an earlier waiter asleep for ever.
 ///
 /// The rules for placing one in memory you share yourself are those of
 /// [`RawLock`](crate::RawLock#placing-a-rawlock-in-shared-memory), with
@@ -56,12 +73,16 @@ const MASK: u32 = 0xFFFF;
 /// ```
 #[repr(C)]
 pub struct RawCondition {
-    tag: AtomicU32,
-    word: AtomicU32,
-    _reserved: [u32; 2],
+    tag: TagWord,
+    seq: AtomicU32,
+    waiters: AtomicU32,
+    _reserved: u32,
+    /// Under loom: the model of the kernel's futex queue for `seq`.
+    #[cfg(loom)]
+    queue: loom_futex::Queue,
 }
 
-const COND_TAG: u32 = tag(*b"CV01");
+const COND_TAG: u32 = tag(*b"CV02");
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawCondition {
@@ -129,24 +150,42 @@ impl Default for RawCondition {
 
 impl RawCondition {
     /// A condition with no waiters.
+    #[cfg(not(loom))]
     pub const fn new() -> Self {
         RawCondition {
-            tag: AtomicU32::new(COND_TAG),
-            word: AtomicU32::new(0),
-            _reserved: [0; 2],
+            tag: TagWord::new(COND_TAG),
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            _reserved: 0,
+        }
+    }
+
+    /// A condition with no waiters (under loom: not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        RawCondition {
+            tag: TagWord::new(COND_TAG),
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            _reserved: 0,
+            queue: loom_futex::Queue::new(),
         }
     }
 
     /// Releases the lock held by `guard`, waits for a notification, and
     /// re-acquires the lock (an `RLock` at its former depth).
     ///
+    /// Like every condition variable's, a wait may return without a
+    /// notification meant for it (a spurious wake-up): check the predicate
+    /// in a loop, or use [`wait_for`](RawCondition::wait_for).
+    ///
     /// # Errors
     ///
     /// [`Error::OwnerDied`] when re-acquiring the lock had to take it over
     /// from a dead holder (the guard holds it again);
-    /// [`Error::InvalidArgument`] when 65535 threads already wait, or when
-    /// the lock is an `RLock` whose guarded data is borrowed (a guard of
-    /// `mp_shm::Value` is alive: waiting would release it under the guard).
+    /// [`Error::InvalidArgument`] when the lock is an `RLock` whose guarded
+    /// data is borrowed (a guard of `mp_shm::Value` is alive: waiting would
+    /// release it under the guard).
     pub fn wait<G: WaitGuard>(&self, guard: &mut G) -> Result<(), Error> {
         self.wait_deadline(guard, Deadline::never()).map(drop)
     }
@@ -177,85 +216,54 @@ impl RawCondition {
         deadline: Deadline,
     ) -> Result<bool, Error> {
         sealed::Sealed::may_wait(guard)?;
-        let mut cur = self.word.load(Ordering::Relaxed);
-        loop {
-            if cur & MASK == MASK {
-                return Err(Error::InvalidArgument(
-                    "too many threads wait on one condition",
-                ));
-            }
-            match self.word.compare_exchange_weak(
-                cur,
-                cur + WAITER,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
+        // Under the lock: no notify runs between these two steps.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let seen = self.seq.load(Ordering::SeqCst);
         let saved = sealed::Sealed::unlock_for_wait(guard);
-        let mut notified = self.take_signal(deadline);
+        let notified = self.sleep(seen, deadline);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
         let died = sealed::Sealed::relock_after_wait(guard, saved);
-        if !notified {
-            // Under the lock again: no notify can run; deregister, or take a
-            // notification posted for us after we gave up.
-            let mut cur = self.word.load(Ordering::SeqCst);
-            loop {
-                let (new, took) = if cur >> 16 > 0 {
-                    (cur - SIGNAL - WAITER, true)
-                } else {
-                    (cur - WAITER, false)
-                };
-                match self
-                    .word
-                    .compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::Relaxed)
-                {
-                    Ok(_) => {
-                        notified = took;
-                        break;
-                    }
-                    Err(now) => cur = now,
-                }
-            }
-        }
         match died {
             Some(tid) => Err(Error::OwnerDied { tid }),
             None => Ok(notified),
         }
     }
 
-    /// Sleeps until a notification can be taken (and takes it, which also
-    /// deregisters the caller) or the deadline passes.
-    fn take_signal(&self, deadline: Deadline) -> bool {
-        let mut spins = crate::word::SPIN / 4;
+    /// Sleeps while `seq` holds `seen`, until `deadline`; returns whether
+    /// `seq` moved (a notify since the caller registered).
+    fn sleep(&self, seen: u32, deadline: Deadline) -> bool {
         loop {
-            let cur = self.word.load(Ordering::SeqCst);
-            if cur >> 16 > 0 {
-                if self
-                    .word
-                    .compare_exchange_weak(
-                        cur,
-                        cur - SIGNAL - WAITER,
-                        Ordering::SeqCst,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    return true;
-                }
-                continue;
+            let r = self.futex_wait(seen, deadline);
+            // A notify bumps `seq` before it wakes anyone, so a thread woken
+            // by one sees it moved; an unchanged `seq` after `Woken` was a
+            // signal (EINTR): sleep again.
+            if self.seq.load(Ordering::SeqCst) != seen {
+                return true;
             }
-            if deadline.expired() {
+            if r == Wait::TimedOut {
                 return false;
             }
-            if spins > 0 {
-                spins -= 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            futex::wait(&self.word, cur, deadline);
         }
+    }
+
+    #[cfg(not(loom))]
+    fn futex_wait(&self, seen: u32, deadline: Deadline) -> Wait {
+        mp_os::futex::wait(&self.seq, seen, deadline)
+    }
+
+    #[cfg(loom)]
+    fn futex_wait(&self, seen: u32, deadline: Deadline) -> Wait {
+        self.queue.wait(&self.seq, seen, deadline)
+    }
+
+    #[cfg(not(loom))]
+    fn futex_wake(&self, n: u32) {
+        mp_os::futex::wake(&self.seq, n);
+    }
+
+    #[cfg(loom)]
+    fn futex_wake(&self, n: u32) {
+        self.queue.wake(n);
     }
 
     /// Waits until `predicate()` is true (Python's `wait_for`); the
@@ -299,8 +307,10 @@ impl RawCondition {
         }
     }
 
-    /// Wakes at most `n` of the threads waiting now. The guard proves the
-    /// caller holds the lock, as Python requires.
+    /// Wakes `n` of the threads waiting now (a waiter that has released the
+    /// lock but not yet gone to sleep may return as well: a spurious
+    /// wake-up). Threads that start waiting later are not woken. The guard
+    /// proves the caller holds the lock, as Python requires.
     pub fn notify<G: WaitGuard>(&self, _guard: &G, n: u32) {
         self.notify_locked(n);
     }
@@ -311,32 +321,21 @@ impl RawCondition {
     }
 
     fn notify_locked(&self, n: u32) {
-        let mut cur = self.word.load(Ordering::SeqCst);
-        let k = loop {
-            let waiting = cur & MASK;
-            let pending = cur >> 16;
-            let k = n.min(waiting.saturating_sub(pending));
-            if k == 0 {
-                return;
-            }
-            match self.word.compare_exchange_weak(
-                cur,
-                cur + k * SIGNAL,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break k,
-                Err(now) => cur = now,
-            }
-        };
-        futex::wake(&self.word, k);
+        // Waiters register under the lock, which the caller holds: none is
+        // missed here, and with none registered there is nothing to do.
+        if n == 0 || self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.futex_wake(n.min(i32::MAX as u32));
     }
 
-    /// Threads registered as waiting (a snapshot; includes woken threads
-    /// that have not yet re-acquired the lock).
+    /// Threads inside a wait that have not yet been woken (a snapshot; a
+    /// woken thread leaves the count when it runs again, before it
+    /// re-acquires the lock; a thread that died while waiting stays
+    /// counted).
     pub fn waiting(&self) -> u32 {
-        let w = self.word.load(Ordering::Relaxed);
-        (w & MASK) - (w >> 16).min(w & MASK)
+        self.waiters.load(Ordering::SeqCst)
     }
 }
 
@@ -516,7 +515,8 @@ impl Condition {
         if owned { Ok(()) } else { Err(Error::NotOwner) }
     }
 
-    /// Wakes at most `n` waiting threads, for a caller that holds the lock
+    /// Wakes `n` of the threads waiting now (as
+    /// [`RawCondition::notify`]), for a caller that holds the lock
     /// without a [`ConditionGuard`] at hand (an `RLock` level kept with
     /// `forget`, say).
     ///
@@ -637,7 +637,8 @@ impl ConditionGuard<'_> {
         cond.wait_for_timeout(self, predicate, timeout)
     }
 
-    /// Wakes at most `n` waiting threads.
+    /// Wakes `n` of the threads waiting now; a thread that starts waiting
+    /// later is not woken (see [`RawCondition::notify`]).
     pub fn notify(&self, n: u32) {
         self.cond.notify_locked(n);
     }
@@ -653,5 +654,81 @@ impl fmt::Debug for ConditionGuard<'_> {
         f.debug_struct("ConditionGuard")
             .field("condition", self.cond)
             .finish()
+    }
+}
+
+#[cfg(loom)]
+mod loom_futex {
+    //! Under loom: a model of the kernel's queue of threads sleeping on one
+    //! futex word. `wait` checks the word and enqueues the caller in one
+    //! step (the kernel does both under its hash-bucket lock); `wake(n)`
+    //! dequeues the `n` oldest sleepers. A wake-up that nobody receives
+    //! leaves its waiter asleep for ever, which loom reports as a deadlock.
+
+    use std::collections::VecDeque;
+
+    use loom::sync::atomic::{AtomicU32, Ordering};
+    use loom::sync::{Condvar, Mutex};
+    use mp_os::futex::Wait;
+    use mp_os::time::Deadline;
+
+    pub(super) struct Queue {
+        state: Mutex<State>,
+        changed: Condvar,
+    }
+
+    struct State {
+        next: u64,
+        sleeping: VecDeque<u64>,
+    }
+
+    impl Queue {
+        pub(super) fn new() -> Queue {
+            Queue {
+                state: Mutex::new(State {
+                    next: 0,
+                    sleeping: VecDeque::new(),
+                }),
+                changed: Condvar::new(),
+            }
+        }
+
+        /// `FUTEX_WAIT`: a wait with a deadline times out at some point
+        /// after the other threads had a chance to run, unless woken first.
+        pub(super) fn wait(&self, word: &AtomicU32, expected: u32, deadline: Deadline) -> Wait {
+            let mut st = self.state.lock().unwrap();
+            if word.load(Ordering::SeqCst) != expected {
+                return Wait::Woken;
+            }
+            let me = st.next;
+            st.next += 1;
+            st.sleeping.push_back(me);
+            if deadline.is_never() {
+                while st.sleeping.contains(&me) {
+                    st = self.changed.wait(st).unwrap();
+                }
+                return Wait::Woken;
+            }
+            drop(st);
+            let mut st = self.state.lock().unwrap();
+            match st.sleeping.iter().position(|&t| t == me) {
+                Some(i) => {
+                    st.sleeping.remove(i);
+                    Wait::TimedOut
+                }
+                None => Wait::Woken,
+            }
+        }
+
+        /// `FUTEX_WAKE`: wakes the `n` oldest sleepers.
+        pub(super) fn wake(&self, n: u32) -> usize {
+            let mut st = self.state.lock().unwrap();
+            let k = (n as usize).min(st.sleeping.len());
+            st.sleeping.drain(..k);
+            if k > 0 {
+                self.changed.notify_all();
+            }
+            k
+        }
     }
 }

@@ -14,11 +14,17 @@ use crate::shared::{RawObject, Shared, handle_impls, tag};
 ///
 /// ```text
 /// offset  size  field
-///      0     4  tag      "EV01": kind and layout version
-///      4     4  flag     0 = clear, 1 = set (futex word)
+///      0     4  tag      "EV02": kind and layout version
+///      4     4  flag     bit 0: set; bits 1-31: times set, modulo 2^31 (futex word)
 ///      8     4  waiters  threads sleeping on `flag`
 ///     12     4  reserved
 /// ```
+///
+/// A waiter reads `flag` and, if clear, sleeps while it holds that value;
+/// `set` on a clear flag sets bit 0 and bumps the count, so a waiter that
+/// was waiting when it ran sees the word moved and returns, even if `clear`
+/// followed at once (a pulse). Version 1 (`EV01`) held only 0 or 1, so a
+/// waiter woken after such a pulse found the flag clear and slept again.
 ///
 /// The rules for placing one in memory you share yourself are those of
 /// [`RawLock`](crate::RawLock#placing-a-rawlock-in-shared-memory), with
@@ -31,7 +37,12 @@ pub struct RawEvent {
     _reserved: u32,
 }
 
-const EVENT_TAG: u32 = tag(*b"EV01");
+const EVENT_TAG: u32 = tag(*b"EV02");
+
+/// Bit 0 of `flag`: the event is set.
+const SET: u32 = 1;
+/// One more `set` of a clear flag, in bits 1-31 of `flag`.
+const ONE_SET: u32 = 2;
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawEvent {
@@ -58,7 +69,21 @@ impl RawEvent {
 
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
-        self.flag.store(1, Ordering::SeqCst);
+        let mut cur = self.flag.load(Ordering::Relaxed);
+        loop {
+            if cur & SET != 0 {
+                return; // already set: nobody sleeps on a set flag
+            }
+            match self.flag.compare_exchange_weak(
+                cur,
+                cur.wrapping_add(ONE_SET) | SET,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
         if self.waiters.load(Ordering::SeqCst) != 0 {
             futex::wake_all(&self.flag);
         }
@@ -66,21 +91,24 @@ impl RawEvent {
 
     /// Clears the flag.
     pub fn clear(&self) {
-        self.flag.store(0, Ordering::SeqCst);
+        self.flag.fetch_and(!SET, Ordering::SeqCst);
     }
 
     /// Whether the flag is set (the non-blocking form of `wait`).
     pub fn is_set(&self) -> bool {
-        self.flag.load(Ordering::Acquire) != 0
+        self.flag.load(Ordering::Acquire) & SET != 0
     }
 
-    /// Blocks until the flag is set.
+    /// Blocks until the flag is set (returns at once if it is; a `set`
+    /// while waiting ends the wait even if `clear` followed).
     pub fn wait(&self) {
         self.wait_deadline(Deadline::never());
     }
 
-    /// Blocks until the flag is set or `timeout` passes; returns whether it
-    /// is set (Python's `wait(timeout)`).
+    /// Blocks until the flag is set or `timeout` passes; returns `true`
+    /// unless the timeout passed (Python's `wait(timeout)`; as
+    /// `threading.Event`, `true` also when the flag was set during the wait
+    /// and cleared again).
     ///
     /// ```
     /// use std::time::Duration;
@@ -95,24 +123,28 @@ impl RawEvent {
         self.wait_deadline(Deadline::after(Some(timeout)))
     }
 
-    /// Blocks until the flag is set or `deadline` passes; returns whether it
-    /// is set.
+    /// Blocks until the flag is set or `deadline` passes; returns `true`
+    /// unless the deadline passed (see
+    /// [`wait_timeout`](RawEvent::wait_timeout)).
     pub fn wait_deadline(&self, deadline: Deadline) -> bool {
-        if self.is_set() {
+        let seen = self.flag.load(Ordering::Acquire);
+        if seen & SET != 0 {
             return true;
         }
-        if futex::spin_until(crate::word::SPIN / 4, || self.is_set()) {
+        // While the flag is clear only `set` changes the word.
+        let moved = || self.flag.load(Ordering::Acquire) != seen;
+        if futex::spin_until(crate::word::SPIN / 4, moved) {
             return true;
         }
         loop {
             self.waiters.fetch_add(1, Ordering::SeqCst);
-            let r = if self.flag.load(Ordering::SeqCst) == 0 {
-                futex::wait(&self.flag, 0, deadline)
+            let r = if self.flag.load(Ordering::SeqCst) == seen {
+                futex::wait(&self.flag, seen, deadline)
             } else {
                 futex::Wait::Woken
             };
             self.waiters.fetch_sub(1, Ordering::SeqCst);
-            if self.is_set() {
+            if moved() {
                 return true;
             }
             if r == futex::Wait::TimedOut || deadline.expired() {

@@ -46,9 +46,10 @@
 //! lock over and gets [`OwnerDied`], which carries the guard like std's
 //! `PoisonError`. A [`Barrier`] party that dies while waiting breaks the
 //! barrier for the others. What cannot be detected: a dead holder of a
-//! [`Semaphore`] unit (a semaphore has no owner, as in Python), a waiter
-//! that dies inside a [`Condition`] wait (it may absorb a `notify`), and an
-//! [`Event`] that a dead process would have set.
+//! [`Semaphore`] unit (a semaphore has no owner, as in Python) and an
+//! [`Event`] that a dead process would have set. A waiter that dies inside
+//! a [`Condition`] wait absorbs no `notify` (it leaves the kernel's queue),
+//! but stays counted in [`RawCondition::waiting`].
 //!
 //! # Python → Rust
 //!

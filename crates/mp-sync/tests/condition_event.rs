@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Counters, fork, wait_until};
+use common::{Counters, asleep, fork, wait_until};
 use mp_sync::{Condition, Event, Lock};
 
 fn notify_wakes(cond: Condition) {
@@ -24,7 +24,10 @@ fn notify_wakes(cond: Condition) {
             })
         })
         .collect();
-    wait_until(|| cond.raw().waiting() == 3);
+    // Registered, and asleep in the kernel: a waiter that has released the
+    // lock but not yet gone to sleep would return on any notify (a spurious
+    // wake-up, allowed).
+    wait_until(|| cond.raw().waiting() == 3 && children.iter().all(|c| asleep(c.pid())));
     {
         let g = cond.acquire().unwrap();
         g.notify(1);
@@ -128,4 +131,47 @@ fn event_across_processes() {
     ev.clear();
     assert!(!ev.is_set());
     assert!(!ev.wait_timeout(Duration::from_millis(20)));
+}
+
+/// A waiter asleep when `set` runs returns even if `clear` follows at once
+/// (a pulse), as `threading.Event` does: the set is not lost because the
+/// waiter looked only after the clear.
+fn event_pulse_reaches(timed: bool) {
+    let ev = Event::new().unwrap();
+    let kids: Vec<_> = (0..3)
+        .map(|_| {
+            fork(|| {
+                if timed {
+                    if ev.wait_timeout(Duration::from_secs(60)) {
+                        0
+                    } else {
+                        1
+                    }
+                } else {
+                    ev.wait();
+                    0
+                }
+            })
+        })
+        .collect();
+    // Every waiter asleep on the event.
+    std::thread::sleep(Duration::from_millis(50));
+    wait_until(|| kids.iter().all(|k| asleep(k.pid())));
+    ev.set();
+    ev.clear();
+    for k in kids {
+        assert_eq!(k.wait(), 0);
+    }
+    assert!(!ev.is_set());
+    assert!(!ev.wait_timeout(Duration::from_millis(20)));
+}
+
+#[test]
+fn event_pulse_reaches_sleeping_waiters() {
+    event_pulse_reaches(false);
+}
+
+#[test]
+fn event_pulse_reaches_sleeping_timed_waiters() {
+    event_pulse_reaches(true);
 }
