@@ -201,6 +201,9 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         }
         let body = slot.take().expect("checked above");
         drop(slot);
+        // As Python's `start` does: reap the children that have finished, so
+        // that processes started and dropped without `join` leave nothing.
+        reap_finished();
         let me = info::current_process();
         let mut boot = Bootstrap {
             version: WIRE_VERSION,
@@ -365,6 +368,24 @@ impl<R> Process<R> {
     }
 }
 
+/// Dropping a `Process` does not stop its child, as in Python: the child
+/// runs to its end, and the next [`start`](Process::start) or
+/// [`active_children`] reaps it and closes its descriptors (at once if it
+/// has already finished). Its return value is discarded: the child's
+/// attempt to send it fails instead of waiting for a reader.
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        let Some(c) = self.child.get() else {
+            return;
+        };
+        if c.poll_status().is_some() {
+            unregister(c);
+        } else {
+            c.discard_result();
+        }
+    }
+}
+
 fn encode(boot: &Bootstrap) -> Result<Vec<u8>, Error> {
     postcard::to_allocvec(boot).map_err(|e| Error::Serialize {
         what: "arguments",
@@ -444,6 +465,15 @@ impl Child {
             return self.reap();
         }
         None
+    }
+
+    /// Nobody will read the result: shut down our side of the socket for
+    /// reading, so that the child's send fails (`EPIPE`) instead of waiting
+    /// for room once the socket buffer is full. The child's own reading
+    /// side stays open: a daemonic child does not mistake this for the
+    /// parent's death.
+    fn discard_result(&self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Read);
     }
 
     fn reap(&self) -> Option<Status> {
@@ -728,23 +758,34 @@ pub(crate) fn finish_children() {
 /// assert!(mp_proc::active_children().iter().all(|c| c.is_alive()));
 /// ```
 pub fn active_children() -> Vec<ProcessInfo> {
+    reap_finished()
+        .iter()
+        .map(|c| ProcessInfo {
+            name: c.name.clone(),
+            pid: c.pid as u32,
+            daemon: c.daemon,
+        })
+        .collect()
+}
+
+/// Reaps the registered children that have finished and drops them from the
+/// registry; returns the ones still running.
+///
+/// A finished child whose `Process` is still held keeps its record (and its
+/// result) there, for `join`; one whose `Process` was dropped loses its
+/// last reference here, which closes its pidfd and socket.
+fn reap_finished() -> Vec<Arc<Child>> {
     let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
-    let mut alive = Vec::new();
-    for c in children {
-        if c.poll_status().is_none() {
-            alive.push(ProcessInfo {
-                name: c.name.clone(),
-                pid: c.pid as u32,
-                daemon: c.daemon,
-            });
-        } else {
-            let _ = c.wait(Deadline::now());
-            // Keep the record for the Process object, but it is no longer
-            // active: the Process handle still owns it.
-            unregister(&c);
-        }
+    let (running, finished): (Vec<_>, Vec<_>) = children
+        .into_iter()
+        .partition(|c| c.poll_status().is_none());
+    if !finished.is_empty() {
+        CHILDREN
+            .lock()
+            .retain(|c| !finished.iter().any(|f| Arc::ptr_eq(c, f)));
     }
-    alive
+    // `finished` is dropped here, outside the registry's lock.
+    running
 }
 
 /// A never-signalled descriptor for processes that have not started.
