@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Duration;
 
-use mp_os::fdpass;
 use mp_os::time::Deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::forksafe::ForkSafeMutex;
 use crate::info::{self, ProcessInfo};
 use crate::method::{self, StartMethod};
+use crate::result::{FrameReader, Progress};
 use crate::wire::{Bootstrap, MAX_FRAME, Outcome, WIRE_VERSION};
 use crate::{Error, Function, RawFunction, entry};
 
@@ -424,8 +424,9 @@ pub(crate) struct Child {
     pub(crate) daemon: bool,
     pidfd: OwnedFd,
     sock: UnixStream,
-    /// Serializes readers of `sock` so frames are never interleaved.
-    reading: Mutex<()>,
+    /// The result frame as far as it has arrived; the lock serializes the
+    /// readers of `sock`.
+    reading: Mutex<FrameReader>,
     state: Mutex<ChildState>,
 }
 
@@ -445,7 +446,7 @@ impl Child {
             daemon,
             pidfd: s.pidfd,
             sock: s.sock,
-            reading: Mutex::new(()),
+            reading: Mutex::new(FrameReader::default()),
             state: Mutex::new(ChildState::default()),
         }
     }
@@ -524,14 +525,17 @@ impl Child {
                 continue;
             }
             if !sock_done && fds[1].revents != 0 {
-                self.read_result(Deadline::never());
+                // Never blocks: a child that sent part of its result and
+                // stalled does not hold the caller past its deadline.
+                self.read_available();
             }
             if fds[0].revents != 0 {
                 // The child has exited: anything it sent is already in the
                 // socket (a grandchild may still hold the socket open, so do
-                // not wait for end-of-stream).
-                if !sock_done && poll_fd(self.sock.as_fd(), Deadline::now()) {
-                    self.read_result(Deadline::after(Some(Duration::from_secs(1))));
+                // not wait for end-of-stream), and a frame still incomplete
+                // now never will be.
+                if !sock_done {
+                    self.read_available();
                 }
                 self.reap();
                 let mut st = self.lock();
@@ -549,23 +553,24 @@ impl Child {
         }
     }
 
-    fn read_result(&self, deadline: Deadline) {
-        let _g = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+    /// Reads what the socket holds of the result frame, without blocking;
+    /// records the outcome once the frame is complete.
+    fn read_available(&self) {
+        let mut reader = self.reading.lock().unwrap_or_else(|e| e.into_inner());
         if self.lock().sock_done {
             return;
         }
-        let _ = self.sock.set_read_timeout(
-            deadline
-                .remaining()
-                .map(|d| d.max(Duration::from_millis(1))),
-        );
-        let frame = fdpass::recv(&self.sock, MAX_FRAME);
+        let progress = reader.read_available(&self.sock, MAX_FRAME);
         let mut st = self.lock();
-        st.sock_done = true;
-        if let Ok(Some((bytes, fds))) = frame
-            && let Ok(outcome) = postcard::from_bytes::<Outcome>(&bytes)
-        {
-            st.outcome = Some((outcome, fds));
+        match progress {
+            Progress::Pending => {}
+            Progress::Ended => st.sock_done = true,
+            Progress::Frame(bytes, fds) => {
+                st.sock_done = true;
+                if let Ok(outcome) = postcard::from_bytes::<Outcome>(&bytes) {
+                    st.outcome = Some((outcome, fds));
+                }
+            }
         }
     }
 
