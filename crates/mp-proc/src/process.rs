@@ -399,6 +399,9 @@ pub(crate) struct Started {
     pub(crate) pid: i32,
     pub(crate) pidfd: OwnedFd,
     pub(crate) sock: UnixStream,
+    /// Frames on `sock` that come before the result (a fork-server child's
+    /// hello, when the parent has not read it).
+    pub(crate) skip_frames: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -446,7 +449,7 @@ impl Child {
             daemon,
             pidfd: s.pidfd,
             sock: s.sock,
-            reading: Mutex::new(FrameReader::default()),
+            reading: Mutex::new(FrameReader::skipping(s.skip_frames)),
             state: Mutex::new(ChildState::default()),
         }
     }

@@ -34,9 +34,20 @@ pub(crate) struct FrameReader {
     body: Option<Vec<u8>>,
     body_got: usize,
     fds: Vec<OwnedFd>,
+    /// Frames still to be passed over before the one wanted.
+    skip: usize,
 }
 
 impl FrameReader {
+    /// A reader that passes over the first `skip` frames (a fork-server
+    /// child's hello precedes its result).
+    pub(crate) fn skipping(skip: usize) -> FrameReader {
+        FrameReader {
+            skip,
+            ..FrameReader::default()
+        }
+    }
+
     /// Reads what `sock` holds now, without blocking, up to the end of one
     /// frame of at most `max_len` bytes.
     pub(crate) fn read_available(&mut self, sock: &UnixStream, max_len: usize) -> Progress {
@@ -48,7 +59,10 @@ impl FrameReader {
             };
             if buf.is_empty() {
                 // An empty frame (no body bytes to read).
-                return self.finish();
+                match self.finish() {
+                    Some(frame) => return frame,
+                    None => continue,
+                }
             }
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let r = recvmsg(
@@ -84,17 +98,21 @@ impl FrameReader {
                 }
                 Some(body) => {
                     self.body_got += n;
-                    if self.body_got == body.len() {
-                        return self.finish();
+                    if self.body_got == body.len()
+                        && let Some(frame) = self.finish()
+                    {
+                        return frame;
                     }
                 }
             }
         }
     }
 
-    fn finish(&mut self) -> Progress {
-        let done = std::mem::take(self);
-        Progress::Frame(done.body.unwrap_or_default(), done.fds)
+    /// A frame is complete: hands it out, or passes over it.
+    fn finish(&mut self) -> Option<Progress> {
+        let skip = self.skip;
+        let done = std::mem::replace(self, FrameReader::skipping(skip.saturating_sub(1)));
+        (skip == 0).then(|| Progress::Frame(done.body.unwrap_or_default(), done.fds))
     }
 }
 
@@ -132,6 +150,20 @@ mod tests {
         (&a).write_all(&frame[..4]).unwrap();
         drop(a);
         assert!(matches!(r.read_available(&b, 1 << 20), Progress::Ended));
+    }
+
+    #[test]
+    fn skipped_frames_are_passed_over() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut r = FrameReader::skipping(2);
+        mp_os::fdpass::send(&a, b"", &[]).unwrap();
+        mp_os::fdpass::send(&a, b"hello", &[]).unwrap();
+        assert!(matches!(r.read_available(&b, 1 << 20), Progress::Pending));
+        mp_os::fdpass::send(&a, b"world", &[]).unwrap();
+        let Progress::Frame(bytes, _) = r.read_available(&b, 1 << 20) else {
+            panic!("the third frame")
+        };
+        assert_eq!(bytes, b"world");
     }
 
     #[test]
