@@ -27,6 +27,15 @@
 //! reused id is caught unless the new thread's start time hashes to the
 //! same 9 bits (1 in 512), where a bare id was always fooled.
 //!
+//! # Without `/proc`
+//!
+//! The answers come from procfs. Where it is not mounted (some containers
+//! and sandboxes) or cannot be read, a check answers "unknown", which
+//! [`token_alive`] and [`thread_alive`] report as alive: a waiter keeps
+//! waiting instead of breaking a lock that its holder may still hold. A
+//! thread is declared dead only when procfs is there and has no entry for
+//! it. (So without `/proc` the death of a holder goes unnoticed.)
+//!
 //! ```
 //! use mp_os::liveness;
 //!
@@ -144,15 +153,21 @@ pub fn token_of(tid: u32) -> Option<u32> {
 /// Whether the thread a token names still runs: a thread with its id
 /// exists, is not a zombie, and its start time has the token's stamp.
 ///
-/// When `/proc` cannot be read for another reason than "no such thread"
-/// (a restricted mount), the answer is "alive": a waiter then waits
-/// rather than breaking a lock that may still be held.
+/// When `/proc` cannot tell (it is not mounted, or cannot be read for
+/// another reason than "no such thread"), the answer is "alive": a waiter
+/// then waits rather than breaking a lock that may still be held. A thread
+/// is only declared dead when procfs itself is there and has no entry for
+/// it.
 pub fn token_alive(token: u32) -> bool {
+    token_alive_in(PROC, token)
+}
+
+fn token_alive_in(root: &str, token: u32) -> bool {
     let tid = token_tid(token);
     if tid == 0 {
         return false;
     }
-    match stat(tid) {
+    match stat_in(root, tid) {
         Stat::Gone => false,
         Stat::Unknown => true,
         Stat::Found(s) => !s.zombie && s.start.is_none_or(|st| stamp(st) == token_stamp(token)),
@@ -163,12 +178,17 @@ pub fn token_alive(token: u32) -> bool {
 /// zombie.
 ///
 /// This cannot tell a reused id from the original thread; shared layouts
-/// record a token and ask [`token_alive`].
+/// record a token and ask [`token_alive`]. As there, "cannot tell" (no
+/// `/proc`) counts as alive.
 pub fn thread_alive(tid: u32) -> bool {
+    thread_alive_in(PROC, tid)
+}
+
+fn thread_alive_in(root: &str, tid: u32) -> bool {
     if tid == 0 {
         return false;
     }
-    match stat(tid) {
+    match stat_in(root, tid) {
         Stat::Gone => false,
         Stat::Unknown => true,
         Stat::Found(s) => !s.zombie,
@@ -197,10 +217,15 @@ struct StatFields {
 }
 
 enum Stat {
+    /// procfs is mounted and has no such thread.
     Gone,
+    /// `/proc` could not tell (not mounted, not readable, unparsable).
     Unknown,
     Found(StatFields),
 }
+
+/// Where procfs is mounted (tests of this module use another root).
+const PROC: &str = "/proc";
 
 fn read_stat(tid: u32) -> Option<StatFields> {
     match stat(tid) {
@@ -209,15 +234,24 @@ fn read_stat(tid: u32) -> Option<StatFields> {
     }
 }
 
-/// Reads `/proc/TID/stat`. It does not allocate (the path is formatted on
-/// the stack), so a forked child may call it before it execs or exits.
 fn stat(tid: u32) -> Stat {
-    let mut path = [0u8; 32];
+    stat_in(PROC, tid)
+}
+
+/// Reads `ROOT/TID/stat`. It does not allocate (the path is formatted on
+/// the stack), so a forked child may call it before it execs or exits.
+///
+/// "No such file" means a dead thread only if `root` is procfs: without
+/// `/proc` mounted every path is missing, and every holder would look
+/// dead.
+fn stat_in(root: &str, tid: u32) -> Stat {
+    let mut path = [0u8; 128];
     let len = {
         let mut w = &mut path[..];
-        // 6 + 10 + 5 bytes at most: always fits.
-        let _ = write!(w, "/proc/{tid}/stat");
-        32 - w.len()
+        if write!(w, "{root}/{tid}/stat").is_err() {
+            return Stat::Unknown;
+        }
+        128 - w.len()
     };
     let Ok(path) = std::str::from_utf8(&path[..len]) else {
         return Stat::Unknown;
@@ -225,11 +259,25 @@ fn stat(tid: u32) -> Stat {
     let mut buf = [0u8; 1024];
     let n = match std::fs::File::open(path).and_then(|mut f| f.read(&mut buf)) {
         Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Stat::Gone,
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Stat::Gone,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            return if is_procfs(root) {
+                Stat::Gone
+            } else {
+                Stat::Unknown
+            };
+        }
         Err(_) => return Stat::Unknown,
     };
     parse_stat(&buf[..n]).map_or(Stat::Unknown, Stat::Found)
+}
+
+/// Whether procfs is mounted at `root` (asked only on the rare "no such
+/// thread" path).
+fn is_procfs(root: &str) -> bool {
+    rustix::fs::statfs(root).is_ok_and(|s| s.f_type == rustix::fs::PROC_SUPER_MAGIC)
 }
 
 /// Parses "pid (comm) S f4 f5 ... f22 ..." where comm may hold ')' and
@@ -291,6 +339,101 @@ mod tests {
                 "exited thread still alive"
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn without_procfs_nothing_is_declared_dead() {
+        // A root that is not procfs: a directory with one fake entry.
+        struct Dir(std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = Dir(std::env::temp_dir().join(format!("mp-os-fake-proc-{}", std::process::id())));
+        let root = &dir.0;
+        let _ = std::fs::remove_dir_all(root);
+        std::fs::create_dir_all(root.join("77")).unwrap();
+        std::fs::write(
+            root.join("77/stat"),
+            "77 (x) S 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0",
+        )
+        .unwrap();
+        let r = root.to_str().unwrap();
+        // The entry that exists is read from the injected root...
+        assert!(matches!(stat_in(r, 77), Stat::Found(s) if s.start == Some(55)));
+        assert!(thread_alive_in(r, 77));
+        assert!(token_alive_in(r, make_token(77, Some(55))));
+        assert!(!token_alive_in(
+            r,
+            make_token(77, Some(55)) ^ (1 << TID_BITS)
+        ));
+        // ... and a missing one is "unknown" (alive), not dead.
+        assert!(matches!(stat_in(r, 78), Stat::Unknown));
+        assert!(thread_alive_in(r, 78));
+        assert!(token_alive_in(r, make_token(78, Some(1))));
+        // No such directory at all: unknown as well.
+        let none = root.join("absent");
+        assert!(matches!(stat_in(none.to_str().unwrap(), 1), Stat::Unknown));
+        drop(dir);
+        // The real procfs still declares a gone thread dead.
+        let gone = std::thread::spawn(current_tid).join().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !matches!(stat_in(PROC, gone), Stat::Gone) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "exited thread still there"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!thread_alive(gone));
+    }
+
+    /// With `/proc` unmounted (in a private mount namespace, where the
+    /// system allows one), a live process is not declared dead.
+    #[test]
+    fn unmounted_proc_is_not_death() {
+        let parent = std::process::id();
+        let token = process_token();
+        // SAFETY: the child only makes syscalls and reads files (no
+        // allocation: `stat_in` formats on the stack) before `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: plain syscalls in the child; it leaves with _exit.
+            let code = unsafe {
+                let proc_path = c"/proc";
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) != 0
+                    || libc::umount2(proc_path.as_ptr(), libc::MNT_DETACH) != 0
+                {
+                    2 // not permitted here: skipped
+                } else if libc::access(c"/proc/self/stat".as_ptr(), libc::F_OK) == 0 {
+                    3 // /proc is still mounted (stacked mounts): skipped
+                } else if thread_alive(parent) && token_alive(token) {
+                    0
+                } else {
+                    1
+                }
+            };
+            // SAFETY: leaving the forked child without running the harness.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status));
+        match libc::WEXITSTATUS(status) {
+            0 => {}
+            1 => panic!("without /proc, a live process was declared dead"),
+            c => eprintln!("skipped: cannot unmount /proc in a private namespace here ({c})"),
         }
     }
 

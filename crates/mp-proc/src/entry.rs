@@ -14,7 +14,9 @@
 //!   serves fork requests until the parent goes away, then exits.
 //!
 //! Both variables are removed before anything else runs, so a child's own
-//! children start clean. If the hook did not run (a platform or linker that
+//! children start clean, and every descriptor above stderr but the socket
+//! is closed: the parent may hold descriptors without close-on-exec, and
+//! Python's spawn does not let a child inherit them either. If the hook did not run (a platform or linker that
 //! drops `.init_array` entries), [`init`] does the same work when called as
 //! the first line of `main`, and `start()` refuses with a clear error rather
 //! than letting a re-executed child run `main` again (a fork bomb).
@@ -58,14 +60,67 @@ fn run_entry() {
         return;
     }
     if let Some(fd) = take_fd_var(FORKSERVER_FD_VAR) {
+        close_inherited_fds(fd);
         // SAFETY: the parent passed this descriptor for us alone.
         let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
         crate::method::forkserver::serve(sock);
     }
     if let Some(fd) = take_fd_var(BOOT_FD_VAR) {
+        close_inherited_fds(fd);
         // SAFETY: as above.
         let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
         crate::child::run_spawned(sock);
+    }
+}
+
+/// Closes every descriptor above stderr but `keep`, as Python's spawn does:
+/// a spawned child or the fork server (and so every child it forks) holds
+/// no descriptor that its parent happened to leave open without
+/// close-on-exec. Runs before `main`, while this is the only thread.
+fn close_inherited_fds(keep: i32) {
+    let Ok(keep) = u32::try_from(keep) else {
+        return;
+    };
+    let mut ranges = Vec::with_capacity(2);
+    if keep > 3 {
+        ranges.push((3, keep - 1));
+    }
+    ranges.push((keep.max(2) + 1, u32::MAX));
+    let mut unsupported = false;
+    for &(first, last) in &ranges {
+        // SAFETY: close_range(2) only closes descriptors of this process,
+        // none of which anything here owns but `keep` (left alone).
+        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+        unsupported |= r != 0;
+    }
+    if !unsupported {
+        return;
+    }
+    // Before Linux 5.9: close what /proc/self/fd lists, or, without /proc,
+    // every number up to the descriptor limit.
+    let open: Vec<u32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => {
+            // SAFETY: an all-zero rlimit is a valid out-parameter.
+            let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+            // SAFETY: getrlimit writes into `lim`, which outlives the call.
+            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+                lim.rlim_cur.min(1 << 16) as u32
+            } else {
+                1024
+            };
+            (0..max).collect()
+        }
+    };
+    for fd in open {
+        if fd > 2 && fd != keep {
+            // SAFETY: as above (the directory's own descriptor is closed
+            // already; closing a closed number fails harmlessly).
+            unsafe { libc::close(fd as i32) };
+        }
     }
 }
 

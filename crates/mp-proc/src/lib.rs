@@ -67,6 +67,7 @@ mod function;
 mod info;
 mod method;
 mod process;
+mod result;
 mod wire;
 
 pub use entry::init;

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Duration;
 
-use mp_os::fdpass;
 use mp_os::time::Deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::forksafe::ForkSafeMutex;
 use crate::info::{self, ProcessInfo};
 use crate::method::{self, StartMethod};
+use crate::result::{FrameReader, Progress};
 use crate::wire::{Bootstrap, MAX_FRAME, Outcome, WIRE_VERSION};
 use crate::{Error, Function, RawFunction, entry};
 
@@ -201,6 +201,9 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         }
         let body = slot.take().expect("checked above");
         drop(slot);
+        // As Python's `start` does: reap the children that have finished, so
+        // that processes started and dropped without `join` leave nothing.
+        reap_finished();
         let me = info::current_process();
         let mut boot = Bootstrap {
             version: WIRE_VERSION,
@@ -365,6 +368,24 @@ impl<R> Process<R> {
     }
 }
 
+/// Dropping a `Process` does not stop its child, as in Python: the child
+/// runs to its end, and the next [`start`](Process::start) or
+/// [`active_children`] reaps it and closes its descriptors (at once if it
+/// has already finished). Its return value is discarded: the child's
+/// attempt to send it fails instead of waiting for a reader.
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        let Some(c) = self.child.get() else {
+            return;
+        };
+        if c.poll_status().is_some() {
+            unregister(c);
+        } else {
+            c.discard_result();
+        }
+    }
+}
+
 fn encode(boot: &Bootstrap) -> Result<Vec<u8>, Error> {
     postcard::to_allocvec(boot).map_err(|e| Error::Serialize {
         what: "arguments",
@@ -378,6 +399,9 @@ pub(crate) struct Started {
     pub(crate) pid: i32,
     pub(crate) pidfd: OwnedFd,
     pub(crate) sock: UnixStream,
+    /// Frames on `sock` that come before the result (a fork-server child's
+    /// hello, when the parent has not read it).
+    pub(crate) skip_frames: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -403,8 +427,9 @@ pub(crate) struct Child {
     pub(crate) daemon: bool,
     pidfd: OwnedFd,
     sock: UnixStream,
-    /// Serializes readers of `sock` so frames are never interleaved.
-    reading: Mutex<()>,
+    /// The result frame as far as it has arrived; the lock serializes the
+    /// readers of `sock`.
+    reading: Mutex<FrameReader>,
     state: Mutex<ChildState>,
 }
 
@@ -424,7 +449,7 @@ impl Child {
             daemon,
             pidfd: s.pidfd,
             sock: s.sock,
-            reading: Mutex::new(()),
+            reading: Mutex::new(FrameReader::skipping(s.skip_frames)),
             state: Mutex::new(ChildState::default()),
         }
     }
@@ -444,6 +469,15 @@ impl Child {
             return self.reap();
         }
         None
+    }
+
+    /// Nobody will read the result: shut down our side of the socket for
+    /// reading, so that the child's send fails (`EPIPE`) instead of waiting
+    /// for room once the socket buffer is full. The child's own reading
+    /// side stays open: a daemonic child does not mistake this for the
+    /// parent's death.
+    fn discard_result(&self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Read);
     }
 
     fn reap(&self) -> Option<Status> {
@@ -494,14 +528,17 @@ impl Child {
                 continue;
             }
             if !sock_done && fds[1].revents != 0 {
-                self.read_result(Deadline::never());
+                // Never blocks: a child that sent part of its result and
+                // stalled does not hold the caller past its deadline.
+                self.read_available();
             }
             if fds[0].revents != 0 {
                 // The child has exited: anything it sent is already in the
                 // socket (a grandchild may still hold the socket open, so do
-                // not wait for end-of-stream).
-                if !sock_done && poll_fd(self.sock.as_fd(), Deadline::now()) {
-                    self.read_result(Deadline::after(Some(Duration::from_secs(1))));
+                // not wait for end-of-stream), and a frame still incomplete
+                // now never will be.
+                if !sock_done {
+                    self.read_available();
                 }
                 self.reap();
                 let mut st = self.lock();
@@ -519,23 +556,24 @@ impl Child {
         }
     }
 
-    fn read_result(&self, deadline: Deadline) {
-        let _g = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+    /// Reads what the socket holds of the result frame, without blocking;
+    /// records the outcome once the frame is complete.
+    fn read_available(&self) {
+        let mut reader = self.reading.lock().unwrap_or_else(|e| e.into_inner());
         if self.lock().sock_done {
             return;
         }
-        let _ = self.sock.set_read_timeout(
-            deadline
-                .remaining()
-                .map(|d| d.max(Duration::from_millis(1))),
-        );
-        let frame = fdpass::recv(&self.sock, MAX_FRAME);
+        let progress = reader.read_available(&self.sock, MAX_FRAME);
         let mut st = self.lock();
-        st.sock_done = true;
-        if let Ok(Some((bytes, fds))) = frame
-            && let Ok(outcome) = postcard::from_bytes::<Outcome>(&bytes)
-        {
-            st.outcome = Some((outcome, fds));
+        match progress {
+            Progress::Pending => {}
+            Progress::Ended => st.sock_done = true,
+            Progress::Frame(bytes, fds) => {
+                st.sock_done = true;
+                if let Ok(outcome) = postcard::from_bytes::<Outcome>(&bytes) {
+                    st.outcome = Some((outcome, fds));
+                }
+            }
         }
     }
 
@@ -728,23 +766,34 @@ pub(crate) fn finish_children() {
 /// assert!(mp_proc::active_children().iter().all(|c| c.is_alive()));
 /// ```
 pub fn active_children() -> Vec<ProcessInfo> {
+    reap_finished()
+        .iter()
+        .map(|c| ProcessInfo {
+            name: c.name.clone(),
+            pid: c.pid as u32,
+            daemon: c.daemon,
+        })
+        .collect()
+}
+
+/// Reaps the registered children that have finished and drops them from the
+/// registry; returns the ones still running.
+///
+/// A finished child whose `Process` is still held keeps its record (and its
+/// result) there, for `join`; one whose `Process` was dropped loses its
+/// last reference here, which closes its pidfd and socket.
+fn reap_finished() -> Vec<Arc<Child>> {
     let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
-    let mut alive = Vec::new();
-    for c in children {
-        if c.poll_status().is_none() {
-            alive.push(ProcessInfo {
-                name: c.name.clone(),
-                pid: c.pid as u32,
-                daemon: c.daemon,
-            });
-        } else {
-            let _ = c.wait(Deadline::now());
-            // Keep the record for the Process object, but it is no longer
-            // active: the Process handle still owns it.
-            unregister(&c);
-        }
+    let (running, finished): (Vec<_>, Vec<_>) = children
+        .into_iter()
+        .partition(|c| c.poll_status().is_none());
+    if !finished.is_empty() {
+        CHILDREN
+            .lock()
+            .retain(|c| !finished.iter().any(|f| Arc::ptr_eq(c, f)));
     }
-    alive
+    // `finished` is dropped here, outside the registry's lock.
+    running
 }
 
 /// A never-signalled descriptor for processes that have not started.

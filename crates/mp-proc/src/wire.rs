@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message below changes shape.
-pub(crate) const WIRE_VERSION: u32 = 3;
+pub(crate) const WIRE_VERSION: u32 = 4;
 
 /// Most bytes a bootstrap or result frame may have (1 GiB): a larger length
 /// prefix is treated as corruption.
@@ -49,6 +49,15 @@ pub(crate) enum Outcome {
 pub(crate) struct ForkRequest {
     pub(crate) version: u32,
     pub(crate) bootstrap: Vec<u8>,
+}
+
+/// The first frame a fork-server child sends its parent, before it runs
+/// anything: its pid. A parent whose server failed in the middle of a
+/// request learns from it whether the child exists, and which it is.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct Hello {
+    pub(crate) version: u32,
+    pub(crate) pid: i32,
 }
 
 /// The fork server's answer.

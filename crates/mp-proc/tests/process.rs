@@ -252,3 +252,59 @@ fn active_children_reaps_finished() {
             .any(|c| c.name() == "slow-one")
     );
 }
+
+/// Builds a large return value, says so, and returns it.
+fn big_text((ready, len): (mp_shm::Value<u32>, usize)) -> String {
+    let s = "x".repeat(len);
+    ready.set(1);
+    s
+}
+
+#[test]
+fn join_timeout_keeps_its_deadline_while_a_result_arrives_in_part() {
+    for m in methods() {
+        let ready = mp_shm::Value::new(0u32).unwrap();
+        let len = 16 << 20;
+        let p = Process::new(big_text, (ready.clone(), len)).start_method(m);
+        p.start().unwrap();
+        let pid = p.pid().unwrap() as i32;
+        let t = Instant::now();
+        while ready.get() == 0 {
+            assert!(t.elapsed() < Duration::from_secs(60), "{m}: no result");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Let the child fill the socket, then stop it in the middle of its
+        // result frame.
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        // If join_timeout overran, this watchdog ends the wait (by killing
+        // the child) so that the test fails instead of hanging.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        let t = Instant::now();
+        let got = p.join_timeout(Duration::from_millis(500));
+        let took = t.elapsed();
+        let _ = done_tx.send(());
+        watchdog.join().unwrap();
+        assert!(
+            matches!(got, Ok(None)),
+            "{m}: join_timeout should report a running child, got {:?}",
+            got.map(|s| s.map(|s| s.len()))
+        );
+        assert!(
+            took < Duration::from_secs(30),
+            "{m}: join_timeout took {took:?}"
+        );
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        let s = p.join().unwrap();
+        assert_eq!(s.len(), len, "{m}");
+        assert!(s.bytes().all(|b| b == b'x'), "{m}");
+    }
+}

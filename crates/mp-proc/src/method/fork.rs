@@ -37,6 +37,7 @@ pub(crate) fn start(run: impl FnOnce(UnixStream)) -> Result<Started, Error> {
         pid,
         pidfd,
         sock: parent_sock,
+        skip_frames: 0,
     })
 }
 

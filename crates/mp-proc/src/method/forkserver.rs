@@ -15,21 +15,121 @@
 //!
 //! The server exits when the parent's end of its socket closes (the parent
 //! exited or died). If the server dies, the next `start()` starts a new one.
+//!
+//! # A server that fails in the middle of a request
+//!
+//! The server must answer within a deadline ([`REQUEST_TIMEOUT`], more for
+//! large requests); a server that does not (stopped by SIGSTOP, stuck) or
+//! that dies is killed and reaped, and a new one is started. Asking again
+//! is only safe if the failed server did not fork the child already: the
+//! target would run twice. So each child's first act, before it runs
+//! anything, is to send its parent a [`Hello`] with its pid on the
+//! bootstrap socket. Once the failed server is reaped, the only copies of
+//! the child's end of that socket are the parent's own (which it closes)
+//! and the child's, if it exists. The parent then reads the socket:
+//!
+//! * a hello: the server forked the child before failing; the parent
+//!   adopts it (it is the parent's own child, see `CLONE_PARENT` above) and
+//!   the target runs once;
+//! * end of stream: no child exists, and the request is sent again, to a
+//!   new server;
+//! * nothing within [`HELLO_TIMEOUT`]: `start()` fails without asking
+//!   again. Closing the socket makes a late child's hello fail, and a child
+//!   whose hello fails exits without running its target.
+//!
+//! Tests make a server exit right after it forks, before it answers, by
+//! starting it with `MP_PROC_FORKSERVER_FAULT=exit-after-fork` in the
+//! environment.
 
 use crate::forksafe::ForkSafeMutex;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 use mp_os::fdpass;
+use mp_os::time::Deadline;
 
 use crate::Error;
 use crate::method::fork::pidfd_open;
-use crate::process::Started;
-use crate::wire::{ForkReply, ForkRequest, MAX_FRAME, WIRE_VERSION};
+use crate::process::{Started, poll_fd};
+use crate::result::{FrameReader, Progress};
+use crate::wire::{ForkReply, ForkRequest, Hello, MAX_FRAME, WIRE_VERSION};
+
+/// How long the server may take to answer a request, plus one second per
+/// 8 MiB of request (see [`request_timeout`]). Forking the small server
+/// takes milliseconds; this leaves a wide margin for a loaded machine.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a parent whose server failed waits for the hello of a child
+/// that server may have forked.
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The environment variable of the fault-injection hook (see the module
+/// docs).
+const FAULT_VAR: &str = "MP_PROC_FORKSERVER_FAULT";
+
+/// Exit code of a fork-server child that could not greet its parent.
+const EXIT_NO_PARENT: i32 = 70;
+
+fn request_timeout(request_len: usize) -> Duration {
+    REQUEST_TIMEOUT + Duration::from_secs((request_len >> 23) as u64)
+}
 
 struct Server {
     sock: UnixStream,
     pid: i32,
+}
+
+impl Server {
+    /// Kills and reaps the server: once this returns, every descriptor it
+    /// held or had not yet received is closed.
+    fn kill_and_reap(self) {
+        drop(self.sock);
+        // SAFETY: signalling and reaping our own child, the server (SIGKILL
+        // also ends a stopped process).
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            while libc::waitpid(self.pid, std::ptr::null_mut(), 0) < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+            }
+        }
+    }
+}
+
+/// What the bootstrap socket says after the server failed.
+enum AfterFailure {
+    /// The server forked the child before it failed: its pid.
+    Child(i32),
+    /// No child exists: asking again is safe.
+    NoChild,
+    /// Neither a hello nor the end of the stream in time.
+    Unknown,
+}
+
+/// Reads the hello of a child the failed (and reaped) server may have
+/// forked, or the end of the stream that says there is none.
+fn after_failure(sock: &UnixStream) -> AfterFailure {
+    let deadline = Deadline::after(Some(HELLO_TIMEOUT));
+    let mut reader = FrameReader::default();
+    loop {
+        match reader.read_available(sock, 1 << 10) {
+            Progress::Frame(bytes, _) => {
+                return match postcard::from_bytes::<Hello>(&bytes) {
+                    Ok(h) if h.version == WIRE_VERSION && h.pid > 0 => AfterFailure::Child(h.pid),
+                    _ => AfterFailure::Unknown,
+                };
+            }
+            // Also a hello cut short: that child died before running
+            // anything.
+            Progress::Ended => return AfterFailure::NoChild,
+            Progress::Pending => {}
+        }
+        if deadline.expired() {
+            return AfterFailure::Unknown;
+        }
+        poll_fd(sock.as_fd(), deadline);
+    }
 }
 
 static SERVER: ForkSafeMutex<Option<Server>> = ForkSafeMutex::new(None);
@@ -37,7 +137,6 @@ static SERVER: ForkSafeMutex<Option<Server>> = ForkSafeMutex::new(None);
 /// Starts a child through the fork server, starting or restarting the
 /// server as needed.
 pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Error> {
-    let (parent_sock, child_sock) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
     let request = postcard::to_allocvec(&ForkRequest {
         version: WIRE_VERSION,
         bootstrap: bootstrap.to_vec(),
@@ -46,37 +145,61 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
         what: "arguments",
         message: e.to_string(),
     })?;
+    let timeout = request_timeout(request.len());
     let stdio = [stdio_fd(0)?, stdio_fd(1)?, stdio_fd(2)?];
-    let mut passed: Vec<BorrowedFd<'_>> = vec![child_sock.as_fd()];
-    passed.extend(stdio.iter().map(|f| f.as_fd()));
-    passed.extend(fds.iter().map(|f| f.as_fd()));
 
     let mut server = SERVER.lock();
     let mut last_err = None;
     for _attempt in 0..2 {
+        let (parent_sock, child_sock) =
+            UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
+        let mut passed: Vec<BorrowedFd<'_>> = vec![child_sock.as_fd()];
+        passed.extend(stdio.iter().map(|f| f.as_fd()));
+        passed.extend(fds.iter().map(|f| f.as_fd()));
         if server.is_none() {
             *server = Some(launch()?);
         }
         let s = server.as_ref().expect("just launched");
-        match exchange(&s.sock, &request, &passed) {
+        match exchange(&s.sock, &request, &passed, timeout) {
             Ok(ForkReply::Started { pid }) => {
                 drop(server);
+                drop(passed);
                 drop(child_sock);
                 let pidfd = pidfd_open(pid)?;
                 return Ok(Started {
                     pid,
                     pidfd,
                     sock: parent_sock,
+                    skip_frames: 1, // the child's hello
                 });
             }
             Ok(ForkReply::Failed(msg)) => return Err(Error::Forkserver(msg)),
             Err(e) => {
-                // The server is gone (killed?): reap it and start another.
-                let old = server.take().expect("present");
-                drop(old.sock);
-                // SAFETY: reaping our own child, the dead server.
-                unsafe { libc::waitpid(old.pid, std::ptr::null_mut(), 0) };
-                last_err = Some(e);
+                // The server died, broke the protocol or did not answer in
+                // time (stopped?). Once it is reaped, only the child (if the
+                // server forked it) holds the other end of `parent_sock`.
+                server.take().expect("present").kill_and_reap();
+                drop(passed);
+                drop(child_sock);
+                match after_failure(&parent_sock) {
+                    AfterFailure::Child(pid) => {
+                        drop(server);
+                        let pidfd = pidfd_open(pid)?;
+                        return Ok(Started {
+                            pid,
+                            pidfd,
+                            sock: parent_sock,
+                            skip_frames: 0, // the hello was read
+                        });
+                    }
+                    AfterFailure::NoChild => last_err = Some(e),
+                    AfterFailure::Unknown => {
+                        return Err(Error::Forkserver(format!(
+                            "the fork server failed ({e}) and whether it started the child is \
+                             unknown; not asking again, so that the target cannot run twice"
+                        )));
+                    }
+                }
             }
         }
     }
@@ -86,11 +209,16 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
     )))
 }
 
+/// Sends a request and reads the answer; each step that makes no progress
+/// for `timeout` fails with `WouldBlock`.
 fn exchange(
     sock: &UnixStream,
     request: &[u8],
     fds: &[BorrowedFd<'_>],
+    timeout: Duration,
 ) -> std::io::Result<ForkReply> {
+    sock.set_write_timeout(Some(timeout))?;
+    sock.set_read_timeout(Some(timeout))?;
     fdpass::send(sock, request, fds)?;
     let (bytes, _) = fdpass::recv(sock, 1 << 16)?.ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "fork server closed")
@@ -136,8 +264,22 @@ pub(crate) fn forget_after_fork() {
     }
 }
 
+/// Whether the other end of `sock` is closed (not merely shut down for
+/// reading).
+fn peer_closed(sock: &UnixStream) -> bool {
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
 /// The server's loop (runs in the server process, before `main`).
 pub(crate) fn serve(sock: UnixStream) -> ! {
+    let exit_after_fork = std::env::var_os(FAULT_VAR).is_some_and(|v| v == "exit-after-fork");
     loop {
         let (bytes, mut fds) = match fdpass::recv(&sock, MAX_FRAME) {
             Ok(Some(frame)) => frame,
@@ -154,6 +296,9 @@ pub(crate) fn serve(sock: UnixStream) -> ! {
             Ok(_) => ForkReply::Failed("malformed fork request (version or descriptors)".into()),
             Err(e) => ForkReply::Failed(format!("undecodable fork request: {e}")),
         };
+        if exit_after_fork && matches!(reply, ForkReply::Started { .. }) {
+            crate::child::exit_now(0);
+        }
         let Ok(bytes) = postcard::to_allocvec(&reply) else {
             crate::child::exit_now(1)
         };
@@ -201,6 +346,22 @@ fn fork_child(
             }
         }
         drop(stdio);
+        // Before anything else, tell the parent that this child exists
+        // (see the module docs). A parent that closed its end has given up
+        // on this child, which then leaves without running its target. (A
+        // parent that dropped its `Process` only shut its end for reading:
+        // the send fails too, but the child runs.)
+        let hello = Hello {
+            version: WIRE_VERSION,
+            // SAFETY: getpid has no preconditions.
+            pid: unsafe { libc::getpid() },
+        };
+        let sent = postcard::to_allocvec(&hello)
+            .ok()
+            .is_some_and(|b| fdpass::send(&child_sock, &b, &[]).is_ok());
+        if !sent && peer_closed(&child_sock) {
+            crate::child::exit_now(EXIT_NO_PARENT);
+        }
         crate::child::run_function(boot, handle_fds, child_sock);
     }
     ForkReply::Started { pid: pid as i32 }

@@ -31,6 +31,7 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
         pid,
         pidfd,
         sock: parent_sock,
+        skip_frames: 0,
     })
 }
 
