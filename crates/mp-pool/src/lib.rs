@@ -98,9 +98,15 @@
 //! nothing: results are decoded by the dispatcher into the call's
 //! collector. See the crate README for the details and measurements.
 //!
+//! # Cargo features
+//!
+//! * `progress` (off by default): `PoolBuilder::progress` shows an
+//!   `indicatif` progress bar on standard error during long maps.
+//!
 //! Linux only.
 
 #![cfg(target_os = "linux")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod collect;
 mod dispatch;

@@ -303,6 +303,7 @@ impl PoolBuilder {
     /// Shows an `indicatif` progress bar on standard error for `map`,
     /// `map_results`, `starmap` and `imap` calls.
     #[cfg(feature = "progress")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
     pub fn progress(mut self, on: bool) -> Self {
         self.progress = on;
         self
