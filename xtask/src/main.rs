@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--quick] [--only GROUP]   IPC latency/throughput table vs Python and the OS
+//! cargo xtask bench --compare OLD [NEW]        how each row moved relative to its baselines
 //! cargo xtask help                             this text
 //! ```
 //!
@@ -11,6 +12,7 @@
 
 mod bench;
 mod cmd;
+mod compare;
 mod json;
 mod report;
 #[cfg(test)]
@@ -27,8 +29,14 @@ Tasks:
         Build the mp-bench harness (release), run it and benches/python/*.py, print a
         markdown table of IPC latency and throughput per group (ipc, process, pool, lock,
         manager) next to Python's multiprocessing and the OS limits measured in the same
-        run, and write target/bench/latest.{md,json}. --quick: under a minute, fewer
+        run, and write target/bench/latest.{md,json} (a copy of the JSON is kept in
+        target/bench/history/, named by time and commit). --quick: under a minute, fewer
         iterations. --only: just these groups.
+  bench --compare OLD [NEW] [--threshold PCT] [--fail-above PCT]
+        Compare two runs (NEW defaults to target/bench/latest.json; OLD may also be part
+        of a name under target/bench/history/, e.g. a commit): every row's change in its
+        ratio to each baseline of the same run (not in absolute time), marked beyond
+        --threshold (default 5%). --fail-above: exit non-zero when a ratio grew by more.
   help  This text.
 ";
 

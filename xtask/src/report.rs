@@ -133,7 +133,7 @@ pub(crate) fn ratios(rows: &[Row]) -> Vec<Vec<Ratio>> {
 }
 
 /// How to name `base` next to `row`: its impl, plus whatever differs (size, what).
-fn label(row: &Row, base: &Row) -> String {
+pub(crate) fn label(row: &Row, base: &Row) -> String {
     let mut l = base.imp.clone();
     if base.name != row.name {
         let _ = write!(l, " {}", base.name);
