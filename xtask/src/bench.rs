@@ -1,8 +1,9 @@
 //! `cargo xtask bench [--quick] [--only GROUP]...`: builds the `mp-bench` harness in release
 //! mode, runs it and the Python comparison scripts group by group, and prints one markdown
 //! table per group with every row's ratio against its baselines. Also writes
-//! `<target>/bench/latest.json` and `latest.md`, and keeps a copy of the JSON under
-//! `<target>/bench/history/` named by time and commit.
+//! `<target>/bench/latest.json`, `latest.md` and `latest.svg` (the chart, `svg.rs`), and keeps
+//! a copy of the JSON under `<target>/bench/history/` named by time and commit. Progress goes
+//! to stderr (`progress.rs`).
 //!
 //! `cargo xtask bench --compare OLD [NEW]` compares two such runs instead (`compare.rs`).
 
@@ -13,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::cmd::{self, Outcome};
 use crate::compare;
 use crate::json::Json;
-use crate::project_root;
+use crate::progress::{self, Progress};
 use crate::report::{self, Row};
+use crate::{project_root, svg};
 
 /// Parsed command line of `bench`.
 #[derive(Debug, Default)]
@@ -138,33 +140,69 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let limit = Duration::from_secs(if opts.quick { 90 } else { 300 });
     let flag: &[&str] = if opts.quick { &["--quick"] } else { &[] };
-    let mut rows = Vec::new();
+    let out_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| root.join("target"), Path::to_path_buf)
+        .join("bench");
+
+    // The steps: the harness, then the Python script, of each group.
+    let mut steps: Vec<(String, Command)> = Vec::new();
     for g in &groups {
         if harness_groups.contains(g) {
             let mut c = Command::new(&exe);
             c.args(flag).arg(g).current_dir(&root);
-            let label = format!("mp-bench {g}");
-            let out =
-                cmd::run_limited(&mut c, &label, limit).map_err(|e| format!("{label}: {e}"))?;
-            collect(&out, &label, &mut rows, &mut notes);
+            steps.push((format!("mp-bench {g}"), c));
         }
-        if let Some((_, script)) = scripts.iter().find(|(s, _)| s == g) {
-            let label = format!("python/{g}.py");
-            if !python {
-                continue;
-            }
+        if let Some((_, script)) = scripts.iter().find(|(s, _)| s == g).filter(|_| python) {
             let mut c = Command::new("python3");
             c.arg("-u")
                 .arg(script)
                 .args(flag)
                 .env("PYTHONDONTWRITEBYTECODE", "1")
                 .current_dir(script.parent().unwrap_or(&root));
-            match cmd::run_limited(&mut c, &label, limit) {
-                Ok(out) => collect(&out, &label, &mut rows, &mut notes),
-                Err(e) => notes.push(format!("{label} skipped: {e}")),
+            steps.push((format!("python/{g}.py"), c));
+        }
+    }
+    let before = std::fs::read_to_string(out_dir.join("latest.json"))
+        .ok()
+        .and_then(|t| Json::parse(&t).ok())
+        .map(|j| progress::previous_steps(&j, &meta_start.command))
+        .unwrap_or_default();
+    let labels: Vec<String> = steps.iter().map(|(l, _)| l.clone()).collect();
+    let guess = if opts.quick { 8.0 } else { 30.0 };
+    let mut progress = Progress::new(
+        progress::estimates(&labels, &before, guess),
+        !before.is_empty(),
+    );
+    let mut rows = Vec::new();
+    for (label, mut c) in steps {
+        progress.start();
+        let result = cmd::run_limited(&mut c, limit, |line| match line {
+            cmd::Line::Err(l) => progress.log(&format!("[{label}] {l}")),
+            cmd::Line::Out(l) => {
+                if let Ok(v) = Json::parse(l) {
+                    let s = |k| v.get(k).and_then(Json::as_str).unwrap_or("");
+                    let size = v.get("size").and_then(Json::as_f64);
+                    let size = size
+                        .map_or_else(String::new, |b| format!(" {}", report::fmt_size(b as u64)));
+                    progress.row(&format!("{} {}{size}", s("name"), s("impl")));
+                }
+            }
+        });
+        progress.finish_step();
+        match result {
+            Ok(out) => collect(&out, &label, &mut rows, &mut notes),
+            Err(e) if label.starts_with("python") => {
+                notes.push(format!("{label} skipped: {e}"));
+            }
+            Err(e) => {
+                progress.finish();
+                return Err(format!("{label}: {e}"));
             }
         }
     }
+    progress.finish();
     for (i, r) in rows.iter().enumerate() {
         if rows[..i].iter().any(|o| o.key == r.key) {
             notes.push(format!("duplicate row key {:?} (from {})", r.key, r.source));
@@ -181,13 +219,29 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     );
     print!("{md}");
 
-    let out_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .map_or_else(|| root.join("target"), Path::to_path_buf)
-        .join("bench");
+    let mut meta = meta_start.json(elapsed);
+    if let Json::Obj(m) = &mut meta {
+        m.push(("steps".into(), progress.steps_json()));
+    }
+    let svg = svg::render(
+        &format!("{}: {}", meta_start.command, meta_start.commit_text()),
+        &[
+            &format!(
+                "{}; {}, {} cores, load average {} at start; {}; {}",
+                meta_start.date,
+                meta_start.cpu,
+                meta_start.cores,
+                meta_start.load,
+                meta_start.rustc,
+                meta_start.python.as_deref().unwrap_or("no Python"),
+            ),
+            "Each bar: a row's median cost (time per operation, or inverse rate) divided by its \
+             baseline's, both measured in this run.",
+        ],
+        &svg::panels(&rows, &ratios),
+    )?;
     let json = Json::obj([
-        ("meta", meta_start.json(elapsed)),
+        ("meta", meta),
         (
             "notes",
             Json::Arr(notes.iter().map(|n| Json::Str(n.clone())).collect()),
@@ -209,12 +263,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     for (p, text) in [
         (out_dir.join("latest.md"), md.as_str()),
         (out_dir.join("latest.json"), json.as_str()),
+        (out_dir.join("latest.svg"), svg.as_str()),
         (kept.clone(), json.as_str()),
     ] {
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     eprintln!(
-        "xtask bench: {} rows in {:.0} s; wrote {}/latest.{{md,json}} and {}",
+        "xtask bench: {} rows in {:.0} s; wrote {}/latest.{{md,json,svg}} and {}",
         rows.len(),
         elapsed.as_secs_f64(),
         out_dir.display(),

@@ -171,10 +171,12 @@ fn fmt_ratio(x: Option<f64>) -> String {
     x.map_or_else(|| "—".to_owned(), |x| format!("{}x", report::sig(x, 3)))
 }
 
-/// The mark of one change: beyond `threshold` percent either way, or past `fail_above`.
+/// The mark of one change: beyond `threshold` percent either way, or past `fail_above` (which
+/// only the project's rows can fail: an OS limit or Python moving against another baseline is
+/// the machine's noise, and shown only to tell how noisy the runs were).
 pub(crate) fn mark(c: &Change, threshold: f64, fail_above: Option<f64>) -> &'static str {
     match c.percent() {
-        Some(p) if fail_above.is_some_and(|f| p > f) => "**FAIL** slower",
+        Some(p) if c.row.is_project() && fail_above.is_some_and(|f| p > f) => "**FAIL** slower",
         Some(p) if p > threshold => "**slower**",
         Some(p) if p < -threshold => "faster",
         Some(_) => "",
@@ -193,8 +195,9 @@ pub(crate) fn render(old: &Run, new: &Run, changes: &[Change], req: &Request) ->
         "\nEach row's cost ratio to its baseline (row p50 / baseline p50, both measured in the \
          same run) in the old and the new run; \"change\" is how that ratio moved: +10% = the \
          row got 10% slower relative to its baseline. Marked beyond ±{}%{}. Rows without \
-         baselines (OS limits, Python) are not compared: their absolute times move with the \
-         machine.",
+         baselines are not compared: their absolute times move with the machine. OS-limit and \
+         Python rows compared with another baseline show how noisy the two runs were; only \
+         the project's rows (`mp ...`) count in the summary and for --fail-above.",
         req.threshold,
         req.fail_above
             .map(|f| format!("; FAIL above +{}%", f))
@@ -224,13 +227,15 @@ pub(crate) fn render(old: &Run, new: &Run, changes: &[Change], req: &Request) ->
     }
     let compared: Vec<(f64, &Change)> = changes
         .iter()
+        .filter(|c| c.row.is_project())
         .filter_map(|c| c.percent().map(|p| (p, c)))
         .collect();
     let slower = compared.iter().filter(|(p, _)| *p > req.threshold).count();
     let faster = compared.iter().filter(|(p, _)| *p < -req.threshold).count();
     let _ = write!(
         md,
-        "\n{} comparisons: {slower} slower and {faster} faster by more than {}%",
+        "\nThe project's rows: {} comparisons, {slower} slower and {faster} faster by more than \
+         {}%",
         compared.len(),
         req.threshold
     );
@@ -245,14 +250,14 @@ pub(crate) fn render(old: &Run, new: &Run, changes: &[Change], req: &Request) ->
     md
 }
 
-/// The comparisons that break `--fail-above`.
+/// The comparisons of the project's rows that break `--fail-above`.
 pub(crate) fn failures(changes: &[Change], fail_above: Option<f64>) -> Vec<&Change> {
     let Some(limit) = fail_above else {
         return Vec::new();
     };
     changes
         .iter()
-        .filter(|c| c.percent().is_some_and(|p| p > limit))
+        .filter(|c| c.row.is_project() && c.percent().is_some_and(|p| p > limit))
         .collect()
 }
 
@@ -442,6 +447,17 @@ mod tests {
     }
 
     #[test]
+    fn only_the_projects_rows_can_fail() {
+        let (old, new) = runs();
+        let mut c = changes(&old, &new)[0].clone();
+        assert_eq!(failures(std::slice::from_ref(&c), Some(10.0)).len(), 1);
+        c.row.imp = "python Pipe".into();
+        c.row.key = "ipc/py-pipe/8".into();
+        assert!(failures(std::slice::from_ref(&c), Some(10.0)).is_empty());
+        assert_eq!(mark(&c, 5.0, Some(10.0)), "**slower**");
+    }
+
+    #[test]
     fn the_report_has_a_table_per_group_and_a_summary() {
         let (old, new) = runs();
         let c = changes(&old, &new);
@@ -464,8 +480,8 @@ mod tests {
         );
         assert!(
             md.contains(
-                "3 comparisons: 1 slower and 1 faster by more than 5%; largest increase +20.0% \
-                 (round trip mp Pipe vs raw spin)."
+                "The project's rows: 3 comparisons, 1 slower and 1 faster by more than 5%; \
+                 largest increase +20.0% (round trip mp Pipe vs raw spin)."
             ),
             "{md}"
         );
