@@ -25,6 +25,8 @@
 //! * [`ThreadPool`]: the same calls on rayon threads, for any `Fn`.
 //! * [`AsyncResult`], [`Callbacks`], [`IMap`]: what asynchronous and
 //!   streaming calls hand back.
+//! * [`Insights`] ([`Pool::insights`]): tasks, items and where each
+//!   worker's time went.
 //! * [`Error`]: every failure, task failures included.
 //!
 //! # Targets
@@ -111,12 +113,14 @@
 mod collect;
 mod dispatch;
 mod error;
+mod insights;
 mod pool;
 mod thread_pool;
 mod worker;
 
 pub use collect::{AsyncResult, Callbacks, IMap};
 pub use error::Error;
+pub use insights::{Insights, WorkerInsights};
 pub use pool::{Pool, PoolBuilder};
 pub use thread_pool::ThreadPool;
 
