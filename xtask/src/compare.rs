@@ -180,8 +180,11 @@ pub(crate) fn mark(c: &Change, threshold: f64, fail_above: Option<f64>) -> &'sta
         Some(p) if p > threshold => "**slower**",
         Some(p) if p < -threshold => "faster",
         Some(_) => "",
-        None if c.new.is_none() => "not in new run",
-        None => "not in old run",
+        None => match (c.old, c.new) {
+            (None, None) => "baseline not measured",
+            (Some(_), None) => "not in new run",
+            _ => "not in old run",
+        },
     }
 }
 
@@ -444,6 +447,10 @@ mod tests {
         assert_eq!(mark(&c[0], 25.0, None), "");
         assert_eq!(mark(&c[3], 2.0, None), "**slower**");
         assert_eq!(mark(&c[0], 5.0, Some(10.0)), "**FAIL** slower");
+        // A baseline of another group, left out of both runs (`--only`).
+        let mut both = c[0].clone();
+        (both.old, both.new) = (None, None);
+        assert_eq!(mark(&both, 5.0, None), "baseline not measured");
     }
 
     #[test]
