@@ -176,6 +176,11 @@ fn library_crates_are_ready_for_crates_io() {
     if ws_package.contains("publish") {
         bad.push("Cargo.toml: `publish` in [workspace.package]".to_owned());
     }
+    // CI packages every library crate: the workspace less the unpublished members.
+    let ci = read(&root.join(".ci/run"));
+    if !ci.contains("cargo package --workspace") {
+        bad.push(".ci/run: no `cargo package --workspace` step".to_owned());
+    }
     for dir in members() {
         let dir_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let toml = read(&dir.join("Cargo.toml"));
@@ -189,6 +194,9 @@ fn library_crates_are_ready_for_crates_io() {
         if UNPUBLISHED.contains(&dir_name) {
             if !unpublished {
                 bad.push(format!("{name}: needs `publish = false`"));
+            }
+            if !ci.contains(&format!("--exclude {name}")) {
+                bad.push(format!(".ci/run: cargo package does not exclude {name}"));
             }
             continue;
         }
