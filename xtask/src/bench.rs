@@ -1,30 +1,56 @@
 //! `cargo xtask bench [--quick] [--only GROUP]...`: builds the `mp-bench` harness in release
 //! mode, runs it and the Python comparison scripts group by group, and prints one markdown
 //! table per group with every row's ratio against its baselines. Also writes
-//! `<target>/bench/latest.json` and `latest.md`.
+//! `<target>/bench/latest.json`, `latest.md` and `latest.svg` (the chart, `svg.rs`), and keeps
+//! a copy of the JSON under `<target>/bench/history/` named by time and commit. Progress goes
+//! to stderr (`progress.rs`).
+//!
+//! `cargo xtask bench --compare OLD [NEW]` compares two such runs instead (`compare.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cmd::{self, Outcome};
+use crate::compare;
 use crate::json::Json;
-use crate::project_root;
+use crate::progress::{self, Progress};
 use crate::report::{self, Row};
+use crate::{project_root, svg};
 
 /// Parsed command line of `bench`.
 #[derive(Debug, Default)]
 struct Options {
     quick: bool,
     only: Vec<String>,
+    /// `--compare OLD [NEW]`: compare two runs instead of running.
+    compare: Option<(String, Option<String>)>,
+    threshold: Option<f64>,
+    fail_above: Option<f64>,
+}
+
+fn percent(flag: &str, v: Option<&String>) -> Result<f64, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a percentage"))?;
+    v.trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .ok_or_else(|| format!("{flag}: {v:?} is not a percentage"))
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options::default();
-    let mut it = args.iter();
+    let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--compare" => {
+                let old = it.next().ok_or("--compare needs OLD.json")?.clone();
+                let new = it.next_if(|n| !n.starts_with("--")).cloned();
+                o.compare = Some((old, new));
+            }
+            "--threshold" => o.threshold = Some(percent(a, it.next())?),
+            "--fail-above" => o.fail_above = Some(percent(a, it.next())?),
             "--only" => {
                 let g = it.next().ok_or("--only needs a group name")?;
                 o.only
@@ -41,14 +67,41 @@ fn parse(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("bench: unknown argument {other:?}")),
         }
     }
+    if o.compare.is_none() && (o.threshold.is_some() || o.fail_above.is_some()) {
+        return Err("bench: --threshold and --fail-above go with --compare".into());
+    }
+    if o.compare.is_some() && (o.quick || !o.only.is_empty()) {
+        return Err(
+            "bench: --compare compares two finished runs; run the benchmark first, then \
+             compare"
+                .into(),
+        );
+    }
     Ok(o)
+}
+
+/// `<target>/bench`: `CARGO_TARGET_DIR` if set, else `target/` in the workspace.
+fn bench_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"))
+        .join("bench")
 }
 
 /// Runs the whole benchmark; the table goes to stdout, progress to stderr.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let opts = parse(args)?;
-    let started = Instant::now();
     let root = project_root();
+    if let Some((old, new)) = &opts.compare {
+        let req = compare::Request {
+            old: old.clone(),
+            new: new.clone(),
+            threshold: opts.threshold.unwrap_or(compare::DEFAULT_THRESHOLD),
+            fail_above: opts.fail_above,
+        };
+        return compare::run(&req, &bench_dir(&root));
+    }
+    let started = Instant::now();
     let meta_start = Meta::collect(&root, &opts);
 
     eprintln!("xtask bench: building mp-bench (release)");
@@ -87,33 +140,69 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let limit = Duration::from_secs(if opts.quick { 90 } else { 300 });
     let flag: &[&str] = if opts.quick { &["--quick"] } else { &[] };
-    let mut rows = Vec::new();
+    let out_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| root.join("target"), Path::to_path_buf)
+        .join("bench");
+
+    // The steps: the harness, then the Python script, of each group.
+    let mut steps: Vec<(String, Command)> = Vec::new();
     for g in &groups {
         if harness_groups.contains(g) {
             let mut c = Command::new(&exe);
             c.args(flag).arg(g).current_dir(&root);
-            let label = format!("mp-bench {g}");
-            let out =
-                cmd::run_limited(&mut c, &label, limit).map_err(|e| format!("{label}: {e}"))?;
-            collect(&out, &label, &mut rows, &mut notes);
+            steps.push((format!("mp-bench {g}"), c));
         }
-        if let Some((_, script)) = scripts.iter().find(|(s, _)| s == g) {
-            let label = format!("python/{g}.py");
-            if !python {
-                continue;
-            }
+        if let Some((_, script)) = scripts.iter().find(|(s, _)| s == g).filter(|_| python) {
             let mut c = Command::new("python3");
             c.arg("-u")
                 .arg(script)
                 .args(flag)
                 .env("PYTHONDONTWRITEBYTECODE", "1")
                 .current_dir(script.parent().unwrap_or(&root));
-            match cmd::run_limited(&mut c, &label, limit) {
-                Ok(out) => collect(&out, &label, &mut rows, &mut notes),
-                Err(e) => notes.push(format!("{label} skipped: {e}")),
+            steps.push((format!("python/{g}.py"), c));
+        }
+    }
+    let before = std::fs::read_to_string(out_dir.join("latest.json"))
+        .ok()
+        .and_then(|t| Json::parse(&t).ok())
+        .map(|j| progress::previous_steps(&j, &meta_start.command))
+        .unwrap_or_default();
+    let labels: Vec<String> = steps.iter().map(|(l, _)| l.clone()).collect();
+    let guess = if opts.quick { 8.0 } else { 30.0 };
+    let mut progress = Progress::new(
+        progress::estimates(&labels, &before, guess),
+        !before.is_empty(),
+    );
+    let mut rows = Vec::new();
+    for (label, mut c) in steps {
+        progress.start();
+        let result = cmd::run_limited(&mut c, limit, |line| match line {
+            cmd::Line::Err(l) => progress.log(&format!("[{label}] {l}")),
+            cmd::Line::Out(l) => {
+                if let Ok(v) = Json::parse(l) {
+                    let s = |k| v.get(k).and_then(Json::as_str).unwrap_or("");
+                    let size = v.get("size").and_then(Json::as_f64);
+                    let size = size
+                        .map_or_else(String::new, |b| format!(" {}", report::fmt_size(b as u64)));
+                    progress.row(&format!("{} {}{size}", s("name"), s("impl")));
+                }
+            }
+        });
+        progress.finish_step();
+        match result {
+            Ok(out) => collect(&out, &label, &mut rows, &mut notes),
+            Err(e) if label.starts_with("python") => {
+                notes.push(format!("{label} skipped: {e}"));
+            }
+            Err(e) => {
+                progress.finish();
+                return Err(format!("{label}: {e}"));
             }
         }
     }
+    progress.finish();
     for (i, r) in rows.iter().enumerate() {
         if rows[..i].iter().any(|o| o.key == r.key) {
             notes.push(format!("duplicate row key {:?} (from {})", r.key, r.source));
@@ -130,13 +219,29 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     );
     print!("{md}");
 
-    let out_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .map_or_else(|| root.join("target"), Path::to_path_buf)
-        .join("bench");
+    let mut meta = meta_start.json(elapsed);
+    if let Json::Obj(m) = &mut meta {
+        m.push(("steps".into(), progress.steps_json()));
+    }
+    let svg = svg::render(
+        &format!("{}: {}", meta_start.command, meta_start.commit_text()),
+        &[
+            &format!(
+                "{}; {}, {} cores, load average {} at start; {}; {}",
+                meta_start.date,
+                meta_start.cpu,
+                meta_start.cores,
+                meta_start.load,
+                meta_start.rustc,
+                meta_start.python.as_deref().unwrap_or("no Python"),
+            ),
+            "Each bar: a row's median cost (time per operation, or inverse rate) divided by its \
+             baseline's, both measured in this run.",
+        ],
+        &svg::panels(&rows, &ratios),
+    )?;
     let json = Json::obj([
-        ("meta", meta_start.json(elapsed)),
+        ("meta", meta),
         (
             "notes",
             Json::Arr(notes.iter().map(|n| Json::Str(n.clone())).collect()),
@@ -151,16 +256,24 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             ),
         ),
     ]);
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    for (name, text) in [("latest.md", md), ("latest.json", json.pretty())] {
-        let p = out_dir.join(name);
+    let history = out_dir.join("history");
+    std::fs::create_dir_all(&history).map_err(|e| format!("{}: {e}", history.display()))?;
+    let json = json.pretty();
+    let kept = history.join(meta_start.history_name());
+    for (p, text) in [
+        (out_dir.join("latest.md"), md.as_str()),
+        (out_dir.join("latest.json"), json.as_str()),
+        (out_dir.join("latest.svg"), svg.as_str()),
+        (kept.clone(), json.as_str()),
+    ] {
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     eprintln!(
-        "xtask bench: {} rows in {:.0} s; wrote {}/latest.{{md,json}}",
+        "xtask bench: {} rows in {:.0} s; wrote {}/latest.{{md,json,svg}} and {}",
         rows.len(),
         elapsed.as_secs_f64(),
-        out_dir.display()
+        out_dir.display(),
+        kept.display()
     );
     Ok(())
 }
@@ -328,6 +441,32 @@ impl Meta {
         })
     }
 
+    /// The name of this run's copy under `history/`: start time, then commit, so that names
+    /// sort by time: `2026-12-02T12-15-00Z_e6c553e0a1b2[-dirty].json`.
+    fn history_name(&self) -> String {
+        let time: String = self
+            .date
+            .trim_end_matches(" UTC")
+            .chars()
+            .map(|c| match c {
+                ' ' => 'T',
+                ':' => '-',
+                c => c,
+            })
+            .collect();
+        let commit: String = self
+            .commit
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let dirty = if self.dirty == Some(true) {
+            "-dirty"
+        } else {
+            ""
+        };
+        format!("{time}Z_{commit}{dirty}.json")
+    }
+
     fn commit_text(&self) -> String {
         match self.dirty {
             Some(true) => format!("{} (dirty tree)", self.commit),
@@ -441,5 +580,40 @@ mod tests {
         assert_eq!(o.only, ["ipc", "pool", "lock"]);
         assert!(a(&["--bogus"]).is_err());
         assert!(a(&["--only"]).is_err());
+        let o = a(&[
+            "--compare",
+            "old.json",
+            "--threshold",
+            "2.5",
+            "--fail-above",
+            "10%",
+        ])
+        .unwrap();
+        assert_eq!(o.compare, Some(("old.json".into(), None)));
+        assert_eq!((o.threshold, o.fail_above), (Some(2.5), Some(10.0)));
+        let o = a(&["--compare", "old.json", "new.json"]).unwrap();
+        assert_eq!(
+            o.compare,
+            Some(("old.json".into(), Some("new.json".into())))
+        );
+        assert!(a(&["--compare"]).is_err());
+        assert!(a(&["--fail-above", "5"]).is_err());
+        assert!(a(&["--compare", "a", "--threshold", "x"]).is_err());
+        assert!(a(&["--compare", "a", "--quick"]).is_err());
+    }
+
+    #[test]
+    fn history_names_sort_by_time_and_name_the_commit() {
+        let mut m = Meta::collect(Path::new("/"), &Options::default());
+        m.date = "2026-12-02 12:15:07 UTC".into();
+        m.commit = "e6c553e0a1b2".into();
+        m.dirty = Some(true);
+        assert_eq!(
+            m.history_name(),
+            "2026-12-02T12-15-07Z_e6c553e0a1b2-dirty.json"
+        );
+        m.dirty = Some(false);
+        m.commit = "unknown".into();
+        assert_eq!(m.history_name(), "2026-12-02T12-15-07Z_unknown.json");
     }
 }

@@ -2,7 +2,7 @@
 //! forwarded live.
 
 use std::collections::VecDeque;
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -49,12 +49,40 @@ impl Outcome {
     }
 }
 
-/// Runs `cmd` in its own process group, forwarding its stderr line by line with a `[label]`
-/// prefix, and collecting its stdout. After `limit` the whole process group is killed.
+/// A line a program printed, as [`run_limited`] hands it to its caller.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Line<'a> {
+    Out(&'a str),
+    Err(&'a str),
+}
+
+/// Reads `from` line by line into `to` (lossy UTF-8), then reports the end with `None`.
+fn forward(from: impl std::io::Read, to: mpsc::Sender<(bool, Option<String>)>, is_out: bool) {
+    let mut r = BufReader::new(from);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']).to_owned();
+                if to.send((is_out, Some(line))).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = to.send((is_out, None));
+}
+
+/// Runs `cmd` in its own process group, handing every line it prints to `on_line` (on the
+/// calling thread, as it comes) and collecting its stdout. After `limit` the whole process
+/// group is killed.
 pub(crate) fn run_limited(
     cmd: &mut Command,
-    label: &str,
     limit: Duration,
+    mut on_line: impl FnMut(Line<'_>),
 ) -> std::io::Result<Outcome> {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -62,27 +90,12 @@ pub(crate) fn run_limited(
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()?;
-    let mut stdout = child.stdout.take().expect("piped stdout");
+    let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
-    let (out_tx, out_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        let _ = out_tx.send(s);
-    });
-    let label = label.to_owned();
-    let (err_tx, err_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut tail = VecDeque::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[{label}] {line}");
-            if tail.len() == 5 {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-        let _ = err_tx.send(Vec::from(tail));
-    });
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    thread::spawn(move || forward(stdout, tx, true));
+    thread::spawn(move || forward(stderr, tx2, false));
     let group = child.id();
     let kill_group = || {
         // The program and everything it started share the process group `group`.
@@ -90,6 +103,24 @@ pub(crate) fn run_limited(
             .args(["-KILL", "--", &format!("-{group}")])
             .stderr(Stdio::null())
             .status();
+    };
+    let mut out = String::new();
+    let mut tail = VecDeque::new();
+    let mut open = 2;
+    let mut take = |(is_out, line): (bool, Option<String>), open: &mut i32| match line {
+        None => *open -= 1,
+        Some(l) if is_out => {
+            on_line(Line::Out(&l));
+            out.push_str(&l);
+            out.push('\n');
+        }
+        Some(l) => {
+            on_line(Line::Err(&l));
+            if tail.len() == 5 {
+                tail.pop_front();
+            }
+            tail.push_back(l);
+        }
     };
     let start = Instant::now();
     let status = loop {
@@ -102,22 +133,36 @@ pub(crate) fn run_limited(
             let _ = child.wait();
             break None;
         }
-        thread::sleep(Duration::from_millis(20));
+        if let Ok(x) = rx.recv_timeout(Duration::from_millis(20)) {
+            take(x, &mut open);
+        }
     };
     // A leftover grandchild may still hold the pipes open: give it a moment, then kill it.
-    let grace = Duration::from_secs(10);
-    let stdout = out_rx.recv_timeout(grace).unwrap_or_else(|_| {
-        kill_group();
-        out_rx.recv().unwrap_or_default()
-    });
-    let stderr_tail = err_rx.recv_timeout(grace).unwrap_or_else(|_| {
-        kill_group();
-        err_rx.recv().unwrap_or_default()
-    });
+    let grace = Instant::now() + Duration::from_secs(10);
+    let mut killed = false;
+    while open > 0 {
+        let next = if killed {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+                Ok(x) => Some(x),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    kill_group();
+                    killed = true;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        match next {
+            Some(x) => take(x, &mut open),
+            None => break,
+        }
+    }
     Ok(Outcome {
-        stdout,
+        stdout: out,
         status,
-        stderr_tail,
+        stderr_tail: Vec::from(tail),
     })
 }
 
@@ -130,7 +175,11 @@ mod tests {
         let t = Instant::now();
         let mut c = Command::new("sh");
         c.args(["-c", "echo out; echo err >&2; sleep 30 & sleep 30"]);
-        let o = run_limited(&mut c, "test", Duration::from_millis(300)).unwrap();
+        let mut lines = Vec::new();
+        let o = run_limited(&mut c, Duration::from_millis(300), |l| {
+            lines.push(format!("{l:?}"))
+        })
+        .unwrap();
         assert!(
             t.elapsed() < Duration::from_secs(8),
             "took {:?}",
@@ -140,13 +189,15 @@ mod tests {
         assert_eq!(o.stdout, "out\n");
         assert_eq!(o.stderr_tail, ["err"]);
         assert_eq!(o.failure().as_deref(), Some("timed out: err"));
+        lines.sort();
+        assert_eq!(lines, ["Err(\"err\")", "Out(\"out\")"]);
     }
 
     #[test]
     fn a_failing_run_reports_its_last_stderr_line() {
         let mut c = Command::new("sh");
         c.args(["-c", "echo a >&2; echo b >&2; exit 3"]);
-        let o = run_limited(&mut c, "test", Duration::from_secs(30)).unwrap();
+        let o = run_limited(&mut c, Duration::from_secs(30), |_| {}).unwrap();
         assert_eq!(o.failure().as_deref(), Some("failed (exit status: 3): b"));
         assert_eq!(
             capture("sh", &["-c", "echo ' hi '"], Path::new("/")).as_deref(),

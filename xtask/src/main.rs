@@ -3,16 +3,21 @@
 //!
 //! ```text
 //! cargo xtask bench [--quick] [--only GROUP]   IPC latency/throughput table vs Python and the OS
+//! cargo xtask bench --compare OLD [NEW]        how each row moved relative to its baselines
 //! cargo xtask help                             this text
 //! ```
 //!
-//! One subcommand per task, matched in `main`; no dependencies beyond std. Tidy checks on the
+//! One subcommand per task, matched in `main`; few dependencies (plotters' SVG backend for
+//! the bench chart, indicatif for its progress line). Tidy checks on the
 //! repository are `#[test]`s in this crate (`cargo test -p xtask`).
 
 mod bench;
 mod cmd;
+mod compare;
 mod json;
+mod progress;
 mod report;
+mod svg;
 #[cfg(test)]
 mod tidy;
 
@@ -27,8 +32,15 @@ Tasks:
         Build the mp-bench harness (release), run it and benches/python/*.py, print a
         markdown table of IPC latency and throughput per group (ipc, process, pool, lock,
         manager) next to Python's multiprocessing and the OS limits measured in the same
-        run, and write target/bench/latest.{md,json}. --quick: under a minute, fewer
+        run, and write target/bench/latest.{md,json,svg} (the SVG: one panel per group,
+        each row's ratio to its OS limit and to Python as bars on a log scale; a copy of the
+        JSON is kept in target/bench/history/, named by time and commit). --quick: under a minute, fewer
         iterations. --only: just these groups.
+  bench --compare OLD [NEW] [--threshold PCT] [--fail-above PCT]
+        Compare two runs (NEW defaults to target/bench/latest.json; OLD may also be part
+        of a name under target/bench/history/, e.g. a commit): every row's change in its
+        ratio to each baseline of the same run (not in absolute time), marked beyond
+        --threshold (default 5%). --fail-above: exit non-zero when a ratio grew by more.
   help  This text.
 ";
 

@@ -67,6 +67,23 @@ impl Row {
         })
     }
 
+    /// Measured by a Python script (`benches/python/`).
+    pub(crate) fn is_python(&self) -> bool {
+        self.source.starts_with("python") || self.imp.starts_with("python")
+    }
+
+    /// A row of the project's crates: `impl` "mp ..." or a key `group/mp-...`
+    /// (`benches/README.md`); every other row that is not Python is an OS limit or a
+    /// reference (raw syscalls, spin, memcpy, rayon, std).
+    pub(crate) fn is_project(&self) -> bool {
+        self.imp.starts_with("mp ")
+            || self
+                .key
+                .split('/')
+                .nth(1)
+                .is_some_and(|s| s.starts_with("mp-"))
+    }
+
     /// Cost of the median in a unit-independent form: seconds for time units, seconds per
     /// message or per byte for rates. `None` for unknown units.
     fn cost(&self) -> Option<(&'static str, f64)> {
@@ -133,7 +150,7 @@ pub(crate) fn ratios(rows: &[Row]) -> Vec<Vec<Ratio>> {
 }
 
 /// How to name `base` next to `row`: its impl, plus whatever differs (size, what).
-fn label(row: &Row, base: &Row) -> String {
+pub(crate) fn label(row: &Row, base: &Row) -> String {
     let mut l = base.imp.clone();
     if base.name != row.name {
         let _ = write!(l, " {}", base.name);

@@ -152,3 +152,95 @@ fn every_crate_has_a_readme() {
         .collect();
     assert!(missing.is_empty(), "no README.md in: {missing:?}");
 }
+
+/// Members that are never published: tools, benchmarks, examples and test helpers.
+const UNPUBLISHED: &[&str] = &["xtask", "benches", "examples", "mp-testkit"];
+
+#[test]
+fn library_crates_are_ready_for_crates_io() {
+    // Every library crate packages with what crates.io and docs.rs show: description,
+    // keywords, categories, readme, a docs.rs link, docs built with all features and their
+    // gates marked (`doc(cfg)` through `cfg_attr(docsrs, ...)`), and its Cargo features in its
+    // README. Only the tools, benches, examples and mp-testkit say `publish = false`.
+    let root = project_root();
+    let mut bad = Vec::new();
+    let root_toml = read(&root.join("Cargo.toml"));
+    if root_toml.contains("example.invalid") {
+        bad.push("Cargo.toml: placeholder URL".to_owned());
+    }
+    let ws_package = root_toml
+        .split("[workspace.package]")
+        .nth(1)
+        .and_then(|s| s.split("\n[").next())
+        .unwrap_or_default();
+    if ws_package.contains("publish") {
+        bad.push("Cargo.toml: `publish` in [workspace.package]".to_owned());
+    }
+    // CI packages every library crate: the workspace less the unpublished members.
+    let ci = read(&root.join(".ci/run"));
+    if !ci.contains("cargo package --workspace") {
+        bad.push(".ci/run: no `cargo package --workspace` step".to_owned());
+    }
+    for dir in members() {
+        let dir_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let toml = read(&dir.join("Cargo.toml"));
+        let name = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or_default()
+            .to_owned();
+        let unpublished = toml.contains("\npublish = false\n");
+        if UNPUBLISHED.contains(&dir_name) {
+            if !unpublished {
+                bad.push(format!("{name}: needs `publish = false`"));
+            }
+            if !ci.contains(&format!("--exclude {name}")) {
+                bad.push(format!(".ci/run: cargo package does not exclude {name}"));
+            }
+            continue;
+        }
+        if unpublished || toml.contains("publish.workspace") {
+            bad.push(format!("{name}: a library crate is published"));
+        }
+        for needle in [
+            "description = \"".to_owned(),
+            "readme = \"README.md\"".to_owned(),
+            format!("documentation = \"https://docs.rs/{name}\""),
+            "keywords = [\"".to_owned(),
+            "categories = [\"".to_owned(),
+            "[package.metadata.docs.rs]\nall-features = true".to_owned(),
+        ] {
+            if !toml.contains(&needle) {
+                bad.push(format!("{name}: Cargo.toml lacks {needle:?}"));
+            }
+        }
+        let lib = read(&dir.join("src/lib.rs"));
+        if !lib.contains("#![cfg_attr(docsrs, feature(doc_cfg))]") {
+            bad.push(format!(
+                "{name}: src/lib.rs lacks #![cfg_attr(docsrs, feature(doc_cfg))]"
+            ));
+        }
+        let readme = read(&dir.join("README.md"));
+        if !readme.contains("## Cargo features") {
+            bad.push(format!("{name}: README.md has no \"## Cargo features\""));
+        }
+        // Every feature the manifest declares is named in the README.
+        let features = toml
+            .split("\n[features]\n")
+            .nth(1)
+            .and_then(|s| s.split("\n[").next())
+            .unwrap_or_default();
+        for f in features
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim()))
+            .filter(|k| *k != "default")
+        {
+            if !readme.contains(&format!("`{f}`")) {
+                bad.push(format!("{name}: feature `{f}` not in README.md"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

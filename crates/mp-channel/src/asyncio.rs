@@ -78,6 +78,7 @@ async fn recv_async<T>(
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl PipeEnd {
     /// Receives one value without blocking the async runtime.
     ///
@@ -104,6 +105,7 @@ impl PipeEnd {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Takes the next value without blocking the async runtime.
     ///

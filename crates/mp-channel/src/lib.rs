@@ -33,9 +33,16 @@
 //! corrupt the ring (decoding stays safe: a corrupt frame is an error), but
 //! not make this process read out of bounds.
 //!
+//! # Cargo features
+//!
+//! * `tokio` (off by default): `PipeEnd::recv_async` and
+//!   `Queue::get_async`, which await the channel's eventfd through
+//!   tokio's `AsyncFd` instead of blocking the thread.
+//!
 //! See the crate README for the ring's design and measured figures.
 
 #![cfg(target_os = "linux")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(all(not(loom), feature = "tokio"))]
 mod asyncio;

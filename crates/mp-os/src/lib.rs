@@ -33,6 +33,7 @@
 //! Linux only: memfd, futex, pidfd and `/proc` are Linux interfaces.
 
 #![cfg(target_os = "linux")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod fdpass;
 pub mod futex;

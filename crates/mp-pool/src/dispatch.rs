@@ -12,6 +12,7 @@ use mp_proc::{CallError, Process};
 use mp_shm::RawValue;
 
 use crate::Error;
+use crate::insights::{self, Record};
 use crate::pool::{Shared, State};
 use crate::worker::{Msg, WorkerConfig, claim, worker_main};
 
@@ -94,6 +95,15 @@ struct Worker {
     gone: bool,
     /// Mean task time (seconds), exponentially weighted.
     avg: f64,
+    /// What `Pool::insights` reports about it.
+    rec: Arc<Record>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Out of the pool: exited, replaced, killed or shut down.
+        self.rec.exited.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Worker {
@@ -154,6 +164,11 @@ impl Dispatcher {
             .build()
             .map_err(Error::channel)?;
         let claim_word = RawValue::new(0u64).map_err(Error::channel)?;
+        let stats = if cfg.insights {
+            Some(insights::new_stats()?)
+        } else {
+            None
+        };
         let id = self.next_worker;
         self.next_worker += 1;
         let wc = WorkerConfig {
@@ -163,6 +178,7 @@ impl Dispatcher {
             init: cfg.init.clone(),
             max_tasks: cfg.max_tasks_per_child,
             claim: claim_word.clone(),
+            stats: stats.clone(),
         };
         let mut p = Process::new(worker_main, wc)
             .daemon(true)
@@ -170,8 +186,23 @@ impl Dispatcher {
         if let Some(m) = cfg.start_method {
             p = p.start_method(m);
         }
+        let spawned_at = insights::now();
         p.start()?;
         let pid = p.pid().unwrap_or(0);
+        let rec = Arc::new(Record {
+            id,
+            pid,
+            spawned_at,
+            stats,
+            tasks: Default::default(),
+            items: Default::default(),
+            exited: Default::default(),
+        });
+        self.shared
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rec.clone());
         self.workers.push(Worker {
             id,
             proc: p,
@@ -187,6 +218,7 @@ impl Dispatcher {
             timed_out: false,
             gone: false,
             avg: 0.0,
+            rec,
         });
         self.publish_pids();
         Ok(())
@@ -403,6 +435,7 @@ impl Dispatcher {
                 };
                 let (_, task) = w.inflight.remove(pos).expect("found");
                 w.inflight_bytes -= task.frame.len();
+                w.rec.done(task.nitems);
                 let now = Instant::now();
                 let took = now.saturating_duration_since(w.head_since).as_secs_f64();
                 w.avg = if w.avg == 0.0 {

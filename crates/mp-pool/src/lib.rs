@@ -25,6 +25,8 @@
 //! * [`ThreadPool`]: the same calls on rayon threads, for any `Fn`.
 //! * [`AsyncResult`], [`Callbacks`], [`IMap`]: what asynchronous and
 //!   streaming calls hand back.
+//! * [`Insights`] ([`Pool::insights`]): tasks, items and where each
+//!   worker's time went.
 //! * [`Error`]: every failure, task failures included.
 //!
 //! # Targets
@@ -98,19 +100,27 @@
 //! nothing: results are decoded by the dispatcher into the call's
 //! collector. See the crate README for the details and measurements.
 //!
+//! # Cargo features
+//!
+//! * `progress` (off by default): `PoolBuilder::progress` shows an
+//!   `indicatif` progress bar on standard error during long maps.
+//!
 //! Linux only.
 
 #![cfg(target_os = "linux")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod collect;
 mod dispatch;
 mod error;
+mod insights;
 mod pool;
 mod thread_pool;
 mod worker;
 
 pub use collect::{AsyncResult, Callbacks, IMap};
 pub use error::Error;
+pub use insights::{Insights, WorkerInsights};
 pub use pool::{Pool, PoolBuilder};
 pub use thread_pool::ThreadPool;
 

@@ -16,6 +16,7 @@ use crate::collect::{
     AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try,
 };
 use crate::dispatch::{Dispatcher, Job, TaskRec};
+use crate::insights::{Insights, Record};
 use crate::worker::{Bytes, Init, Msg, PassFd, TaskHeader};
 use crate::{BoxError, Error};
 
@@ -40,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) wait_mode: WaitMode,
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     pub(crate) progress: bool,
+    /// Workers measure their times (`Pool::insights`).
+    pub(crate) insights: bool,
 }
 
 pub(crate) struct Ctl {
@@ -56,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) wake: AtomicBool,
     ctl: Mutex<Ctl>,
     pub(crate) pids: Mutex<Vec<u32>>,
+    /// Every worker started, for `Pool::insights`.
+    pub(crate) records: Mutex<Vec<Arc<Record>>>,
     seq: AtomicU64,
 }
 
@@ -205,6 +210,7 @@ pub struct PoolBuilder {
     retries: u32,
     wait_mode: WaitMode,
     progress: bool,
+    insights: bool,
 }
 
 impl fmt::Debug for PoolBuilder {
@@ -217,6 +223,7 @@ impl fmt::Debug for PoolBuilder {
             .field("start_method", &self.start_method)
             .field("task_timeout", &self.task_timeout)
             .field("retries", &self.retries)
+            .field("insights", &self.insights)
             .finish()
     }
 }
@@ -303,8 +310,33 @@ impl PoolBuilder {
     /// Shows an `indicatif` progress bar on standard error for `map`,
     /// `map_results`, `starmap` and `imap` calls.
     #[cfg(feature = "progress")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
     pub fn progress(mut self, on: bool) -> Self {
         self.progress = on;
+        self
+    }
+
+    /// Makes every worker measure where its time goes, for
+    /// [`Pool::insights`]: start-up, initializer, the task function,
+    /// waiting for work, receiving arguments and sending results (a few
+    /// clock reads per chunk; none per item). Without it the insights hold
+    /// only the counts of tasks and items. Default: off.
+    ///
+    /// ```
+    /// use mp_pool::Pool;
+    ///
+    /// fn double(x: u32) -> u32 { x * 2 }
+    ///
+    /// let pool = Pool::builder().processes(2).insights(true).build()?;
+    /// pool.map(double, 0..1000)?;
+    /// let insights = pool.insights();
+    /// assert!(insights.timed);
+    /// assert_eq!(insights.total().items, 1000);
+    /// println!("{insights}"); // a table: one line per worker and a total
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn insights(mut self, on: bool) -> Self {
+        self.insights = on;
         self
     }
 
@@ -355,6 +387,7 @@ impl PoolBuilder {
                 retries: self.retries,
                 wait_mode: self.wait_mode,
                 progress: self.progress,
+                insights: self.insights,
             },
             inbox,
             wake: AtomicBool::new(false),
@@ -364,6 +397,7 @@ impl PoolBuilder {
                 broken: None,
             }),
             pids: Mutex::new(Vec::new()),
+            records: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
         });
         let d = Dispatcher::start(shared.clone())?;
@@ -425,6 +459,7 @@ impl Pool {
             retries: 0,
             wait_mode: WaitMode::Adaptive,
             progress: false,
+            insights: false,
         }
     }
 
@@ -441,6 +476,46 @@ impl Pool {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// What each worker has done so far and where its time went, as
+    /// mpire's insights: tasks and items always, times when the pool was
+    /// built with [`PoolBuilder::insights`]. Every worker ever started is
+    /// listed, also those replaced or gone; `Display` prints a table.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_pool::Pool;
+    ///
+    /// fn warm_up(ms: u64) {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    /// }
+    /// fn slow_double(x: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(2));
+    ///     x * 2
+    /// }
+    ///
+    /// let pool = Pool::builder()
+    ///     .processes(2)
+    ///     .initializer(warm_up, 10)
+    ///     .insights(true)
+    ///     .build()?;
+    /// pool.map_chunked(slow_double, 0..20, 1)?;
+    /// let i = pool.insights();
+    /// assert_eq!(i.workers.len(), 2);
+    /// assert_eq!(i.total().tasks, 20);
+    /// assert!(i.workers.iter().all(|w| w.init >= Duration::from_millis(10)));
+    /// assert!(i.total().working >= Duration::from_millis(40));
+    /// eprintln!("{i}");
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn insights(&self) -> Insights {
+        let records = self
+            .shared
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Insights::collect(self.shared.cfg.insights, &records)
     }
 
     fn feeder<'a, A, R>(

@@ -20,8 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mp_channel::{PipeEnd, Queue};
 use mp_proc::{CallError, RawFunction};
-use mp_shm::RawValue;
+use mp_shm::{RawArray, RawValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::insights::{self, Timer};
 
 /// A byte vector that postcard writes as one length-prefixed block (not a
 /// sequence of `u8` elements).
@@ -118,6 +120,9 @@ pub(crate) struct WorkerConfig {
     pub(crate) max_tasks: u64,
     /// The claim word: see [`claim`].
     pub(crate) claim: RawValue<u64>,
+    /// Where the worker adds up its times (`insights.rs`); `None`: not
+    /// measured.
+    pub(crate) stats: Option<RawArray<u64>>,
 }
 
 /// The claim word of a worker, a `u64` in shared memory: the index (in
@@ -135,7 +140,12 @@ pub(crate) fn claim(v: &RawValue<u64>) -> &AtomicU64 {
 
 /// The worker process's target.
 pub(crate) fn worker_main(cfg: WorkerConfig) {
+    let timer = cfg.stats.as_ref().map(Timer);
+    if let Some(t) = &timer {
+        t.set(insights::MAIN_AT, insights::now());
+    }
     if let Some(init) = cfg.init {
+        let t0 = timer.as_ref().map(|_| insights::now());
         let fds = init
             .fds
             .into_iter()
@@ -148,6 +158,9 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
             Ok(fds) => unsafe { init.func.call(&init.args.0, fds) }.map(|_| ()),
             Err(e) => Err(CallError::BadInput(e.to_string())),
         };
+        if let (Some(t), Some(t0)) = (&timer, t0) {
+            t.add(insights::INIT, insights::now() - t0);
+        }
         if let Err(e) = r {
             let message = match e {
                 CallError::Panicked(m) => format!("panicked: {m}"),
@@ -164,6 +177,15 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
     let word = claim(&cfg.claim);
     let mut k = 0u64;
     loop {
+        // With insights on: the time until a task is there, then the time
+        // to copy it out (nothing is measured otherwise).
+        let t0 = timer.as_ref().map(|t| {
+            let t0 = insights::now();
+            cfg.tasks.poll(None);
+            let t1 = insights::now();
+            t.add(insights::WAIT, t1 - t0);
+            t1
+        });
         let frame = match cfg.tasks.recv_bytes() {
             Ok(f) => f,
             Err(_) => return, // the pool has gone
@@ -183,10 +205,20 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
             Ok(x) => x,
             Err(_) => return, // not from our pool: leave rather than guess
         };
+        let t1 = timer.as_ref().zip(t0).map(|(t, t0)| {
+            let t1 = insights::now();
+            t.add(insights::ARGS, t1 - t0);
+            t1
+        });
         // SAFETY: the frame comes from the pool's dispatcher over this
         // worker's private pipe; `hdr.func` was made by `Function::raw` in
         // the pool's process, which runs this same executable.
         let out = unsafe { hdr.func.map_chunk(payload) };
+        let t2 = timer.as_ref().zip(t1).map(|(t, t1)| {
+            let t2 = insights::now();
+            t.add(insights::RUN, t2 - t1);
+            t2
+        });
         let msg = Msg::Done {
             worker: cfg.id,
             seq: hdr.seq,
@@ -194,6 +226,9 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         };
         if cfg.inbox.put(msg).is_err() {
             return;
+        }
+        if let Some((t, t2)) = timer.as_ref().zip(t2) {
+            t.add(insights::RESULTS, insights::now() - t2);
         }
         count += 1;
         if cfg.max_tasks != 0 && count >= cfg.max_tasks {

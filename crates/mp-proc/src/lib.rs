@@ -58,6 +58,7 @@
 //! Linux only.
 
 #![cfg(target_os = "linux")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod child;
 mod entry;

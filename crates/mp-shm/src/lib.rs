@@ -74,6 +74,7 @@
 //! Linux only.
 
 #![cfg(target_os = "linux")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod array;
 mod block;

@@ -68,6 +68,7 @@
 //! Linux only.
 
 #![cfg(target_os = "linux")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod barrier;
 mod condition;

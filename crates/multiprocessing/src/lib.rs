@@ -84,9 +84,20 @@
 //!
 //! Errors of every crate convert into [`Error`] with `?`.
 //!
+//! # Cargo features
+//!
+//! Both are off by default and switch on the same feature of the crate
+//! that owns the items:
+//!
+//! * `tokio`: `recv_async` on pipe ends and `get_async` on queues
+//!   (`mp-channel/tokio`).
+//! * `progress`: `PoolBuilder::progress`, an `indicatif` progress bar
+//!   for long pool maps (`mp-pool/progress`).
+//!
 //! Linux only.
 
 #![cfg(target_os = "linux")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 
