@@ -26,6 +26,19 @@
 //! touches the payload, so two builds with different layouts refuse to talk
 //! instead of corrupting each other.
 //!
+//! # Seals
+//!
+//! A memfd that one holder shrinks kills every other holder that touches
+//! the lost pages (`SIGBUS`). Anonymous segments are therefore sealed
+//! (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`) right after they are sized,
+//! and a segment received from another process ([`Segment`]'s
+//! `Deserialize`, [`Segment::check`]) must carry those seals and the size it
+//! was mapped with: an unsealed or short object is an error, not a mapping
+//! that a peer can pull from under us. Named objects (`/dev/shm`) cannot be
+//! sealed; they are attached by name ([`Segment::open_named`]) or with
+//! [`Segment::deserialize_named`], and anyone holding the name can resize
+//! them, as with POSIX shared memory in any language.
+//!
 //! ```
 //! use mp_os::segment::Segment;
 //!
@@ -44,7 +57,9 @@ use std::sync::Arc;
 use std::sync::Once;
 
 use memmap2::{MmapOptions, MmapRaw};
-use rustix::fs::{MemfdFlags, Mode, fstat, ftruncate, memfd_create};
+use rustix::fs::{
+    MemfdFlags, Mode, SealFlags, fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handle;
@@ -63,6 +78,11 @@ pub struct Header {
 /// on a cache-line boundary.
 pub const HEADER_SIZE: usize = 64;
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
+
+/// The seals every anonymous segment carries (see the module docs).
+const RESIZE_SEALS: SealFlags = SealFlags::SHRINK
+    .union(SealFlags::GROW)
+    .union(SealFlags::SEAL);
 
 /// A shared mapping of a memfd or a named shared-memory object.
 ///
@@ -139,8 +159,9 @@ impl Segment {
             ));
         }
         raise_fd_limit_once();
-        let fd = memfd_create(name, MemfdFlags::CLOEXEC)?;
+        let fd = memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
         ftruncate(&fd, len as u64)?;
+        fcntl_add_seals(&fd, RESIZE_SEALS)?;
         Segment::map(fd, len)
     }
 
@@ -274,9 +295,11 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// `InvalidData` when the segment is too small or holds another kind or
+    /// `InvalidData` when the segment is not sealed against resizing (see
+    /// [`Segment::check_sealed`]), is too small, or holds another kind or
     /// version of object.
     pub fn check(&self, magic: [u8; 4], version: u32) -> io::Result<()> {
+        self.check_sealed()?;
         if self.len() < HEADER_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -314,15 +337,70 @@ impl Segment {
         Ok(())
     }
 
-    /// Length of the payload after the header, as recorded in it.
+    /// Checks that the segment is a memfd sealed against resizing
+    /// (`F_SEAL_SHRINK | F_SEAL_GROW`) whose size is still the size of the
+    /// mapping: then no holder can shrink it under the others (see the
+    /// module docs).
+    ///
+    /// ```
+    /// use mp_os::segment::Segment;
+    ///
+    /// Segment::anonymous("sealed", 4096)?.check_sealed()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` for a descriptor that is not a sealed memfd of the
+    /// mapped size.
+    pub fn check_sealed(&self) -> io::Result<()> {
+        let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+        let seals = fcntl_get_seals(self.fd())
+            .map_err(|e| bad(format!("the shared segment is not a memfd ({e})")))?;
+        if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
+            return Err(bad(
+                "the shared segment is not sealed against resizing: another process could \
+                 shrink it under us"
+                    .into(),
+            ));
+        }
+        let size = fstat(self.fd())?.st_size;
+        if u64::try_from(size).ok() != Some(self.len() as u64) {
+            return Err(bad(format!(
+                "the shared segment has {size} bytes, {} were mapped",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Length of the payload after the header, as recorded in it, and never
+    /// more than the mapping holds after the header (0 for a segment too
+    /// small to have a header).
     pub fn payload_len(&self) -> usize {
-        // SAFETY: as in `check`; callers use this on object segments.
-        unsafe { (*self.as_ptr().cast::<Header>()).payload_len as usize }
+        if self.len() < HEADER_SIZE {
+            return 0;
+        }
+        // SAFETY: at least HEADER_SIZE bytes are mapped; `payload_len` is
+        // written once by the creator before the segment is shared.
+        let recorded = unsafe { (*self.as_ptr().cast::<Header>()).payload_len };
+        usize::try_from(recorded).map_or(usize::MAX, |n| n.min(self.len() - HEADER_SIZE))
     }
 
     /// Start of the payload (just after the header).
+    ///
+    /// # Panics
+    ///
+    /// If the segment is too small to hold a header (a segment that passed
+    /// [`Segment::check`] never is).
     pub fn payload(&self) -> *mut u8 {
-        // SAFETY: object segments are at least HEADER_SIZE + 1 bytes long.
+        assert!(
+            self.len() >= HEADER_SIZE,
+            "a shared segment of {} bytes has no object header",
+            self.len()
+        );
+        // SAFETY: checked above: HEADER_SIZE is within (or one past the end
+        // of) the mapping.
         unsafe { self.as_ptr().add(HEADER_SIZE) }
     }
 }
@@ -344,8 +422,42 @@ impl Serialize for Segment {
     }
 }
 
+/// Attaches to a segment sent by another process; it must be a memfd
+/// sealed against resizing ([`Segment::check_sealed`]).
 impl<'de> Deserialize<'de> for Segment {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
+        let seg = Segment::deserialize_named(d)?;
+        seg.check_sealed().map_err(serde::de::Error::custom)?;
+        Ok(seg)
+    }
+}
+
+impl Segment {
+    /// Attaches to a segment sent by another process without requiring
+    /// seals: for named shared memory, which cannot be sealed (any holder
+    /// of the name may resize it). Object handles use the sealed
+    /// `Deserialize` instead.
+    ///
+    /// ```
+    /// use mp_os::segment::Segment;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Named {
+    ///     #[serde(deserialize_with = "Segment::deserialize_named")]
+    ///     seg: Segment,
+    /// }
+    /// let seg = Segment::anonymous("doc", 64)?;
+    /// let bytes = postcard::to_allocvec(&(&seg,)).unwrap();
+    /// let back: Named = postcard::from_bytes(&bytes).unwrap();
+    /// assert_eq!(back.seg.len(), 64);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`handle::deserialize_fd`], and when the object is empty or
+    /// cannot be mapped.
+    pub fn deserialize_named<'de, D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
         let fd = handle::deserialize_fd(d)?;
         Segment::from_fd(fd).map_err(serde::de::Error::custom)
     }

@@ -1,4 +1,5 @@
 use super::*;
+use std::os::fd::OwnedFd;
 
 #[test]
 fn zero_length_is_an_error() {
@@ -73,4 +74,97 @@ fn named_errors_are_distinct() {
         Segment::create_named("a/b", 1).unwrap_err().kind(),
         io::ErrorKind::InvalidInput
     );
+}
+
+#[test]
+fn anonymous_segments_cannot_be_resized() {
+    let seg = Segment::object(*b"TEST", 1, 100).unwrap();
+    let len = seg.len() as u64;
+    for size in [0, 10, len - 1, len + 1, len * 2] {
+        let e = ftruncate(seg.fd(), size).unwrap_err();
+        assert_eq!(e, rustix::io::Errno::PERM, "ftruncate to {size}");
+    }
+    // Nor can the seals be changed.
+    assert!(fcntl_add_seals(seg.fd(), SealFlags::WRITE).is_err());
+    seg.check(*b"TEST", 1).unwrap();
+    assert_eq!(fstat(seg.fd()).unwrap().st_size as u64, len);
+}
+
+/// A memfd made by hand, with a valid object header: what a buggy or
+/// hostile peer could send instead of a segment of ours.
+fn forged(len: u64, seal: bool) -> OwnedFd {
+    let flags = if seal {
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING
+    } else {
+        MemfdFlags::CLOEXEC
+    };
+    let fd = memfd_create("forged", flags).unwrap();
+    ftruncate(&fd, len).unwrap();
+    if len >= HEADER_SIZE as u64 {
+        let mut h = [0u8; 16];
+        h[..4].copy_from_slice(b"TEST");
+        h[4..8].copy_from_slice(&1u32.to_ne_bytes());
+        h[8..16].copy_from_slice(&(len - HEADER_SIZE as u64).to_ne_bytes());
+        rustix::io::pwrite(&fd, &h, 0).unwrap();
+    }
+    if seal {
+        fcntl_add_seals(&fd, RESIZE_SEALS).unwrap();
+    }
+    fd
+}
+
+fn receive(fd: OwnedFd) -> Result<Segment, postcard::Error> {
+    let seg = Segment::from_fd(fd).unwrap();
+    let (bytes, fds) = handle::collect_fds(|| postcard::to_allocvec(&seg));
+    handle::provide_fds(fds, || postcard::from_bytes::<Segment>(&bytes.unwrap()))
+}
+
+#[test]
+fn attach_refuses_unsealed_or_short_segments() {
+    // The well-formed, sealed forgery is accepted: the checks are not
+    // refusing everything.
+    let ok = receive(forged(4096, true)).unwrap();
+    ok.check(*b"TEST", 1).unwrap();
+    assert_eq!(ok.payload_len(), 4096 - HEADER_SIZE);
+
+    // Unsealed: a peer could shrink it under us.
+    assert!(receive(forged(4096, false)).is_err());
+    let unsealed = Segment::from_fd(forged(4096, false)).unwrap();
+    let e = unsealed.check_sealed().unwrap_err().to_string();
+    assert!(e.contains("not sealed against resizing"), "{e}");
+    assert_eq!(
+        unsealed.check(*b"TEST", 1).unwrap_err().kind(),
+        io::ErrorKind::InvalidData
+    );
+
+    // Sealed but shorter than a header: attaching works (it is a valid
+    // segment), but it holds no object, and nothing reads a header there.
+    let short = receive(forged(10, true)).unwrap();
+    assert_eq!(short.payload_len(), 0);
+    assert_eq!(
+        short.check(*b"TEST", 1).unwrap_err().kind(),
+        io::ErrorKind::InvalidData
+    );
+    assert!(std::panic::catch_unwind(|| short.payload()).is_err());
+
+    // A header that claims more payload than the segment holds.
+    let fd = forged(200, false);
+    let mut h = [0u8; 8];
+    h.copy_from_slice(&10_000u64.to_ne_bytes());
+    rustix::io::pwrite(&fd, &h, 8).unwrap();
+    let liar = Segment::from_fd(fd).unwrap();
+    assert_eq!(liar.payload_len(), 200 - HEADER_SIZE);
+}
+
+#[test]
+fn a_segment_resized_after_mapping_is_refused() {
+    // Sealing after the receiver mapped it does not help: the size must
+    // still be the mapped one.
+    let fd = memfd_create("late", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+    ftruncate(&fd, 8192).unwrap();
+    let seg = Segment::from_fd(fd.try_clone().unwrap()).unwrap();
+    ftruncate(&fd, 4096).unwrap();
+    fcntl_add_seals(&fd, RESIZE_SEALS).unwrap();
+    let e = seg.check_sealed().unwrap_err().to_string();
+    assert!(e.contains("4096 bytes, 8192 were mapped"), "{e}");
 }
