@@ -127,7 +127,11 @@ pub(crate) fn map_rerr(e: RErr, call: Call) -> RecvError {
             needed: usize::try_from(n).unwrap_or(usize::MAX),
         },
         RErr::Corrupt(m) => RecvError::Corrupt(m),
-        RErr::Decode(e) => RecvError::Decode(e),
+        // postcard drops the reason a handle failed to re-attach.
+        RErr::Decode(e) => match mp_os::handle::take_attach_error() {
+            Some(why) => RecvError::Attach(why),
+            None => RecvError::Decode(e),
+        },
     }
 }
 
@@ -257,10 +261,9 @@ pub(crate) fn deserialize_handle<'de, D: serde::Deserializer<'de>>(
     kind: u32,
 ) -> Result<std::sync::Arc<Attach>, D::Error> {
     use serde::Deserialize;
-    use serde::de::Error;
     let w = crate::chan::WireIn::deserialize(d)?;
     let (send, recv, mode, transit) = (w.send, w.recv, w.mode, w.transit);
-    let chan = w.into_chan(kind).map_err(D::Error::custom)?;
+    let chan = w.into_chan(kind).map_err(mp_os::handle::attach_error)?;
     let a = Attach::new(
         std::sync::Arc::new(chan),
         send,

@@ -250,7 +250,10 @@ pub(crate) fn accept_upgrade(stream: Stream, spin: Duration) -> io::Result<Optio
     let Some((bytes, fds)) = mp_os::fdpass::recv(sock, MAX_UPGRADE)? else {
         return Ok(None);
     };
-    let end = mp_os::handle::provide_fds(fds, || postcard::from_bytes::<PipeEnd>(&bytes));
+    // Strict: a client must pass its descriptors, not name some process's
+    // by /proc path (which this server would open on its behalf); the pipe
+    // end checks that they are a sealed memfd and eventfds.
+    let end = mp_os::handle::provide_fds_strict(fds, || postcard::from_bytes::<PipeEnd>(&bytes));
     let mut buf = Vec::new();
     match end {
         Ok(pipe) if pipe.readable() && pipe.writable() => {

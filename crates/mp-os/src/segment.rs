@@ -18,13 +18,36 @@
 //!      0     4  magic        four ASCII bytes naming the object kind
 //!      4     4  version      layout version of that kind
 //!      8     8  payload_len  bytes after the header
-//!     16    48  reserved     zero
+//!     16     8  id           random and non-zero: tells this object from any other
+//!     24    32  acks         4 x u64: tickets of receivers that attached through
+//!                            /proc (see "Handles outside a transport")
+//!     56     8  reserved     zero
 //!     64     -  payload      the object's own #[repr(C)] layout
 //! ```
 //!
 //! A process that attaches to a segment checks magic and version before it
 //! touches the payload, so two builds with different layouts refuse to talk
 //! instead of corrupting each other.
+//!
+//! # Handles outside a transport
+//!
+//! A segment serialized outside a descriptor transport travels as
+//! `/proc/PID/fd/N` (see [`crate::handle`]), which the receiver checks
+//! against the object's device and inode, and for an object segment
+//! against its `id` as well: a receiver attaches to the very object that
+//! was sent or gets an error, never another object. So that the common
+//! case works (a value created, put into a queue and dropped at once), the
+//! sender of an object segment keeps it alive in a small table of exports
+//! until a receiver has attached: the serialized handle carries a random
+//! ticket, the receiver writes it into a free `acks` slot once it has
+//! mapped the segment, and the sender drops the entries whose ticket came
+//! back the next time it exports or creates an object. The table holds at
+//! most 1,024 entries, oldest out first (bytes that nobody decodes cannot
+//! pin objects for ever); a receiver that finds the four slots taken does
+//! not acknowledge, and its entry waits for that limit. None of this helps
+//! once the sending process has exited: its objects can then only be
+//! reached through a process that still holds them, and the receiver's
+//! error says so.
 //!
 //! # Seals
 //!
@@ -49,12 +72,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::Once;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{
@@ -71,8 +96,13 @@ pub struct Header {
     magic: [u8; 4],
     version: u32,
     payload_len: u64,
-    _reserved: [u8; 48],
+    id: u64,
+    acks: [AtomicU64; ACK_SLOTS],
+    _reserved: [u8; 8],
 }
+
+/// Acknowledgement slots in a [`Header`].
+const ACK_SLOTS: usize = 4;
 
 /// Size of [`Header`]: the payload starts this many bytes into a segment,
 /// on a cache-line boundary.
@@ -112,6 +142,8 @@ pub struct Segment {
 struct Inner {
     map: MmapRaw,
     fd: OwnedFd,
+    /// The header's `id` for an object segment, 0 otherwise.
+    id: u64,
 }
 
 impl fmt::Debug for Segment {
@@ -173,16 +205,23 @@ impl Segment {
     /// As [`Segment::anonymous`].
     pub fn object(magic: [u8; 4], version: u32, payload_len: usize) -> io::Result<Segment> {
         let name = format!("mp-{}", String::from_utf8_lossy(&magic).to_lowercase());
-        let seg = Segment::anonymous(&name, HEADER_SIZE + payload_len.max(1))?;
+        sweep_exports();
+        let mut seg = Segment::anonymous(&name, HEADER_SIZE + payload_len.max(1))?;
+        let id = random_id();
         let header = Header {
             magic,
             version,
             payload_len: payload_len as u64,
-            _reserved: [0; 48],
+            id,
+            acks: Default::default(),
+            _reserved: [0; 8],
         };
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page aligned,
         // and no other process can see it yet.
         unsafe { seg.as_ptr().cast::<Header>().write(header) };
+        Arc::get_mut(&mut seg.inner)
+            .expect("a new segment has one handle")
+            .id = id;
         Ok(seg)
     }
 
@@ -212,6 +251,7 @@ impl Segment {
             inner: Arc::new(Inner {
                 map,
                 fd: file.into(),
+                id: 0,
             }),
         })
     }
@@ -416,9 +456,47 @@ fn shm_name(name: &str) -> io::Result<String> {
     Ok(format!("/{bare}"))
 }
 
+#[derive(Serialize)]
+struct WireOut<'a> {
+    #[serde(serialize_with = "ser_fd")]
+    fd: BorrowedFd<'a>,
+    /// The header's `id` (0: not an object segment, nothing to check).
+    id: u64,
+    /// The export's ticket (0: none, inside a transport).
+    ticket: u64,
+}
+
+fn ser_fd<S: Serializer>(fd: &BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
+    handle::serialize_fd(*fd, s)
+}
+
+#[derive(Deserialize)]
+struct WireIn {
+    #[serde(deserialize_with = "handle::deserialize_fd")]
+    fd: OwnedFd,
+    id: u64,
+    ticket: u64,
+}
+
+/// Outside a transport, an object segment stays in the table of exports
+/// until a receiver has attached (see the module docs).
 impl Serialize for Segment {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        handle::serialize_fd(self.fd(), s)
+        let ticket = if self.inner.id != 0 && !handle::in_transport() {
+            export(self)
+        } else {
+            0
+        };
+        let r = WireOut {
+            fd: self.fd(),
+            id: self.inner.id,
+            ticket,
+        }
+        .serialize(s);
+        if r.is_err() && ticket != 0 {
+            with_exports(|list| list.retain(|e| e.ticket != ticket));
+        }
+        r
     }
 }
 
@@ -426,9 +504,8 @@ impl Serialize for Segment {
 /// sealed against resizing ([`Segment::check_sealed`]).
 impl<'de> Deserialize<'de> for Segment {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
-        let seg = Segment::deserialize_named(d)?;
-        seg.check_sealed().map_err(serde::de::Error::custom)?;
-        Ok(seg)
+        let w = WireIn::deserialize(d)?;
+        Segment::receive(w).map_err(handle::attach_error)
     }
 }
 
@@ -458,8 +535,173 @@ impl Segment {
     /// As [`handle::deserialize_fd`], and when the object is empty or
     /// cannot be mapped.
     pub fn deserialize_named<'de, D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
-        let fd = handle::deserialize_fd(d)?;
-        Segment::from_fd(fd).map_err(serde::de::Error::custom)
+        // A named object has no header: `id` and `ticket` are 0 (and are
+        // not trusted: nothing is read from an unsealed segment here).
+        let w = WireIn::deserialize(d)?;
+        Segment::from_fd(w.fd).map_err(serde::de::Error::custom)
+    }
+
+    /// Attaches to a received sealed segment; for an object segment, checks
+    /// that it is the object that was sent and acknowledges its export.
+    fn receive(w: WireIn) -> io::Result<Segment> {
+        let mut seg = Segment::from_fd(w.fd)?;
+        seg.check_sealed()?;
+        if w.id == 0 {
+            return Ok(seg);
+        }
+        let other = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the received descriptor refers to another shared object than the one sent \
+                 (the sender let go of it before it was received)",
+            )
+        };
+        let Some(h) = seg.header() else {
+            return Err(other());
+        };
+        if h.id != w.id {
+            return Err(other());
+        }
+        if w.ticket != 0 {
+            // Tell the sender it may let go of its export (see the module
+            // docs); with every slot taken, its table's limit does it.
+            let _ = h
+                .acks
+                .iter()
+                .find(|a| a.compare_exchange(0, w.ticket, AcqRel, Relaxed).is_ok());
+        }
+        Arc::get_mut(&mut seg.inner)
+            .expect("a new segment has one handle")
+            .id = w.id;
+        Ok(seg)
+    }
+
+    /// The object header, if the segment is large enough for one.
+    fn header(&self) -> Option<&Header> {
+        // SAFETY: at least HEADER_SIZE bytes are mapped, page aligned; the
+        // plain fields are written once before the segment is shared, the
+        // others are atomics.
+        (self.len() >= HEADER_SIZE).then(|| unsafe { &*self.as_ptr().cast::<Header>() })
+    }
+}
+
+// ------------------------------------------------------------- exports
+
+/// An object segment serialized outside a transport, kept until a receiver
+/// acknowledges `ticket` (see the module docs).
+struct Export {
+    seg: Segment,
+    ticket: u64,
+}
+
+/// Most exports kept at once; the oldest goes first.
+const MAX_EXPORTS: usize = 1024;
+
+/// The table of exports, behind a spin lock whose word is the pid of the
+/// holding process: a child forked while another thread of its parent held
+/// it takes it over (that thread does not exist in the child).
+struct Exports {
+    lock: AtomicU32,
+    /// The process the list belongs to (a forked child starts afresh).
+    owner: AtomicU32,
+    /// Entries, for a cheap check before taking the lock.
+    len: AtomicUsize,
+    list: UnsafeCell<Vec<Export>>,
+}
+
+// SAFETY: `list` is only touched with `lock` held by this process.
+unsafe impl Sync for Exports {}
+
+static EXPORTS: Exports = Exports {
+    lock: AtomicU32::new(0),
+    owner: AtomicU32::new(0),
+    len: AtomicUsize::new(0),
+    list: UnsafeCell::new(Vec::new()),
+};
+
+fn with_exports<R>(f: impl FnOnce(&mut Vec<Export>) -> R) -> R {
+    let me = std::process::id();
+    loop {
+        match EXPORTS.lock.compare_exchange_weak(0, me, Acquire, Relaxed) {
+            Ok(_) => break,
+            Err(held) if held != 0 && held != me => {
+                // Held at fork time by a thread of the parent: the list may
+                // be half-updated, so it is forgotten, not dropped.
+                if EXPORTS
+                    .lock
+                    .compare_exchange(held, me, Acquire, Relaxed)
+                    .is_ok()
+                {
+                    // SAFETY: we hold the lock now; nobody else in this
+                    // process can (the parent's holder is not here).
+                    std::mem::forget(std::mem::take(unsafe { &mut *EXPORTS.list.get() }));
+                    EXPORTS.owner.store(me, Relaxed);
+                    break;
+                }
+            }
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+    // SAFETY: we hold the lock.
+    let list = unsafe { &mut *EXPORTS.list.get() };
+    if EXPORTS.owner.swap(me, Relaxed) != me {
+        // Inherited from the parent: its exports are its own business.
+        list.clear();
+    }
+    let r = f(list);
+    EXPORTS.len.store(list.len(), Relaxed);
+    EXPORTS.lock.store(0, Release);
+    r
+}
+
+/// Drops the exports whose ticket came back.
+fn sweep(list: &mut Vec<Export>) {
+    list.retain(|e| {
+        let acked = e.seg.header().is_some_and(|h| {
+            h.acks
+                .iter()
+                .any(|a| a.compare_exchange(e.ticket, 0, AcqRel, Relaxed).is_ok())
+        });
+        !acked
+    });
+}
+
+fn sweep_exports() {
+    if EXPORTS.len.load(Relaxed) != 0 {
+        with_exports(sweep);
+    }
+}
+
+/// Keeps `seg` until a receiver acknowledges; returns the ticket.
+fn export(seg: &Segment) -> u64 {
+    let ticket = random_id();
+    with_exports(|list| {
+        sweep(list);
+        if list.len() >= MAX_EXPORTS {
+            list.remove(0);
+        }
+        list.push(Export {
+            seg: seg.clone(),
+            ticket,
+        });
+    });
+    ticket
+}
+
+/// A random non-zero 64-bit value.
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        // Each RandomState has fresh keys (random per thread, then stepped).
+        let v = RandomState::new().hash_one((
+            COUNTER.fetch_add(1, Relaxed),
+            std::process::id(),
+            crate::time::monotonic_ns(),
+        ));
+        if v != 0 {
+            return v;
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 #[test]
 fn zero_length_is_an_error() {
@@ -167,4 +167,110 @@ fn a_segment_resized_after_mapping_is_refused() {
     fcntl_add_seals(&fd, RESIZE_SEALS).unwrap();
     let e = seg.check_sealed().unwrap_err().to_string();
     assert!(e.contains("4096 bytes, 8192 were mapped"), "{e}");
+}
+
+#[test]
+fn proc_route_never_attaches_to_another_object() {
+    // A segment without an object header is not kept for the receiver:
+    // once dropped, its descriptor number goes to the next object.
+    let a = Segment::anonymous("first", 4096).unwrap();
+    // SAFETY: in bounds, not shared.
+    unsafe { a.as_ptr().write(1) };
+    let n = std::os::fd::AsRawFd::as_raw_fd(&a.fd());
+    let bytes = postcard::to_allocvec(&a).unwrap();
+    drop(a);
+    let b = Segment::anonymous("second", 4096).unwrap();
+    // SAFETY: in bounds, not shared.
+    unsafe { b.as_ptr().write(2) };
+    if std::os::fd::AsRawFd::as_raw_fd(&b.fd()) == n {
+        // The number now names `b`: decoding must refuse, not attach to it.
+        assert!(postcard::from_bytes::<Segment>(&bytes).is_err());
+    }
+    // Closed and not reused: refused too.
+    drop(b);
+    let _hold: Vec<_> = (0..4)
+        .map(|_| std::fs::File::open("/dev/null").unwrap())
+        .collect();
+    assert!(postcard::from_bytes::<Segment>(&bytes).is_err());
+}
+
+#[test]
+fn proc_route_checks_the_identity_of_any_descriptor() {
+    // A bare memfd (not a Segment, so nothing keeps it for the receiver).
+    #[derive(serde::Serialize)]
+    struct Out<'a>(#[serde(serialize_with = "ser_fd")] BorrowedFd<'a>);
+    #[derive(serde::Deserialize)]
+    struct In(#[serde(deserialize_with = "handle::deserialize_fd")] OwnedFd);
+    let id = |fd: BorrowedFd<'_>| {
+        let st = fstat(fd).unwrap();
+        (st.st_dev, st.st_ino)
+    };
+    let first = memfd_create("first", MemfdFlags::CLOEXEC).unwrap();
+    let n = std::os::fd::AsRawFd::as_raw_fd(&first);
+    let bytes = postcard::to_allocvec(&Out(first.as_fd())).unwrap();
+    // Still held: the same object comes back.
+    let back: In = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(id(first.as_fd()), id(back.0.as_fd()));
+    drop((first, back));
+    // The number reused by another object (or, with tests running on other
+    // threads, by some other object, or free): refused.
+    let second = memfd_create("second", MemfdFlags::CLOEXEC).unwrap();
+    let _ = std::os::fd::AsRawFd::as_raw_fd(&second) == n;
+    assert!(postcard::from_bytes::<In>(&bytes).is_err());
+}
+
+#[test]
+fn an_object_outlives_its_handle_until_a_receiver_attached() {
+    let seg = Segment::object(*b"TEST", 1, 8).unwrap();
+    // SAFETY: in bounds of the payload, not shared yet.
+    unsafe { seg.payload().cast::<u64>().write(77) };
+    let bytes = postcard::to_allocvec(&seg).unwrap();
+    assert_eq!(Arc::strong_count(&seg.inner), 2, "kept in the exports");
+    let weak = Arc::downgrade(&seg.inner);
+    drop(seg);
+    // Other objects take descriptor numbers meanwhile.
+    let _others: Vec<_> = (0..4)
+        .map(|_| Segment::object(*b"TEST", 1, 8).unwrap())
+        .collect();
+    let back: Segment = postcard::from_bytes(&bytes).unwrap();
+    back.check(*b"TEST", 1).unwrap();
+    // SAFETY: as above; the receiver's mapping of the same memory.
+    assert_eq!(unsafe { back.payload().cast::<u64>().read() }, 77);
+    // The receiver acknowledged: the next object creation sweeps the
+    // export, and only the receiver's mapping is left.
+    assert!(weak.upgrade().is_some());
+    let _next = Segment::object(*b"TEST", 1, 8).unwrap();
+    assert!(weak.upgrade().is_none(), "the export was released");
+    // The ticket is spent: decoding the same bytes again is an error (the
+    // sender let go), whatever the number refers to now.
+    drop(back);
+    assert!(postcard::from_bytes::<Segment>(&bytes).is_err());
+}
+
+#[test]
+fn a_forged_object_id_is_refused() {
+    let seg = Segment::object(*b"TEST", 1, 8).unwrap();
+    let (bytes, fds) = handle::collect_fds(|| postcard::to_allocvec(&seg));
+    let mut bytes = bytes.unwrap();
+    // Wire: Passed(0) = [0, 0], then the id as a varint: flip a bit of it.
+    bytes[2] ^= 1;
+    let r = handle::provide_fds(fds, || postcard::from_bytes::<Segment>(&bytes));
+    assert!(r.is_err());
+}
+
+#[test]
+fn a_strict_receiver_refuses_the_proc_form() {
+    let seg = Segment::object(*b"TEST", 1, 8).unwrap();
+    let bytes = postcard::to_allocvec(&seg).unwrap();
+    assert!(
+        handle::provide_fds_strict(Vec::new(), || postcard::from_bytes::<Segment>(&bytes)).is_err()
+    );
+    // The same bytes are fine for a trusting receiver.
+    assert!(postcard::from_bytes::<Segment>(&bytes).is_ok());
+    // Passed descriptors are fine for a strict one.
+    let (bytes, fds) = handle::collect_fds(|| postcard::to_allocvec(&seg));
+    assert!(
+        handle::provide_fds_strict(fds, || postcard::from_bytes::<Segment>(&bytes.unwrap()))
+            .is_ok()
+    );
 }
