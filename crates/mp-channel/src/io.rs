@@ -238,10 +238,18 @@ pub(crate) fn serialize_handle<S: serde::Serializer>(a: &Attach, s: S) -> Result
     if a.closed() {
         return Err(S::Error::custom("cannot send a closed channel handle"));
     }
-    let transit = if mp_os::handle::in_transport() {
-        a.add_transit()
-    } else {
+    // Inside a transport the channel must stay connected until a receiver
+    // has attached: the carrier keeps a guard (`collect_handles`), or else
+    // the first receiver releases the sender's extra registration.
+    let transit = if !mp_os::handle::in_transport() {
         0
+    } else if mp_os::handle::keeps_transits() {
+        if let Some(g) = a.transit_guard() {
+            let _ = mp_os::handle::keep_in_transit(Box::new(g));
+        }
+        0
+    } else {
+        a.add_transit()
     };
     let send = a.send.filter(|_| a.can_send());
     let recv = a.recv.filter(|_| a.can_recv());

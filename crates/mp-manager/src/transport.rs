@@ -216,7 +216,8 @@ pub(crate) fn upgrade(stream: Stream, spin: Duration) -> io::Result<Transport> {
         .capacity(PIPE_RING)
         .build()
         .map_err(|e| io::Error::other(e.to_string()))?;
-    let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&theirs));
+    // `transits` keeps the pipe connected until the server has its end.
+    let (bytes, fds, transits) = mp_os::handle::collect_handles(|| postcard::to_allocvec(&theirs));
     let bytes = bytes.map_err(io::Error::other)?;
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     mp_os::fdpass::send(sock, &bytes, &borrowed)?;
@@ -234,7 +235,7 @@ pub(crate) fn upgrade(stream: Stream, spin: Duration) -> io::Result<Transport> {
     }
     // The server holds its end now: ours goes, so that the server sees the
     // pipe disconnected when this process's end is gone.
-    drop(theirs);
+    drop((theirs, transits));
     Ok(Transport::pipe(stream, ours, spin))
 }
 

@@ -61,7 +61,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 thread_local! {
-    static SINK: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
     static SOURCE: RefCell<Option<Source>> = const { RefCell::new(None) };
     static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -108,6 +108,14 @@ pub fn take_attach_error() -> Option<String> {
     LAST_ERROR.with(|e| e.borrow_mut().take())
 }
 
+/// The descriptor table a sender installed.
+struct Sink {
+    fds: Vec<OwnedFd>,
+    /// The transits the caller keeps ([`collect_handles`]); `None` for
+    /// [`collect_fds`].
+    keep: Option<Vec<Box<dyn Transit>>>,
+}
+
 /// The descriptor table a receiver installed.
 struct Source {
     table: Vec<Option<OwnedFd>>,
@@ -133,13 +141,128 @@ enum WireFd {
 /// Runs `f` (which serializes handles) with a descriptor table installed,
 /// and returns its result with the descriptors that the serialized bytes
 /// refer to, in index order. Nested calls each get their own table.
+///
+/// A channel handle serialized here stays connected while its bytes travel
+/// (the sender registers once more on its behalf) until a receiver decodes
+/// it, which releases that registration: decode such bytes exactly once,
+/// or, for a carrier that may deliver them to no receiver or to several,
+/// use [`collect_handles`].
 pub fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
-    let saved = SINK.with(|s| s.borrow_mut().replace(Vec::new()));
+    let (r, sink) = collect(None, f);
+    (r, sink.fds)
+}
+
+/// As [`collect_fds`], and also returns the [`Transits`] of the handles
+/// serialized: what keeps their objects connected while the bytes travel.
+/// The caller owns them for as long as the bytes may still be decoded
+/// (the carrier: a process's arguments, a task, a message) and drops them,
+/// or hands them to the process that received the bytes, when that is
+/// over; receivers release nothing. Whatever happens to the carrier
+/// (never sent, sent to a process that dies first, decoded by several
+/// processes), each registration is released exactly once.
+///
+/// ```
+/// use mp_os::handle;
+///
+/// let seg = mp_os::segment::Segment::anonymous("doc", 64)?;
+/// let (bytes, fds, transits) = handle::collect_handles(|| postcard::to_allocvec(&seg));
+/// assert!(bytes.is_ok());
+/// assert_eq!(fds.len(), 1);
+/// assert!(transits.is_empty()); // a segment needs no registration
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn collect_handles<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>, Transits) {
+    let (r, sink) = collect(Some(Vec::new()), f);
+    (r, sink.fds, Transits(sink.keep.unwrap_or_default()))
+}
+
+fn collect<R>(keep: Option<Vec<Box<dyn Transit>>>, f: impl FnOnce() -> R) -> (R, Sink) {
+    let sink = Sink {
+        fds: Vec::new(),
+        keep,
+    };
+    let saved = SINK.with(|s| s.borrow_mut().replace(sink));
     let r = f();
-    let fds = SINK
+    let sink = SINK
         .with(|s| std::mem::replace(&mut *s.borrow_mut(), saved))
-        .unwrap_or_default();
-    (r, fds)
+        .expect("installed above");
+    (r, sink)
+}
+
+/// What keeps a serialized handle's object connected while its bytes
+/// travel (a channel end registers once more as a reader or writer): see
+/// [`collect_handles`]. Dropping it releases the registration in the
+/// process that made it.
+pub trait Transit: Send + Sync {
+    /// The bytes went to the process whose liveness token is `token`
+    /// (`None`: it has already exited): move the registration to it, so
+    /// that it lasts as long as that process instead of this one.
+    fn hand_over(&self, token: Option<u32>);
+}
+
+/// The [`Transit`]s of one serialization ([`collect_handles`]).
+///
+/// ```
+/// let t = mp_os::handle::Transits::default();
+/// assert!(t.is_empty());
+/// t.hand_over(std::process::id());
+/// ```
+#[derive(Default)]
+pub struct Transits(Vec<Box<dyn Transit>>);
+
+impl std::fmt::Debug for Transits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Transits").field(&self.0.len()).finish()
+    }
+}
+
+impl Transits {
+    /// Whether there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The bytes went to process `pid` (a child just started with them):
+    /// the registrations now last as long as that process does.
+    pub fn hand_over(self, pid: u32) {
+        if self.0.is_empty() {
+            return;
+        }
+        let token = crate::liveness::token_of(pid);
+        for t in &self.0 {
+            t.hand_over(token);
+        }
+    }
+
+    /// Adds `other`'s transits to these.
+    pub fn extend(&mut self, other: Transits) {
+        self.0.extend(other.0);
+    }
+}
+
+/// Whether the descriptor table being collected on this thread keeps
+/// [`Transit`]s ([`collect_handles`]); if so, a handle passes its transit
+/// with [`keep_in_transit`] and the receiver releases nothing.
+pub fn keeps_transits() -> bool {
+    SINK.with(|s| s.borrow().as_ref().is_some_and(|s| s.keep.is_some()))
+}
+
+/// Hands `t` to the collection running on this thread; gives it back when
+/// that collection does not keep transits (see [`keeps_transits`]).
+///
+/// # Errors
+///
+/// `t` itself when there is no such collection.
+pub fn keep_in_transit(t: Box<dyn Transit>) -> Result<(), Box<dyn Transit>> {
+    SINK.with(
+        |s| match s.borrow_mut().as_mut().and_then(|s| s.keep.as_mut()) {
+            Some(keep) => {
+                keep.push(t);
+                Ok(())
+            }
+            None => Err(t),
+        },
+    )
 }
 
 /// Runs `f` (which deserializes handles) with `fds` as the descriptor table
@@ -192,9 +315,9 @@ pub fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, s: S) -> Result<S::Ok, S:
     let wire = SINK.with(|sink| -> Result<WireFd, std::io::Error> {
         let mut sink = sink.borrow_mut();
         match sink.as_mut() {
-            Some(table) => {
-                table.push(fd.try_clone_to_owned()?);
-                Ok(WireFd::Passed((table.len() - 1) as u32))
+            Some(sink) => {
+                sink.fds.push(fd.try_clone_to_owned()?);
+                Ok(WireFd::Passed((sink.fds.len() - 1) as u32))
             }
             None => {
                 let (dev, ino) = identity(&rustix::fs::fstat(fd)?);
