@@ -10,8 +10,16 @@ use mp_shm::Value;
 
 const N: u64 = 50;
 
+/// Runs the one-time set-up of shared values (an atfork registration) in
+/// this process before it forks: a child forked while another test thread
+/// is in the middle of it would wait for it for ever.
+fn warm_up() {
+    drop(Value::new(0u64).unwrap());
+}
+
 #[test]
 fn values_put_and_dropped_at_once_arrive_as_themselves() {
+    warm_up();
     let q = Queue::<Value<u64>>::new().unwrap();
     let done = Queue::<u8>::new().unwrap();
     let (qc, dc) = (q.clone(), done.clone());
@@ -41,6 +49,7 @@ fn values_put_and_dropped_at_once_arrive_as_themselves() {
 
 #[test]
 fn values_from_a_sender_that_exited_are_errors_never_other_values() {
+    warm_up();
     let q = Queue::<Value<u64>>::new().unwrap();
     let qc = q.clone();
     let mut child = fork(move || {
@@ -106,4 +115,39 @@ fn descriptors_of_the_wrong_kind_are_refused() {
         postcard::from_bytes::<Queue<u8>>(&bytes)
     });
     assert!(r.is_err(), "an unsealed memfd taken for the segment");
+}
+
+#[test]
+fn many_senders_many_values_each_arrives_as_itself() {
+    warm_up();
+    const SENDERS: u64 = 4;
+    const EACH: u64 = 500;
+    let q = Queue::<(u64, Value<u64>)>::new().unwrap();
+    let done = Queue::<u8>::new().unwrap();
+    let mut children: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let (qc, dc) = (q.clone(), done.clone());
+            fork(move || {
+                for i in 0..EACH {
+                    let tag = s * 1_000_000 + i;
+                    qc.put((tag, Value::new(tag).unwrap())).unwrap();
+                }
+                dc.get_timeout(LONG).unwrap();
+                0
+            })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..SENDERS * EACH {
+        let (tag, v) = q.get_timeout(LONG).unwrap();
+        assert_eq!(v.get(), tag, "message {tag} attached to another value");
+        assert!(seen.insert(tag), "message {tag} twice");
+    }
+    for _ in 0..SENDERS {
+        done.put(1).unwrap();
+    }
+    for c in &mut children {
+        assert_eq!(c.wait(LONG), 0);
+    }
+    assert_eq!(seen.len() as u64, SENDERS * EACH);
 }

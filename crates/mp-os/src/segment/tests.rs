@@ -274,3 +274,30 @@ fn a_strict_receiver_refuses_the_proc_form() {
             .is_ok()
     );
 }
+
+#[test]
+fn exports_that_nobody_receives_are_bounded() {
+    // In a child process: the flood would evict other tests' exports.
+    // One-time set-up first, so that the child does not inherit it half
+    // done by another test thread.
+    drop(Segment::object(*b"TEST", 1, 8).unwrap());
+    // SAFETY: the child only runs this code (no locks held by other
+    // threads are needed) and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(|| {
+            let seg = Segment::object(*b"TEST", 1, 8).unwrap();
+            for _ in 0..MAX_EXPORTS + 100 {
+                let _ = postcard::to_allocvec(&seg).unwrap();
+            }
+            Arc::strong_count(&seg.inner) == MAX_EXPORTS + 1
+        });
+        // SAFETY: leaving the child without running the harness.
+        unsafe { libc::_exit(if matches!(ok, Ok(true)) { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+}
