@@ -211,6 +211,23 @@ impl Attach {
         )
     }
 
+    /// This handle's registrations were handed over to this process by the
+    /// sender's [`TransitGuard`] (a child decoding its arguments): keep one
+    /// per role instead of two. If the hand-over has not happened yet, this
+    /// drops the one just made, and the guard's arrives in its place (the
+    /// sender keeps its own until then, so the side never looks
+    /// abandoned); in the rare case that this handle is dropped before
+    /// that, the handed-over registration lasts until the process exits.
+    pub(crate) fn take_handed_over(&self) {
+        let me = process_token();
+        if let Some(i) = self.send.filter(|_| self.can_send()) {
+            self.chan.ring(i).ctl().writers.remove(me);
+        }
+        if let Some(i) = self.recv.filter(|_| self.can_recv()) {
+            self.chan.ring(i).ctl().readers.remove(me);
+        }
+    }
+
     /// Drops the transit registration a sender kept for this handle.
     pub(crate) fn release_transit(&self, pid: u32) {
         if pid == 0 {
@@ -381,6 +398,10 @@ impl Attach {
         }
     }
 }
+
+/// The `transit` of a handle's wire form whose carrier keeps a
+/// [`TransitGuard`] (no liveness token has bit 31 set).
+pub(crate) const GUARDED: u32 = 1 << 31;
 
 /// The registrations that keep a channel connected while a serialized
 /// handle travels: made by the sender, owned by the carrier of the bytes

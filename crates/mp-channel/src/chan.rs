@@ -258,8 +258,10 @@ impl<'de> Deserialize<'de> for FdIn {
 }
 
 /// How a channel handle is written: the segment, its eventfds, the roles
-/// of the handle and, inside a transport, the sender's pid that keeps one
-/// registration per role until the receiver has attached.
+/// of the handle and, inside a transport, `transit`: the sender's token
+/// when the sender keeps one registration per role until the receiver
+/// releases it (`collect_fds`), or `GUARDED` when the carrier of the bytes
+/// keeps it (`collect_handles`; see `attach::TransitGuard`).
 #[derive(Serialize)]
 pub(crate) struct WireOut<'a> {
     seg: &'a Segment,

@@ -9,7 +9,7 @@ use mp_os::time::Deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::attach::Attach;
+use crate::attach::{Attach, GUARDED};
 use crate::error::{RecvError, SendError};
 use crate::ring::{RErr, Ring, Sink, WErr};
 
@@ -244,10 +244,10 @@ pub(crate) fn serialize_handle<S: serde::Serializer>(a: &Attach, s: S) -> Result
     let transit = if !mp_os::handle::in_transport() {
         0
     } else if mp_os::handle::keeps_transits() {
-        if let Some(g) = a.transit_guard() {
-            let _ = mp_os::handle::keep_in_transit(Box::new(g));
-        }
-        0
+        let kept = a
+            .transit_guard()
+            .is_some_and(|g| mp_os::handle::keep_in_transit(Box::new(g)).is_ok());
+        if kept { GUARDED } else { 0 }
     } else {
         a.add_transit()
     };
@@ -278,6 +278,13 @@ pub(crate) fn deserialize_handle<'de, D: serde::Deserializer<'de>>(
         recv,
         crate::ring::WaitMode::from_u8(mode),
     );
-    a.release_transit(transit);
+    if transit == GUARDED {
+        // The carrier keeps (or handed us) the sender's registration.
+        if mp_os::handle::handed_over() {
+            a.take_handed_over();
+        }
+    } else {
+        a.release_transit(transit);
+    }
     Ok(a)
 }

@@ -64,6 +64,7 @@ thread_local! {
     static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
     static SOURCE: RefCell<Option<Source>> = const { RefCell::new(None) };
     static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+    static HANDED_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Records why a handle could not be re-attached on this thread, for
@@ -121,6 +122,8 @@ struct Source {
     table: Vec<Option<OwnedFd>>,
     /// Refuse the `/proc` form (an untrusted peer).
     strict: bool,
+    /// The sender handed the bytes' [`Transits`] over to this process.
+    handed: bool,
 }
 
 /// The wire form of a descriptor inside a serialized handle.
@@ -240,6 +243,29 @@ impl Transits {
     }
 }
 
+/// Says that the next [`provide_fds`] on this thread decodes bytes whose
+/// [`Transits`] the sender handed over to this process
+/// ([`Transits::hand_over`]: a child decoding its arguments); `false`
+/// cancels it. A handle decoded there takes the handed-over registration
+/// as its own ([`handed_over`]), so that the process holds the object once,
+/// not twice.
+///
+/// ```
+/// mp_os::handle::expect_handed_over(true);
+/// assert!(mp_os::handle::provide_fds(Vec::new(), mp_os::handle::handed_over));
+/// assert!(!mp_os::handle::provide_fds(Vec::new(), mp_os::handle::handed_over));
+/// ```
+pub fn expect_handed_over(on: bool) {
+    HANDED_NEXT.with(|h| h.set(on));
+}
+
+/// Whether the bytes being decoded on this thread came with
+/// [`Transits`] that were handed over to this process (see
+/// [`expect_handed_over`]).
+pub fn handed_over() -> bool {
+    SOURCE.with(|s| s.borrow().as_ref().is_some_and(|s| s.handed))
+}
+
 /// Whether the descriptor table being collected on this thread keeps
 /// [`Transit`]s ([`collect_handles`]); if so, a handle passes its transit
 /// with [`keep_in_transit`] and the receiver releases nothing.
@@ -293,7 +319,14 @@ pub fn provide_fds_strict<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
 
 fn provide<R>(fds: Vec<OwnedFd>, strict: bool, f: impl FnOnce() -> R) -> R {
     let table = fds.into_iter().map(Some).collect();
-    let saved = SOURCE.with(|s| s.borrow_mut().replace(Source { table, strict }));
+    let handed = HANDED_NEXT.with(|h| h.replace(false));
+    let saved = SOURCE.with(|s| {
+        s.borrow_mut().replace(Source {
+            table,
+            strict,
+            handed,
+        })
+    });
     let r = f();
     SOURCE.with(|s| *s.borrow_mut() = saved);
     r

@@ -77,3 +77,29 @@ fn the_channel_stays_connected_until_the_child_has_its_end() {
         p.join().unwrap();
     }
 }
+
+fn drop_then_wait((tx, done): (PipeEnd, PipeEnd)) {
+    // Well after `start` has returned in the parent.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(tx);
+    let _ = done.recv_timeout::<u32>(Duration::from_secs(60));
+}
+
+#[test]
+fn a_child_that_lets_go_of_its_end_disconnects_the_peer_while_it_runs() {
+    for method in [StartMethod::Spawn, StartMethod::Forkserver] {
+        let (rx, tx) = Pipe::new(false).unwrap();
+        let (done_rx, done_tx) = Pipe::new(false).unwrap();
+        let p = Process::new(drop_then_wait, (tx.clone(), done_rx.clone())).start_method(method);
+        p.start().unwrap();
+        drop((tx, done_rx));
+        // The child holds the end once (not once more for the transit).
+        disconnected(&rx);
+        assert!(
+            p.is_alive(),
+            "{method:?}: Disconnected only once the child exited"
+        );
+        done_tx.send(&1u32).unwrap();
+        p.join().unwrap();
+    }
+}
