@@ -211,6 +211,23 @@ impl Attach {
         )
     }
 
+    /// This handle's registrations were handed over to this process by the
+    /// sender's [`TransitGuard`] (a child decoding its arguments): keep one
+    /// per role instead of two. If the hand-over has not happened yet, this
+    /// drops the one just made, and the guard's arrives in its place (the
+    /// sender keeps its own until then, so the side never looks
+    /// abandoned); in the rare case that this handle is dropped before
+    /// that, the handed-over registration lasts until the process exits.
+    pub(crate) fn take_handed_over(&self) {
+        let me = process_token();
+        if let Some(i) = self.send.filter(|_| self.can_send()) {
+            self.chan.ring(i).ctl().writers.remove(me);
+        }
+        if let Some(i) = self.recv.filter(|_| self.can_recv()) {
+            self.chan.ring(i).ctl().readers.remove(me);
+        }
+    }
+
     /// Drops the transit registration a sender kept for this handle.
     pub(crate) fn release_transit(&self, pid: u32) {
         if pid == 0 {
@@ -222,6 +239,30 @@ impl Attach {
         if let Some(i) = self.recv {
             self.chan.ring(i).ctl().readers.remove(pid);
         }
+    }
+
+    /// A registration for each open role, owned by a [`TransitGuard`]
+    /// that the carrier of a serialized handle keeps
+    /// (`mp_os::handle::collect_handles`); `None` when a holder table is
+    /// full (the handle then travels unguarded).
+    pub(crate) fn transit_guard(&self) -> Option<TransitGuard> {
+        let me = process_token();
+        let g = TransitGuard {
+            chan: self.chan.clone(),
+            send: self.send.filter(|_| self.can_send()),
+            recv: self.recv.filter(|_| self.can_recv()),
+            owner: me,
+            wrole: AtomicU32::new(0),
+            rrole: AtomicU32::new(0),
+        };
+        for (_, holders, role) in g.sides() {
+            let r = holders.add(me);
+            role.store(r, Relaxed);
+            if r & OVERFLOW != 0 {
+                return None; // dropping `g` releases what it holds
+            }
+        }
+        Some(g)
     }
 
     /// Adds a transit registration (kept until the receiver attaches).
@@ -355,6 +396,81 @@ impl Attach {
                 self.chan.ring(i),
             );
         }
+    }
+}
+
+/// The `transit` of a handle's wire form whose carrier keeps a
+/// [`TransitGuard`] (no liveness token has bit 31 set).
+pub(crate) const GUARDED: u32 = 1 << 31;
+
+/// The registrations that keep a channel connected while a serialized
+/// handle travels: made by the sender, owned by the carrier of the bytes
+/// (a process's arguments, a pool's initializer or task), and released
+/// exactly once: when the carrier drops it (in the process that made it),
+/// or by the death of the process it was handed over to.
+pub(crate) struct TransitGuard {
+    chan: Arc<Chan>,
+    send: Option<u8>,
+    recv: Option<u8>,
+    /// The process that registered (a forked copy of the guard is inert).
+    owner: u32,
+    wrole: AtomicU32,
+    rrole: AtomicU32,
+}
+
+impl TransitGuard {
+    /// (ring, holder table, role word) for each role held.
+    fn sides(&self) -> impl Iterator<Item = (u8, &Holders, &AtomicU32)> {
+        let w = self
+            .send
+            .map(|i| (i, &self.chan.ring(i).ctl().writers, &self.wrole));
+        let r = self
+            .recv
+            .map(|i| (i, &self.chan.ring(i).ctl().readers, &self.rrole));
+        w.into_iter().chain(r)
+    }
+
+    fn release(&self) {
+        if process_token() != self.owner {
+            return;
+        }
+        for (i, holders, role) in self.sides() {
+            let r = role.swap(0, AcqRel);
+            if r != 0 {
+                holders.remove(r);
+                self.chan.ring(i).notify_all();
+            }
+        }
+    }
+}
+
+impl mp_os::handle::Transit for TransitGuard {
+    fn hand_over(&self, token: Option<u32>) {
+        if process_token() != self.owner {
+            return;
+        }
+        if let Some(t) = token {
+            // The receiving process's registration first, then ours goes:
+            // the side never looks abandoned in between. It is released
+            // when that process dies (a dead holder is pruned).
+            for (_, holders, role) in self.sides() {
+                if role.load(Relaxed) == 0 {
+                    continue;
+                }
+                let r = holders.add(t);
+                if r & OVERFLOW != 0 {
+                    // Never pruned: give up the guard instead.
+                    holders.remove(r);
+                }
+            }
+        }
+        self.release();
+    }
+}
+
+impl Drop for TransitGuard {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

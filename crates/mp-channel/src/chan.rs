@@ -217,6 +217,19 @@ impl Chan {
     }
 }
 
+/// Checks that a received descriptor is an eventfd (when `/proc` can tell).
+fn check_eventfd(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    match std::fs::read_link(&link) {
+        Ok(target) if target.as_os_str() != "anon_inode:[eventfd]" => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("channel handle with a descriptor that is not an eventfd ({target:?})"),
+        )),
+        // Without /proc there is nothing to ask; the ring works regardless.
+        _ => Ok(()),
+    }
+}
+
 fn normalize_cap(cap: u64) -> u64 {
     cap.clamp(MIN_CAP, MAX_CAP).next_power_of_two().min(MAX_CAP)
 }
@@ -245,8 +258,10 @@ impl<'de> Deserialize<'de> for FdIn {
 }
 
 /// How a channel handle is written: the segment, its eventfds, the roles
-/// of the handle and, inside a transport, the sender's pid that keeps one
-/// registration per role until the receiver has attached.
+/// of the handle and, inside a transport, `transit`: the sender's token
+/// when the sender keeps one registration per role until the receiver
+/// releases it (`collect_fds`), or `GUARDED` when the carrier of the bytes
+/// keeps it (`collect_handles`; see `attach::TransitGuard`).
 #[derive(Serialize)]
 pub(crate) struct WireOut<'a> {
     seg: &'a Segment,
@@ -289,6 +304,10 @@ impl Chan {
 impl WireIn {
     /// Attaches to the channel described; validates everything.
     pub(crate) fn into_chan(self, kind: u32) -> io::Result<Chan> {
+        // The segment is a sealed memfd (checked by its `Deserialize`).
+        for f in &self.efds {
+            check_eventfd(f.0.as_fd())?;
+        }
         let chan = Chan::attach(self.seg, self.efds.into_iter().map(|f| f.0).collect())?;
         let n = chan.rings.len() as u8;
         if chan.kind != kind

@@ -179,6 +179,13 @@ pub enum RecvError {
     /// The message is not a valid postcard encoding of the expected type.
     #[error("cannot decode the message")]
     Decode(#[source] postcard::Error),
+    /// The message holds a handle (a shared value, lock, ...) that could
+    /// not be re-attached: the message says why (the sending process
+    /// exited, or let go of the object before it was received, ...). The
+    /// message is consumed. A handle never attaches to another object than
+    /// the one that was sent.
+    #[error("cannot re-attach a handle in the message: {0}")]
+    Attach(String),
     /// The channel's framing is damaged (a foreign or corrupt writer).
     #[error("corrupt channel: {0}")]
     Corrupt(&'static str),

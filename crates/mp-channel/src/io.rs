@@ -9,7 +9,7 @@ use mp_os::time::Deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::attach::Attach;
+use crate::attach::{Attach, GUARDED};
 use crate::error::{RecvError, SendError};
 use crate::ring::{RErr, Ring, Sink, WErr};
 
@@ -127,7 +127,11 @@ pub(crate) fn map_rerr(e: RErr, call: Call) -> RecvError {
             needed: usize::try_from(n).unwrap_or(usize::MAX),
         },
         RErr::Corrupt(m) => RecvError::Corrupt(m),
-        RErr::Decode(e) => RecvError::Decode(e),
+        // postcard drops the reason a handle failed to re-attach.
+        RErr::Decode(e) => match mp_os::handle::take_attach_error() {
+            Some(why) => RecvError::Attach(why),
+            None => RecvError::Decode(e),
+        },
     }
 }
 
@@ -234,10 +238,18 @@ pub(crate) fn serialize_handle<S: serde::Serializer>(a: &Attach, s: S) -> Result
     if a.closed() {
         return Err(S::Error::custom("cannot send a closed channel handle"));
     }
-    let transit = if mp_os::handle::in_transport() {
-        a.add_transit()
-    } else {
+    // Inside a transport the channel must stay connected until a receiver
+    // has attached: the carrier keeps a guard (`collect_handles`), or else
+    // the first receiver releases the sender's extra registration.
+    let transit = if !mp_os::handle::in_transport() {
         0
+    } else if mp_os::handle::keeps_transits() {
+        let kept = a
+            .transit_guard()
+            .is_some_and(|g| mp_os::handle::keep_in_transit(Box::new(g)).is_ok());
+        if kept { GUARDED } else { 0 }
+    } else {
+        a.add_transit()
     };
     let send = a.send.filter(|_| a.can_send());
     let recv = a.recv.filter(|_| a.can_recv());
@@ -257,16 +269,22 @@ pub(crate) fn deserialize_handle<'de, D: serde::Deserializer<'de>>(
     kind: u32,
 ) -> Result<std::sync::Arc<Attach>, D::Error> {
     use serde::Deserialize;
-    use serde::de::Error;
     let w = crate::chan::WireIn::deserialize(d)?;
     let (send, recv, mode, transit) = (w.send, w.recv, w.mode, w.transit);
-    let chan = w.into_chan(kind).map_err(D::Error::custom)?;
+    let chan = w.into_chan(kind).map_err(mp_os::handle::attach_error)?;
     let a = Attach::new(
         std::sync::Arc::new(chan),
         send,
         recv,
         crate::ring::WaitMode::from_u8(mode),
     );
-    a.release_transit(transit);
+    if transit == GUARDED {
+        // The carrier keeps (or handed us) the sender's registration.
+        if mp_os::handle::handed_over() {
+            a.take_handed_over();
+        }
+    } else {
+        a.release_transit(transit);
+    }
     Ok(a)
 }

@@ -216,7 +216,8 @@ pub(crate) fn upgrade(stream: Stream, spin: Duration) -> io::Result<Transport> {
         .capacity(PIPE_RING)
         .build()
         .map_err(|e| io::Error::other(e.to_string()))?;
-    let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&theirs));
+    // `transits` keeps the pipe connected until the server has its end.
+    let (bytes, fds, transits) = mp_os::handle::collect_handles(|| postcard::to_allocvec(&theirs));
     let bytes = bytes.map_err(io::Error::other)?;
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     mp_os::fdpass::send(sock, &bytes, &borrowed)?;
@@ -234,7 +235,7 @@ pub(crate) fn upgrade(stream: Stream, spin: Duration) -> io::Result<Transport> {
     }
     // The server holds its end now: ours goes, so that the server sees the
     // pipe disconnected when this process's end is gone.
-    drop(theirs);
+    drop((theirs, transits));
     Ok(Transport::pipe(stream, ours, spin))
 }
 
@@ -250,7 +251,10 @@ pub(crate) fn accept_upgrade(stream: Stream, spin: Duration) -> io::Result<Optio
     let Some((bytes, fds)) = mp_os::fdpass::recv(sock, MAX_UPGRADE)? else {
         return Ok(None);
     };
-    let end = mp_os::handle::provide_fds(fds, || postcard::from_bytes::<PipeEnd>(&bytes));
+    // Strict: a client must pass its descriptors, not name some process's
+    // by /proc path (which this server would open on its behalf); the pipe
+    // end checks that they are a sealed memfd and eventfds.
+    let end = mp_os::handle::provide_fds_strict(fds, || postcard::from_bytes::<PipeEnd>(&bytes));
     let mut buf = Vec::new();
     match end {
         Ok(pipe) if pipe.readable() && pipe.writable() => {

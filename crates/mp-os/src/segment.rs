@@ -18,13 +18,49 @@
 //!      0     4  magic        four ASCII bytes naming the object kind
 //!      4     4  version      layout version of that kind
 //!      8     8  payload_len  bytes after the header
-//!     16    48  reserved     zero
+//!     16     8  id           random and non-zero: tells this object from any other
+//!     24    32  acks         4 x u64: tickets of receivers that attached through
+//!                            /proc (see "Handles outside a transport")
+//!     56     8  reserved     zero
 //!     64     -  payload      the object's own #[repr(C)] layout
 //! ```
 //!
 //! A process that attaches to a segment checks magic and version before it
 //! touches the payload, so two builds with different layouts refuse to talk
 //! instead of corrupting each other.
+//!
+//! # Handles outside a transport
+//!
+//! A segment serialized outside a descriptor transport travels as
+//! `/proc/PID/fd/N` (see [`crate::handle`]), which the receiver checks
+//! against the object's device and inode, and for an object segment
+//! against its `id` as well: a receiver attaches to the very object that
+//! was sent or gets an error, never another object. So that the common
+//! case works (a value created, put into a queue and dropped at once), the
+//! sender of an object segment keeps it alive in a small table of exports
+//! until a receiver has attached: the serialized handle carries a random
+//! ticket, the receiver writes it into a free `acks` slot once it has
+//! mapped the segment, and the sender drops the entries whose ticket came
+//! back the next time it exports or creates an object. The table holds at
+//! most 1,024 entries, oldest out first (bytes that nobody decodes cannot
+//! pin objects for ever); a receiver that finds the four slots taken does
+//! not acknowledge, and its entry waits for that limit. None of this helps
+//! once the sending process has exited: its objects can then only be
+//! reached through a process that still holds them, and the receiver's
+//! error says so.
+//!
+//! # Seals
+//!
+//! A memfd that one holder shrinks kills every other holder that touches
+//! the lost pages (`SIGBUS`). Anonymous segments are therefore sealed
+//! (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`) right after they are sized,
+//! and a segment received from another process ([`Segment`]'s
+//! `Deserialize`, [`Segment::check`]) must carry those seals and the size it
+//! was mapped with: an unsealed or short object is an error, not a mapping
+//! that a peer can pull from under us. Named objects (`/dev/shm`) cannot be
+//! sealed; they are attached by name ([`Segment::open_named`]) or with
+//! [`Segment::deserialize_named`], and anyone holding the name can resize
+//! them, as with POSIX shared memory in any language.
 //!
 //! ```
 //! use mp_os::segment::Segment;
@@ -36,15 +72,19 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::Once;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 use memmap2::{MmapOptions, MmapRaw};
-use rustix::fs::{MemfdFlags, Mode, fstat, ftruncate, memfd_create};
+use rustix::fs::{
+    MemfdFlags, Mode, SealFlags, fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handle;
@@ -56,13 +96,23 @@ pub struct Header {
     magic: [u8; 4],
     version: u32,
     payload_len: u64,
-    _reserved: [u8; 48],
+    id: u64,
+    acks: [AtomicU64; ACK_SLOTS],
+    _reserved: [u8; 8],
 }
+
+/// Acknowledgement slots in a [`Header`].
+const ACK_SLOTS: usize = 4;
 
 /// Size of [`Header`]: the payload starts this many bytes into a segment,
 /// on a cache-line boundary.
 pub const HEADER_SIZE: usize = 64;
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
+
+/// The seals every anonymous segment carries (see the module docs).
+const RESIZE_SEALS: SealFlags = SealFlags::SHRINK
+    .union(SealFlags::GROW)
+    .union(SealFlags::SEAL);
 
 /// A shared mapping of a memfd or a named shared-memory object.
 ///
@@ -92,6 +142,8 @@ pub struct Segment {
 struct Inner {
     map: MmapRaw,
     fd: OwnedFd,
+    /// The header's `id` for an object segment, 0 otherwise.
+    id: u64,
 }
 
 impl fmt::Debug for Segment {
@@ -139,8 +191,9 @@ impl Segment {
             ));
         }
         raise_fd_limit_once();
-        let fd = memfd_create(name, MemfdFlags::CLOEXEC)?;
+        let fd = memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
         ftruncate(&fd, len as u64)?;
+        fcntl_add_seals(&fd, RESIZE_SEALS)?;
         Segment::map(fd, len)
     }
 
@@ -152,16 +205,23 @@ impl Segment {
     /// As [`Segment::anonymous`].
     pub fn object(magic: [u8; 4], version: u32, payload_len: usize) -> io::Result<Segment> {
         let name = format!("mp-{}", String::from_utf8_lossy(&magic).to_lowercase());
-        let seg = Segment::anonymous(&name, HEADER_SIZE + payload_len.max(1))?;
+        sweep_exports();
+        let mut seg = Segment::anonymous(&name, HEADER_SIZE + payload_len.max(1))?;
+        let id = random_id();
         let header = Header {
             magic,
             version,
             payload_len: payload_len as u64,
-            _reserved: [0; 48],
+            id,
+            acks: Default::default(),
+            _reserved: [0; 8],
         };
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page aligned,
         // and no other process can see it yet.
         unsafe { seg.as_ptr().cast::<Header>().write(header) };
+        Arc::get_mut(&mut seg.inner)
+            .expect("a new segment has one handle")
+            .id = id;
         Ok(seg)
     }
 
@@ -191,6 +251,7 @@ impl Segment {
             inner: Arc::new(Inner {
                 map,
                 fd: file.into(),
+                id: 0,
             }),
         })
     }
@@ -274,9 +335,11 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// `InvalidData` when the segment is too small or holds another kind or
+    /// `InvalidData` when the segment is not sealed against resizing (see
+    /// [`Segment::check_sealed`]), is too small, or holds another kind or
     /// version of object.
     pub fn check(&self, magic: [u8; 4], version: u32) -> io::Result<()> {
+        self.check_sealed()?;
         if self.len() < HEADER_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -314,15 +377,70 @@ impl Segment {
         Ok(())
     }
 
-    /// Length of the payload after the header, as recorded in it.
+    /// Checks that the segment is a memfd sealed against resizing
+    /// (`F_SEAL_SHRINK | F_SEAL_GROW`) whose size is still the size of the
+    /// mapping: then no holder can shrink it under the others (see the
+    /// module docs).
+    ///
+    /// ```
+    /// use mp_os::segment::Segment;
+    ///
+    /// Segment::anonymous("sealed", 4096)?.check_sealed()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` for a descriptor that is not a sealed memfd of the
+    /// mapped size.
+    pub fn check_sealed(&self) -> io::Result<()> {
+        let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+        let seals = fcntl_get_seals(self.fd())
+            .map_err(|e| bad(format!("the shared segment is not a memfd ({e})")))?;
+        if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
+            return Err(bad(
+                "the shared segment is not sealed against resizing: another process could \
+                 shrink it under us"
+                    .into(),
+            ));
+        }
+        let size = fstat(self.fd())?.st_size;
+        if u64::try_from(size).ok() != Some(self.len() as u64) {
+            return Err(bad(format!(
+                "the shared segment has {size} bytes, {} were mapped",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Length of the payload after the header, as recorded in it, and never
+    /// more than the mapping holds after the header (0 for a segment too
+    /// small to have a header).
     pub fn payload_len(&self) -> usize {
-        // SAFETY: as in `check`; callers use this on object segments.
-        unsafe { (*self.as_ptr().cast::<Header>()).payload_len as usize }
+        if self.len() < HEADER_SIZE {
+            return 0;
+        }
+        // SAFETY: at least HEADER_SIZE bytes are mapped; `payload_len` is
+        // written once by the creator before the segment is shared.
+        let recorded = unsafe { (*self.as_ptr().cast::<Header>()).payload_len };
+        usize::try_from(recorded).map_or(usize::MAX, |n| n.min(self.len() - HEADER_SIZE))
     }
 
     /// Start of the payload (just after the header).
+    ///
+    /// # Panics
+    ///
+    /// If the segment is too small to hold a header (a segment that passed
+    /// [`Segment::check`] never is).
     pub fn payload(&self) -> *mut u8 {
-        // SAFETY: object segments are at least HEADER_SIZE + 1 bytes long.
+        assert!(
+            self.len() >= HEADER_SIZE,
+            "a shared segment of {} bytes has no object header",
+            self.len()
+        );
+        // SAFETY: checked above: HEADER_SIZE is within (or one past the end
+        // of) the mapping.
         unsafe { self.as_ptr().add(HEADER_SIZE) }
     }
 }
@@ -338,16 +456,252 @@ fn shm_name(name: &str) -> io::Result<String> {
     Ok(format!("/{bare}"))
 }
 
+#[derive(Serialize)]
+struct WireOut<'a> {
+    #[serde(serialize_with = "ser_fd")]
+    fd: BorrowedFd<'a>,
+    /// The header's `id` (0: not an object segment, nothing to check).
+    id: u64,
+    /// The export's ticket (0: none, inside a transport).
+    ticket: u64,
+}
+
+fn ser_fd<S: Serializer>(fd: &BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
+    handle::serialize_fd(*fd, s)
+}
+
+#[derive(Deserialize)]
+struct WireIn {
+    #[serde(deserialize_with = "handle::deserialize_fd")]
+    fd: OwnedFd,
+    id: u64,
+    ticket: u64,
+}
+
+/// Outside a transport, an object segment stays in the table of exports
+/// until a receiver has attached (see the module docs).
 impl Serialize for Segment {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        handle::serialize_fd(self.fd(), s)
+        let ticket = if self.inner.id != 0 && !handle::in_transport() {
+            export(self)
+        } else {
+            0
+        };
+        let r = WireOut {
+            fd: self.fd(),
+            id: self.inner.id,
+            ticket,
+        }
+        .serialize(s);
+        if r.is_err() && ticket != 0 {
+            with_exports(|list| list.retain(|e| e.ticket != ticket));
+        }
+        r
     }
 }
 
+/// Attaches to a segment sent by another process; it must be a memfd
+/// sealed against resizing ([`Segment::check_sealed`]).
 impl<'de> Deserialize<'de> for Segment {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
-        let fd = handle::deserialize_fd(d)?;
-        Segment::from_fd(fd).map_err(serde::de::Error::custom)
+        let w = WireIn::deserialize(d)?;
+        Segment::receive(w).map_err(handle::attach_error)
+    }
+}
+
+impl Segment {
+    /// Attaches to a segment sent by another process without requiring
+    /// seals: for named shared memory, which cannot be sealed (any holder
+    /// of the name may resize it). Object handles use the sealed
+    /// `Deserialize` instead.
+    ///
+    /// ```
+    /// use mp_os::segment::Segment;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Named {
+    ///     #[serde(deserialize_with = "Segment::deserialize_named")]
+    ///     seg: Segment,
+    /// }
+    /// let seg = Segment::anonymous("doc", 64)?;
+    /// let bytes = postcard::to_allocvec(&(&seg,)).unwrap();
+    /// let back: Named = postcard::from_bytes(&bytes).unwrap();
+    /// assert_eq!(back.seg.len(), 64);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`handle::deserialize_fd`], and when the object is empty or
+    /// cannot be mapped.
+    pub fn deserialize_named<'de, D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
+        // A named object has no header: `id` and `ticket` are 0 (and are
+        // not trusted: nothing is read from an unsealed segment here).
+        let w = WireIn::deserialize(d)?;
+        Segment::from_fd(w.fd).map_err(serde::de::Error::custom)
+    }
+
+    /// Attaches to a received sealed segment; for an object segment, checks
+    /// that it is the object that was sent and acknowledges its export.
+    fn receive(w: WireIn) -> io::Result<Segment> {
+        let mut seg = Segment::from_fd(w.fd)?;
+        seg.check_sealed()?;
+        if w.id == 0 {
+            return Ok(seg);
+        }
+        let other = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the received descriptor refers to another shared object than the one sent \
+                 (the sender let go of it before it was received)",
+            )
+        };
+        let Some(h) = seg.header() else {
+            return Err(other());
+        };
+        if h.id != w.id {
+            return Err(other());
+        }
+        if w.ticket != 0 {
+            // Tell the sender it may let go of its export (see the module
+            // docs); with every slot taken, its table's limit does it.
+            let _ = h
+                .acks
+                .iter()
+                .find(|a| a.compare_exchange(0, w.ticket, AcqRel, Relaxed).is_ok());
+        }
+        Arc::get_mut(&mut seg.inner)
+            .expect("a new segment has one handle")
+            .id = w.id;
+        Ok(seg)
+    }
+
+    /// The object header, if the segment is large enough for one.
+    fn header(&self) -> Option<&Header> {
+        // SAFETY: at least HEADER_SIZE bytes are mapped, page aligned; the
+        // plain fields are written once before the segment is shared, the
+        // others are atomics.
+        (self.len() >= HEADER_SIZE).then(|| unsafe { &*self.as_ptr().cast::<Header>() })
+    }
+}
+
+// ------------------------------------------------------------- exports
+
+/// An object segment serialized outside a transport, kept until a receiver
+/// acknowledges `ticket` (see the module docs).
+struct Export {
+    seg: Segment,
+    ticket: u64,
+}
+
+/// Most exports kept at once; the oldest goes first.
+const MAX_EXPORTS: usize = 1024;
+
+/// The table of exports, behind a spin lock whose word is the pid of the
+/// holding process: a child forked while another thread of its parent held
+/// it takes it over (that thread does not exist in the child).
+struct Exports {
+    lock: AtomicU32,
+    /// The process the list belongs to (a forked child starts afresh).
+    owner: AtomicU32,
+    /// Entries, for a cheap check before taking the lock.
+    len: AtomicUsize,
+    list: UnsafeCell<Vec<Export>>,
+}
+
+// SAFETY: `list` is only touched with `lock` held by this process.
+unsafe impl Sync for Exports {}
+
+static EXPORTS: Exports = Exports {
+    lock: AtomicU32::new(0),
+    owner: AtomicU32::new(0),
+    len: AtomicUsize::new(0),
+    list: UnsafeCell::new(Vec::new()),
+};
+
+fn with_exports<R>(f: impl FnOnce(&mut Vec<Export>) -> R) -> R {
+    let me = std::process::id();
+    loop {
+        match EXPORTS.lock.compare_exchange_weak(0, me, Acquire, Relaxed) {
+            Ok(_) => break,
+            Err(held) if held != 0 && held != me => {
+                // Held at fork time by a thread of the parent: the list may
+                // be half-updated, so it is forgotten, not dropped.
+                if EXPORTS
+                    .lock
+                    .compare_exchange(held, me, Acquire, Relaxed)
+                    .is_ok()
+                {
+                    // SAFETY: we hold the lock now; nobody else in this
+                    // process can (the parent's holder is not here).
+                    std::mem::forget(std::mem::take(unsafe { &mut *EXPORTS.list.get() }));
+                    EXPORTS.owner.store(me, Relaxed);
+                    break;
+                }
+            }
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+    // SAFETY: we hold the lock.
+    let list = unsafe { &mut *EXPORTS.list.get() };
+    if EXPORTS.owner.swap(me, Relaxed) != me {
+        // Inherited from the parent: its exports are its own business.
+        list.clear();
+    }
+    let r = f(list);
+    EXPORTS.len.store(list.len(), Relaxed);
+    EXPORTS.lock.store(0, Release);
+    r
+}
+
+/// Drops the exports whose ticket came back.
+fn sweep(list: &mut Vec<Export>) {
+    list.retain(|e| {
+        let acked = e.seg.header().is_some_and(|h| {
+            h.acks
+                .iter()
+                .any(|a| a.compare_exchange(e.ticket, 0, AcqRel, Relaxed).is_ok())
+        });
+        !acked
+    });
+}
+
+fn sweep_exports() {
+    if EXPORTS.len.load(Relaxed) != 0 {
+        with_exports(sweep);
+    }
+}
+
+/// Keeps `seg` until a receiver acknowledges; returns the ticket.
+fn export(seg: &Segment) -> u64 {
+    let ticket = random_id();
+    with_exports(|list| {
+        sweep(list);
+        if list.len() >= MAX_EXPORTS {
+            list.remove(0);
+        }
+        list.push(Export {
+            seg: seg.clone(),
+            ticket,
+        });
+    });
+    ticket
+}
+
+/// A random non-zero 64-bit value.
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        // Each RandomState has fresh keys (random per thread, then stepped).
+        let v = RandomState::new().hash_one((
+            COUNTER.fetch_add(1, Relaxed),
+            std::process::id(),
+            crate::time::monotonic_ns(),
+        ));
+        if v != 0 {
+            return v;
+        }
     }
 }
 

@@ -137,14 +137,15 @@ impl Shared {
             );
             Ok(v)
         };
-        let (frame, fds) = mp_os::handle::collect_fds(|| head().and_then(enc));
+        let (frame, fds, transits) = mp_os::handle::collect_handles(|| head().and_then(enc));
         let mut frame = frame?;
         let mut keep: Option<Box<dyn std::any::Any + Send>> = None;
         if !fds.is_empty() {
             // Handles in the items: write them as `/proc/PID/fd/N`
             // references and keep the items (their descriptors) alive until
-            // the task is over.
-            drop(fds);
+            // the task is over. This first encoding is thrown away, and
+            // what it registered with it.
+            drop((fds, transits));
             frame = head().and_then(enc)?;
             keep = Some(Box::new(items));
         }
@@ -246,13 +247,18 @@ impl PoolBuilder {
         args: A,
     ) -> Self {
         let func = Function::new(f).raw();
-        let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&args));
+        // Every worker (and every replacement) decodes these arguments:
+        // the channels in them stay connected as long as the pool keeps
+        // them, and no worker releases anything.
+        let (bytes, fds, transits) =
+            mp_os::handle::collect_handles(|| postcard::to_allocvec(&args));
         self.init = Some(
             bytes
                 .map(|b| Init {
                     func,
                     args: Bytes(b),
                     fds: fds.into_iter().map(|f| PassFd(Arc::new(f))).collect(),
+                    _keep: Some(Arc::new(transits)),
                 })
                 .map_err(|e| Error::InvalidArgument(format!("initializer arguments: {e}"))),
         );

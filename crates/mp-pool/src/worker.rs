@@ -101,6 +101,10 @@ pub(crate) struct Init {
     pub(crate) func: RawFunction,
     pub(crate) args: Bytes,
     pub(crate) fds: Vec<PassFd>,
+    /// What keeps the channels in the arguments connected (in the pool's
+    /// process only; see `mp_os::handle::collect_handles`).
+    #[serde(skip)]
+    pub(crate) _keep: Option<Arc<mp_os::handle::Transits>>,
 }
 
 impl Clone for Bytes {

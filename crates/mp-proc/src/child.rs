@@ -42,10 +42,14 @@ pub(crate) fn run_function(mut boot: Bootstrap, fds: Vec<OwnedFd>, sock: UnixStr
                 Vec::new(),
             );
         };
+        // The parent handed the arguments' transits over to this process.
+        mp_os::handle::expect_handed_over(true);
         // SAFETY: the parent produced `func` with `Function::raw` in this
         // same executable (a fork of it, or an exec of /proc/self/exe), and
         // the bootstrap travelled over a socket only it and we hold.
-        match unsafe { func.call(&args, fds) } {
+        let r = unsafe { func.call(&args, fds) };
+        mp_os::handle::expect_handed_over(false);
+        match r {
             Ok((bytes, fds)) => (Outcome::Returned(bytes), fds),
             Err(CallError::Panicked(m)) => (Outcome::Panicked(m), Vec::new()),
             Err(e) => (Outcome::Failed(e.to_string()), Vec::new()),

@@ -191,8 +191,8 @@ fn call_trampoline<A: DeserializeOwned, R: Serialize>(
     fds: Vec<OwnedFd>,
 ) -> Result<(Vec<u8>, Vec<OwnedFd>), CallError> {
     let f = resolve_target::<A, R>(target);
-    let a: A = mp_os::handle::provide_fds(fds, || postcard::from_bytes(input))
-        .map_err(|e| CallError::BadInput(e.to_string()))?;
+    let a: A =
+        mp_os::handle::provide_fds(fds, || postcard::from_bytes(input)).map_err(bad_input)?;
     let r = catch_unwind(AssertUnwindSafe(|| f(a)))
         .map_err(|p| CallError::Panicked(crate::child::panic_message(p.as_ref())))?;
     let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&r));
@@ -323,6 +323,15 @@ fn chunk_len(tag: u8, body: &[u8], pod: Option<usize>) -> Result<usize, CallErro
     }
 }
 
+/// An input that cannot be decoded; says why when a handle in it could not
+/// be re-attached (postcard drops that message).
+fn bad_input(e: postcard::Error) -> CallError {
+    CallError::BadInput(match mp_os::handle::take_attach_error() {
+        Some(why) => format!("{e}: {why}"),
+        None => e.to_string(),
+    })
+}
+
 /// Calls `each` on every item of a chunk checked by [`chunk_len`].
 fn for_each_input<A: DeserializeOwned + 'static>(
     tag: u8,
@@ -330,7 +339,7 @@ fn for_each_input<A: DeserializeOwned + 'static>(
     len: usize,
     mut each: impl FnMut(A),
 ) -> Result<(), CallError> {
-    let bad = |e: postcard::Error| CallError::BadInput(e.to_string());
+    let bad = bad_input;
     let (_, mut rest) = postcard::take_from_bytes::<usize>(body).map_err(bad)?;
     if tag == TAG_RAW {
         let size = std::mem::size_of::<A>();

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Duration;
 
+use mp_os::handle::Transits;
 use mp_os::time::Deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,7 +23,10 @@ use crate::{Error, Function, RawFunction, entry};
 pub(crate) enum Body<R> {
     Function {
         func: RawFunction,
-        args: Result<(Vec<u8>, Vec<OwnedFd>), String>,
+        /// The encoded arguments, their descriptors, and what keeps the
+        /// channels in them connected until the child has them (released
+        /// with the body, or handed over to the child when it starts).
+        args: Result<(Vec<u8>, Vec<OwnedFd>, Transits), String>,
     },
     Closure(Box<dyn FnOnce() -> R + Send>),
 }
@@ -87,8 +91,8 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         target: fn(A) -> R,
         args: A,
     ) -> Process<R> {
-        let (args, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&args));
-        let args = args.map(|b| (b, fds)).map_err(|e| e.to_string());
+        let (args, fds, transits) = mp_os::handle::collect_handles(|| postcard::to_allocvec(&args));
+        let args = args.map(|b| (b, fds, transits)).map_err(|e| e.to_string());
         Process::with_body(Body::Function {
             func: Function::new(target).raw(),
             args,
@@ -216,12 +220,15 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             parent_name: me.name().to_string(),
             args: Vec::new(),
         };
+        // Dropped (releasing the registrations) if the start fails.
+        let mut transits = Transits::default();
         let started = match body {
             Body::Closure(f) => {
                 method::fork::start(|sock| crate::child::run_closure(&boot, sock, f))
             }
             Body::Function { func, args } => {
-                let (args, fds) = args.expect("checked above");
+                let (args, fds, t) = args.expect("checked above");
+                transits = t;
                 boot.func = Some(func);
                 boot.args = args;
                 match method {
@@ -233,6 +240,9 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
                 }
             }
         }?;
+        // The channels in the arguments now stay connected as long as the
+        // child lives (it may not have decoded them yet).
+        transits.hand_over(started.pid as u32);
         let child = Arc::new(Child::new(started, self.name.clone(), self.daemon));
         register(child.clone());
         let _ = self.child.set(child);

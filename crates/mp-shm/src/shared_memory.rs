@@ -333,6 +333,8 @@ struct WireRef<'a> {
 
 #[derive(Deserialize)]
 struct Wire {
+    // Named objects cannot be sealed against resizing (see mp_os::segment).
+    #[serde(deserialize_with = "Segment::deserialize_named")]
     seg: Segment,
     name: String,
 }

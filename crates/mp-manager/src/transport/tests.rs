@@ -100,3 +100,65 @@ fn a_closed_pipe_is_the_end_and_sends_fail() {
     let e = t.send_frame(b"x").unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
 }
+
+/// The wire form of a segment inside a channel handle (`mp_os::segment`),
+/// to cut one out of a message.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+enum WireFd {
+    Passed(u32),
+    Proc {
+        token: u32,
+        fd: i32,
+        dev: u64,
+        ino: u64,
+    },
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct SegWire {
+    fd: WireFd,
+    id: u64,
+    ticket: u64,
+}
+
+fn seg_len(bytes: &[u8]) -> usize {
+    bytes.len() - postcard::take_from_bytes::<SegWire>(bytes).unwrap().1.len()
+}
+
+/// Sends `bytes` and `fds` as a client's upgrade message; what the server
+/// side makes of it.
+fn upgrade_with(bytes: &[u8], fds: &[std::os::fd::OwnedFd]) -> Option<Transport> {
+    let (client, server) = UnixStream::pair().unwrap();
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    mp_os::fdpass::send(&client, bytes, &borrowed).unwrap();
+    accept_upgrade(Stream::Unix(server), Duration::from_micros(50)).unwrap()
+}
+
+#[test]
+fn the_upgrade_refuses_descriptors_named_by_proc_path() {
+    let (_ours, theirs) = mp_channel::Pipe::builder().capacity(4096).build().unwrap();
+    let (good, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&theirs));
+    let good = good.unwrap();
+    // The segment named as /proc/PID/fd/N (here this process's own, but it
+    // could be any process's), the eventfds passed as they should be.
+    let by_proc = postcard::to_allocvec(&theirs).unwrap();
+    let forged = [&by_proc[..seg_len(&by_proc)], &good[seg_len(&good)..]].concat();
+    let dup = |fds: &[std::os::fd::OwnedFd]| -> Vec<_> {
+        fds.iter().map(|f| f.try_clone().unwrap()).collect()
+    };
+    assert!(
+        upgrade_with(&forged, &dup(&fds)).is_none(),
+        "a /proc path accepted"
+    );
+    // The honest message is accepted (the refusal is about the form).
+    assert!(upgrade_with(&good, &dup(&fds)).is_some());
+    // Descriptors of the wrong kind: an eventfd where the segment goes.
+    let mut wrong = dup(&fds);
+    wrong[0] = wrong[1].try_clone().unwrap();
+    assert!(
+        upgrade_with(&good, &wrong).is_none(),
+        "an eventfd taken for a segment"
+    );
+}
