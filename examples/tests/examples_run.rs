@@ -60,6 +60,7 @@ const TESTED: &[&str] = &[
     "namespaces_mutable",
     "semaphore_manager",
     "manager_list_pool",
+    "connection_python",
 ];
 
 /// Generous: the examples take at most a few seconds, the machine is shared.
@@ -799,6 +800,31 @@ fn manager_list_pool() {
 /// SEEDS.md, Cargo.toml and [`TESTED`] agree: every program marked done
 /// has its file, its `[[example]]` and a test here, and nothing else is
 /// registered.
+#[test]
+fn connection_python() {
+    let out = run("connection_python");
+    if out
+        .lines
+        .first()
+        .is_some_and(|l| l.starts_with("python3 is not available"))
+    {
+        eprintln!("skipping the exchange checks: {}", out.lines[0]);
+        return;
+    }
+    assert_eq!(
+        out.lines,
+        [
+            r#"Rust -> Python: {"float": 2.5, "nothing": None, "ok": True, "primes": [2, 3, 5, 7], "who": "Rust"}"#,
+            r#"Python -> Rust: ("sum of primes", 17, b[1, 2, 3])"#,
+            "Rust -> Python: 1048576 bytes",
+            "Python -> Rust: 1048576 bytes, ours reversed: True",
+            r#"Python -> Rust: {"bytes": b[0, 1], "tuple": (1, "two", 3), "version": 3, "who": "Python"}"#,
+            r#"Rust -> Python: ("thanks", 42)"#,
+            "Python checked everything: True",
+        ]
+    );
+}
+
 #[test]
 fn seeds_catalog_is_complete() {
     let seeds = fs::read_to_string(manifest_dir().join("SEEDS.md")).expect("SEEDS.md");

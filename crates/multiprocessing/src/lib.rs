@@ -38,7 +38,9 @@
 //!   [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`].
 //! * **Message passing** ([`channel`]): [`Pipe`] / [`pipe`], [`Queue`],
 //!   [`SimpleQueue`], [`JoinableQueue`], and [`wait`] over several of them
-//!   and processes.
+//!   and processes; [`connection`]: `Listener` / `Client` over Unix
+//!   sockets and TCP, wire-compatible with CPython's
+//!   `multiprocessing.connection`.
 //! * **Pools** ([`pool`]): [`Pool`] (processes) and [`ThreadPool`]
 //!   (threads), with [`AsyncResult`].
 //! * **Managers** ([`manager`]): [`Manager`], a server process holding
@@ -76,6 +78,12 @@
 //! | `a, b = Pipe()`, `a.send(x)`, `b.recv()` | `let (a, b) = mp::pipe()?;`, `a.send(&x)?`, `b.recv::<T>()?` |
 //! | `connection.wait([a, b, p.sentinel])` | `mp::wait(&[&a, &b, &p], timeout)?` |
 //! | `JoinableQueue()`, `q.task_done()`, `q.join()` | the same names |
+//! | `connection.Listener(address, authkey=k)`, `l.accept()` | `mp::connection::Listener::bind(address, Some(k))?`, `l.accept()?` |
+//! | `connection.Client(address, authkey=k)` | `mp::connection::client(address, Some(k))?`, or `Client::new(address).authkey(k).connect()?` |
+//! | `conn.send(obj)` / `conn.recv()` with a Python peer | `Client::new(a).codec(Codec::Pickle)`, then `conn.send(&x)?` / `conn.recv::<T>()?`, or `conn.send_py(&value)?` / `conn.recv_py()?` with `pickle::Value` |
+//! | `conn.send_bytes(b)`, `conn.recv_bytes()`, `conn.recv_bytes_into(buf)`, `conn.poll(t)` | the same names (`poll(Some(t))`; `BufferTooShort` as `ConnectionError::BufferTooShort(msg)`) |
+//! | `("127.0.0.1", 6000)`, `"/tmp/sock"`, `"\0name"` | `Address::from("127.0.0.1:6000")`, `Address::from("/tmp/sock")`, `Address::from("\0name")` |
+//! | `connection.wait([conn, listener], t)` | `mp::wait(&[&conn, &listener], Some(t))?` |
 //! | `with Pool(4) as pool: pool.map(f, xs)` | `mp::Pool::new(4)?.map(f, xs)?` (dropping the pool terminates it) |
 //! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | `mp::Pool::builder().initializer(f, a).max_tasks_per_child(n).build()?` |
 //! | `pool.apply_async(f, (x,)).get(timeout)` | `pool.apply_async(f, x)?.get_timeout(t)?` |
@@ -94,6 +102,8 @@ pub use error::Error;
 
 #[doc(inline)]
 pub use mp_channel as channel;
+#[doc(inline)]
+pub use mp_channel::connection;
 #[doc(inline)]
 pub use mp_manager as manager;
 #[doc(inline)]
