@@ -61,6 +61,7 @@ const TESTED: &[&str] = &[
     "semaphore_manager",
     "manager_list_pool",
     "connection_python",
+    "shareable_list_python",
 ];
 
 /// Generous: the examples take at most a few seconds, the machine is shared.
@@ -823,6 +824,39 @@ fn connection_python() {
             "Python checked everything: True",
         ]
     );
+}
+
+#[test]
+fn shareable_list_python() {
+    let out = run("shareable_list_python");
+    if out
+        .lines
+        .get(1)
+        .is_some_and(|l| l.starts_with("python3 is not available"))
+    {
+        eprintln!("skipping the exchange checks: {}", out.lines[1]);
+        return;
+    }
+    assert_eq!(
+        out.lines,
+        [
+            "Rust made:        ['howdy', b'HoWdY', -273.154, 100, None, True, 42]",
+            "Python sees:      ['howdy', b'HoWdY', -273.154, 100, None, True, 42]",
+            "Python wrote:     ['hi', b'HoWdY', -273.154, 101, None, False, 42]",
+            "Python made:      ['Python', 3.11, None, True, b'\\x00\\x01']",
+            "Rust wrote:       ['Rust', 3.11, 2026, True, b'\\x00\\x01']",
+            "Python sees:      ['Rust', 3.11, 2026, True, b'\\x00\\x01']",
+        ]
+    );
+    let leftovers: Vec<_> = fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("mp-{}-", out.pid)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "left in /dev/shm: {leftovers:?}");
 }
 
 #[test]

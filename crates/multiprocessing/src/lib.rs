@@ -32,7 +32,8 @@
 //!   [`parent_process`], [`active_children`], [`cpu_count`], start methods
 //!   ([`StartMethod`], [`set_start_method`], [`get_context`]).
 //! * **Shared state** ([`shm`]): [`Value`], [`Array`], [`RawValue`],
-//!   [`RawArray`], [`SharedMemory`], and the [`ShmSafe`] marker for types
+//!   [`RawArray`], [`SharedMemory`], [`ShareableList`] (shared with
+//!   CPython processes too), and the [`ShmSafe`] marker for types
 //!   that may live in shared memory.
 //! * **Synchronization** ([`sync`]): [`Lock`], [`RLock`], [`Semaphore`],
 //!   [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`].
@@ -67,6 +68,8 @@
 //! | `Array('i', 4)`, `a[i]`, `a[:]` | `mp::Array::<i32>::zeroed(4)?`, `a.get(i)` / `a.set(i, x)`, `a.to_vec()` |
 //! | `Value('i', 0, lock=False)` | `mp::RawValue::new(0i32)?` |
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | `mp::SharedMemory::create(name, n)?` (the creator unlinks on drop) |
+//! | `shared_memory.ShareableList(["a", 1, 2.5, True, None, b"x"])` | `mp::ShareableList::new(&["a".into(), 1.into(), 2.5.into(), true.into(), ().into(), b"x".as_slice().into()])?`, CPython's block layout |
+//! | `ShareableList(name=n)`, `sl[i]`, `sl[i] = v`, `len(sl)`, `sl.format` | `mp::ShareableList::attach(n)?`, `sl.get(i)?` (an `mp::shm::Item`), `sl.set(i, v)?`, `sl.len()`, `sl.format()?` |
 //! | `Lock()`, `with lock:` | `mp::Lock::new()?`, `let _g = lock.acquire()?;` |
 //! | `lock.acquire(timeout=t)` | `lock.acquire_timeout(t)` |
 //! | `Event().wait(timeout)` | `event.wait_timeout(t)` (returns whether it was set) |
@@ -124,5 +127,5 @@ pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
     enable_fork, get_context, get_start_method, init, parent_process, set_start_method,
 };
-pub use mp_shm::{Array, RawArray, RawValue, SharedMemory, ShmSafe, Value};
+pub use mp_shm::{Array, RawArray, RawValue, ShareableList, SharedMemory, ShmSafe, Value};
 pub use mp_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
