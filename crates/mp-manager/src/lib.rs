@@ -76,6 +76,7 @@ mod manager;
 mod proxy;
 mod registry;
 mod server;
+mod shm_manager;
 mod transport;
 mod wire;
 
@@ -91,6 +92,7 @@ pub use proxy::sync::{
 };
 pub use proxy::{Locked, Proxy};
 pub use registry::{Call, CallResult, Registry, RemoteObject, Types, encode_result};
+pub use shm_manager::SharedMemoryManager;
 
 /// Implementation details that public trait signatures mention.
 #[doc(hidden)]

@@ -54,7 +54,8 @@ const ALIGNMENT: usize = 8;
 /// 9,999,999 bytes (`"9999999s"`).
 const MAX_SLOT: usize = 9_999_999;
 
-/// One item of a [`ShareableList`]: the Python types it can hold.
+/// One item of a [`ShareableList`]: the Python types it can hold (a serde
+/// value too).
 ///
 /// ```
 /// use mp_shm::Item;
@@ -62,7 +63,7 @@ const MAX_SLOT: usize = 9_999_999;
 /// assert_eq!(Item::from("a"), Item::Str("a".into()));
 /// assert_eq!(Item::from(()), Item::None);
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Item {
     /// `int` (64-bit, as CPython's `q` format).
     Int(i64),

@@ -91,6 +91,7 @@
 //! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | `mp::Pool::builder().initializer(f, a).max_tasks_per_child(n).build()?` |
 //! | `pool.apply_async(f, (x,)).get(timeout)` | `pool.apply_async(f, x)?.get_timeout(t)?` |
 //! | `Manager()`, `m.dict()`, `m.list()`, `m.Namespace()` | `mp::Manager::new()?`, `m.dict::<K, V>()?`, `m.list::<T>()?`, `m.namespace()?` |
+//! | `with SharedMemoryManager() as smm: smm.SharedMemory(n)`, `smm.ShareableList(seq)` | `let smm = mp::manager::SharedMemoryManager::start()?;`, `smm.shared_memory(n)?`, `smm.shareable_list(&items)?`: the server unlinks them all at `shutdown`/drop, or when the owner dies |
 //! | `BaseManager(address, authkey).get_server().serve_forever()` | `mp::Manager::serve(addr, authkey)` / `Manager::connect(addr, authkey)` |
 //!
 //! Errors of every crate convert into [`Error`] with `?`.
