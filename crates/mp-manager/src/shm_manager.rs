@@ -166,6 +166,13 @@ extern "C" fn shutdown_live_managers() {
 /// process's arguments as any handle); the blocks have fresh names
 /// (`mp-PID-N-RANDOM`). The returned handles are attached ones: they never
 /// unlink, and their mappings stay valid after the names are unlinked.
+///
+/// Drop the manager (or call `shutdown`) before the process ends: a
+/// normal exit of the main process shuts leaked managers down, but a
+/// manager leaked inside a process started by `mp_proc` keeps that
+/// process's exit waiting for the server. A child forked while the manager
+/// runs holds its socket, so the owner's death is noticed when that child
+/// has exited too.
 #[derive(Debug)]
 pub struct SharedMemoryManager {
     conn: Mutex<Option<Connection>>,

@@ -101,3 +101,55 @@ fn the_server_cleans_up_when_its_owner_is_killed() {
     });
     wait_until("the server exits", || gone(server));
 }
+
+/// Run in a subprocess by the next test: leaks a manager and lets the
+/// process exit normally.
+#[test]
+fn leak_helper() {
+    if std::env::var_os("MP_SMM_LEAK").is_none() {
+        return;
+    }
+    let smm = SharedMemoryManager::start().unwrap();
+    let block = smm.shared_memory(64).unwrap();
+    println!("block={}", block.name());
+    std::mem::forget(smm);
+}
+
+#[test]
+fn a_leaked_manager_does_not_hang_the_exit_and_still_cleans_up() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "leak_helper", "--nocapture", "--test-threads=1"])
+        .env("MP_SMM_LEAK", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process that leaked a manager did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "{status}: {out}");
+    let name = out
+        .split("block=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no block name in {out:?}"));
+    assert!(!in_dev_shm(name), "the server unlinked {name}");
+}
