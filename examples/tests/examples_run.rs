@@ -60,6 +60,8 @@ const TESTED: &[&str] = &[
     "namespaces_mutable",
     "semaphore_manager",
     "manager_list_pool",
+    "connection_python",
+    "shareable_list_python",
 ];
 
 /// Generous: the examples take at most a few seconds, the machine is shared.
@@ -799,6 +801,64 @@ fn manager_list_pool() {
 /// SEEDS.md, Cargo.toml and [`TESTED`] agree: every program marked done
 /// has its file, its `[[example]]` and a test here, and nothing else is
 /// registered.
+#[test]
+fn connection_python() {
+    let out = run("connection_python");
+    if out
+        .lines
+        .first()
+        .is_some_and(|l| l.starts_with("python3 is not available"))
+    {
+        eprintln!("skipping the exchange checks: {}", out.lines[0]);
+        return;
+    }
+    assert_eq!(
+        out.lines,
+        [
+            r#"Rust -> Python: {"float": 2.5, "nothing": None, "ok": True, "primes": [2, 3, 5, 7], "who": "Rust"}"#,
+            r#"Python -> Rust: ("sum of primes", 17, b[1, 2, 3])"#,
+            "Rust -> Python: 1048576 bytes",
+            "Python -> Rust: 1048576 bytes, ours reversed: True",
+            r#"Python -> Rust: {"bytes": b[0, 1], "tuple": (1, "two", 3), "version": 3, "who": "Python"}"#,
+            r#"Rust -> Python: ("thanks", 42)"#,
+            "Python checked everything: True",
+        ]
+    );
+}
+
+#[test]
+fn shareable_list_python() {
+    let out = run("shareable_list_python");
+    if out
+        .lines
+        .get(1)
+        .is_some_and(|l| l.starts_with("python3 is not available"))
+    {
+        eprintln!("skipping the exchange checks: {}", out.lines[1]);
+        return;
+    }
+    assert_eq!(
+        out.lines,
+        [
+            "Rust made:        ['howdy', b'HoWdY', -273.154, 100, None, True, 42]",
+            "Python sees:      ['howdy', b'HoWdY', -273.154, 100, None, True, 42]",
+            "Python wrote:     ['hi', b'HoWdY', -273.154, 101, None, False, 42]",
+            "Python made:      ['Python', 3.11, None, True, b'\\x00\\x01']",
+            "Rust wrote:       ['Rust', 3.11, 2026, True, b'\\x00\\x01']",
+            "Python sees:      ['Rust', 3.11, 2026, True, b'\\x00\\x01']",
+        ]
+    );
+    let leftovers: Vec<_> = fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("mp-{}-", out.pid)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "left in /dev/shm: {leftovers:?}");
+}
+
 #[test]
 fn seeds_catalog_is_complete() {
     let seeds = fs::read_to_string(manifest_dir().join("SEEDS.md")).expect("SEEDS.md");

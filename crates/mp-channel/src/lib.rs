@@ -26,6 +26,8 @@
 //!   in the middle of a message leaves a record that readers skip; when
 //!   every writer (reader) has gone, readers (writers) get `Disconnected`.
 //! * [`wait`] waits on several pipe ends and queues (and processes) at once.
+//! * [`connection`]: Python's `multiprocessing.connection` (`Listener`,
+//!   `Client`) over Unix sockets and TCP, wire-compatible with CPython.
 //! * With the `tokio` feature, `recv_async` and `get_async` await
 //!   readability through the channel's eventfd.
 //!
@@ -52,6 +54,8 @@ mod attach;
 mod bytes;
 #[cfg(not(loom))]
 mod chan;
+#[cfg(not(loom))]
+pub mod connection;
 #[cfg(not(loom))]
 mod error;
 mod holders;

@@ -59,6 +59,9 @@ pub enum Error {
         /// The kind the object has.
         found: String,
     },
+    /// A block or list of a `SharedMemoryManager` could not be attached.
+    #[error(transparent)]
+    Shm(#[from] mp_shm::Error),
     /// The manager was shut down.
     #[error("the manager was shut down")]
     Shutdown,

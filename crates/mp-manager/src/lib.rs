@@ -77,6 +77,7 @@ mod manager;
 mod proxy;
 mod registry;
 mod server;
+mod shm_manager;
 mod transport;
 mod wire;
 
@@ -92,6 +93,7 @@ pub use proxy::sync::{
 };
 pub use proxy::{Locked, Proxy};
 pub use registry::{Call, CallResult, Registry, RemoteObject, Types, encode_result};
+pub use shm_manager::SharedMemoryManager;
 
 /// Implementation details that public trait signatures mention.
 #[doc(hidden)]

@@ -58,6 +58,33 @@ pub enum Error {
         /// Size of the object.
         size: usize,
     },
+    /// `ShareableList::get` / `set` at an index past the end.
+    #[error("index {index} out of range for a list of {len} items")]
+    IndexOutOfRange {
+        /// The index.
+        index: usize,
+        /// The list's length.
+        len: usize,
+    },
+    /// A `str` or `bytes` value longer than its `ShareableList` slot
+    /// (Python's "bytes/str item exceeds available storage").
+    #[error("item {index} of {len} bytes exceeds the {capacity} bytes of its slot")]
+    ItemTooLarge {
+        /// The index.
+        index: usize,
+        /// The value's encoded length.
+        len: usize,
+        /// The slot's size.
+        capacity: usize,
+    },
+    /// A block that does not hold a `ShareableList` in CPython's layout.
+    #[error("shared memory {name:?} does not hold a ShareableList: {what}")]
+    CorruptList {
+        /// The block's name.
+        name: String,
+        /// What is wrong.
+        what: String,
+    },
     /// An argument out of range (a too-large array, an alignment above 4096).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

@@ -31,6 +31,9 @@
 //!   `unsafe`.
 //! * [`SharedMemory`] is named (`/dev/shm/NAME`) for unrelated processes;
 //!   its creator owns and unlinks the name.
+//! * [`ShareableList`] is CPython's `ShareableList` in CPython's block
+//!   layout: a Python process attaches by name to a list made here, and
+//!   the reverse.
 //!
 //! Element types implement [`ShmSafe`]: plain `#[repr(C)]` data, valid for
 //! every bit pattern.
@@ -80,6 +83,7 @@ mod array;
 mod block;
 mod error;
 mod raw;
+mod shareable_list;
 mod shared_memory;
 mod shm_safe;
 mod synced;
@@ -88,6 +92,7 @@ mod value;
 pub use array::{Array, ArrayGuard};
 pub use error::{Error, Result};
 pub use raw::{RawArray, RawValue};
+pub use shareable_list::{Item, ShareableList};
 pub use shared_memory::SharedMemory;
 pub use shm_safe::{AtomicShmSafe, ShmSafe};
 pub use value::{Value, ValueGuard};

@@ -36,6 +36,9 @@ pub enum Error {
     /// Receiving from a pipe or queue.
     #[error(transparent)]
     Recv(#[from] mp_channel::RecvError),
+    /// `connection`: listeners, clients and their connections.
+    #[error(transparent)]
+    Connection(#[from] mp_channel::connection::ConnectionError),
     /// Pools and their tasks.
     #[error(transparent)]
     Pool(#[from] mp_pool::Error),

@@ -32,13 +32,16 @@
 //!   [`parent_process`], [`active_children`], [`cpu_count`], start methods
 //!   ([`StartMethod`], [`set_start_method`], [`get_context`]).
 //! * **Shared state** ([`shm`]): [`Value`], [`Array`], [`RawValue`],
-//!   [`RawArray`], [`SharedMemory`], and the [`ShmSafe`] marker for types
+//!   [`RawArray`], [`SharedMemory`], [`ShareableList`] (shared with
+//!   CPython processes too), and the [`ShmSafe`] marker for types
 //!   that may live in shared memory.
 //! * **Synchronization** ([`sync`]): [`Lock`], [`RLock`], [`Semaphore`],
 //!   [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`].
 //! * **Message passing** ([`channel`]): [`Pipe`] / [`pipe`], [`Queue`],
 //!   [`SimpleQueue`], [`JoinableQueue`], and [`wait`] over several of them
-//!   and processes.
+//!   and processes; [`connection`]: `Listener` / `Client` over Unix
+//!   sockets and TCP, wire-compatible with CPython's
+//!   `multiprocessing.connection`.
 //! * **Pools** ([`pool`]): [`Pool`] (processes) and [`ThreadPool`]
 //!   (threads), with [`AsyncResult`].
 //! * **Managers** ([`manager`]): [`Manager`], a server process holding
@@ -65,6 +68,8 @@
 //! | `Array('i', 4)`, `a[i]`, `a[:]` | `mp::Array::<i32>::zeroed(4)?`, `a.get(i)` / `a.set(i, x)`, `a.to_vec()` |
 //! | `Value('i', 0, lock=False)` | `mp::RawValue::new(0i32)?` |
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | `mp::SharedMemory::create(name, n)?` (the creator unlinks on drop) |
+//! | `shared_memory.ShareableList(["a", 1, 2.5, True, None, b"x"])` | `mp::ShareableList::new(&["a".into(), 1.into(), 2.5.into(), true.into(), ().into(), b"x".as_slice().into()])?`, CPython's block layout |
+//! | `ShareableList(name=n)`, `sl[i]`, `sl[i] = v`, `len(sl)`, `sl.format` | `mp::ShareableList::attach(n)?`, `sl.get(i)?` (an `mp::shm::Item`), `sl.set(i, v)?`, `sl.len()`, `sl.format()?` |
 //! | `Lock()`, `with lock:` | `mp::Lock::new()?`, `let _g = lock.acquire()?;` |
 //! | `lock.acquire(timeout=t)` | `lock.acquire_timeout(t)` |
 //! | `Event().wait(timeout)` | `event.wait_timeout(t)` (returns whether it was set) |
@@ -76,10 +81,17 @@
 //! | `a, b = Pipe()`, `a.send(x)`, `b.recv()` | `let (a, b) = mp::pipe()?;`, `a.send(&x)?`, `b.recv::<T>()?` |
 //! | `connection.wait([a, b, p.sentinel])` | `mp::wait(&[&a, &b, &p], timeout)?` |
 //! | `JoinableQueue()`, `q.task_done()`, `q.join()` | the same names |
+//! | `connection.Listener(address, authkey=k)`, `l.accept()` | `mp::connection::Listener::bind(address, Some(k))?`, `l.accept()?` |
+//! | `connection.Client(address, authkey=k)` | `mp::connection::client(address, Some(k))?`, or `Client::new(address).authkey(k).connect()?` |
+//! | `conn.send(obj)` / `conn.recv()` with a Python peer | `Client::new(a).codec(Codec::Pickle)`, then `conn.send(&x)?` / `conn.recv::<T>()?`, or `conn.send_py(&value)?` / `conn.recv_py()?` with `pickle::Value` |
+//! | `conn.send_bytes(b)`, `conn.recv_bytes()`, `conn.recv_bytes_into(buf)`, `conn.poll(t)` | the same names (`poll(Some(t))`; `BufferTooShort` as `ConnectionError::BufferTooShort(msg)`) |
+//! | `("127.0.0.1", 6000)`, `"/tmp/sock"`, `"\0name"` | `Address::from("127.0.0.1:6000")`, `Address::from("/tmp/sock")`, `Address::from("\0name")` |
+//! | `connection.wait([conn, listener], t)` | `mp::wait(&[&conn, &listener], Some(t))?` |
 //! | `with Pool(4) as pool: pool.map(f, xs)` | `mp::Pool::new(4)?.map(f, xs)?` (dropping the pool terminates it) |
 //! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | `mp::Pool::builder().initializer(f, a).max_tasks_per_child(n).build()?` |
 //! | `pool.apply_async(f, (x,)).get(timeout)` | `pool.apply_async(f, x)?.get_timeout(t)?` |
 //! | `Manager()`, `m.dict()`, `m.list()`, `m.Namespace()` | `mp::Manager::new()?`, `m.dict::<K, V>()?`, `m.list::<T>()?`, `m.namespace()?` |
+//! | `with SharedMemoryManager() as smm: smm.SharedMemory(n)`, `smm.ShareableList(seq)` | `let smm = mp::manager::SharedMemoryManager::start()?;`, `smm.shared_memory(n)?`, `smm.shareable_list(&items)?`: the server unlinks them all at `shutdown`/drop, or when the owner dies |
 //! | `BaseManager(address, authkey).get_server().serve_forever()` | `mp::Manager::serve(addr, authkey)` / `Manager::connect(addr, authkey)` |
 //!
 //! Errors of every crate convert into [`Error`] with `?`.
@@ -106,6 +118,8 @@ pub use error::Error;
 #[doc(inline)]
 pub use mp_channel as channel;
 #[doc(inline)]
+pub use mp_channel::connection;
+#[doc(inline)]
 pub use mp_manager as manager;
 #[doc(inline)]
 pub use mp_pool as pool;
@@ -125,5 +139,5 @@ pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
     enable_fork, get_context, get_start_method, init, parent_process, set_start_method,
 };
-pub use mp_shm::{Array, RawArray, RawValue, SharedMemory, ShmSafe, Value};
+pub use mp_shm::{Array, RawArray, RawValue, ShareableList, SharedMemory, ShmSafe, Value};
 pub use mp_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

@@ -69,6 +69,21 @@ fn everyday_names_resolve_and_work() -> Result<(), mp::Error> {
         vec![0]
     );
     assert_eq!(b.recv::<u32>()?, 7);
+    let l = mp::connection::Listener::bind("127.0.0.1:0", Some(b"key"))?;
+    let addr = l.address().clone();
+    let t = std::thread::spawn(move || mp::connection::client(addr, Some(b"key")));
+    let server_end = l.accept()?;
+    let client_end = t.join().expect("client thread")?;
+    client_end.send(&"hi")?;
+    assert_eq!(server_end.recv::<String>()?, "hi");
+
+    // Shared with CPython.
+    let sl = mp::ShareableList::new(&[1.into(), "two".into()])?;
+    assert_eq!(sl.get(1)?, mp::shm::Item::Str("two".into()));
+    let smm = mp::manager::SharedMemoryManager::start()?;
+    let block = smm.shared_memory(16)?;
+    block.write_at(0, b"x")?;
+    smm.shutdown()?;
 
     // Pools.
     let pool = mp::Pool::new(2)?;
