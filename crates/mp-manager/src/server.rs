@@ -215,9 +215,7 @@ pub(crate) fn serve_with<R: Registry>(
             .stack_size(1 << 20)
             .spawn(move || {
                 let id = s.next_conn.fetch_add(1, Ordering::Relaxed);
-                if let Some((transport, session)) = s.open(stream, token) {
-                    let session = session.unwrap_or(OWN_SESSION | id);
-                    s.join_session(session);
+                if let Some((transport, session)) = s.open(stream, token, id) {
                     let mut conn = Conn {
                         id,
                         session,
@@ -538,9 +536,13 @@ impl Read for Until<'_> {
 
 impl Server {
     /// Runs the handshake, within [`AUTH_TIMEOUT`]; `Ok(Some(session))`
-    /// for an authenticated client (`None` inside when it named no
-    /// session).
-    fn handshake(&self, s: &Stream) -> io::Result<Option<Option<u64>>> {
+    /// for an authenticated client (the connection's own session,
+    /// `OWN_SESSION | id`, when it named none).
+    ///
+    /// The session is joined (see [`Server::join_session`]) before the
+    /// welcome goes out: once the client holds an open connection, a
+    /// sibling connection of its closing cannot end the session.
+    fn handshake(&self, s: &Stream, id: u64) -> io::Result<Option<u64>> {
         let deadline = Instant::now() + AUTH_TIMEOUT;
         s.set_write_timeout(Some(AUTH_TIMEOUT))?;
         let mut buf = Vec::new();
@@ -566,10 +568,15 @@ impl Server {
         let session = answer
             .get(base..)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(|b| u64::from_le_bytes(b) & !OWN_SESSION);
+            .map(|b| u64::from_le_bytes(b) & !OWN_SESSION)
+            .unwrap_or(OWN_SESSION | id);
         let mut welcome = vec![0u8];
         welcome.extend_from_slice(&wire::tag(&self.key, wire::SERVER_ROLE, nc));
-        wire::write_frame(&mut &*s, &mut buf, &welcome)?;
+        self.join_session(session);
+        if let Err(e) = wire::write_frame(&mut &*s, &mut buf, &welcome) {
+            self.end_session(session, &mut HashSet::new());
+            return Err(e);
+        }
         Ok(Some(session))
     }
 
@@ -597,18 +604,27 @@ impl Server {
     /// Authenticates a new connection and, on a Unix socket, takes the
     /// shared-memory pipe the client sends. `None`: the connection is to
     /// be closed.
-    fn open(&self, stream: Stream, token: u64) -> Option<(Transport, Option<u64>)> {
-        let r = self.handshake(&stream);
+    ///
+    /// An authenticated connection has joined its session; when the rest
+    /// fails, it leaves it again.
+    fn open(&self, stream: Stream, token: u64, id: u64) -> Option<(Transport, u64)> {
+        let r = self.handshake(&stream, id);
         // Before `stream` can be dropped (see `admit`).
         self.settled(token);
         let session = r.ok()??;
-        stream.set_read_timeout(Some(UPGRADE_TIMEOUT)).ok()?;
-        stream.set_write_timeout(Some(UPGRADE_TIMEOUT)).ok()?;
-        let t = crate::transport::accept_upgrade(stream, wire::SERVER_SPIN).ok()??;
-        let s = t.socket();
-        s.set_read_timeout(None).ok()?;
-        s.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
-        Some((t, session))
+        let upgraded = (|| {
+            stream.set_read_timeout(Some(UPGRADE_TIMEOUT)).ok()?;
+            stream.set_write_timeout(Some(UPGRADE_TIMEOUT)).ok()?;
+            let t = crate::transport::accept_upgrade(stream, wire::SERVER_SPIN).ok()??;
+            let s = t.socket();
+            s.set_read_timeout(None).ok()?;
+            s.set_write_timeout(Some(WRITE_TIMEOUT)).ok()?;
+            Some(t)
+        })();
+        if upgraded.is_none() {
+            self.end_session(session, &mut HashSet::new());
+        }
+        Some((upgraded?, session))
     }
 
     /// A connection of `session` is open.
@@ -622,23 +638,29 @@ impl Server {
     /// and never marked done are handed to `join` to write off (every
     /// `join` waiting then, or the next one, returns `TasksLost`).
     fn leave_session(&self, conn: &mut Conn) {
+        self.end_session(conn.session, &mut conn.queues);
+    }
+
+    /// One connection of `session` closed, having used the joinable
+    /// `queues` (drained into the session's set).
+    fn end_session(&self, session: u64, queues: &mut HashSet<u64>) {
         let ended = {
             let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(e) = s.get_mut(&conn.session) else {
+            let Some(e) = s.get_mut(&session) else {
                 return;
             };
-            e.queues.extend(conn.queues.drain());
+            e.queues.extend(queues.drain());
             e.conns -= 1;
             if e.conns > 0 {
                 return;
             }
-            s.remove(&conn.session).map(|e| e.queues)
+            s.remove(&session).map(|e| e.queues)
         };
         for id in ended.into_iter().flatten() {
             let Ok(obj) = self.object(id) else { continue };
             let mut st = obj.state.lock().unwrap_or_else(|e| e.into_inner());
             if let Data::Queue(q) = &mut st.data
-                && let Some(n) = q.taken.remove(&conn.session)
+                && let Some(n) = q.taken.remove(&session)
             {
                 q.dead += n;
                 obj.cv.notify_all();

@@ -483,6 +483,31 @@ fn a_client_with_a_connection_left_keeps_its_tasks() {
     server.stop();
 }
 
+#[test]
+fn a_sibling_connection_opened_before_the_other_closes_keeps_the_session() {
+    // The second connection is open for the client as soon as its
+    // handshake returns; the server must count it in the session by then,
+    // or the first one's close ends the session and writes off a task that
+    // is still being worked on.
+    let server = TestServer::tcp(crate::addr::PEER_TIMEOUT);
+    let mut main = raw_client(server.sock(), Some(10));
+    let q = joinable(&mut main);
+    for i in 0..100u64 {
+        assert_eq!(op(&mut main, q, Op::QueuePut(vec![1], None)), Reply::Ok);
+        let mut a = raw_client(server.sock(), Some(1000 + i));
+        assert!(matches!(op(&mut a, q, Op::QueueGet(None)), Reply::Bytes(_)));
+        let mut b = raw_client(server.sock(), Some(1000 + i));
+        drop(a);
+        assert_eq!(op(&mut b, q, Op::QueueTaskDone), Reply::Ok, "round {i}");
+        assert_eq!(
+            op(&mut main, q, Op::QueueJoin(SECS(5))),
+            Reply::Ok,
+            "round {i}"
+        );
+    }
+    server.stop();
+}
+
 // ---- keys ----------------------------------------------------------------------
 
 #[test]
