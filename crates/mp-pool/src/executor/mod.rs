@@ -518,10 +518,7 @@ impl<R: Send + 'static> fmt::Debug for MapIter<R> {
 }
 
 impl<R: Send + 'static> MapIter<R> {
-    fn new(
-        chunks: VecDeque<(ChunkCore<R>, usize)>,
-        timeout: Option<Duration>,
-    ) -> MapIter<R> {
+    fn new(chunks: VecDeque<(ChunkCore<R>, usize)>, timeout: Option<Duration>) -> MapIter<R> {
         MapIter {
             chunks,
             current: Vec::new().into_iter(),
