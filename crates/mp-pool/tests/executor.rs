@@ -433,7 +433,7 @@ fn futures_are_awaited_in_tokio_without_blocking_the_runtime() {
         .build()
         .unwrap();
     let ticks = Arc::new(AtomicUsize::new(0));
-    rt.block_on(async {
+    let body = async {
         // A ticker on the same (only) runtime thread: it advances only if
         // awaiting does not block the thread.
         let t = ticks.clone();
@@ -464,6 +464,12 @@ fn futures_are_awaited_in_tokio_without_blocking_the_runtime() {
         let v = pool.map_async(square, 0..4u64).unwrap().await.unwrap();
         assert_eq!(v, vec![0, 1, 4, 9]);
         ticker.abort();
+    };
+    // A lost wake-up fails the test instead of hanging it.
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), body)
+            .await
+            .expect("an awaited future was never woken")
     });
     assert!(
         ticks.load(Ordering::SeqCst) >= 10,

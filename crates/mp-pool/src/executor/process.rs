@@ -125,7 +125,8 @@ impl ExecutorBuilder {
     }
 
     /// Every other pool setting: the executor runs on a pool built from
-    /// `pool` (its chunk size is not used: `map_with` takes one).
+    /// `pool`, which replaces the settings made so far (call it first). Its
+    /// chunk size is not used: `map_with` takes one.
     pub fn pool(mut self, pool: PoolBuilder) -> Self {
         self.pool = pool;
         self
