@@ -383,6 +383,29 @@ fn break_on_worker_death_breaks_the_executor() {
     assert!(common::all_gone(&pids, Duration::from_secs(10)));
 }
 
+fn failing_init(_: ()) {
+    panic!("no database");
+}
+
+#[test]
+fn a_failing_initializer_breaks_the_executor() {
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .initializer(failing_init, ())
+        .build()
+        .unwrap();
+    let f = ex.submit(square, 2).unwrap();
+    match f.result() {
+        Err(FutureError::BrokenPool { reason }) => {
+            assert!(reason.contains("no database"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    wait_until("the executor refuses work", Duration::from_secs(30), || {
+        matches!(ex.submit(square, 1), Err(FutureError::BrokenPool { .. }))
+    });
+}
+
 #[test]
 fn done_callbacks_run_once_also_when_added_late() {
     let ex = ProcessPoolExecutor::new(1).unwrap();

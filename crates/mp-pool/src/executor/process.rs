@@ -135,7 +135,9 @@ impl ExecutorBuilder {
     /// Python's behaviour when a worker dies (default false): the executor
     /// breaks — every unfinished future fails with
     /// [`FutureError::BrokenPool`] (the dead worker's call too), the
-    /// workers are stopped, and later submissions are refused with it.
+    /// workers are stopped, and later submissions are refused with it. A
+    /// worker killed by [`task_timeout`](ExecutorBuilder::task_timeout) does
+    /// not break it (Python has no task timeout).
     ///
     /// ```
     /// use mp_pool::{FutureError, ProcessPoolExecutor};
