@@ -359,6 +359,11 @@ fn break_on_worker_death_breaks_the_executor() {
         Err(FutureError::BrokenPool { reason }) => assert!(reason.contains("died"), "{reason}"),
         other => panic!("{other:?}"),
     }
+    // Refused as soon as a future was seen failing.
+    assert!(matches!(
+        ex.submit(square, 1),
+        Err(FutureError::BrokenPool { .. })
+    ));
     for f in &slow {
         assert!(
             matches!(f.result(), Err(FutureError::BrokenPool { .. })),

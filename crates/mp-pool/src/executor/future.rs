@@ -270,11 +270,11 @@ impl<T: Send + 'static> Job for Core<T> {
     fn fail(&self, _index: usize, _nitems: usize, err: &Error) {
         match (&self.breaker, err) {
             (Some(reg), Error::WorkerDied { .. }) => {
+                // Broken first, so that whoever sees this future fail
+                // also sees new submissions refused.
                 let reason = err.to_string();
-                self.finish(Err(FutureError::BrokenPool {
-                    reason: reason.clone(),
-                }));
                 reg.break_now(&reason);
+                self.finish(Err(FutureError::BrokenPool { reason }));
             }
             _ => {
                 self.finish(Err(FutureError::from(err.duplicate())));

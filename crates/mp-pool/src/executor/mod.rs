@@ -475,8 +475,8 @@ impl Registry {
         }
     }
 
-    /// Breaks the executor: fails every unfinished future with
-    /// `BrokenPool`, refuses new work, terminates the pool.
+    /// Breaks the executor: refuses new work (from now on), fails every
+    /// unfinished future with `BrokenPool`, terminates the pool.
     pub(crate) fn break_now(&self, reason: &str) {
         {
             let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
