@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::{BoxError, Error};
@@ -54,6 +55,8 @@ struct State<R> {
     waiters: usize,
     wake_done: usize,
     wake_index: Option<usize>,
+    /// Async tasks awaiting the end (`AsyncResult` as a `Future`).
+    wakers: Vec<Waker>,
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     bar: Bar,
 }
@@ -103,6 +106,7 @@ impl<R: Send + 'static> Collector<R> {
                 waiters: 0,
                 wake_done: usize::MAX,
                 wake_index: None,
+                wakers: Vec::new(),
                 bar: Bar::default(),
             }),
             cv: Condvar::new(),
@@ -207,6 +211,9 @@ impl<R: Send + 'static> Collector<R> {
                 if st.waiters > 0 {
                     self.cv.notify_all();
                 }
+                let wakers = std::mem::take(&mut st.wakers);
+                drop(st);
+                wakers.into_iter().for_each(Waker::wake);
                 return;
             }
         }
@@ -274,6 +281,19 @@ impl<R: Send + 'static> Collector<R> {
 
     pub(crate) fn is_finished(&self) -> bool {
         self.lock().finished
+    }
+
+    /// Whether the call has finished; if not, `cx`'s waker is woken when
+    /// it does.
+    pub(crate) fn poll_finished(&self, cx: &mut Context<'_>) -> bool {
+        let mut st = self.lock();
+        if st.finished {
+            return true;
+        }
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
+        false
     }
 
     /// `All` mode: takes the final value (waiting first).
@@ -490,6 +510,7 @@ trait Source<T>: Send + Sync {
     fn finished(&self) -> bool;
     fn take(&self, deadline: Option<Instant>) -> Result<T, Error>;
     fn successful(&self) -> Result<bool, Error>;
+    fn poll_finished(&self, cx: &mut Context<'_>) -> bool;
 }
 
 struct AllOf<R>(Arc<Collector<R>>);
@@ -508,6 +529,9 @@ impl<R: Send + 'static> Source<Vec<R>> for AllOf<R> {
     fn successful(&self) -> Result<bool, Error> {
         self.0.successful()
     }
+    fn poll_finished(&self, cx: &mut Context<'_>) -> bool {
+        self.0.poll_finished(cx)
+    }
 }
 
 impl<R: Send + 'static> Source<R> for OneOf<R> {
@@ -525,6 +549,9 @@ impl<R: Send + 'static> Source<R> for OneOf<R> {
     }
     fn successful(&self) -> Result<bool, Error> {
         self.0.successful()
+    }
+    fn poll_finished(&self, cx: &mut Context<'_>) -> bool {
+        self.0.poll_finished(cx)
     }
 }
 
@@ -592,6 +619,33 @@ impl<T> AsyncResult<T> {
     /// `ValueError`).
     pub fn successful(&self) -> Result<bool, Error> {
         self.coll.successful()
+    }
+}
+
+/// Awaiting an `AsyncResult` takes its value, as [`get`](AsyncResult::get)
+/// does, without blocking the thread: the task is woken from the pool's
+/// completion path (the dispatcher thread, or the thread-pool thread that
+/// finished the call).
+///
+/// ```
+/// use mp_pool::ThreadPool;
+///
+/// let pool = ThreadPool::new(2)?;
+/// let r = pool.apply_async(|x: i32| x * 2, 21)?;
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let v = rt.block_on(async { r.await })?;
+/// assert_eq!(v, 42);
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+impl<T> std::future::Future for AsyncResult<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.coll.poll_finished(cx) {
+            Poll::Ready(self.coll.take(None))
+        } else {
+            Poll::Pending
+        }
     }
 }
 

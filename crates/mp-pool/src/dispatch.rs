@@ -31,6 +31,12 @@ pub(crate) trait Job: Send + Sync {
     fn fail(&self, index: usize, nitems: usize, err: &Error);
     /// Whether the remaining tasks are useless.
     fn cancelled(&self) -> bool;
+    /// Called when the task is about to be handed to a worker (again, after
+    /// a steal or a retry); `false` drops the task instead (it was
+    /// cancelled meanwhile). An executor's future turns "running" here.
+    fn start(&self) -> bool {
+        true
+    }
 }
 
 impl<R: serde::de::DeserializeOwned + Send + 'static> Job for crate::collect::Collector<R> {
@@ -394,6 +400,9 @@ impl Dispatcher {
             return false;
         }
         let task = self.queue.pop_front().expect("checked");
+        if !task.job.start() {
+            return true; // cancelled just now: dropped
+        }
         let w = &mut self.workers[i];
         if w.tx.send_bytes(&task.frame).is_err() {
             // The worker is gone; its death is handled by the next check.

@@ -88,7 +88,7 @@ pub enum Error {
     Channel(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-fn describe_exit(code: i32) -> String {
+pub(crate) fn describe_exit(code: i32) -> String {
     if code < 0 {
         format!(
             "killed by signal {} ({})",

@@ -28,6 +28,9 @@
 //! * [`Insights`] ([`Pool::insights`]): tasks, items and where each
 //!   worker's time went.
 //! * [`Error`]: every failure, task failures included.
+//! * [`ProcessPoolExecutor`], [`ThreadPoolExecutor`], [`Future`],
+//!   [`as_completed`], [`wait`]: Python's `concurrent.futures` on the same
+//!   pools (see below).
 //!
 //! # Targets
 //!
@@ -88,6 +91,35 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Executors and futures
+//!
+//! Python's `concurrent.futures` API on the same machinery: `submit`
+//! returns a [`Future`] (`result`, `result_timeout`, `done`, `running`,
+//! `cancel`, `add_done_callback`, and `.await`); [`as_completed`] and
+//! [`wait`] watch many; `map` yields results in order. [`AsyncResult`] can
+//! be awaited too.
+//!
+//! ```
+//! use mp_pool::{ProcessPoolExecutor, ReturnWhen, wait};
+//!
+//! fn slow_square(x: u64) -> u64 {
+//!     std::thread::sleep(std::time::Duration::from_millis(10 * x));
+//!     x * x
+//! }
+//!
+//! let ex = ProcessPoolExecutor::new(2)?;
+//! let futs: Vec<_> = (1..=4).map(|x| ex.submit(slow_square, x)).collect::<Result<_, _>>()?;
+//! let r = wait(&futs, None, ReturnWhen::AllCompleted);
+//! assert_eq!(r.done.len(), 4);
+//! assert_eq!(futs[3].result()?, 16);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A worker that dies fails only its own call ([`FutureError::WorkerDied`])
+//! and is replaced, where Python breaks the whole executor
+//! (`BrokenProcessPool`); [`ExecutorBuilder::break_on_worker_death`] asks
+//! for Python's behaviour.
+//!
 //! # Design
 //!
 //! One dispatcher thread in the parent owns the workers. Each worker has a
@@ -114,6 +146,8 @@ mod collect;
 mod dispatch;
 mod error;
 mod insights;
+
+mod executor;
 mod pool;
 mod thread_pool;
 mod worker;
@@ -121,6 +155,11 @@ mod worker;
 pub use collect::{AsyncResult, Callbacks, IMap};
 pub use error::Error;
 pub use insights::{Insights, WorkerInsights};
+
+pub use executor::{
+    AsCompleted, ExecutorBuilder, Future, FutureError, MapIter, ProcessPoolExecutor, ReturnWhen,
+    ThreadPoolExecutor, WaitResult, as_completed, wait,
+};
 pub use pool::{Pool, PoolBuilder};
 pub use thread_pool::ThreadPool;
 

@@ -69,6 +69,14 @@ impl Shared {
         self.ctl.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Asks the dispatcher to terminate the pool (kill the workers, fail
+    /// what is left) without waiting for it: callable from the dispatcher
+    /// thread itself (a completion path).
+    pub(crate) fn terminate_soon(&self) {
+        self.lock().state = State::Terminated;
+        self.kick();
+    }
+
     /// Wakes the dispatcher.
     fn kick(&self) {
         if !self.wake.swap(true, Ordering::AcqRel) {
@@ -522,6 +530,46 @@ impl Pool {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         Insights::collect(self.shared.cfg.insights, &records)
+    }
+
+    /// Queues one task per `(job, items)`, each job its own sink (the
+    /// executor's futures). On error every job has been failed with it.
+    pub(crate) fn submit_jobs<A, R>(
+        &self,
+        f: fn(A) -> R,
+        tasks: Vec<(Arc<dyn Job>, Vec<A>)>,
+    ) -> Result<(), Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let func = Function::new(f);
+        let err = if func.is_portable() {
+            self.shared.check_running().err()
+        } else {
+            Some(Error::Call(mp_proc::CallError::OutsideBinary))
+        };
+        if let Some(e) = err {
+            for (job, items) in tasks {
+                job.fail(0, items.len(), &e);
+            }
+            return Err(e);
+        }
+        let func = func.raw();
+        let mut batch = Vec::with_capacity(tasks.len());
+        for (job, items) in tasks {
+            let n = items.len();
+            match self.shared.task(func, &job, 0, items) {
+                Ok(t) => batch.push(t),
+                Err(e) => job.fail(0, n, &e),
+            }
+        }
+        self.shared.submit(batch)
+    }
+
+    /// The state shared with the dispatcher.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     fn feeder<'a, A, R>(

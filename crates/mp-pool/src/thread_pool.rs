@@ -56,7 +56,7 @@ impl fmt::Debug for ThreadPool {
     }
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {
@@ -167,6 +167,32 @@ impl ThreadPool {
         // The feeder borrows `self.pool` only through `submit`; the
         // lifetime 'a of the input bounds it.
         Feeder::new(input, chunksize, coll.clone(), window, Box::new(submit))
+    }
+
+    /// Runs `task` on a pool thread, counted until it returns (so that
+    /// `join` waits for it). `task(false)` means the pool was terminated
+    /// before it started: it must only fail its result.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate` (`task` is dropped).
+    pub(crate) fn spawn_task(&self, task: impl FnOnce(bool) + Send + 'static) -> Result<(), Error> {
+        {
+            let mut st = self.inner.lock();
+            if st.0 != State::Running {
+                return Err(Error::Closed);
+            }
+            st.1 += 1;
+        }
+        let inner = self.inner.clone();
+        self.pool.spawn(move || {
+            let run = inner.lock().0 != State::Terminated;
+            // A panic in `task` is caught by its own code (the executor's
+            // futures); this guard keeps the count right regardless.
+            let _done = Outstanding(inner);
+            task(run);
+        });
+        Ok(())
     }
 
     fn window(&self) -> usize {
@@ -508,6 +534,19 @@ impl ThreadPool {
         let mut st = self.inner.lock();
         while st.1 > 0 {
             st = self.inner.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Decrements the outstanding count when a spawned task ends.
+struct Outstanding(Arc<Inner>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.1 -= 1;
+        if st.1 == 0 {
+            self.0.cv.notify_all();
         }
     }
 }

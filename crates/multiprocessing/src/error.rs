@@ -42,6 +42,9 @@ pub enum Error {
     /// Pools and their tasks.
     #[error(transparent)]
     Pool(#[from] mp_pool::Error),
+    /// Executor futures and their calls.
+    #[error(transparent)]
+    Future(#[from] mp_pool::FutureError),
     /// Managers and their proxies.
     #[error(transparent)]
     Manager(#[from] mp_manager::Error),

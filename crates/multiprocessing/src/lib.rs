@@ -44,6 +44,9 @@
 //!   `multiprocessing.connection`.
 //! * **Pools** ([`pool`]): [`Pool`] (processes) and [`ThreadPool`]
 //!   (threads), with [`AsyncResult`].
+//! * **Executors** ([`futures`], Python's `concurrent.futures`):
+//!   [`ProcessPoolExecutor`], [`ThreadPoolExecutor`], their
+//!   [`futures::Future`]s, [`as_completed`] and [`futures::wait`].
 //! * **Managers** ([`manager`]): [`Manager`], a server process holding
 //!   dicts, lists, namespaces, queues and locks for many processes, locally
 //!   or over TCP with an authkey.
@@ -89,7 +92,13 @@
 //! | `connection.wait([conn, listener], t)` | `mp::wait(&[&conn, &listener], Some(t))?` |
 //! | `with Pool(4) as pool: pool.map(f, xs)` | `mp::Pool::new(4)?.map(f, xs)?` (dropping the pool terminates it) |
 //! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | `mp::Pool::builder().initializer(f, a).max_tasks_per_child(n).build()?` |
-//! | `pool.apply_async(f, (x,)).get(timeout)` | `pool.apply_async(f, x)?.get_timeout(t)?` |
+//! | `pool.apply_async(f, (x,)).get(timeout)` | `pool.apply_async(f, x)?.get_timeout(t)?` (or `.await` it) |
+//! | `concurrent.futures.ProcessPoolExecutor(max_workers)`, `ThreadPoolExecutor` | `mp::ProcessPoolExecutor::new(n)?` (`::builder()` for `initializer`, `max_tasks_per_child`, `mp_context`), `mp::ThreadPoolExecutor::new(n)?`; dropping one is leaving the `with` block (it waits) |
+//! | `fut = ex.submit(f, x)`, `fut.result(timeout)`, `done()`, `running()`, `cancel()`, `add_done_callback(cb)` | `let fut = ex.submit(f, x)?;`, `fut.result()?` / `fut.result_timeout(t)?` (moves the value out), the same names; `fut.await` in async code |
+//! | `ex.map(f, xs, timeout=t, chunksize=n)` | `ex.map(f, xs)?` / `ex.map_with(f, xs, n, Some(t))?`: an iterator of each item's `Result` |
+//! | `ex.shutdown(wait=True, cancel_futures=False)` | `ex.shutdown(true, false)` |
+//! | `as_completed(fs, timeout)`, `wait(fs, timeout, FIRST_COMPLETED)` | `mp::as_completed(&fs, timeout)` (yields `(index, &future)`), `mp::futures::wait(&fs, timeout, ReturnWhen::FirstCompleted)` (index lists) |
+//! | `BrokenProcessPool` when a worker dies | only the dead worker's future fails (`FutureError::WorkerDied`) and the worker is replaced; `.break_on_worker_death(true)` for Python's behaviour |
 //! | `Manager()`, `m.dict()`, `m.list()`, `m.Namespace()` | `mp::Manager::new()?`, `m.dict::<K, V>()?`, `m.list::<T>()?`, `m.namespace()?` |
 //! | `with SharedMemoryManager() as smm: smm.SharedMemory(n)`, `smm.ShareableList(seq)` | `let smm = mp::manager::SharedMemoryManager::start()?;`, `smm.shared_memory(n)?`, `smm.shareable_list(&items)?`: the server unlinks them all at `shutdown`/drop, or when the owner dies |
 //! | `BaseManager(address, authkey).get_server().serve_forever()` | `mp::Manager::serve(addr, authkey)` / `Manager::connect(addr, authkey)` |
@@ -123,6 +132,28 @@ pub use mp_channel::connection;
 pub use mp_manager as manager;
 #[doc(inline)]
 pub use mp_pool as pool;
+
+/// Python's `concurrent.futures`: executors and their futures (from
+/// [`mp_pool`]).
+///
+/// ```
+/// use multiprocessing as mp;
+/// use mp::futures::{ReturnWhen, wait};
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let ex = mp::ProcessPoolExecutor::new(2)?;
+/// let fs: Vec<mp::futures::Future<u64>> = (0..4).map(|x| ex.submit(square, x)).collect::<Result<_, _>>()?;
+/// assert_eq!(wait(&fs, None, ReturnWhen::AllCompleted).done.len(), 4);
+/// assert_eq!(fs[3].result()?, 9);
+/// # Ok::<(), mp::Error>(())
+/// ```
+pub mod futures {
+    pub use mp_pool::{
+        AsCompleted, ExecutorBuilder, Future, FutureError, MapIter, ProcessPoolExecutor,
+        ReturnWhen, ThreadPoolExecutor, WaitResult, as_completed, wait,
+    };
+}
 #[doc(inline)]
 pub use mp_proc as proc;
 #[doc(inline)]
@@ -134,7 +165,9 @@ pub use mp_channel::{
     Bytes, JoinableQueue, Pipe, PipeEnd, Queue, SimpleQueue, WaitMode, Waitable, pipe, wait,
 };
 pub use mp_manager::Manager;
-pub use mp_pool::{AsyncResult, Pool, ThreadPool};
+pub use mp_pool::{
+    AsyncResult, Pool, ProcessPoolExecutor, ThreadPool, ThreadPoolExecutor, as_completed,
+};
 pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
     enable_fork, get_context, get_start_method, init, parent_process, set_start_method,

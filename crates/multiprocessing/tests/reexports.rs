@@ -93,6 +93,17 @@ fn everyday_names_resolve_and_work() -> Result<(), mp::Error> {
     drop(pool);
     let tp = mp::ThreadPool::new(2)?;
     assert_eq!(tp.map(double, vec![4])?, vec![8]);
+    let ex = mp::ProcessPoolExecutor::new(1)?;
+    let fs: Vec<mp::futures::Future<i32>> = vec![ex.submit(double, 3)?];
+    for r in mp::as_completed(&fs, None) {
+        assert_eq!(r?.1.result()?, 6);
+    }
+    let w: mp::futures::WaitResult =
+        mp::futures::wait(&fs, None, mp::futures::ReturnWhen::AllCompleted);
+    assert_eq!(w.done, vec![0]);
+    let tex = mp::ThreadPoolExecutor::new(1)?;
+    assert_eq!(tex.submit(double, 4)?.result()?, 8);
+    assert!(matches!(tex.map(double, [1])?.next(), Some(Ok(2))));
 
     // Managers.
     let m = mp::Manager::new()?;
