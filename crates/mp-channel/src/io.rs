@@ -79,12 +79,19 @@ pub(crate) fn write_bytes(
         _ => return Err(SendError::Closed(())),
     };
     let w = a.waiter(deadline);
-    ring.write(bytes, &w, a.chan.maxsize)
-        .map_err(|e| match (e, call) {
-            (WErr::Disconnected, _) => SendError::Disconnected(()),
-            (WErr::Timeout, Call::Try) => SendError::Full(()),
-            (WErr::Timeout, _) => SendError::Timeout(()),
-        })
+    let r = if call == Call::Try {
+        ring.write_nowait(bytes, &w, a.chan.maxsize)
+    } else {
+        // The deadline bounds the whole call, every fragment of a streamed
+        // message included.
+        ring.write(bytes, &w, a.chan.maxsize)
+    };
+    r.map_err(|e| match (e, call) {
+        (WErr::Disconnected, _) => SendError::Disconnected(()),
+        (WErr::Corrupt, _) => SendError::Corrupt(()),
+        (WErr::Timeout, Call::Try) => SendError::Full(()),
+        (WErr::Timeout, _) => SendError::Timeout(()),
+    })
 }
 
 /// Encodes and writes `value`.
