@@ -261,6 +261,38 @@ fn head_beyond_tail_is_corrupt() {
     assert!(start.elapsed() < LONG, "reported, not waited for");
 }
 
+/// Peak resident memory of this process (bytes).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// A streamed message announcing 1 GiB whose writer died after its first
+/// fragment: the reader drops it, having spent address space on the
+/// announced length but no memory.
+#[test]
+fn lying_stream_length_costs_no_memory() {
+    let s = shared();
+    let dead = crate::sync::tid() ^ (1 << mp_os::liveness::TID_BITS);
+    assert!(!crate::sync::alive(dead));
+    let pos = s.w.reserve(8 + 100, FIRST, dead, 0).unwrap();
+    // SAFETY: we reserved 108 payload bytes at `pos`.
+    unsafe {
+        s.w.put(pos, 0, &(1u64 << 30).to_le_bytes());
+        s.w.put(pos, 8, &[0x55; 100]);
+    }
+    s.w.commit(pos);
+    let before = peak_rss();
+    assert!(matches!(
+        read(&s.r, Duration::from_millis(500)),
+        Err(RErr::Timeout)
+    ));
+    let grew = peak_rss().saturating_sub(before);
+    assert!(grew < 256 << 20, "peak memory grew by {grew} bytes");
+}
+
 // ------------------------------------------------------ timed streaming
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
