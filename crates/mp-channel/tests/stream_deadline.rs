@@ -159,3 +159,123 @@ fn joinable_queue_join_returns_after_an_abandoned_put() {
     );
     assert_eq!(q.qsize(), 0);
 }
+
+/// Message `seq` of writer `w`: `size` pattern bytes and a checksum.
+fn stamped(w: u8, seq: u32, size: usize) -> Bytes {
+    let mut m = vec![w];
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend((0..size).map(|i| (i as u8) ^ (seq as u8) ^ w.wrapping_mul(17)));
+    let sum = checksum(&m);
+    m.extend_from_slice(&sum.to_le_bytes());
+    Bytes(m)
+}
+
+fn checksum(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Writer and sequence number of a whole, intact message.
+fn unstamp(m: &Bytes) -> Option<(u8, u32)> {
+    let m = &m.0;
+    if m.len() < 13 {
+        return None;
+    }
+    let (body, sum) = m.split_at(m.len() - 8);
+    let (w, seq) = (body[0], u32::from_le_bytes(body[1..5].try_into().unwrap()));
+    (checksum(body).to_le_bytes() == sum && stamped(w, seq, body.len() - 5).0 == *m)
+        .then_some((w, seq))
+}
+
+/// Several writer processes put messages, many streamed over several
+/// rings, with timeouts of a few milliseconds, while slow readers in other
+/// processes take them: many puts give up in the middle of their message.
+/// Every message whose put succeeded arrives once and whole; none whose
+/// put timed out arrives at all; the queue ends empty.
+#[test]
+fn timed_streams_from_several_processes_arrive_whole_or_not_at_all() {
+    const WRITERS: u8 = 3;
+    const READERS: u8 = 2;
+    const PER: u32 = 1000;
+    let q = Queue::<Bytes>::builder().ring_bytes(RING).build().unwrap();
+    let (res_rx, res_tx) = Pipe::builder().duplex(false).build().unwrap();
+    let mut kids = Vec::new();
+    for w in 0..WRITERS {
+        let (q, res_tx) = (q.clone(), res_tx.clone());
+        kids.push(fork(move || {
+            let (mut ok, mut timed_out) = (Vec::new(), 0u32);
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(w);
+            for seq in 0..PER {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let size = [40, 700, 3000, 9000, 20_000][(rng % 5) as usize];
+                let timeout = Duration::from_micros(200 + (rng >> 8) % 4000);
+                match q.put_timeout(stamped(w, seq, size), timeout) {
+                    Ok(()) => ok.push((w, seq)),
+                    Err(e) if e.is_timeout() => timed_out += 1,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            q.close();
+            res_tx.send(&(true, ok, timed_out)).unwrap();
+            0
+        }));
+    }
+    // The readers must not inherit a sending handle, or they would never
+    // see the writers go (the README's rule for forked children).
+    q.close();
+    for r in 0..READERS {
+        let (q, res_tx) = (q.clone(), res_tx.clone());
+        kids.push(fork(move || {
+            q.close();
+            let (mut got, mut bad) = (Vec::new(), 0u32);
+            loop {
+                match q.get_timeout(LONG) {
+                    Ok(m) => match unstamp(&m) {
+                        Some(id) => got.push(id),
+                        None => bad += 1,
+                    },
+                    Err(e) if e.is_disconnected() => break,
+                    Err(e) => panic!("{e:?}"),
+                }
+                if got.len() % 7 == usize::from(r) {
+                    // A slow consumer now and then: writers give up.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            res_tx.send(&(false, got, bad)).unwrap();
+            0
+        }));
+    }
+    drop(q);
+    drop(res_tx);
+    let (mut ok, mut got) = (Vec::new(), Vec::new());
+    let (mut timed_out, mut bad) = (0, 0);
+    for _ in 0..WRITERS + READERS {
+        let (writer, list, n): (bool, Vec<(u8, u32)>, u32) = res_rx.recv_timeout(LONG).unwrap();
+        if writer {
+            ok.extend(list);
+            timed_out += n;
+        } else {
+            got.extend(list);
+            bad += n;
+        }
+    }
+    for mut k in kids {
+        assert_eq!(k.wait(LONG), 0);
+    }
+    assert_eq!(bad, 0, "messages torn or mixed");
+    assert!(timed_out > 0, "no put gave up: the test tests nothing");
+    ok.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(
+        got.len(),
+        ok.len(),
+        "{} puts succeeded, {} messages arrived ({timed_out} puts timed out)",
+        ok.len(),
+        got.len()
+    );
+    assert_eq!(got, ok, "exactly the messages put arrive, once each");
+}
