@@ -79,19 +79,21 @@ pub(crate) fn write_bytes(
         _ => return Err(SendError::Closed(())),
     };
     let w = a.waiter(deadline);
-    let r = if call == Call::Try {
-        ring.write_nowait(bytes, &w, a.chan.maxsize)
+    // The deadline bounds the whole call, every fragment of a streamed
+    // message included; a non-blocking call completes a streamed message
+    // it could start.
+    let rest = if call == Call::Try {
+        Deadline::never()
     } else {
-        // The deadline bounds the whole call, every fragment of a streamed
-        // message included.
-        ring.write(bytes, &w, a.chan.maxsize)
+        deadline
     };
-    r.map_err(|e| match (e, call) {
-        (WErr::Disconnected, _) => SendError::Disconnected(()),
-        (WErr::Corrupt, _) => SendError::Corrupt(()),
-        (WErr::Timeout, Call::Try) => SendError::Full(()),
-        (WErr::Timeout, _) => SendError::Timeout(()),
-    })
+    ring.write_within(bytes, &w, a.chan.maxsize, rest)
+        .map_err(|e| match (e, call) {
+            (WErr::Disconnected, _) => SendError::Disconnected(()),
+            (WErr::Corrupt, _) => SendError::Corrupt(()),
+            (WErr::Timeout, Call::Try) => SendError::Full(()),
+            (WErr::Timeout, _) => SendError::Timeout(()),
+        })
 }
 
 /// Encodes and writes `value`.

@@ -767,39 +767,41 @@ impl Ring {
 
     // ------------------------------------------------------------ writers
 
-    /// Writes one message (streamed if larger than a quarter of the ring).
-    /// `maxsize` bounds the message count of a counted ring (0: unbounded).
-    /// `w.deadline` bounds the whole call: a streamed message still
-    /// waiting for room for a later fragment at the deadline is abandoned
-    /// (its reader drops the fragments it got, see `read_stream`).
-    #[inline]
+    /// [`write_within`](Ring::write_within) with `w.deadline` bounding
+    /// the whole call.
+    #[cfg(test)]
     pub(crate) fn write(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
-        if msg.len() as u64 <= INLINE_MAX && self.try_put_inline(msg, w.me, maxsize) {
-            return Ok(());
-        }
-        self.write_slow(msg, w, maxsize, w.deadline)
+        self.write_within(msg, w, maxsize, w.deadline)
     }
 
-    /// As [`write`](Ring::write) for a non-blocking call: the message is
-    /// written if its first record fits now, and a streamed message, once
-    /// started, is then completed however long the readers take (a message
-    /// larger than the ring never fits at once).
+    /// Writes one message (streamed if larger than a quarter of the ring).
+    /// `maxsize` bounds the message count of a counted ring (0: unbounded).
+    /// `w.deadline` bounds the wait for the first record, `rest` that for
+    /// each later fragment of a streamed message: a timed call passes its
+    /// deadline again, so that it bounds the whole call (a streamed message
+    /// still waiting for room at the deadline is abandoned: its reader
+    /// drops the fragments it got, see `read_stream`). A non-blocking call
+    /// passes `Deadline::never()`: the message is written if its first
+    /// record fits now, and a streamed message, once started, is then
+    /// completed however long the readers take (a message larger than the
+    /// ring never fits at once).
     #[inline]
-    pub(crate) fn write_nowait(
+    pub(crate) fn write_within(
         &self,
         msg: &[u8],
         w: &Waiter<'_>,
         maxsize: u64,
+        rest: Deadline,
     ) -> Result<(), WErr> {
         if msg.len() as u64 <= INLINE_MAX && self.try_put_inline(msg, w.me, maxsize) {
             return Ok(());
         }
-        self.write_slow(msg, w, maxsize, Deadline::never())
+        self.write_slow(msg, w, maxsize, rest)
     }
 
-    /// The common case of [`write`](Ring::write) in few instructions: a
-    /// small message, `wlock` free, room in the ring. `false`: nothing was
-    /// written (the general path sorts it out).
+    /// The common case of [`write_within`](Ring::write_within) in few
+    /// instructions: a small message, `wlock` free, room in the ring.
+    /// `false`: nothing was written (the general path sorts it out).
     #[inline]
     fn try_put_inline(&self, msg: &[u8], me: u32, maxsize: u64) -> bool {
         let c = self.ctl();
