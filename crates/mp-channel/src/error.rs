@@ -55,6 +55,10 @@ pub enum SendError<T = ()> {
     Closed(T),
     /// The value could not be encoded with postcard.
     Encode(T, postcard::Error),
+    /// The channel's control block is damaged (a buggy or hostile process
+    /// that maps it wrote positions no writer or reader leaves): nothing
+    /// more can be sent on it.
+    Corrupt(T),
 }
 
 /// The error of a non-blocking send (`put_nowait`): [`SendError::Full`],
@@ -73,7 +77,8 @@ impl<T> SendError<T> {
             | SendError::Timeout(v)
             | SendError::Disconnected(v)
             | SendError::Closed(v)
-            | SendError::Encode(v, _) => v,
+            | SendError::Encode(v, _)
+            | SendError::Corrupt(v) => v,
         }
     }
 
@@ -104,6 +109,7 @@ impl<T> SendError<T> {
             SendError::Disconnected(v) => SendError::Disconnected(f(v)),
             SendError::Closed(v) => SendError::Closed(f(v)),
             SendError::Encode(v, e) => SendError::Encode(f(v), e),
+            SendError::Corrupt(v) => SendError::Corrupt(f(v)),
         }
     }
 }
@@ -116,6 +122,7 @@ impl<T> fmt::Debug for SendError<T> {
             SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
             SendError::Closed(_) => f.write_str("Closed(..)"),
             SendError::Encode(_, e) => write!(f, "Encode(.., {e:?})"),
+            SendError::Corrupt(_) => f.write_str("Corrupt(..)"),
         }
     }
 }
@@ -130,6 +137,7 @@ impl<T> fmt::Display for SendError<T> {
             }
             SendError::Closed(_) => f.write_str("sending on a closed or receive-only handle"),
             SendError::Encode(_, e) => write!(f, "cannot encode the message: {e}"),
+            SendError::Corrupt(_) => f.write_str("corrupt channel: damaged control block"),
         }
     }
 }
@@ -186,7 +194,10 @@ pub enum RecvError {
     /// the one that was sent.
     #[error("cannot re-attach a handle in the message: {0}")]
     Attach(String),
-    /// The channel's framing is damaged (a foreign or corrupt writer).
+    /// The channel's framing or control block is damaged (a buggy or
+    /// hostile process that maps it): a record header or position that no
+    /// writer or reader of the protocol leaves. The damaged record stays
+    /// where it is, so later receives report it too.
     #[error("corrupt channel: {0}")]
     Corrupt(&'static str),
 }

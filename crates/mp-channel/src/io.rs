@@ -79,9 +79,18 @@ pub(crate) fn write_bytes(
         _ => return Err(SendError::Closed(())),
     };
     let w = a.waiter(deadline);
-    ring.write(bytes, &w, a.chan.maxsize)
+    // The deadline bounds the whole call, every fragment of a streamed
+    // message included; a non-blocking call completes a streamed message
+    // it could start.
+    let rest = if call == Call::Try {
+        Deadline::never()
+    } else {
+        deadline
+    };
+    ring.write_within(bytes, &w, a.chan.maxsize, rest)
         .map_err(|e| match (e, call) {
             (WErr::Disconnected, _) => SendError::Disconnected(()),
+            (WErr::Corrupt, _) => SendError::Corrupt(()),
             (WErr::Timeout, Call::Try) => SendError::Full(()),
             (WErr::Timeout, _) => SendError::Timeout(()),
         })
@@ -150,13 +159,35 @@ impl<T> DecodeSink<T> {
     }
 }
 
+/// A buffer of `total` bytes for a streamed message. `total` comes from
+/// shared memory, where a buggy or hostile writer may have put any length:
+/// a new buffer is zeroed memory from the allocator (fresh pages for a
+/// large one, mapped as the fragments are copied in), so a length that no
+/// fragments follow costs address space, not memory; one the allocator
+/// cannot give is an error.
 fn alloc(buf: &mut Vec<u8>, total: u64) -> Result<&mut [u8], RErr> {
     let n = usize::try_from(total).map_err(|_| RErr::Corrupt("message length out of range"))?;
-    buf.clear();
-    buf.try_reserve_exact(n)
-        .map_err(|_| RErr::Corrupt("message too large to allocate"))?;
-    buf.resize(n, 0);
+    if n > buf.capacity() {
+        *buf = zeroed(n)?;
+    } else {
+        buf.clear();
+        buf.resize(n, 0);
+    }
     Ok(&mut buf[..])
+}
+
+/// `n > 0` zero bytes.
+fn zeroed(n: usize) -> Result<Vec<u8>, RErr> {
+    let too_large = || RErr::Corrupt("message too large to allocate");
+    let layout = std::alloc::Layout::array::<u8>(n).map_err(|_| too_large())?;
+    // SAFETY: `layout` has a non-zero size (`n > 0`).
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return Err(too_large());
+    }
+    // SAFETY: `p` comes from the global allocator with the layout of `n`
+    // bytes, all initialized (zeroed); the vector owns it from here.
+    Ok(unsafe { Vec::from_raw_parts(p, n, n) })
 }
 
 impl<T: DeserializeOwned> Sink for DecodeSink<T> {

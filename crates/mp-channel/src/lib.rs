@@ -31,9 +31,12 @@
 //! * With the `tokio` feature, `recv_async` and `get_async` await
 //!   readability through the channel's eventfd.
 //!
-//! Linux only. Processes sharing a channel trust each other: a peer can
-//! corrupt the ring (decoding stays safe: a corrupt frame is an error), but
-//! not make this process read out of bounds.
+//! Linux only. A process sharing a channel may be buggy or hostile: it can
+//! forge or destroy messages, or stall as a slow peer would, but whatever it
+//! writes into the shared memory never makes this process access memory out
+//! of bounds or panic, and a damaged control block is an error
+//! ([`RecvError::Corrupt`], [`SendError::Corrupt`]) rather than a wait
+//! without end.
 //!
 //! # Cargo features
 //!

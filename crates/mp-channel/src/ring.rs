@@ -81,7 +81,12 @@
 //! * A message larger than a quarter of the ring is streamed: fragments
 //!   (FIRST, ..., LAST; the first starts with the total length) written
 //!   under `wlock` and read under `rlock`, so one writer streams to one
-//!   reader while the others wait.
+//!   reader while the others wait. A writer whose deadline passes while it
+//!   waits for room for a later fragment gives up: it releases `wlock` with
+//!   the message unfinished. Its reader, waiting for the next fragment,
+//!   sees `wlock` no longer held by that writer (or the next message's
+//!   FIRST fragment) and drops the message; later readers drop its
+//!   remaining fragments. A streamed message is read whole or not at all.
 //! * Pacing: a writer that finds the ring full waits for a batch of space
 //!   (or for the readers to pause), polling `released` at a slow pace; a
 //!   reader that finds the ring empty right after a message that was
@@ -92,6 +97,21 @@
 //!   the swap that released its lock) and only then bumps `data.seq` and
 //!   calls `futex_wake` (and writes the eventfd when somebody polls).
 //!   Readers do the same for `space`.
+//!
+//! # Peers are not trusted
+//!
+//! Any process that maps the ring can write anything into it. Every
+//! position read from shared memory is checked to be one (16-aligned,
+//! below 2^63: `pos_ok`) before it is used, and every record header is
+//! read through `hdr`, which masks the position into the buffer, so no
+//! value a peer writes makes this process access memory out of bounds or
+//! through a misaligned atomic. A record whose length runs beyond the
+//! buffer, a `head` beyond `tail`, a `tail` that is not a position or a
+//! `released` beyond `tail` or more than a ring behind it is reported as
+//! corrupt (`RErr::Corrupt`, `WErr::Corrupt`) instead of being followed,
+//! and every loop over records advances by at least one header. A peer can
+//! still forge or destroy messages, and can hold a lock for ever (as a
+//! slow peer would): blocking calls with a deadline keep it.
 
 use std::sync::atomic::AtomicU32 as LocalU32;
 use std::time::Duration;
@@ -118,6 +138,20 @@ const COMMITTED: u64 = 2;
 const CLAIMED: u64 = 3;
 const CONSUMED: u64 = 4;
 const PAD: u64 = 5;
+
+/// Bits a valid position never has: positions are 16-byte aligned and stay
+/// below 2^63 (they count the bytes ever written to the ring: 29 years at
+/// 10 GB/s). A position read from shared memory with any of them set is
+/// corrupt; checking it is one AND, and it keeps `pos + size` from
+/// overflowing.
+const BAD_POS: u64 = 15 | 1 << 63;
+
+/// Whether `pos`, read from shared memory, can be a position (see
+/// `BAD_POS`).
+#[inline]
+fn pos_ok(pos: u64) -> bool {
+    pos & BAD_POS == 0
+}
 
 const FIRST: u32 = 1 << 31;
 const LAST: u32 = 1 << 30;
@@ -274,6 +308,9 @@ pub(crate) enum WErr {
     Timeout,
     /// Every reader has gone.
     Disconnected,
+    /// The control block holds positions no writer or reader of this
+    /// protocol could have left (a buggy or hostile peer).
+    Corrupt,
 }
 
 /// What a reservation found missing.
@@ -283,6 +320,8 @@ enum Full {
     Space(u64),
     /// A message slot (counted ring at `maxsize`).
     Count,
+    /// `tail` or `released` is not a position this protocol leaves.
+    Corrupt,
 }
 
 /// Why a read failed.
@@ -395,13 +434,15 @@ impl Ring {
     #[cfg(not(loom))]
     #[inline]
     fn hdr(&self, pos: u64) -> &RecHeader {
-        // SAFETY: positions are 16-aligned, so `pos & mask` leaves room for
-        // a 16-byte header inside the buffer; RecHeader is all atomics, so
-        // any bytes are a valid value.
+        // SAFETY: `pos & mask & !15` is a 16-aligned offset below `cap`
+        // (also for a corrupt `pos` read from shared memory: the mask
+        // makes every header access aligned and in bounds), which leaves
+        // room for a 16-byte header in the 16-aligned buffer; RecHeader is
+        // all atomics, so any bytes are a valid value.
         unsafe {
             &*self
                 .data
-                .add((pos & self.mask) as usize)
+                .add((pos & self.mask & !(HDR - 1)) as usize)
                 .cast::<RecHeader>()
         }
     }
@@ -427,8 +468,10 @@ impl Ring {
     ///
     /// # Safety
     ///
-    /// The caller claimed the record (state CLAIMED, its own) and the range
-    /// is inside its payload.
+    /// The caller owns the record (claimed it, or holds `rlock` over it
+    /// committed), `pos` is a valid position (`pos_ok`) and the range is
+    /// inside its payload, which ends inside the buffer (`look` or
+    /// `try_take_inline` checked it).
     #[cfg(not(loom))]
     #[inline]
     unsafe fn with_payload<R>(
@@ -724,19 +767,41 @@ impl Ring {
 
     // ------------------------------------------------------------ writers
 
+    /// [`write_within`](Ring::write_within) with `w.deadline` bounding
+    /// the whole call.
+    #[cfg(test)]
+    pub(crate) fn write(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
+        self.write_within(msg, w, maxsize, w.deadline)
+    }
+
     /// Writes one message (streamed if larger than a quarter of the ring).
     /// `maxsize` bounds the message count of a counted ring (0: unbounded).
+    /// `w.deadline` bounds the wait for the first record, `rest` that for
+    /// each later fragment of a streamed message: a timed call passes its
+    /// deadline again, so that it bounds the whole call (a streamed message
+    /// still waiting for room at the deadline is abandoned: its reader
+    /// drops the fragments it got, see `read_stream`). A non-blocking call
+    /// passes `Deadline::never()`: the message is written if its first
+    /// record fits now, and a streamed message, once started, is then
+    /// completed however long the readers take (a message larger than the
+    /// ring never fits at once).
     #[inline]
-    pub(crate) fn write(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
+    pub(crate) fn write_within(
+        &self,
+        msg: &[u8],
+        w: &Waiter<'_>,
+        maxsize: u64,
+        rest: Deadline,
+    ) -> Result<(), WErr> {
         if msg.len() as u64 <= INLINE_MAX && self.try_put_inline(msg, w.me, maxsize) {
             return Ok(());
         }
-        self.write_slow(msg, w, maxsize)
+        self.write_slow(msg, w, maxsize, rest)
     }
 
-    /// The common case of [`write`](Ring::write) in few instructions: a
-    /// small message, `wlock` free, room in the ring. `false`: nothing was
-    /// written (the general path sorts it out).
+    /// The common case of [`write_within`](Ring::write_within) in few
+    /// instructions: a small message, `wlock` free, room in the ring.
+    /// `false`: nothing was written (the general path sorts it out).
     #[inline]
     fn try_put_inline(&self, msg: &[u8], me: u32, maxsize: u64) -> bool {
         let c = self.ctl();
@@ -768,14 +833,22 @@ impl Ring {
         self.wake_readers();
     }
 
-    fn write_slow(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
+    /// `rest`: the deadline for the fragments after the first of a
+    /// streamed message.
+    fn write_slow(
+        &self,
+        msg: &[u8],
+        w: &Waiter<'_>,
+        maxsize: u64,
+        rest: Deadline,
+    ) -> Result<(), WErr> {
         if !self.ctl().readers.any() {
             return Err(WErr::Disconnected);
         }
         if msg.len() as u64 <= self.max_frag {
             self.write_whole(msg, w, maxsize)
         } else {
-            self.write_stream(msg, w, maxsize)
+            self.write_stream(msg, w, maxsize, rest)
         }
     }
 
@@ -807,9 +880,17 @@ impl Ring {
     }
 
     /// Streams a large message (under `wlock` from the first fragment to
-    /// the last). Once the first fragment is committed the write completes
-    /// unless every reader goes.
-    fn write_stream(&self, msg: &[u8], w: &Waiter<'_>, maxsize: u64) -> Result<(), WErr> {
+    /// the last). The first fragment waits for room until `w.deadline`, the
+    /// others until `rest`; a writer that gives up after its first
+    /// fragment releases `wlock` with the message unfinished, which tells
+    /// its reader that the message was abandoned (see `read_stream`).
+    fn write_stream(
+        &self,
+        msg: &[u8],
+        w: &Waiter<'_>,
+        maxsize: u64,
+        rest: Deadline,
+    ) -> Result<(), WErr> {
         let c = self.ctl();
         let total = msg.len() as u64;
         if !self.lock(&c.tail.lock, w.me, w.deadline) {
@@ -834,9 +915,14 @@ impl Ring {
                 match self.reserve(len, flags, w.me, maxsize) {
                     Ok(p) => break p,
                     Err(full) => {
-                        let dl = if first { w.deadline } else { Deadline::never() };
+                        let dl = if first { w.deadline } else { rest };
                         if let Err(e) = self.wait_room(w, dl, full, maxsize) {
                             self.unlock(&c.tail.lock);
+                            if !first {
+                                // A reader waiting for the next fragment
+                                // looks at `wlock` again at once.
+                                self.notify_data();
+                            }
                             return Err(e);
                         }
                     }
@@ -863,9 +949,14 @@ impl Ring {
     /// Reserves a record of `len` payload bytes at the tail (the caller
     /// holds `wlock`); a FIRST record of a counted ring also counts one
     /// message in `puts`, within `maxsize` (0: unbounded).
+    /// A `tail` that is not a position, or a `released` beyond it or more
+    /// than a ring behind it, is `Full::Corrupt`.
     fn reserve(&self, len: u64, flags: u32, me: u32, maxsize: u64) -> Result<u64, Full> {
         let c = self.ctl();
         let t = c.tail.pos.load(Relaxed);
+        if !pos_ok(t) {
+            return Err(Full::Corrupt);
+        }
         let size = rec_size(len);
         let room = self.cap - (t & self.mask);
         let (pad, pos) = if size > room {
@@ -877,6 +968,11 @@ impl Ring {
         let need = end.saturating_sub(self.cap);
         if self.released_cache.load(Acquire) < need {
             let r = c.released.v.load(Acquire);
+            // `released <= tail <= released + cap` at all times, and
+            // nobody else moves `tail` while we hold `wlock`.
+            if r > t || t - r > self.cap {
+                return Err(Full::Corrupt);
+            }
             self.released_cache.store(r, Release);
             if r < need {
                 return Err(Full::Space(need));
@@ -893,7 +989,8 @@ impl Ring {
             }
             // Before the header: a reader that counts this message in
             // `gets` has seen its header, so `gets <= puts` for everyone.
-            c.tail.msgs.store(puts + 1, Release);
+            // (Wrapping: a peer may have written anything there.)
+            c.tail.msgs.store(puts.wrapping_add(1), Release);
         }
         if pad > 0 {
             let h = self.hdr(t);
@@ -926,6 +1023,7 @@ impl Ring {
         match full {
             Full::Space(need) => self.wait_space(w, deadline, need),
             Full::Count => self.wait_count(w, deadline, maxsize),
+            Full::Corrupt => Err(WErr::Corrupt),
         }
     }
 
@@ -947,27 +1045,42 @@ impl Ring {
         .unwrap_or(Err(WErr::Timeout))
     }
 
+    /// Waits until `released` reaches `need`. A `released` that is not a
+    /// position, is beyond `tail` or more than a ring behind it (which no
+    /// reader of this protocol leaves) is `WErr::Corrupt`, not a wait
+    /// that would never end.
     fn wait_space(&self, w: &Waiter<'_>, deadline: Deadline, need: u64) -> Result<(), WErr> {
         let c = self.ctl();
         let r = match self.spin_for_batch(w, deadline, need) {
             Some(r) => r,
             None => self
                 .block_paced(&c.space, w, deadline, SPACE_PACE_NS, |slow| {
-                    if slow {
+                    // `tail` first: then `tail <= released + cap` holds
+                    // for the values read, whatever moved in between.
+                    let t = if slow {
                         c.readers.prune();
                         self.reclaim_dead();
-                    }
+                        c.tail.pos.load(Acquire)
+                    } else {
+                        0
+                    };
                     let r = c.released.v.load(Acquire);
                     if r >= need {
                         Some(Ok(r))
                     } else if !c.readers.any() {
                         Some(Err(WErr::Disconnected))
+                    } else if slow && (!pos_ok(r) || t > r + self.cap) {
+                        Some(Err(WErr::Corrupt))
                     } else {
                         None
                     }
                 })
                 .unwrap_or(Err(WErr::Timeout))?,
         };
+        // `released` never passes `tail`: `tail` read after it is no less.
+        if !pos_ok(r) || r > c.tail.pos.load(Acquire) {
+            return Err(WErr::Corrupt);
+        }
         // A lower bound for whoever holds `wlock` next (any value `released`
         // had is one); Release pairs with the Acquire load in `reserve`.
         self.released_cache.fetch_max(r, Release);
@@ -1013,6 +1126,9 @@ impl Ring {
     /// `released` must not leave the writers waiting for space forever.
     fn reclaim_dead(&self) {
         let r = self.ctl().released.v.load(Acquire);
+        if !pos_ok(r) {
+            return;
+        }
         let h = self.hdr(r);
         let s = h.stamp.load(Acquire);
         if s == r | CLAIMED && !alive(h.tid.load(Relaxed)) {
@@ -1030,7 +1146,12 @@ impl Ring {
 
     // ------------------------------------------------------------ readers
 
+    /// What the record at `h` is. A position that is not one, or a
+    /// record that would end beyond the buffer, is `Head::Corrupt`.
     fn look(&self, h: u64) -> Head {
+        if !pos_ok(h) {
+            return Head::Corrupt;
+        }
         let hd = self.hdr(h);
         let s = hd.stamp.load(Acquire);
         if s & !ST_MASK != h {
@@ -1104,6 +1225,11 @@ impl Ring {
             if self.peek_ready() {
                 return Some(Ok(()));
             }
+            // `head` never passes `tail` (read after it, so no less): a
+            // reader waiting there would wait for ever.
+            if c.head.pos.load(Acquire) > c.tail.pos.load(Acquire) {
+                return Some(Err(RErr::Corrupt("ring head beyond its tail")));
+            }
         }
         if !c.writers.any() {
             // Nobody will complete a record still being written.
@@ -1163,7 +1289,7 @@ impl Ring {
     fn repair_head(&self) -> bool {
         let c = self.ctl();
         let r = c.released.v.load(Acquire);
-        if r > c.head.pos.load(Relaxed) {
+        if r > c.head.pos.load(Relaxed) && pos_ok(r) {
             c.head.pos.store(r, Release);
             return true;
         }
@@ -1175,7 +1301,7 @@ impl Ring {
     fn count_get(&self) {
         if self.counted {
             let g = &self.ctl().head.msgs;
-            g.store(g.load(Relaxed) + 1, Release);
+            g.store(g.load(Relaxed).wrapping_add(1), Release);
         }
     }
 
@@ -1307,12 +1433,15 @@ impl Ring {
         let mut moved = false;
         loop {
             let r = c.released.v.load(SeqCst);
+            if !pos_ok(r) {
+                break;
+            }
             let hd = self.hdr(r);
             if hd.stamp.load(SeqCst) != r | CONSUMED {
                 break;
             }
             let size = rec_size(u64::from(hd.len.load(Relaxed) & LEN_MASK));
-            if size > self.cap {
+            if (r & self.mask) + size > self.cap {
                 break;
             }
             if c.released
@@ -1352,9 +1481,13 @@ impl Ring {
         }
         let lf = hd.len.load(Relaxed);
         let len = u64::from(lf & LEN_MASK);
+        // A position or a record end out of bounds (a corrupt ring) is
+        // left to `look`, which reports it.
         if lf & !LEN_MASK != FIRST | LAST
             || len > INLINE_MAX
             || len > sink.limit()
+            || !pos_ok(h)
+            || (h & self.mask) + rec_size(len) > self.cap
             || !self.try_lock(&c.head.lock, me)
         {
             return None;
@@ -1486,8 +1619,20 @@ impl Ring {
         }
     }
 
+    /// Whether the writer `wtid` of the streamed message being read gave
+    /// up on it (its deadline passed): it no longer holds `wlock`, which it
+    /// holds from the first fragment to the last, and the next fragment is
+    /// not there. The lock word is read first, so that a fragment committed
+    /// before the writer let go of the lock is seen.
+    fn abandoned(&self, wtid: u32) -> bool {
+        self.ctl().tail.lock.load(Acquire) & !LOCK_WAITERS != wtid && !self.peek_ready()
+    }
+
     /// Reads the fragments of a streamed message (holding `rlock`, which
-    /// this releases). `Ok(None)`: the writer died or gave up mid-message.
+    /// this releases). `Ok(None)`: the writer died or gave up mid-message
+    /// (the message is dropped: a reader gets a streamed message whole or
+    /// not at all). The wait for each fragment has no deadline of its own:
+    /// it ends when the fragment comes or the writer dies or gives up.
     fn read_stream<S: Sink>(
         &self,
         h0: u64,
@@ -1518,7 +1663,7 @@ impl Ring {
             let alive_writer = self.block(&c.data, w, Deadline::never(), |slow| {
                 if self.peek_ready() {
                     Some(true)
-                } else if (slow && !alive(wtid)) || !c.writers.any() {
+                } else if (slow && !alive(wtid)) || !c.writers.any() || self.abandoned(wtid) {
                     Some(false)
                 } else {
                     None
@@ -1696,6 +1841,9 @@ mod loom_store {
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod peer_tests;
 
 #[cfg(all(test, not(loom)))]
 mod tests {
