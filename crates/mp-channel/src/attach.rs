@@ -427,7 +427,8 @@ impl TransitGuard {
         let r = self
             .recv
             .map(|i| (i, &self.chan.ring(i).ctl().readers, &self.rrole));
-        w.into_iter().chain(r)
+        // Reader first (see `Attach`'s drop).
+        r.into_iter().chain(w)
     }
 
     fn release(&self) {
@@ -484,7 +485,9 @@ fn release(role: &AtomicU32, holders: &Holders, ring: &Ring) {
 
 impl Drop for Attach {
     fn drop(&mut self) {
-        self.close_send();
+        // Reader first, as `PipeEnd::close`: once a peer sees the writer
+        // gone, the reader is gone too.
         self.close_recv();
+        self.close_send();
     }
 }

@@ -320,8 +320,10 @@ impl PipeEnd {
     /// Closes this end (this copy): later calls on it fail with `Closed`,
     /// and the other side sees `Disconnected` once every copy is gone.
     pub fn close(&self) {
-        self.a.close_send();
+        // Reader first: a peer that has seen this end stop writing
+        // (`Disconnected` from `recv`) then finds it gone as a reader too.
         self.a.close_recv();
+        self.a.close_send();
     }
 
     /// Whether this end has been closed.
