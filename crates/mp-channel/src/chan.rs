@@ -1,7 +1,7 @@
 //! A channel's shared segment: one or two rings plus a small header, and
 //! the eventfds that signal readability to pollers.
 //!
-//! # Segment layout (magic `MPCH`, version 5)
+//! # Segment layout (magic `MPCH`, version 6)
 //!
 //! After the 64-byte segment [`Header`](mp_os::segment::Header):
 //!
@@ -13,10 +13,12 @@
 //!     16             8        maxsize    queue bound in messages (0 = none)
 //!     24             4        flags      bit 0: joinable, bit 1: counted
 //!     28            36        reserved
-//!     64             8        unfinished JoinableQueue tasks not yet done
+//!     64             8        join.done  JoinableQueue: task_done() calls, and values
+//!                                        taken that could not be decoded
 //!     72             4        join.seq   futex word join() sleeps on
 //!     76             4        join.waiters
-//!     80             8        join.lost  tasks written off: taken by a process that died
+//!     80             8        join.lost  tasks written off and reported by join()
+//!     88             8        join.written  tasks written off because their consumer died
 //!    128          2048        taken      JoinableQueue: values got and not yet task_done,
 //!                                        per process (a holder table, see `holders`)
 //!   2176   4416 x nrings      RingCtl per ring (see `ring`)
@@ -34,7 +36,7 @@ use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
 use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 4] = *b"MPCH";
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 
 pub(crate) const KIND_PIPE: u32 = 1;
 pub(crate) const KIND_QUEUE: u32 = 2;
@@ -51,13 +53,16 @@ struct ChanHeader {
     _reserved: [u8; 36],
 }
 
-/// JoinableQueue state.
+/// JoinableQueue state. The unfinished count is derived, never stored:
+/// `puts - dropped - done - written` (the ring's counts survive a holder
+/// killed at any instruction, so this does too; see `queue`).
 #[repr(C, align(64))]
 pub(crate) struct JoinCtl {
-    pub(crate) unfinished: AtomicU64,
+    pub(crate) done: AtomicU64,
     pub(crate) seq: AtomicU32,
     pub(crate) waiters: AtomicU32,
     pub(crate) lost: AtomicU64,
+    pub(crate) written: AtomicU64,
 }
 
 /// Offset of the `taken` table in the payload.

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use mp_os::futex::Wait;
@@ -249,20 +249,10 @@ impl<T> Queue<T> {
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_inner(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendError<T>> {
-        let jc = self.a.chan.joinable.then(|| self.a.chan.join_ctl());
-        if let Some(j) = jc {
-            j.unfinished.fetch_add(1, SeqCst);
-        }
-        let r = io::write_value(&self.a, &value, deadline, call);
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if let Some(j) = jc {
-                    task_done_inner(j);
-                }
-                Err(e.map(|()| value))
-            }
-        }
+        // A JoinableQueue counts a task when its record is reserved in the
+        // ring (`puts`), nothing here: a producer killed while it waits
+        // for room leaves no count behind.
+        io::write_value(&self.a, &value, deadline, call).map_err(|e| e.map(|()| value))
     }
 
     /// Puts `value`, blocking while the queue is full.
@@ -310,16 +300,20 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         if !self.a.chan.joinable {
             return io::read(&self.a, &mut DecodeSink::new(), deadline, call);
         }
-        // A JoinableQueue counts what each process took and has not marked
-        // done, so that `join` can write off the values of a process that
-        // died with them. Counted before the read: a death between the two
-        // then writes off one task too many (a later `task_done` reports
-        // `TaskDone`) rather than leaving `join` waiting for ever.
-        let taken = self.a.chan.taken();
-        let role = taken_add(taken);
-        let r = io::read(&self.a, &mut DecodeSink::new(), deadline, call);
-        if r.is_err() && role != 0 {
-            taken.remove(role);
+        // A JoinableQueue counts, per process, the values taken and not
+        // marked done, so that `join` can tell the tasks of a process that
+        // died with them. Counted when a message is claimed, under the
+        // readers' lock and before the ring counts it in `gets`: a
+        // consumer killed while it waits holds nothing.
+        let mut sink = JoinSink {
+            inner: DecodeSink::new(),
+            chan: &self.a.chan,
+            claimed: false,
+        };
+        let r = io::read(&self.a, &mut sink, deadline, call);
+        if r.is_ok() {
+            // The caller holds the task now, until its `task_done`.
+            sink.claimed = false;
         }
         r
     }
@@ -528,16 +522,51 @@ impl<T> Deref for JoinableQueue<T> {
     }
 }
 
-/// Counts one value taken by this process in a JoinableQueue's `taken`
-/// table; returns the role to remove later (0: the table was full, the value
-/// is not tracked).
-pub(crate) fn taken_add(taken: &crate::holders::Holders) -> u32 {
-    let role = taken.add(crate::attach::process_token());
-    if role & crate::holders::OVERFLOW != 0 {
-        taken.remove(role);
-        return 0;
+/// A JoinableQueue's receive: counts the message in this process's entry
+/// of the `taken` table when the ring claims it. A value that is claimed
+/// but not handed to the caller (it does not decode, the decoder panics)
+/// is counted done at once.
+struct JoinSink<'a, T> {
+    inner: DecodeSink<T>,
+    chan: &'a Chan,
+    claimed: bool,
+}
+
+impl<T: DeserializeOwned> crate::ring::Sink for JoinSink<'_, T> {
+    type Out = T;
+    fn whole(&mut self, bytes: &[u8]) -> Result<T, crate::ring::RErr> {
+        self.inner.whole(bytes)
     }
-    role
+    fn start(&mut self, total: u64) -> Result<&mut [u8], crate::ring::RErr> {
+        self.inner.start(total)
+    }
+    fn finish(&mut self, total: u64) -> Result<T, crate::ring::RErr> {
+        self.inner.finish(total)
+    }
+    fn claimed(&mut self) {
+        // An overflowed registration stays counted (in the table's
+        // overflow counter, never written off): a held task must never
+        // look lost.
+        self.chan.taken().add(crate::attach::process_token());
+        self.claimed = true;
+    }
+    fn dropped(&mut self) {
+        self.claimed = false;
+        self.chan.taken().remove_one(crate::attach::process_token());
+    }
+}
+
+impl<T> Drop for JoinSink<'_, T> {
+    fn drop(&mut self) {
+        if self.claimed {
+            // Done before no longer held: `write_off_dead` reads the held
+            // counts before `done`, so the task is never missed by both.
+            let j = self.chan.join_ctl();
+            j.done.fetch_add(1, SeqCst);
+            self.chan.taken().remove_one(crate::attach::process_token());
+            wake_joiners(j);
+        }
+    }
 }
 
 /// Wakes `join` waiters (the unfinished count reached 0 or tasks were
@@ -549,24 +578,17 @@ fn wake_joiners(j: &crate::chan::JoinCtl) {
     }
 }
 
-/// Subtracts up to `k` from the unfinished count (never below 0); returns
-/// the count it found.
-fn sub_unfinished(j: &crate::chan::JoinCtl, k: u64) -> u64 {
-    j.unfinished
-        .fetch_update(SeqCst, Relaxed, |n| (n > 0).then(|| n - k.min(n)))
-        .unwrap_or(0)
-}
-
-fn task_done_inner(j: &crate::chan::JoinCtl) -> bool {
-    match sub_unfinished(j, 1) {
-        0 => false,
-        n => {
-            if n == 1 {
-                wake_joiners(j);
-            }
-            true
-        }
-    }
+/// Tasks put and not done: `puts - dropped - done - written`, never less
+/// than the true count at the moment `done` was read (what only goes down
+/// is read first, what only goes up last), so 0 means every task was done.
+fn unfinished_of(chan: &Chan, done: u64) -> u64 {
+    let j = chan.join_ctl();
+    let written = j.written.load(SeqCst);
+    let ring = chan.ring(0);
+    // A message is put before it can be dropped: `dropped` first.
+    let dropped = ring.dropped();
+    let puts = ring.puts();
+    puts.saturating_sub(dropped + done + written)
 }
 
 impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
@@ -594,9 +616,11 @@ impl<T> JoinableQueue<T> {
         self.q.a.chan.join_ctl()
     }
 
-    /// Tasks put and not yet marked done.
+    /// Tasks put and not yet marked done (approximate while others put,
+    /// get and finish tasks).
     pub fn unfinished(&self) -> u64 {
-        self.ctl().unfinished.load(SeqCst)
+        let chan = &self.q.a.chan;
+        unfinished_of(chan, chan.join_ctl().done.load(SeqCst))
     }
 
     /// Marks one task (a value got earlier) as done.
@@ -609,12 +633,25 @@ impl<T> JoinableQueue<T> {
     ///
     /// [`Error::TaskDone`] when called more times than values were put.
     pub fn task_done(&self) -> Result<(), Error> {
-        if task_done_inner(self.ctl()) {
-            self.q.a.chan.taken().remove(crate::attach::process_token());
-            Ok(())
-        } else {
-            Err(Error::TaskDone)
+        let chan = &self.q.a.chan;
+        let j = chan.join_ctl();
+        let mut done = j.done.load(SeqCst);
+        let left = loop {
+            let left = unfinished_of(chan, done);
+            if left == 0 {
+                return Err(Error::TaskDone);
+            }
+            match j.done.compare_exchange(done, done + 1, SeqCst, SeqCst) {
+                Ok(_) => break left,
+                Err(d) => done = d,
+            }
+        };
+        // After `done`: see `JoinSink`'s drop.
+        chan.taken().remove_one(crate::attach::process_token());
+        if left == 1 {
+            wake_joiners(j);
         }
+        Ok(())
     }
 
     /// Waits until every value put has been marked done.
@@ -659,12 +696,12 @@ impl<T> JoinableQueue<T> {
             count => Err(Error::TasksLost { count }),
         };
         loop {
-            if j.unfinished.load(SeqCst) == 0 {
+            if self.unfinished() == 0 {
                 return outcome(true);
             }
             j.waiters.fetch_add(1, SeqCst);
             let seq = j.seq.load(SeqCst);
-            if j.unfinished.load(SeqCst) == 0 {
+            if self.unfinished() == 0 {
                 j.waiters.fetch_sub(1, SeqCst);
                 return outcome(true);
             }
@@ -673,22 +710,50 @@ impl<T> JoinableQueue<T> {
             if r == Wait::TimedOut {
                 self.write_off_dead();
                 if deadline.expired() {
-                    return outcome(j.unfinished.load(SeqCst) == 0);
+                    return outcome(self.unfinished() == 0);
                 }
             }
         }
     }
 
-    /// Writes off the tasks taken by processes that died (slow path).
+    /// Writes off the tasks taken by processes that died (slow path): of
+    /// the messages taken from the ring (`gets`), those neither dropped,
+    /// done, written off already, nor held by a live process. Read in the
+    /// order tasks move (taken, then held, then done), so that a task
+    /// moving meanwhile is seen twice rather than missed: the count is
+    /// never too high.
     fn write_off_dead(&self) {
+        let chan = &self.q.a.chan;
         let j = self.ctl();
-        let dead = self.q.a.chan.taken().prune();
-        if dead == 0 {
+        let ring = chan.ring(0);
+        // Counts a holder killed inside its lock left behind are repaired
+        // by whoever takes the lock over.
+        let me = crate::sync::tid();
+        ring.recover_wlock(me);
+        ring.recover_rlock(me);
+        let gets = ring.gets();
+        let taken = chan.taken();
+        taken.prune();
+        // Every live registration, overflowed ones included (a slot of a
+        // process that died after the prune counts as held: too few
+        // written off now, the rest at the next look).
+        let held = taken.sum();
+        let dropped = ring.dropped();
+        let done = j.done.load(SeqCst);
+        let written = j.written.load(SeqCst);
+        let lost = gets.saturating_sub(held + dropped + done + written);
+        if lost == 0 {
             return;
         }
-        let gone = dead.min(sub_unfinished(j, dead));
-        j.lost.fetch_add(gone, SeqCst);
-        wake_joiners(j);
+        // One writer of each loss: a concurrent `join` that counted the
+        // same tasks loses this race and counts again.
+        if j.written
+            .compare_exchange(written, written + lost, SeqCst, SeqCst)
+            .is_ok()
+        {
+            j.lost.fetch_add(lost, SeqCst);
+            wake_joiners(j);
+        }
     }
 }
 
