@@ -21,7 +21,9 @@
 //!     88             8        join.written  tasks written off because their consumer died
 //!    128          2048        taken      JoinableQueue: values got and not yet task_done,
 //!                                        per process (a holder table, see `holders`)
-//!   2176   4416 x nrings      RingCtl per ring (see `ring`)
+//!   2176          2048        buffered   unbounded queues: values put and still in the
+//!                                        putting process's feeder buffer, per process
+//!   4224   4416 x nrings      RingCtl per ring (see `ring`)
 //!   DATA     cap x nrings     ring buffers; DATA is page-aligned in the segment
 //! ```
 
@@ -67,8 +69,10 @@ pub(crate) struct JoinCtl {
 
 /// Offset of the `taken` table in the payload.
 const TAKEN: usize = 128;
+/// Offset of the `buffered` table in the payload.
+const BUFFERED: usize = TAKEN + std::mem::size_of::<Holders>();
 /// Offset of the first ring control block in the payload.
-const RINGS: usize = TAKEN + std::mem::size_of::<Holders>();
+const RINGS: usize = BUFFERED + std::mem::size_of::<Holders>();
 
 const _: () = assert!(std::mem::size_of::<ChanHeader>() == 64);
 const _: () = assert!(std::mem::size_of::<JoinCtl>() == 64);
@@ -80,6 +84,9 @@ fn data_offset(nrings: u64) -> u64 {
 
 /// The mapped channel: segment, rings, eventfds.
 pub(crate) struct Chan {
+    /// This process's buffer of values put and not yet in the ring
+    /// (unbounded queues; see `feed`).
+    pub(crate) feed: crate::feed::Feed,
     seg: Segment,
     efds: Vec<OwnedFd>,
     rings: Vec<Ring>,
@@ -179,6 +186,7 @@ impl Chan {
             rings.push(ring);
         }
         Ok(Chan {
+            feed: crate::feed::Feed::new(),
             kind,
             maxsize: hdr.maxsize,
             joinable: hdr.flags & FLAG_JOINABLE != 0,
@@ -208,6 +216,13 @@ impl Chan {
         // SAFETY: offset TAKEN of the payload is the table (checked size in
         // `attach`), 64-byte aligned, all atomics (zeroed = empty).
         unsafe { &*self.seg.payload().add(TAKEN).cast::<Holders>() }
+    }
+
+    /// Values put and still in a feeder buffer, per process (see `feed`).
+    pub(crate) fn buffered(&self) -> &Holders {
+        // SAFETY: offset BUFFERED of the payload is the table (checked size
+        // in `attach`), 64-byte aligned, all atomics (zeroed = empty).
+        unsafe { &*self.seg.payload().add(BUFFERED).cast::<Holders>() }
     }
 
     /// Drains the eventfd of ring `i`; whether it was signalled.

@@ -142,6 +142,15 @@ impl Holders {
         slots + u64::from(self.overflow.load(SeqCst))
     }
 
+    /// Registrations of `pid` in its slot.
+    pub(crate) fn count_of(&self, pid: u32) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.load(Acquire))
+            .find(|v| (v >> 32) as u32 == pid)
+            .map_or(0, |v| v & 0xFFFF_FFFF)
+    }
+
     /// Frees the slots of dead processes; returns how many registrations
     /// they held. Slow: reads `/proc` per slot.
     pub(crate) fn prune(&self) -> u64 {

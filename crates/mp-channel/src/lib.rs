@@ -47,6 +47,8 @@ mod bytes;
 mod chan;
 #[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
+mod feed;
 mod holders;
 #[cfg(not(loom))]
 mod io;

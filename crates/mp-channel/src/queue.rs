@@ -19,6 +19,7 @@ use crate::attach::Attach;
 use crate::chan::{Chan, KIND_QUEUE};
 use crate::error::{Error, RecvError, SendError};
 use crate::io::{self, Call, DecodeSink};
+use crate::ring::WErr;
 use crate::ring::WaitMode;
 
 /// Default ring size of a queue.
@@ -27,14 +28,21 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 /// A multi-producer, multi-consumer queue of `T` shared between processes,
 /// like Python's `multiprocessing.Queue`.
 ///
-/// Values are postcard-encoded into a ring in shared memory. The queue is
-/// bounded by `maxsize` messages (0: unbounded) and by the ring's bytes
-/// ([`DEFAULT_QUEUE_CAPACITY`] unless the builder says otherwise). A value
-/// larger than a quarter of the ring still passes, streamed through it in
-/// fragments: that `put` returns once a consumer has taken the value in
-/// (Python's `put` returns at once; size the ring for large values). For
-/// bulk bytes use [`Bytes`](crate::Bytes) rather than `Vec<u8>`. Messages
-/// from one producer arrive in the order they were put.
+/// Values are postcard-encoded into a ring in shared memory
+/// ([`DEFAULT_QUEUE_CAPACITY`] bytes unless the builder says otherwise). A
+/// queue without a `maxsize` (the default) is unbounded, as Python's: when
+/// the ring has no room, `put` leaves the value in a buffer of this
+/// process and returns, and a feeder thread writes it into the ring as
+/// consumers make room (values larger than a quarter of the ring always
+/// go that way, streamed through the ring in fragments). Before the
+/// process exits, and when its last handle of the queue is dropped, it
+/// waits until its buffered values are in the ring, as Python's does
+/// (see [`join_thread`](Queue::join_thread) and
+/// [`cancel_join_thread`](Queue::cancel_join_thread)). A queue with a
+/// `maxsize` blocks `put` while it holds that many values, or while the
+/// ring has no room. For bulk bytes use [`Bytes`](crate::Bytes) rather
+/// than `Vec<u8>`. Values from one producer arrive in the order they were
+/// put.
 ///
 /// A `Queue` handle is both a producer and a consumer. Clones and copies
 /// in other processes (a `Queue` is a serde value) are further handles;
@@ -69,9 +77,18 @@ impl<T> fmt::Debug for Queue<T> {
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        Queue {
-            a: self.a.duplicate(),
-            _t: PhantomData,
+        Queue::wrap(self.a.duplicate())
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        let feed = &self.a.chan.feed;
+        // The last handle of this process: as Python's feeder is joined
+        // when its queue goes, wait until the buffered values are in the
+        // ring (unless no other process can read them, or cancelled).
+        if feed.handles.fetch_sub(1, SeqCst) == 1 && feed.backlog() != 0 {
+            feed.flush(&self.a.chan, true);
         }
     }
 }
@@ -131,10 +148,7 @@ impl<T> QueueBuilder<T> {
     /// [`Error::Io`] when the shared segment or the eventfd cannot be
     /// created.
     pub fn build(self) -> Result<Queue<T>, Error> {
-        Ok(Queue {
-            a: self.create(false)?,
-            _t: PhantomData,
-        })
+        Ok(Queue::wrap(self.create(false)?))
     }
 
     /// Creates a [`JoinableQueue`].
@@ -144,16 +158,14 @@ impl<T> QueueBuilder<T> {
     /// As [`build`](QueueBuilder::build).
     pub fn build_joinable(self) -> Result<JoinableQueue<T>, Error> {
         Ok(JoinableQueue {
-            q: Queue {
-                a: self.create(true)?,
-                _t: PhantomData,
-            },
+            q: Queue::wrap(self.create(true)?),
         })
     }
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
-    /// An unbounded queue (bounded only by its 1 MiB ring).
+    /// An unbounded queue (its 1 MiB ring, and a buffer in the putting
+    /// process beyond it).
     ///
     /// # Errors
     ///
@@ -182,6 +194,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 }
 
 impl<T> Queue<T> {
+    fn wrap(a: Arc<Attach>) -> Queue<T> {
+        a.chan.feed.handles.fetch_add(1, SeqCst);
+        Queue { a, _t: PhantomData }
+    }
+
     /// A builder for `maxsize`, ring bytes and wait mode.
     ///
     /// ```
@@ -199,9 +216,13 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Messages in the queue (approximate while others put and get).
+    /// Messages in the queue, those still buffered in the processes that
+    /// put them included (approximate while others put and get).
     pub fn qsize(&self) -> usize {
-        self.a.chan.ring(0).count() as usize
+        let chan = &self.a.chan;
+        // `buffered` before the ring: a value moves from one to the other.
+        let b = buffered_count(chan, self.a.slow_check_due());
+        (chan.ring(0).count() + b) as usize
     }
 
     /// Whether the queue is empty (approximate, as `qsize`).
@@ -231,6 +252,28 @@ impl<T> Queue<T> {
         self.a.close_send();
     }
 
+    /// Waits until the values this process put and still buffers are in
+    /// the ring (or until no process can read them any more), as Python's
+    /// `join_thread`. Unlike Python's it needs no `close` first; it waits
+    /// for consumers to make room, so call it when somebody reads.
+    ///
+    /// ```
+    /// let q = mp_channel::Queue::<u32>::new()?;
+    /// q.put(1)?;
+    /// q.join_thread(); // nothing buffered: returns at once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join_thread(&self) {
+        self.a.chan.feed.flush(&self.a.chan, false);
+    }
+
+    /// This process will not wait for its buffered values when it exits
+    /// or drops its last handle of the queue (Python's
+    /// `cancel_join_thread`): values still buffered then are lost.
+    pub fn cancel_join_thread(&self) {
+        self.a.chan.feed.cancel();
+    }
+
     /// Whether [`close`](Queue::close) was called on this handle.
     pub fn is_closed(&self) -> bool {
         !self.a.can_send()
@@ -249,13 +292,49 @@ impl<T> Queue<T> {
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_inner(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendError<T>> {
+        if self.a.chan.maxsize == 0 {
+            return self.put_unbounded(value);
+        }
         // A JoinableQueue counts a task when its record is reserved in the
         // ring (`puts`), nothing here: a producer killed while it waits
         // for room leaves no count behind.
         io::write_value(&self.a, &value, deadline, call).map_err(|e| e.map(|()| value))
     }
 
-    /// Puts `value`, blocking while the queue is full.
+    /// `put` into an unbounded queue: into the ring while this process's
+    /// buffer is empty and the ring has room (or gets some within a short
+    /// grace period), into the buffer otherwise (see `feed`).
+    fn put_unbounded(&self, value: T) -> Result<(), SendError<T>> {
+        let a = &self.a;
+        let Some(ring) = a.send_ring().filter(|_| a.can_send()) else {
+            return Err(SendError::Closed(value));
+        };
+        let feed = &a.chan.feed;
+        let r = io::with_encoded(&value, |b| {
+            if feed.backlog() == 0 && b.len() as u64 <= ring.max_frag() {
+                // No clock read unless the ring is full.
+                for deadline in [Deadline::past(), Deadline::after(Some(PUT_GRACE))] {
+                    match ring.write(b, &a.waiter(deadline), 0) {
+                        Ok(()) => return Ok(()),
+                        Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
+                        Err(WErr::Timeout) => {}
+                    }
+                }
+            } else if !ring.ctl().readers.any() {
+                return Err(SendError::Disconnected(()));
+            }
+            feed.push(&a.chan, b);
+            Ok(())
+        });
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.map(|()| value)),
+            Err(e) => Err(SendError::Encode(value, e)),
+        }
+    }
+
+    /// Puts `value`; in a queue with a `maxsize`, blocks while the queue
+    /// is full. An unbounded queue never blocks (see [`Queue`]).
     ///
     /// # Errors
     ///
@@ -267,7 +346,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.put_inner(value, Deadline::never(), Call::Block)
     }
 
-    /// Puts `value`, waiting at most `timeout` for room.
+    /// Puts `value`, waiting at most `timeout` for room (an unbounded
+    /// queue never waits).
     ///
     /// # Errors
     ///
@@ -276,7 +356,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.put_inner(value, Deadline::after(Some(timeout)), Call::Timed)
     }
 
-    /// Puts `value` if there is room now.
+    /// Puts `value` if there is room now (an unbounded queue always has).
     ///
     /// # Errors
     ///
@@ -377,14 +457,32 @@ impl<T> Serialize for Queue<T> {
 
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Queue<T>, D::Error> {
-        io::deserialize_handle(d, KIND_QUEUE).map(|a| Queue { a, _t: PhantomData })
+        io::deserialize_handle(d, KIND_QUEUE).map(Queue::wrap)
     }
+}
+
+/// How long `put` into an unbounded queue waits for the ring to make room
+/// before it buffers the value: long enough for consumers that keep up (a
+/// stream), short enough to look instant.
+const PUT_GRACE: Duration = Duration::from_micros(200);
+
+/// Values buffered by the processes that put them (`slow`: forget those of
+/// dead processes first).
+fn buffered_count(chan: &Chan, slow: bool) -> u64 {
+    let b = chan.buffered();
+    if !b.any() {
+        return 0;
+    }
+    if slow {
+        b.prune();
+    }
+    b.sum()
 }
 
 // ---------------------------------------------------------------- SimpleQueue
 
 /// A simpler queue (Python's `SimpleQueue`): `put`, `get`, `empty`,
-/// `close`; unbounded but for its ring.
+/// `close`; unbounded (see [`Queue`]).
 ///
 /// ```
 /// let q = mp_channel::SimpleQueue::new()?;
@@ -421,7 +519,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
         Ok(SimpleQueue { q: Queue::new()? })
     }
 
-    /// Puts `value`, blocking while the ring is full.
+    /// Puts `value` (never blocks: see [`Queue`]).
     ///
     /// # Errors
     ///
@@ -578,17 +676,20 @@ fn wake_joiners(j: &crate::chan::JoinCtl) {
     }
 }
 
-/// Tasks put and not done: `puts - dropped - done - written`, never less
-/// than the true count at the moment `done` was read (what only goes down
-/// is read first, what only goes up last), so 0 means every task was done.
+/// Tasks put and not done: `buffered + puts - dropped - done - written`,
+/// never less than the true count at the moment `done` was read (what only
+/// goes down is read first, what only goes up last; a buffered value is
+/// counted in `puts` before it leaves `buffered`), so 0 means every task
+/// was done.
 fn unfinished_of(chan: &Chan, done: u64) -> u64 {
     let j = chan.join_ctl();
     let written = j.written.load(SeqCst);
     let ring = chan.ring(0);
     // A message is put before it can be dropped: `dropped` first.
     let dropped = ring.dropped();
+    let buffered = buffered_count(chan, false);
     let puts = ring.puts();
-    puts.saturating_sub(dropped + done + written)
+    (buffered + puts).saturating_sub(dropped + done + written)
 }
 
 impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
@@ -742,6 +843,12 @@ impl<T> JoinableQueue<T> {
         let done = j.done.load(SeqCst);
         let written = j.written.load(SeqCst);
         let lost = gets.saturating_sub(held + dropped + done + written);
+        // Values a dead producer still had in its buffer will never come.
+        let unsent = chan.buffered().prune();
+        if unsent != 0 {
+            j.lost.fetch_add(unsent, SeqCst);
+            wake_joiners(j);
+        }
         if lost == 0 {
             return;
         }

@@ -431,6 +431,11 @@ impl Ring {
         self.cap
     }
 
+    /// Largest message written in one record; a longer one is streamed.
+    pub(crate) fn max_frag(&self) -> u64 {
+        self.max_frag
+    }
+
     #[cfg(not(loom))]
     #[inline]
     fn hdr(&self, pos: u64) -> &RecHeader {
