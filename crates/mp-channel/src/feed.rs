@@ -218,55 +218,68 @@ fn spawn(chan: &Arc<Chan>) {
     }
 }
 
+/// Frames the feeder takes from the buffer at once (one lock, one update
+/// of the counts per batch).
+const BATCH: usize = 64;
+
 /// The feeder thread: writes the buffer out in order.
 fn feed(chan: Arc<Chan>, role: u32) {
     let f = &chan.feed;
     let ring = chan.ring(0);
     let pid = crate::attach::process_token();
     let spin = AtomicU32::new(SPIN_DEFAULT_NS);
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     loop {
-        match f.with(|fr| fr.q.pop_front()) {
-            Some(frame) => {
+        f.with(|fr| {
+            let n = fr.q.len().min(BATCH);
+            batch.extend(fr.q.drain(..n));
+        });
+        if !batch.is_empty() {
+            let n = batch.len();
+            let mut bytes = 0;
+            let mut gone = false;
+            for frame in batch.drain(..) {
+                bytes += frame.len();
+                if gone {
+                    continue;
+                }
                 let w = Waiter {
                     deadline: Deadline::never(),
                     mode: WaitMode::Adaptive,
                     spin_ns: &spin,
                     me: crate::sync::tid(),
                 };
-                // In the ring (counted in `puts`) before it leaves
-                // `buffered`: a JoinableQueue never misses the task.
-                let r = ring.write(&frame, &w, 0);
-                let len = frame.len();
-                drop(frame);
-                f.with(|fr| fr.bytes -= len);
-                chan.buffered().remove_one(pid);
-                if r.is_err() {
-                    // Every reader has gone: nothing will read the rest.
-                    f.done(discard(&chan));
-                }
-                if f.backlog() == 1 {
-                    trim(f);
-                }
-                f.done(1);
+                // Every reader has gone: nothing will read the rest.
+                gone = ring.write(&frame, &w, 0).is_err();
             }
-            None => {
-                f.sleeping.fetch_add(1, SeqCst);
-                let seq = f.work.load(SeqCst);
-                let empty = f.with(|fr| fr.q.is_empty());
-                let r = if empty {
-                    mp_os::futex::wait(&f.work, seq, Deadline::after(Some(LINGER)))
-                } else {
-                    mp_os::futex::Wait::Woken
-                };
-                f.sleeping.fetch_sub(1, SeqCst);
-                if r == mp_os::futex::Wait::TimedOut {
-                    f.running.store(false, SeqCst);
-                    // A value pushed after the check above, by a `put`
-                    // that still saw this thread running, is ours.
-                    if f.with(|fr| fr.q.is_empty()) || f.running.swap(true, SeqCst) {
-                        break;
-                    }
-                }
+            f.with(|fr| fr.bytes -= bytes);
+            // In the ring (counted in `puts`) before they leave
+            // `buffered`: a JoinableQueue never misses the tasks.
+            chan.buffered().remove_n(pid, n as u64);
+            if gone {
+                f.done(discard(&chan));
+            }
+            if f.backlog() == n {
+                trim(f);
+            }
+            f.done(n);
+            continue;
+        }
+        f.sleeping.fetch_add(1, SeqCst);
+        let seq = f.work.load(SeqCst);
+        let empty = f.with(|fr| fr.q.is_empty());
+        let r = if empty {
+            mp_os::futex::wait(&f.work, seq, Deadline::after(Some(LINGER)))
+        } else {
+            mp_os::futex::Wait::Woken
+        };
+        f.sleeping.fetch_sub(1, SeqCst);
+        if r == mp_os::futex::Wait::TimedOut {
+            f.running.store(false, SeqCst);
+            // A value pushed after the check above, by a `put` that still
+            // saw this thread running, is ours.
+            if f.with(|fr| fr.q.is_empty()) || f.running.swap(true, SeqCst) {
+                break;
             }
         }
     }
@@ -281,9 +294,7 @@ fn discard(chan: &Chan) -> usize {
         fr.bytes = 0;
         std::mem::take(&mut fr.q)
     });
-    for _ in 0..gone.len() {
-        chan.buffered().remove_one(pid);
-    }
+    chan.buffered().remove_n(pid, gone.len() as u64);
     gone.len()
 }
 

@@ -130,6 +130,38 @@ impl Holders {
         self.total.load(SeqCst) != 0
     }
 
+    /// Removes `n` registrations of `pid` (as `remove_one` `n` times).
+    pub(crate) fn remove_n(&self, pid: u32, mut n: u64) {
+        for s in &self.slots {
+            if n == 0 {
+                return;
+            }
+            let mut v = s.load(Acquire);
+            while (v >> 32) as u32 == pid && v & 0xFFFF_FFFF != 0 {
+                let k = n.min(v & 0xFFFF_FFFF);
+                let new = if k == v & 0xFFFF_FFFF { 0 } else { v - k };
+                match s.compare_exchange(v, new, AcqRel, Acquire) {
+                    Ok(_) => {
+                        self.total.fetch_sub(k as u32, SeqCst);
+                        n -= k;
+                        break;
+                    }
+                    Err(cur) => v = cur,
+                }
+            }
+        }
+        for _ in 0..n {
+            if self
+                .overflow
+                .fetch_update(SeqCst, SeqCst, |c| c.checked_sub(1))
+                .is_err()
+            {
+                return;
+            }
+            self.total.fetch_sub(1, SeqCst);
+        }
+    }
+
     /// Registrations in the slots, plus the overflow counter: exact for
     /// live processes, unlike `total`, which a process killed inside `add`
     /// leaves one too high. Slots of dead processes count until pruned.

@@ -464,7 +464,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// How long `put` into an unbounded queue waits for the ring to make room
 /// before it buffers the value: long enough for consumers that keep up (a
 /// stream), short enough to look instant.
-const PUT_GRACE: Duration = Duration::from_micros(200);
+const PUT_GRACE: Duration = Duration::from_millis(1);
 
 /// Values buffered by the processes that put them (`slow`: forget those of
 /// dead processes first).
