@@ -221,7 +221,7 @@ impl<T> Queue<T> {
     pub fn qsize(&self) -> usize {
         let chan = &self.a.chan;
         // `buffered` before the ring: a value moves from one to the other.
-        let b = buffered_count(chan, self.a.slow_check_due());
+        let b = buffered_count(chan, || self.a.slow_check_due());
         (chan.ring(0).count() + b) as usize
     }
 
@@ -293,7 +293,7 @@ impl<T> Queue<T> {
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_inner(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendError<T>> {
         if self.a.chan.maxsize == 0 {
-            return self.put_unbounded(value);
+            return self.put_unbounded(value, deadline, call);
         }
         // A JoinableQueue counts a task when its record is reserved in the
         // ring (`puts`), nothing here: a producer killed while it waits
@@ -303,8 +303,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// `put` into an unbounded queue: into the ring while this process's
     /// buffer is empty and the ring has room (or gets some within a short
-    /// grace period), into the buffer otherwise (see `feed`).
-    fn put_unbounded(&self, value: T) -> Result<(), SendError<T>> {
+    /// grace period, no longer than the caller's `deadline` and none for
+    /// `put_nowait`), into the buffer otherwise (see `feed`).
+    fn put_unbounded(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendError<T>> {
         let a = &self.a;
         let Some(ring) = a.send_ring().filter(|_| a.can_send()) else {
             return Err(SendError::Closed(value));
@@ -313,8 +314,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let r = io::with_encoded(&value, |b| {
             if feed.backlog() == 0 && b.len() as u64 <= ring.max_frag() {
                 // No clock read unless the ring is full.
-                for deadline in [Deadline::past(), Deadline::after(Some(PUT_GRACE))] {
-                    match ring.write(b, &a.waiter(deadline), 0) {
+                let attempts = if call == Call::Try { 1 } else { 2 };
+                for grace in [false, true].into_iter().take(attempts) {
+                    let d = if grace {
+                        deadline.min_after(PUT_GRACE)
+                    } else {
+                        Deadline::past()
+                    };
+                    match ring.write(b, &a.waiter(d), 0) {
                         Ok(()) => return Ok(()),
                         Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
                         Err(WErr::Timeout) => {}
@@ -466,14 +473,14 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// stream), short enough to look instant.
 const PUT_GRACE: Duration = Duration::from_millis(1);
 
-/// Values buffered by the processes that put them (`slow`: forget those of
-/// dead processes first).
-fn buffered_count(chan: &Chan, slow: bool) -> u64 {
+/// Values buffered by the processes that put them (`slow()`: forget those
+/// of dead processes first).
+fn buffered_count(chan: &Chan, slow: impl FnOnce() -> bool) -> u64 {
     let b = chan.buffered();
     if !b.any() {
         return 0;
     }
-    if slow {
+    if slow() {
         b.prune();
     }
     b.sum()
@@ -687,7 +694,7 @@ fn unfinished_of(chan: &Chan, done: u64) -> u64 {
     let ring = chan.ring(0);
     // A message is put before it can be dropped: `dropped` first.
     let dropped = ring.dropped();
-    let buffered = buffered_count(chan, false);
+    let buffered = buffered_count(chan, || false);
     let puts = ring.puts();
     (buffered + puts).saturating_sub(dropped + done + written)
 }
@@ -757,11 +764,16 @@ impl<T> JoinableQueue<T> {
 
     /// Waits until every value put has been marked done.
     ///
+    /// Values a producer still buffers (see [`Queue`]) count as
+    /// unfinished from their `put` on, as in Python.
+    ///
     /// Unlike Python's, it does not wait for ever when a consumer died
-    /// holding a task: within about 100 ms of noticing (it looks while it
-    /// waits), the values got by processes that are now dead and never
-    /// marked done are written off and `join` returns
-    /// [`Error::TasksLost`] (every `join` waiting at that moment does).
+    /// holding a task, or a producer died with values still in its
+    /// buffer: within about 100 ms of noticing (it looks while it waits),
+    /// the values got by processes that are now dead and never marked
+    /// done, and those a dead producer never wrote into the queue, are
+    /// written off and `join` returns [`Error::TasksLost`] (every `join`
+    /// waiting at that moment does).
     ///
     /// ```
     /// let q = mp_channel::JoinableQueue::<u32>::new()?;

@@ -330,3 +330,16 @@ fn a_joinable_queue_made_with_new_is_unbounded() {
     }
     q.join().unwrap();
 }
+
+#[test]
+fn put_nowait_and_put_timeout_on_an_unbounded_queue_never_report_full() {
+    let q = Queue::<u64>::builder().ring_bytes(4096).build().unwrap();
+    for i in 0..2_000 {
+        q.put_nowait(i).unwrap();
+    }
+    q.put_timeout(2_000, Duration::from_micros(1)).unwrap();
+    assert_eq!(q.qsize(), 2_001);
+    for i in 0..=2_000 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), i);
+    }
+}
