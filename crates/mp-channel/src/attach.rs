@@ -104,9 +104,29 @@ extern "C" fn atfork_child() {
     let held = std::mem::take(unsafe { &mut *REGISTRY.held.get() });
     for a in &held {
         a.on_fork(pid);
+        // What the parent buffered is the parent's to write.
+        a.chan.feed.after_fork();
     }
     reg_unlock();
     drop(held);
+}
+
+/// The exit hook of queues (`mp_os::exit`): waits until what this process
+/// put into each queue it still holds is in the ring, unless no other
+/// process can read it (see `Feed::flush`).
+pub(crate) fn flush_all_at_exit() {
+    let handles: Vec<Arc<Attach>> =
+        with_registry(|list| list.iter().filter_map(Weak::upgrade).collect());
+    let mut chans: Vec<Arc<Chan>> = Vec::new();
+    for a in &handles {
+        if a.chan.feed.backlog() > 0 && !chans.iter().any(|c| Arc::ptr_eq(c, &a.chan)) {
+            chans.push(a.chan.clone());
+        }
+    }
+    drop(handles);
+    for c in chans {
+        c.feed.flush(&c, true);
+    }
 }
 
 fn install_atfork() {

@@ -1,7 +1,7 @@
 //! A channel's shared segment: one or two rings plus a small header, and
 //! the eventfds that signal readability to pollers.
 //!
-//! # Segment layout (magic `MPCH`, version 5)
+//! # Segment layout (magic `MPCH`, version 6)
 //!
 //! After the 64-byte segment [`Header`](mp_os::segment::Header):
 //!
@@ -13,13 +13,17 @@
 //!     16             8        maxsize    queue bound in messages (0 = none)
 //!     24             4        flags      bit 0: joinable, bit 1: counted
 //!     28            36        reserved
-//!     64             8        unfinished JoinableQueue tasks not yet done
+//!     64             8        join.done  JoinableQueue: task_done() calls, and values
+//!                                        taken that could not be decoded
 //!     72             4        join.seq   futex word join() sleeps on
 //!     76             4        join.waiters
-//!     80             8        join.lost  tasks written off: taken by a process that died
+//!     80             8        join.lost  tasks written off and reported by join()
+//!     88             8        join.written  tasks written off because their consumer died
 //!    128          2048        taken      JoinableQueue: values got and not yet task_done,
 //!                                        per process (a holder table, see `holders`)
-//!   2176   4416 x nrings      RingCtl per ring (see `ring`)
+//!   2176          2048        buffered   unbounded queues: values put and still in the
+//!                                        putting process's feeder buffer, per process
+//!   4224   4416 x nrings      RingCtl per ring (see `ring`)
 //!   DATA     cap x nrings     ring buffers; DATA is page-aligned in the segment
 //! ```
 
@@ -34,7 +38,7 @@ use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
 use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const MAGIC: [u8; 4] = *b"MPCH";
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 
 pub(crate) const KIND_PIPE: u32 = 1;
 pub(crate) const KIND_QUEUE: u32 = 2;
@@ -51,19 +55,24 @@ struct ChanHeader {
     _reserved: [u8; 36],
 }
 
-/// JoinableQueue state.
+/// JoinableQueue state. The unfinished count is derived, never stored:
+/// `puts - dropped - done - written` (the ring's counts survive a holder
+/// killed at any instruction, so this does too; see `queue`).
 #[repr(C, align(64))]
 pub(crate) struct JoinCtl {
-    pub(crate) unfinished: AtomicU64,
+    pub(crate) done: AtomicU64,
     pub(crate) seq: AtomicU32,
     pub(crate) waiters: AtomicU32,
     pub(crate) lost: AtomicU64,
+    pub(crate) written: AtomicU64,
 }
 
 /// Offset of the `taken` table in the payload.
 const TAKEN: usize = 128;
+/// Offset of the `buffered` table in the payload.
+const BUFFERED: usize = TAKEN + std::mem::size_of::<Holders>();
 /// Offset of the first ring control block in the payload.
-const RINGS: usize = TAKEN + std::mem::size_of::<Holders>();
+const RINGS: usize = BUFFERED + std::mem::size_of::<Holders>();
 
 const _: () = assert!(std::mem::size_of::<ChanHeader>() == 64);
 const _: () = assert!(std::mem::size_of::<JoinCtl>() == 64);
@@ -75,6 +84,9 @@ fn data_offset(nrings: u64) -> u64 {
 
 /// The mapped channel: segment, rings, eventfds.
 pub(crate) struct Chan {
+    /// This process's buffer of values put and not yet in the ring
+    /// (unbounded queues; see `feed`).
+    pub(crate) feed: crate::feed::Feed,
     seg: Segment,
     efds: Vec<OwnedFd>,
     rings: Vec<Ring>,
@@ -174,6 +186,7 @@ impl Chan {
             rings.push(ring);
         }
         Ok(Chan {
+            feed: crate::feed::Feed::new(),
             kind,
             maxsize: hdr.maxsize,
             joinable: hdr.flags & FLAG_JOINABLE != 0,
@@ -203,6 +216,13 @@ impl Chan {
         // SAFETY: offset TAKEN of the payload is the table (checked size in
         // `attach`), 64-byte aligned, all atomics (zeroed = empty).
         unsafe { &*self.seg.payload().add(TAKEN).cast::<Holders>() }
+    }
+
+    /// Values put and still in a feeder buffer, per process (see `feed`).
+    pub(crate) fn buffered(&self) -> &Holders {
+        // SAFETY: offset BUFFERED of the payload is the table (checked size
+        // in `attach`), 64-byte aligned, all atomics (zeroed = empty).
+        unsafe { &*self.seg.payload().add(BUFFERED).cast::<Holders>() }
     }
 
     /// Drains the eventfd of ring `i`; whether it was signalled.

@@ -81,12 +81,13 @@ impl Holders {
         pid | OVERFLOW
     }
 
-    /// Removes one holder registered with `add` (its returned role word).
-    pub(crate) fn remove(&self, role: u32) {
+    /// Removes one holder registered with `add` (its returned role word);
+    /// whether it was found (a slot of a process judged dead is gone).
+    pub(crate) fn remove(&self, role: u32) -> bool {
         if role & OVERFLOW != 0 {
             self.overflow.fetch_sub(1, SeqCst);
             self.total.fetch_sub(1, SeqCst);
-            return;
+            return true;
         }
         let pid = u64::from(role);
         for s in &self.slots {
@@ -96,7 +97,7 @@ impl Holders {
                 match s.compare_exchange(v, new, AcqRel, Acquire) {
                     Ok(_) => {
                         self.total.fetch_sub(1, SeqCst);
-                        return;
+                        return true;
                     }
                     Err(cur) => v = cur,
                 }
@@ -104,12 +105,82 @@ impl Holders {
         }
         // Not found: the slot was pruned (this process was judged dead,
         // which cannot happen to a live process) and `total` adjusted.
+        false
+    }
+
+    /// Removes one registration of `pid`, from its slot or else from the
+    /// overflow counter (for counts that a process registers and removes
+    /// one at a time, without keeping the role word).
+    pub(crate) fn remove_one(&self, pid: u32) {
+        if self.remove(pid) {
+            return;
+        }
+        if self
+            .overflow
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.total.fetch_sub(1, SeqCst);
+        }
     }
 
     /// Whether anybody holds this side (cheap).
     #[inline]
     pub(crate) fn any(&self) -> bool {
         self.total.load(SeqCst) != 0
+    }
+
+    /// Removes `n` registrations of `pid` (as `remove_one` `n` times).
+    pub(crate) fn remove_n(&self, pid: u32, mut n: u64) {
+        for s in &self.slots {
+            if n == 0 {
+                return;
+            }
+            let mut v = s.load(Acquire);
+            while (v >> 32) as u32 == pid && v & 0xFFFF_FFFF != 0 {
+                let k = n.min(v & 0xFFFF_FFFF);
+                let new = if k == v & 0xFFFF_FFFF { 0 } else { v - k };
+                match s.compare_exchange(v, new, AcqRel, Acquire) {
+                    Ok(_) => {
+                        self.total.fetch_sub(k as u32, SeqCst);
+                        n -= k;
+                        break;
+                    }
+                    Err(cur) => v = cur,
+                }
+            }
+        }
+        for _ in 0..n {
+            if self
+                .overflow
+                .fetch_update(SeqCst, SeqCst, |c| c.checked_sub(1))
+                .is_err()
+            {
+                return;
+            }
+            self.total.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Registrations in the slots, plus the overflow counter: exact for
+    /// live processes, unlike `total`, which a process killed inside `add`
+    /// leaves one too high. Slots of dead processes count until pruned.
+    pub(crate) fn sum(&self) -> u64 {
+        let slots: u64 = self
+            .slots
+            .iter()
+            .map(|s| s.load(Acquire) & 0xFFFF_FFFF)
+            .sum();
+        slots + u64::from(self.overflow.load(SeqCst))
+    }
+
+    /// Registrations of `pid` in its slot.
+    pub(crate) fn count_of(&self, pid: u32) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.load(Acquire))
+            .find(|v| (v >> 32) as u32 == pid)
+            .map_or(0, |v| v & 0xFFFF_FFFF)
     }
 
     /// Frees the slots of dead processes; returns how many registrations

@@ -61,6 +61,8 @@ mod chan;
 pub mod connection;
 #[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
+mod feed;
 mod holders;
 #[cfg(not(loom))]
 mod io;

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use mp_os::futex::Wait;
@@ -19,6 +19,7 @@ use crate::attach::Attach;
 use crate::chan::{Chan, KIND_QUEUE};
 use crate::error::{Error, RecvError, SendError};
 use crate::io::{self, Call, DecodeSink};
+use crate::ring::WErr;
 use crate::ring::WaitMode;
 
 /// Default ring size of a queue.
@@ -27,14 +28,21 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 /// A multi-producer, multi-consumer queue of `T` shared between processes,
 /// like Python's `multiprocessing.Queue`.
 ///
-/// Values are postcard-encoded into a ring in shared memory. The queue is
-/// bounded by `maxsize` messages (0: unbounded) and by the ring's bytes
-/// ([`DEFAULT_QUEUE_CAPACITY`] unless the builder says otherwise). A value
-/// larger than a quarter of the ring still passes, streamed through it in
-/// fragments: that `put` returns once a consumer has taken the value in
-/// (Python's `put` returns at once; size the ring for large values). For
-/// bulk bytes use [`Bytes`](crate::Bytes) rather than `Vec<u8>`. Messages
-/// from one producer arrive in the order they were put.
+/// Values are postcard-encoded into a ring in shared memory
+/// ([`DEFAULT_QUEUE_CAPACITY`] bytes unless the builder says otherwise). A
+/// queue without a `maxsize` (the default) is unbounded, as Python's: when
+/// the ring has no room, `put` leaves the value in a buffer of this
+/// process and returns, and a feeder thread writes it into the ring as
+/// consumers make room (values larger than a quarter of the ring always
+/// go that way, streamed through the ring in fragments). Before the
+/// process exits, and when its last handle of the queue is dropped, it
+/// waits until its buffered values are in the ring, as Python's does
+/// (see [`join_thread`](Queue::join_thread) and
+/// [`cancel_join_thread`](Queue::cancel_join_thread)). A queue with a
+/// `maxsize` blocks `put` while it holds that many values, or while the
+/// ring has no room. For bulk bytes use [`Bytes`](crate::Bytes) rather
+/// than `Vec<u8>`. Values from one producer arrive in the order they were
+/// put.
 ///
 /// A `Queue` handle is both a producer and a consumer. Clones and copies
 /// in other processes (a `Queue` is a serde value) are further handles;
@@ -69,9 +77,18 @@ impl<T> fmt::Debug for Queue<T> {
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        Queue {
-            a: self.a.duplicate(),
-            _t: PhantomData,
+        Queue::wrap(self.a.duplicate())
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        let feed = &self.a.chan.feed;
+        // The last handle of this process: as Python's feeder is joined
+        // when its queue goes, wait until the buffered values are in the
+        // ring (unless no other process can read them, or cancelled).
+        if feed.handles.fetch_sub(1, SeqCst) == 1 && feed.backlog() != 0 {
+            feed.flush(&self.a.chan, true);
         }
     }
 }
@@ -131,10 +148,7 @@ impl<T> QueueBuilder<T> {
     /// [`Error::Io`] when the shared segment or the eventfd cannot be
     /// created.
     pub fn build(self) -> Result<Queue<T>, Error> {
-        Ok(Queue {
-            a: self.create(false)?,
-            _t: PhantomData,
-        })
+        Ok(Queue::wrap(self.create(false)?))
     }
 
     /// Creates a [`JoinableQueue`].
@@ -144,16 +158,14 @@ impl<T> QueueBuilder<T> {
     /// As [`build`](QueueBuilder::build).
     pub fn build_joinable(self) -> Result<JoinableQueue<T>, Error> {
         Ok(JoinableQueue {
-            q: Queue {
-                a: self.create(true)?,
-                _t: PhantomData,
-            },
+            q: Queue::wrap(self.create(true)?),
         })
     }
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
-    /// An unbounded queue (bounded only by its 1 MiB ring).
+    /// An unbounded queue (its 1 MiB ring, and a buffer in the putting
+    /// process beyond it).
     ///
     /// # Errors
     ///
@@ -182,6 +194,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 }
 
 impl<T> Queue<T> {
+    fn wrap(a: Arc<Attach>) -> Queue<T> {
+        a.chan.feed.handles.fetch_add(1, SeqCst);
+        Queue { a, _t: PhantomData }
+    }
+
     /// A builder for `maxsize`, ring bytes and wait mode.
     ///
     /// ```
@@ -199,9 +216,13 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Messages in the queue (approximate while others put and get).
+    /// Messages in the queue, those still buffered in the processes that
+    /// put them included (approximate while others put and get).
     pub fn qsize(&self) -> usize {
-        self.a.chan.ring(0).count() as usize
+        let chan = &self.a.chan;
+        // `buffered` before the ring: a value moves from one to the other.
+        let b = buffered_count(chan, || self.a.slow_check_due());
+        (chan.ring(0).count() + b) as usize
     }
 
     /// Whether the queue is empty (approximate, as `qsize`).
@@ -231,6 +252,28 @@ impl<T> Queue<T> {
         self.a.close_send();
     }
 
+    /// Waits until the values this process put and still buffers are in
+    /// the ring (or until no process can read them any more), as Python's
+    /// `join_thread`. Unlike Python's it needs no `close` first; it waits
+    /// for consumers to make room, so call it when somebody reads.
+    ///
+    /// ```
+    /// let q = mp_channel::Queue::<u32>::new()?;
+    /// q.put(1)?;
+    /// q.join_thread(); // nothing buffered: returns at once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join_thread(&self) {
+        self.a.chan.feed.flush(&self.a.chan, false);
+    }
+
+    /// This process will not wait for its buffered values when it exits
+    /// or drops its last handle of the queue (Python's
+    /// `cancel_join_thread`): values still buffered then are lost.
+    pub fn cancel_join_thread(&self) {
+        self.a.chan.feed.cancel();
+    }
+
     /// Whether [`close`](Queue::close) was called on this handle.
     pub fn is_closed(&self) -> bool {
         !self.a.can_send()
@@ -249,23 +292,56 @@ impl<T> Queue<T> {
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_inner(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendError<T>> {
-        let jc = self.a.chan.joinable.then(|| self.a.chan.join_ctl());
-        if let Some(j) = jc {
-            j.unfinished.fetch_add(1, SeqCst);
+        if self.a.chan.maxsize == 0 {
+            return self.put_unbounded(value, deadline, call);
         }
-        let r = io::write_value(&self.a, &value, deadline, call);
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if let Some(j) = jc {
-                    task_done_inner(j);
+        // A JoinableQueue counts a task when its record is reserved in the
+        // ring (`puts`), nothing here: a producer killed while it waits
+        // for room leaves no count behind.
+        io::write_value(&self.a, &value, deadline, call).map_err(|e| e.map(|()| value))
+    }
+
+    /// `put` into an unbounded queue: into the ring while this process's
+    /// buffer is empty and the ring has room (or gets some within a short
+    /// grace period, no longer than the caller's `deadline` and none for
+    /// `put_nowait`), into the buffer otherwise (see `feed`).
+    fn put_unbounded(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendError<T>> {
+        let a = &self.a;
+        let Some(ring) = a.send_ring().filter(|_| a.can_send()) else {
+            return Err(SendError::Closed(value));
+        };
+        let feed = &a.chan.feed;
+        let r = io::with_encoded(&value, |b| {
+            if feed.backlog() == 0 && b.len() as u64 <= ring.max_frag() {
+                // No clock read unless the ring is full.
+                let attempts = if call == Call::Try { 1 } else { 2 };
+                for grace in [false, true].into_iter().take(attempts) {
+                    let d = if grace {
+                        deadline.min_after(PUT_GRACE)
+                    } else {
+                        Deadline::past()
+                    };
+                    match ring.write(b, &a.waiter(d), 0) {
+                        Ok(()) => return Ok(()),
+                        Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
+                        Err(WErr::Timeout) => {}
+                    }
                 }
-                Err(e.map(|()| value))
+            } else if !ring.ctl().readers.any() {
+                return Err(SendError::Disconnected(()));
             }
+            feed.push(&a.chan, b);
+            Ok(())
+        });
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.map(|()| value)),
+            Err(e) => Err(SendError::Encode(value, e)),
         }
     }
 
-    /// Puts `value`, blocking while the queue is full.
+    /// Puts `value`; in a queue with a `maxsize`, blocks while the queue
+    /// is full. An unbounded queue never blocks (see [`Queue`]).
     ///
     /// # Errors
     ///
@@ -277,7 +353,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.put_inner(value, Deadline::never(), Call::Block)
     }
 
-    /// Puts `value`, waiting at most `timeout` for room.
+    /// Puts `value`, waiting at most `timeout` for room (an unbounded
+    /// queue never waits).
     ///
     /// # Errors
     ///
@@ -286,7 +363,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.put_inner(value, Deadline::after(Some(timeout)), Call::Timed)
     }
 
-    /// Puts `value` if there is room now.
+    /// Puts `value` if there is room now (an unbounded queue always has).
     ///
     /// # Errors
     ///
@@ -310,16 +387,20 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         if !self.a.chan.joinable {
             return io::read(&self.a, &mut DecodeSink::new(), deadline, call);
         }
-        // A JoinableQueue counts what each process took and has not marked
-        // done, so that `join` can write off the values of a process that
-        // died with them. Counted before the read: a death between the two
-        // then writes off one task too many (a later `task_done` reports
-        // `TaskDone`) rather than leaving `join` waiting for ever.
-        let taken = self.a.chan.taken();
-        let role = taken_add(taken);
-        let r = io::read(&self.a, &mut DecodeSink::new(), deadline, call);
-        if r.is_err() && role != 0 {
-            taken.remove(role);
+        // A JoinableQueue counts, per process, the values taken and not
+        // marked done, so that `join` can tell the tasks of a process that
+        // died with them. Counted when a message is claimed, under the
+        // readers' lock and before the ring counts it in `gets`: a
+        // consumer killed while it waits holds nothing.
+        let mut sink = JoinSink {
+            inner: DecodeSink::new(),
+            chan: &self.a.chan,
+            claimed: false,
+        };
+        let r = io::read(&self.a, &mut sink, deadline, call);
+        if r.is_ok() {
+            // The caller holds the task now, until its `task_done`.
+            sink.claimed = false;
         }
         r
     }
@@ -383,14 +464,32 @@ impl<T> Serialize for Queue<T> {
 
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Queue<T>, D::Error> {
-        io::deserialize_handle(d, KIND_QUEUE).map(|a| Queue { a, _t: PhantomData })
+        io::deserialize_handle(d, KIND_QUEUE).map(Queue::wrap)
     }
+}
+
+/// How long `put` into an unbounded queue waits for the ring to make room
+/// before it buffers the value: long enough for consumers that keep up (a
+/// stream), short enough to look instant.
+const PUT_GRACE: Duration = Duration::from_millis(1);
+
+/// Values buffered by the processes that put them (`slow()`: forget those
+/// of dead processes first).
+fn buffered_count(chan: &Chan, slow: impl FnOnce() -> bool) -> u64 {
+    let b = chan.buffered();
+    if !b.any() {
+        return 0;
+    }
+    if slow() {
+        b.prune();
+    }
+    b.sum()
 }
 
 // ---------------------------------------------------------------- SimpleQueue
 
 /// A simpler queue (Python's `SimpleQueue`): `put`, `get`, `empty`,
-/// `close`; unbounded but for its ring.
+/// `close`; unbounded (see [`Queue`]).
 ///
 /// ```
 /// let q = mp_channel::SimpleQueue::new()?;
@@ -427,7 +526,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
         Ok(SimpleQueue { q: Queue::new()? })
     }
 
-    /// Puts `value`, blocking while the ring is full.
+    /// Puts `value` (never blocks: see [`Queue`]).
     ///
     /// # Errors
     ///
@@ -528,16 +627,51 @@ impl<T> Deref for JoinableQueue<T> {
     }
 }
 
-/// Counts one value taken by this process in a JoinableQueue's `taken`
-/// table; returns the role to remove later (0: the table was full, the value
-/// is not tracked).
-pub(crate) fn taken_add(taken: &crate::holders::Holders) -> u32 {
-    let role = taken.add(crate::attach::process_token());
-    if role & crate::holders::OVERFLOW != 0 {
-        taken.remove(role);
-        return 0;
+/// A JoinableQueue's receive: counts the message in this process's entry
+/// of the `taken` table when the ring claims it. A value that is claimed
+/// but not handed to the caller (it does not decode, the decoder panics)
+/// is counted done at once.
+struct JoinSink<'a, T> {
+    inner: DecodeSink<T>,
+    chan: &'a Chan,
+    claimed: bool,
+}
+
+impl<T: DeserializeOwned> crate::ring::Sink for JoinSink<'_, T> {
+    type Out = T;
+    fn whole(&mut self, bytes: &[u8]) -> Result<T, crate::ring::RErr> {
+        self.inner.whole(bytes)
     }
-    role
+    fn start(&mut self, total: u64) -> Result<&mut [u8], crate::ring::RErr> {
+        self.inner.start(total)
+    }
+    fn finish(&mut self, total: u64) -> Result<T, crate::ring::RErr> {
+        self.inner.finish(total)
+    }
+    fn claimed(&mut self) {
+        // An overflowed registration stays counted (in the table's
+        // overflow counter, never written off): a held task must never
+        // look lost.
+        self.chan.taken().add(crate::attach::process_token());
+        self.claimed = true;
+    }
+    fn dropped(&mut self) {
+        self.claimed = false;
+        self.chan.taken().remove_one(crate::attach::process_token());
+    }
+}
+
+impl<T> Drop for JoinSink<'_, T> {
+    fn drop(&mut self) {
+        if self.claimed {
+            // Done before no longer held: `write_off_dead` reads the held
+            // counts before `done`, so the task is never missed by both.
+            let j = self.chan.join_ctl();
+            j.done.fetch_add(1, SeqCst);
+            self.chan.taken().remove_one(crate::attach::process_token());
+            wake_joiners(j);
+        }
+    }
 }
 
 /// Wakes `join` waiters (the unfinished count reached 0 or tasks were
@@ -549,24 +683,20 @@ fn wake_joiners(j: &crate::chan::JoinCtl) {
     }
 }
 
-/// Subtracts up to `k` from the unfinished count (never below 0); returns
-/// the count it found.
-fn sub_unfinished(j: &crate::chan::JoinCtl, k: u64) -> u64 {
-    j.unfinished
-        .fetch_update(SeqCst, Relaxed, |n| (n > 0).then(|| n - k.min(n)))
-        .unwrap_or(0)
-}
-
-fn task_done_inner(j: &crate::chan::JoinCtl) -> bool {
-    match sub_unfinished(j, 1) {
-        0 => false,
-        n => {
-            if n == 1 {
-                wake_joiners(j);
-            }
-            true
-        }
-    }
+/// Tasks put and not done: `buffered + puts - dropped - done - written`,
+/// never less than the true count at the moment `done` was read (what only
+/// goes down is read first, what only goes up last; a buffered value is
+/// counted in `puts` before it leaves `buffered`), so 0 means every task
+/// was done.
+fn unfinished_of(chan: &Chan, done: u64) -> u64 {
+    let j = chan.join_ctl();
+    let written = j.written.load(SeqCst);
+    let ring = chan.ring(0);
+    // A message is put before it can be dropped: `dropped` first.
+    let dropped = ring.dropped();
+    let buffered = buffered_count(chan, || false);
+    let puts = ring.puts();
+    (buffered + puts).saturating_sub(dropped + done + written)
 }
 
 impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
@@ -594,9 +724,11 @@ impl<T> JoinableQueue<T> {
         self.q.a.chan.join_ctl()
     }
 
-    /// Tasks put and not yet marked done.
+    /// Tasks put and not yet marked done (approximate while others put,
+    /// get and finish tasks).
     pub fn unfinished(&self) -> u64 {
-        self.ctl().unfinished.load(SeqCst)
+        let chan = &self.q.a.chan;
+        unfinished_of(chan, chan.join_ctl().done.load(SeqCst))
     }
 
     /// Marks one task (a value got earlier) as done.
@@ -609,21 +741,39 @@ impl<T> JoinableQueue<T> {
     ///
     /// [`Error::TaskDone`] when called more times than values were put.
     pub fn task_done(&self) -> Result<(), Error> {
-        if task_done_inner(self.ctl()) {
-            self.q.a.chan.taken().remove(crate::attach::process_token());
-            Ok(())
-        } else {
-            Err(Error::TaskDone)
+        let chan = &self.q.a.chan;
+        let j = chan.join_ctl();
+        let mut done = j.done.load(SeqCst);
+        let left = loop {
+            let left = unfinished_of(chan, done);
+            if left == 0 {
+                return Err(Error::TaskDone);
+            }
+            match j.done.compare_exchange(done, done + 1, SeqCst, SeqCst) {
+                Ok(_) => break left,
+                Err(d) => done = d,
+            }
+        };
+        // After `done`: see `JoinSink`'s drop.
+        chan.taken().remove_one(crate::attach::process_token());
+        if left == 1 {
+            wake_joiners(j);
         }
+        Ok(())
     }
 
     /// Waits until every value put has been marked done.
     ///
+    /// Values a producer still buffers (see [`Queue`]) count as
+    /// unfinished from their `put` on, as in Python.
+    ///
     /// Unlike Python's, it does not wait for ever when a consumer died
-    /// holding a task: within about 100 ms of noticing (it looks while it
-    /// waits), the values got by processes that are now dead and never
-    /// marked done are written off and `join` returns
-    /// [`Error::TasksLost`] (every `join` waiting at that moment does).
+    /// holding a task, or a producer died with values still in its
+    /// buffer: within about 100 ms of noticing (it looks while it waits),
+    /// the values got by processes that are now dead and never marked
+    /// done, and those a dead producer never wrote into the queue, are
+    /// written off and `join` returns [`Error::TasksLost`] (every `join`
+    /// waiting at that moment does).
     ///
     /// ```
     /// let q = mp_channel::JoinableQueue::<u32>::new()?;
@@ -659,12 +809,12 @@ impl<T> JoinableQueue<T> {
             count => Err(Error::TasksLost { count }),
         };
         loop {
-            if j.unfinished.load(SeqCst) == 0 {
+            if self.unfinished() == 0 {
                 return outcome(true);
             }
             j.waiters.fetch_add(1, SeqCst);
             let seq = j.seq.load(SeqCst);
-            if j.unfinished.load(SeqCst) == 0 {
+            if self.unfinished() == 0 {
                 j.waiters.fetch_sub(1, SeqCst);
                 return outcome(true);
             }
@@ -673,22 +823,56 @@ impl<T> JoinableQueue<T> {
             if r == Wait::TimedOut {
                 self.write_off_dead();
                 if deadline.expired() {
-                    return outcome(j.unfinished.load(SeqCst) == 0);
+                    return outcome(self.unfinished() == 0);
                 }
             }
         }
     }
 
-    /// Writes off the tasks taken by processes that died (slow path).
+    /// Writes off the tasks taken by processes that died (slow path): of
+    /// the messages taken from the ring (`gets`), those neither dropped,
+    /// done, written off already, nor held by a live process. Read in the
+    /// order tasks move (taken, then held, then done), so that a task
+    /// moving meanwhile is seen twice rather than missed: the count is
+    /// never too high.
     fn write_off_dead(&self) {
+        let chan = &self.q.a.chan;
         let j = self.ctl();
-        let dead = self.q.a.chan.taken().prune();
-        if dead == 0 {
+        let ring = chan.ring(0);
+        // Counts a holder killed inside its lock left behind are repaired
+        // by whoever takes the lock over.
+        let me = crate::sync::tid();
+        ring.recover_wlock(me);
+        ring.recover_rlock(me);
+        let gets = ring.gets();
+        let taken = chan.taken();
+        taken.prune();
+        // Every live registration, overflowed ones included (a slot of a
+        // process that died after the prune counts as held: too few
+        // written off now, the rest at the next look).
+        let held = taken.sum();
+        let dropped = ring.dropped();
+        let done = j.done.load(SeqCst);
+        let written = j.written.load(SeqCst);
+        let lost = gets.saturating_sub(held + dropped + done + written);
+        // Values a dead producer still had in its buffer will never come.
+        let unsent = chan.buffered().prune();
+        if unsent != 0 {
+            j.lost.fetch_add(unsent, SeqCst);
+            wake_joiners(j);
+        }
+        if lost == 0 {
             return;
         }
-        let gone = dead.min(sub_unfinished(j, dead));
-        j.lost.fetch_add(gone, SeqCst);
-        wake_joiners(j);
+        // One writer of each loss: a concurrent `join` that counted the
+        // same tasks loses this race and counts again.
+        if j.written
+            .compare_exchange(written, written + lost, SeqCst, SeqCst)
+            .is_ok()
+        {
+            j.lost.fetch_add(lost, SeqCst);
+            wake_joiners(j);
+        }
     }
 }
 

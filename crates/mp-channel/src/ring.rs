@@ -1,16 +1,23 @@
 //! The byte ring every channel is made of: variable-size records in a
 //! power-of-two buffer of shared memory, many writers, many readers.
 //!
-//! # Control block (`RingCtl`, layout version 4)
+//! # Control block (`RingCtl`, layout version 5)
 //!
 //! ```text
 //! offset  size  field
 //!      0     8  tail          next byte to reserve (monotonic, never wraps)
 //!      8     4  wlock         writers' lock: holder token | WAITERS (bit 31), 0 = free
 //!     16     8  puts          messages put (counted rings; written under wlock)
+//!     24     8  pre_tail      counted rings: `tail` when `puts` was last bumped
+//!     32     8  pre_puts      counted rings: `puts` before that bump
 //!     64     8  head          next record to claim
 //!     72     4  rlock         readers' lock, as wlock
 //!     80     8  gets          messages taken (counted rings; written under rlock)
+//!     88     8  pre_head      counted rings: the record of the last counted take | ARMED | DROP
+//!     96     8  pre_gets      counted rings: `gets` before that take
+//!    104     8  dropped       counted rings: messages counted in `puts` never delivered
+//!                             (torn by a dead writer, or a stream whose writer died)
+//!    112     8  pre_dropped   `dropped` before the last take flagged DROP
 //!    128     8  released      bytes below this may be overwritten
 //!    136     8  marks         records marked CONSUMED that `released` has not passed
 //!    192     4  data.seq      futex word readers sleep on (bumped on commit)
@@ -76,6 +83,15 @@
 //!   records (whoever can, with a CAS).
 //! * A reader that died inside `rlock` may have advanced `released` past
 //!   `head`: whoever takes the lock next moves `head` up to `released`.
+//! * Counts survive a holder killed at any instruction: before bumping
+//!   `puts` a writer notes `pre_puts` then `pre_tail`; whoever takes over
+//!   the lock of a dead writer sets `puts` back to `pre_puts` when `tail`
+//!   is still `pre_tail` (the reservation never committed). Before taking
+//!   a message a reader notes `pre_head` then `pre_gets`; whoever takes over
+//!   the lock of a dead reader sets `gets` to `pre_gets + 1` when the record
+//!   at `pre_head` is gone (`head` passed it, or it is consumed or claimed;
+//!   a claim the dead reader left half done is completed), and leaves `gets`
+//!   alone otherwise (the record will be delivered again).
 //! * A record still WRITING whose writer is dead is skipped by readers; a
 //!   record CLAIMED by a dead reader is released by writers.
 //! * A message larger than a quarter of the ring is streamed: fragments
@@ -173,6 +189,11 @@ const SPACE_PACE_NS: u32 = if cfg!(loom) { 0 } else { 300 };
 /// message (see `read`).
 const STREAM_PACE_NS: u32 = if cfg!(loom) { 0 } else { 300 };
 
+/// `pre_head` flags: a counted take was started at that record; it
+/// drops the message (a torn record) rather than delivering it.
+const ARMED: u64 = 1;
+const DROP: u64 = 2;
+
 const LOCK_WAITERS: u32 = 1 << 31;
 /// Spins on a held lock before sleeping (each one a yield under loom).
 const LOCK_SPINS: u32 = if cfg!(loom) { 2 } else { 100 };
@@ -209,6 +230,14 @@ pub(crate) struct End {
     /// Messages that passed this end (counted rings): `puts` on the tail
     /// line, `gets` on the head line; written under the end's lock.
     pub(crate) msgs: AtomicU64,
+    /// Recovery state of the last counted operation (see the module docs):
+    /// the position it worked at, and `msgs` before it.
+    pre_pos: AtomicU64,
+    pre_msgs: AtomicU64,
+    /// Head line: messages counted in `puts` that will never be delivered;
+    /// and its value before the last take that dropped one.
+    dropped: AtomicU64,
+    pre_dropped: AtomicU64,
 }
 
 #[repr(C, align(64))]
@@ -244,6 +273,10 @@ const _: () = {
     assert!(std::mem::size_of::<RingCtl>() == CTL_SIZE);
     assert!(std::mem::offset_of!(End, lock) == 8);
     assert!(std::mem::offset_of!(End, msgs) == 16);
+    assert!(std::mem::offset_of!(End, pre_pos) == 24);
+    assert!(std::mem::offset_of!(End, pre_msgs) == 32);
+    assert!(std::mem::offset_of!(End, dropped) == 40);
+    assert!(std::mem::offset_of!(End, pre_dropped) == 48);
     assert!(std::mem::offset_of!(Word64, marks) == 8);
     assert!(std::mem::offset_of!(RingCtl, head) == 64);
     assert!(std::mem::offset_of!(RingCtl, released) == 128);
@@ -347,6 +380,12 @@ pub(crate) trait Sink {
     fn start(&mut self, total: u64) -> Result<&mut [u8], RErr>;
     /// The streamed message is complete.
     fn finish(&mut self, total: u64) -> Result<Self::Out, RErr>;
+    /// A message is being taken for this sink (called under `rlock`,
+    /// before the take is counted in `gets`).
+    fn claimed(&mut self) {}
+    /// The streamed message claimed for this sink was dropped (its writer
+    /// died or gave up; counted in `dropped` just before).
+    fn dropped(&mut self) {}
 }
 
 enum Head {
@@ -429,6 +468,11 @@ impl Ring {
     /// Bytes of ring buffer.
     pub(crate) fn capacity(&self) -> u64 {
         self.cap
+    }
+
+    /// Largest message written in one record; a longer one is streamed.
+    pub(crate) fn max_frag(&self) -> u64 {
+        self.max_frag
     }
 
     #[cfg(not(loom))]
@@ -536,6 +580,7 @@ impl Ring {
                         .compare_exchange(holder, want, Acquire, Relaxed)
                         .is_ok()
                     {
+                        self.after_takeover(word);
                         return true;
                     }
                 }
@@ -543,6 +588,102 @@ impl Ring {
                     return false;
                 }
             }
+        }
+    }
+
+    /// The lock `word` was taken over from a holder that died: repairs
+    /// what it may have left half done.
+    #[cold]
+    fn after_takeover(&self, word: &AtomicU32) {
+        if std::ptr::eq(word, &self.ctl().tail.lock) {
+            self.recount_puts();
+        } else {
+            self.recover_reader();
+        }
+    }
+
+    /// After taking `wlock` over from a dead writer: a reservation that
+    /// bumped `puts` but never advanced `tail` is not counted.
+    fn recount_puts(&self) {
+        if !self.counted {
+            return;
+        }
+        let t = &self.ctl().tail;
+        if t.pos.load(Acquire) == t.pre_pos.load(Acquire) {
+            t.msgs.store(t.pre_msgs.load(Acquire), Release);
+        }
+    }
+
+    /// After taking `rlock` over from a dead reader: `head` moves past what
+    /// it released, and `gets` (and `dropped`) count the message it took,
+    /// once. A claim it left half done (record CLAIMED, `head` not moved)
+    /// is completed: the message went with the dead reader.
+    fn recover_reader(&self) {
+        self.repair_head();
+        if !self.counted {
+            return;
+        }
+        let e = &self.ctl().head;
+        let pre = e.pre_pos.load(Acquire);
+        if pre & ARMED == 0 {
+            return;
+        }
+        let h = pre & !ST_MASK;
+        let mut taken = e.pos.load(Relaxed) > h;
+        if !taken {
+            let hd = self.hdr(h);
+            let s = hd.stamp.load(Acquire);
+            if s == h | CONSUMED {
+                taken = true;
+            } else if s == h | CLAIMED {
+                let size = rec_size(u64::from(hd.len.load(Relaxed) & LEN_MASK));
+                if (h & self.mask) + size <= self.cap {
+                    let marks = &self.ctl().released.marks;
+                    marks.fetch_add(1, SeqCst);
+                    if hd
+                        .stamp
+                        .compare_exchange(s, h | CONSUMED, SeqCst, Relaxed)
+                        .is_err()
+                    {
+                        // A writer's `reclaim_dead` released it first.
+                        marks.fetch_sub(1, SeqCst);
+                    }
+                    e.pos.store(h + size, Release);
+                    self.advance_released();
+                    taken = true;
+                }
+            }
+        }
+        if taken {
+            e.msgs.store(e.pre_msgs.load(Acquire) + 1, Release);
+            if pre & DROP != 0 {
+                e.dropped.store(e.pre_dropped.load(Acquire) + 1, Release);
+            }
+        }
+    }
+
+    /// Notes what `recover_reader` needs before a counted take of the
+    /// record at `h` (the caller holds `rlock`): `pre_head` first, so that
+    /// a `pre_gets` of this take is never paired with an older position.
+    /// The take's own stores (all Release or stronger) come after.
+    #[inline]
+    fn arm(&self, h: u64, flag: u64) {
+        if self.counted {
+            let e = &self.ctl().head;
+            e.pre_pos.store(h | ARMED | flag, Release);
+            e.pre_msgs.store(e.msgs.load(Relaxed), Release);
+            if flag & DROP != 0 {
+                e.pre_dropped.store(e.dropped.load(Relaxed), Release);
+            }
+        }
+    }
+
+    /// Counts one message that will never be delivered (under `rlock`).
+    #[inline]
+    fn count_dropped(&self) {
+        if self.counted {
+            let d = &self.ctl().head.dropped;
+            d.store(d.load(Relaxed) + 1, Release);
         }
     }
 
@@ -987,6 +1128,11 @@ impl Ring {
                     return Err(Full::Count);
                 }
             }
+            // Recovery state first (see `recount_puts`), `pre_puts` before
+            // `pre_tail`, so that a `pre_tail` equal to `tail` always comes
+            // with this reservation's `pre_puts`.
+            c.tail.pre_msgs.store(puts, Release);
+            c.tail.pre_pos.store(t, Release);
             // Before the header: a reader that counts this message in
             // `gets` has seen its header, so `gets <= puts` for everyone.
             // (Wrapping: a peer may have written anything there.)
@@ -1205,6 +1351,22 @@ impl Ring {
         .is_some()
     }
 
+    /// Messages put in a counted ring.
+    pub(crate) fn puts(&self) -> u64 {
+        self.ctl().tail.msgs.load(SeqCst)
+    }
+
+    /// Messages taken from a counted ring (delivered, or dropped).
+    pub(crate) fn gets(&self) -> u64 {
+        self.ctl().head.msgs.load(SeqCst)
+    }
+
+    /// Messages counted in `puts` that will never be delivered (a writer
+    /// died before committing, or in the middle of a streamed message).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.ctl().head.dropped.load(SeqCst)
+    }
+
     /// Messages in a counted ring (`puts - gets`; `gets` read first, so
     /// never more than were put).
     pub(crate) fn count(&self) -> u64 {
@@ -1220,6 +1382,7 @@ impl Ring {
         }
         if slow {
             c.writers.prune();
+            self.recover_wlock(me);
             self.recover_rlock(me);
             self.skip_torn(me);
             if self.peek_ready() {
@@ -1252,8 +1415,12 @@ impl Ring {
             let h = c.head.pos.load(Relaxed);
             match self.look(h) {
                 Head::Writing { tid, size, first } if !alive(tid) => {
+                    if first {
+                        self.arm(h, DROP);
+                    }
                     self.mark_consumed(h);
                     if first {
+                        self.count_dropped();
                         self.count_get();
                     }
                     c.head.pos.store(h + size, Release);
@@ -1266,8 +1433,25 @@ impl Ring {
         self.advance_released();
     }
 
+    /// Takes `wlock` over from a holder that died, recounts `puts`, and
+    /// lets it go (slow path: a reader or `join` that waits sees a count a
+    /// dead writer left behind without waiting for the next writer).
+    pub(crate) fn recover_wlock(&self, me: u32) {
+        let lock = &self.ctl().tail.lock;
+        let holder = lock.load(Relaxed);
+        if holder != 0
+            && !alive(holder & !LOCK_WAITERS)
+            && lock
+                .compare_exchange(holder, me | (holder & LOCK_WAITERS), Acquire, Relaxed)
+                .is_ok()
+        {
+            self.recount_puts();
+            self.unlock(lock);
+        }
+    }
+
     /// Takes `rlock` over from a holder that died, and repairs `head`.
-    fn recover_rlock(&self, me: u32) {
+    pub(crate) fn recover_rlock(&self, me: u32) {
         let lock = &self.ctl().head.lock;
         let holder = lock.load(Relaxed);
         if holder != 0
@@ -1276,7 +1460,7 @@ impl Ring {
                 .compare_exchange(holder, me | (holder & LOCK_WAITERS), Acquire, Relaxed)
                 .is_ok()
         {
-            self.repair_head();
+            self.recover_reader();
             self.unlock(lock);
         }
     }
@@ -1499,6 +1683,8 @@ impl Ring {
             self.unlock(&c.head.lock);
             return None;
         }
+        self.arm(h, 0);
+        sink.claimed();
         Some(self.take_inline(h, len, sink))
     }
 
@@ -1577,6 +1763,8 @@ impl Ring {
                             unlock();
                             return Err(RErr::TooShort(len));
                         }
+                        self.arm(h, 0);
+                        sink.claimed();
                         if len <= INLINE_MAX {
                             return self.take_inline(h, len, sink).map(Some);
                         }
@@ -1611,6 +1799,8 @@ impl Ring {
                         unlock();
                         return Err(RErr::TooShort(total));
                     }
+                    self.arm(h, 0);
+                    sink.claimed();
                     self.claim_at(h, len, w.me);
                     self.count_get();
                     return self.read_stream(h, len, tid, total, sink, w);
@@ -1670,6 +1860,8 @@ impl Ring {
                 }
             });
             if alive_writer != Some(true) {
+                self.count_dropped();
+                sink.dropped();
                 unlock();
                 return Ok(None);
             }
@@ -1684,6 +1876,8 @@ impl Ring {
                 Head::Ready { len, flags, tid } => {
                     if tid != wtid || flags & FIRST != 0 {
                         // The writer gave up; this is the next message.
+                        self.count_dropped();
+                        sink.dropped();
                         unlock();
                         return Ok(None);
                     }
@@ -1960,6 +2154,127 @@ mod tests {
         l.ring.write(b"d", &now, 3).unwrap();
         assert_eq!(l.ring.write(b"e", &now, 3), Err(WErr::Timeout));
         assert_eq!(l.ring.count(), 3);
+    }
+
+    fn dead_token() -> u32 {
+        let dead = crate::sync::tid() ^ (1 << mp_os::liveness::TID_BITS);
+        assert!(!crate::sync::alive(dead));
+        dead
+    }
+
+    fn read_one(l: &Local) -> Vec<u8> {
+        let spin = LocalU32::new(0);
+        l.ring
+            .read(&mut VecSink(Vec::new()), &waiter(&spin))
+            .unwrap()
+    }
+
+    /// Drains the ring: what is left, in order.
+    fn drain(l: &Local) -> Vec<Vec<u8>> {
+        let spin = LocalU32::new(0);
+        let now = Waiter {
+            deadline: Deadline::now(),
+            ..waiter(&spin)
+        };
+        std::iter::from_fn(|| l.ring.read(&mut VecSink(Vec::new()), &now).ok()).collect()
+    }
+
+    #[test]
+    fn a_writer_killed_after_counting_a_reservation_it_never_made_is_recounted() {
+        let l = local(&[b"one"]);
+        let c = l.ring.ctl();
+        // A writer that counted its message in `puts` and died before
+        // moving `tail`, holding `wlock`.
+        let (t, puts) = (c.tail.pos.load(SeqCst), c.tail.msgs.load(SeqCst));
+        c.tail.lock.store(dead_token(), SeqCst);
+        c.tail.pre_msgs.store(puts, SeqCst);
+        c.tail.pre_pos.store(t, SeqCst);
+        c.tail.msgs.store(puts + 1, SeqCst);
+        let spin = LocalU32::new(0);
+        l.ring.write(b"two", &waiter(&spin), 0).unwrap();
+        assert_eq!(l.ring.count(), 2, "the dead writer's count was undone");
+        assert_eq!(drain(&l), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(l.ring.count(), 0);
+        // A writer that died after moving `tail` is not undone: its torn
+        // record is counted, then dropped by the reader that skips it.
+        let (t, puts) = (c.tail.pos.load(SeqCst), c.tail.msgs.load(SeqCst));
+        let dead = dead_token();
+        c.tail.lock.store(dead, SeqCst);
+        c.tail.pre_msgs.store(puts, SeqCst);
+        c.tail.pre_pos.store(t, SeqCst);
+        c.tail.msgs.store(puts + 1, SeqCst);
+        let h = l.ring.hdr(t);
+        h.len.store(3 | FIRST | LAST, SeqCst);
+        h.tid.store(dead, SeqCst);
+        h.stamp.store(t | WRITING, SeqCst);
+        c.tail.pos.store(t + rec_size(3), SeqCst);
+        l.ring.write(b"three", &waiter(&spin), 0).unwrap();
+        assert_eq!(l.ring.count(), 2);
+        assert_eq!(read_one(&l), b"three");
+        assert_eq!(l.ring.count(), 0);
+        assert_eq!(l.ring.dropped(), 1, "the torn record is counted dropped");
+    }
+
+    /// A reader that died holding `rlock` after `steps` of taking the
+    /// message at `head`: 0 armed only, 1 released it and moved `head`
+    /// without counting it, 2 marked it CLAIMED without moving `head`.
+    fn reader_dies(l: &Local, steps: u32) {
+        let c = l.ring.ctl();
+        let h = c.head.pos.load(SeqCst);
+        let size = rec_size(u64::from(l.ring.hdr(h).len.load(SeqCst) & LEN_MASK));
+        let dead = dead_token();
+        c.head.lock.store(dead, SeqCst);
+        l.ring.arm(h, 0);
+        match steps {
+            0 => {}
+            1 => {
+                c.released.v.store(h + size, SeqCst);
+                c.head.pos.store(h + size, SeqCst);
+            }
+            _ => {
+                l.ring.hdr(h).tid.store(dead, SeqCst);
+                l.ring.hdr(h).stamp.store(h | CLAIMED, SeqCst);
+            }
+        }
+    }
+
+    #[test]
+    fn a_reader_killed_before_taking_its_message_leaves_it_for_the_next() {
+        let l = local(&[b"one", b"two"]);
+        reader_dies(&l, 0);
+        assert_eq!(read_one(&l), b"one");
+        assert_eq!(l.ring.count(), 1);
+        assert_eq!(drain(&l), vec![b"two".to_vec()]);
+        assert_eq!(l.ring.count(), 0);
+    }
+
+    #[test]
+    fn a_reader_killed_after_taking_its_message_is_counted_once() {
+        let l = local(&[b"one", b"two", b"three"]);
+        reader_dies(&l, 1);
+        assert_eq!(read_one(&l), b"two");
+        assert_eq!(
+            l.ring.count(),
+            1,
+            "the message the dead reader took is counted"
+        );
+        assert_eq!(drain(&l), vec![b"three".to_vec()]);
+        assert_eq!(l.ring.count(), 0);
+    }
+
+    #[test]
+    fn a_claim_a_dead_reader_left_half_done_is_completed() {
+        let l = local(&[b"one", b"two"]);
+        reader_dies(&l, 2);
+        assert_eq!(read_one(&l), b"two");
+        assert_eq!(l.ring.count(), 0);
+        // The space of the claimed record was released: many laps pass.
+        let spin = LocalU32::new(0);
+        for i in 0..1000u32 {
+            l.ring.write(&i.to_le_bytes(), &waiter(&spin), 0).unwrap();
+            assert_eq!(read_one(&l), i.to_le_bytes());
+        }
+        assert_eq!(l.ring.count(), 0);
     }
 
     #[test]

@@ -127,3 +127,94 @@ fn reader_killed_mid_stream_does_not_block_the_writer() {
     assert_eq!(c2.wait(LONG), 0);
     c1.kill();
 }
+
+/// A small pseudo-random sequence (no dependency needed).
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[test]
+fn counts_survive_producers_and_consumers_killed_at_random() {
+    let mut s = seed();
+    for round in 0..20 {
+        let q = Queue::<u64>::builder()
+            .maxsize(20)
+            .ring_bytes(4096)
+            .build()
+            .unwrap();
+        let mut kids: Vec<_> = (0..3)
+            .map(|k| {
+                let q = q.clone();
+                fork(move || {
+                    for i in 0u64.. {
+                        if (i + k) % 3 != 0 {
+                            let _ = q.put_timeout(i, Duration::from_millis(5));
+                        } else {
+                            let _ = q.get_timeout(Duration::from_millis(5));
+                        }
+                    }
+                    0
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(2_000 + lcg(&mut s) % 30_000));
+        for k in &mut kids {
+            k.kill();
+        }
+        // Drain (slow checks skip what the dead left half written).
+        while q.get_timeout(Duration::from_millis(300)).is_ok() {}
+        assert_eq!(q.qsize(), 0, "round {round}: counts drifted");
+        for i in 0..20 {
+            q.put_timeout(i, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("round {round}: put {i}: {e}"));
+        }
+        assert!(q.put_nowait(99).unwrap_err().is_full(), "round {round}");
+    }
+}
+
+#[test]
+fn join_survives_producers_and_consumers_killed_at_random() {
+    let mut s = seed();
+    for round in 0..20 {
+        let q = mp_channel::JoinableQueue::<u64>::with_capacity(10).unwrap();
+        let mut kids: Vec<_> = (0..3)
+            .map(|_| {
+                let q = q.clone();
+                fork(move || {
+                    for i in 0u64.. {
+                        let _ = q.put_timeout(i, Duration::from_millis(5));
+                        if q.get_timeout(Duration::from_millis(5)).is_ok() {
+                            q.task_done().unwrap();
+                        }
+                    }
+                    0
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(2_000 + lcg(&mut s) % 30_000));
+        for k in &mut kids {
+            k.kill();
+        }
+        while q.get_timeout(Duration::from_millis(300)).is_ok() {
+            q.task_done().unwrap();
+        }
+        // Every task is done, or was held by a killed consumer.
+        match q.join_timeout(Duration::from_secs(10)) {
+            Ok(true) | Err(mp_channel::Error::TasksLost { .. }) => {}
+            other => panic!("round {round}: {other:?}, unfinished {}", q.unfinished()),
+        }
+        assert_eq!(q.unfinished(), 0, "round {round}");
+        assert!(q.join_timeout(Duration::from_secs(1)).unwrap());
+        assert_eq!(q.qsize(), 0);
+    }
+}

@@ -380,3 +380,73 @@ fn a_panicking_deserialize_does_not_stall_the_queue() {
         }
     }
 }
+
+#[test]
+fn a_producer_killed_while_waiting_for_room_leaves_no_task_behind() {
+    let q = JoinableQueue::<u32>::with_capacity(1).unwrap();
+    q.put(1).unwrap();
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        q2.put(2).unwrap(); // the queue is full: waits until killed
+        0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill();
+    assert_eq!(q.get().unwrap(), 1);
+    q.task_done().unwrap();
+    assert_eq!(q.unfinished(), 0);
+    assert!(q.join_timeout(Duration::from_secs(3)).unwrap());
+    assert!(q.empty());
+    // The bound still holds exactly one message.
+    q.put_nowait(3).unwrap();
+    assert!(q.put_nowait(4).unwrap_err().is_full());
+}
+
+#[test]
+fn a_producer_killed_in_the_middle_of_a_streamed_value_leaves_no_task_behind() {
+    let q = Queue::<Vec<u8>>::builder()
+        .ring_bytes(4096)
+        .maxsize(100)
+        .build_joinable()
+        .unwrap();
+    q.put(vec![1]).unwrap();
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        // Streamed through the 4 KiB ring: waits for a reader mid-value.
+        q2.put(vec![7; 100_000]).unwrap();
+        0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill();
+    assert_eq!(q.get().unwrap(), vec![1]);
+    q.task_done().unwrap();
+    // What the dead producer streamed is dropped by the next reader.
+    assert!(
+        q.get_timeout(Duration::from_secs(2))
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert_eq!(q.unfinished(), 0);
+    assert!(q.join_timeout(Duration::from_secs(3)).unwrap());
+    assert!(q.empty());
+}
+
+#[test]
+fn a_consumer_killed_while_waiting_in_get_holds_no_task() {
+    let q = JoinableQueue::<u32>::new().unwrap();
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        let _ = q2.get(); // nothing to get: waits until killed
+        0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill();
+    q.put(1).unwrap();
+    // The task is still in the queue: nothing to write off.
+    assert!(!q.join_timeout(Duration::from_millis(500)).unwrap());
+    assert_eq!(q.unfinished(), 1);
+    assert_eq!(q.get().unwrap(), 1);
+    q.task_done().unwrap();
+    q.join().unwrap();
+    assert!(q.task_done().is_err());
+}

@@ -28,13 +28,16 @@
 //!   sockets;
 //! * [`liveness`]: telling a dead thread or process from a slow one;
 //! * [`wait`]: waiting for any of several objects (channel ends, queues,
-//!   processes) with `poll(2)` on their readiness descriptors.
+//!   processes) with `poll(2)` on their readiness descriptors;
+//! * [`exit`]: hooks to run before the process exits (a queue's buffered
+//!   values are flushed), which a child started by `mp-proc` runs too.
 //!
 //! Linux only: memfd, futex, pidfd and `/proc` are Linux interfaces.
 
 #![cfg(target_os = "linux")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod exit;
 pub mod fdpass;
 pub mod futex;
 pub mod handle;

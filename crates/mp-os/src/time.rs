@@ -48,6 +48,16 @@ impl Deadline {
         }
     }
 
+    /// A deadline that expired long ago: a non-blocking attempt, without
+    /// reading the clock to make it (it is read only if checked).
+    ///
+    /// ```
+    /// assert!(mp_os::time::Deadline::past().expired());
+    /// ```
+    pub const fn past() -> Self {
+        Deadline { at_ns: Some(0) }
+    }
+
     /// `timeout` from now; `None` means never.
     pub fn after(timeout: Option<Duration>) -> Self {
         match timeout {

@@ -68,6 +68,10 @@ pub(crate) fn run(
         watch_parent(&sock);
     }
     let (outcome, fds) = body();
+    // As Python's `util._exit_function`: finish what must be done before
+    // leaving (a queue's feeder writes out the values this process put)
+    // before the parent learns the outcome.
+    mp_os::exit::run();
     let code = match outcome {
         Outcome::Returned(_) => 0,
         _ => 1,

@@ -17,6 +17,10 @@ impl RingCtl {
             pos: AtomicU64::new(0),
             lock: AtomicU32::new(0),
             msgs: AtomicU64::new(0),
+            pre_pos: AtomicU64::new(0),
+            pre_msgs: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            pre_dropped: AtomicU64::new(0),
         };
         let w64 = || Word64 {
             v: AtomicU64::new(0),

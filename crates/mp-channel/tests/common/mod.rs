@@ -15,7 +15,8 @@ pub struct Child {
     reaped: bool,
 }
 
-/// Forks; the child runs `f` and exits with its code (101 on panic).
+/// Forks; the child runs `f`, the exit hooks, and exits with its code
+/// (101 on panic).
 pub fn fork(f: impl FnOnce() -> i32) -> Child {
     // SAFETY: the child only runs `f` (channel code: atomics, futexes,
     // allocation) and then `_exit`s without touching the harness.
@@ -23,6 +24,9 @@ pub fn fork(f: impl FnOnce() -> i32) -> Child {
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         let code = std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
+        // As a child started by mp-proc: the exit hooks (queues flush
+        // what this process buffered) run before it leaves.
+        mp_os::exit::run();
         // SAFETY: leaving the child without running the harness's code.
         unsafe { libc::_exit(code) };
     }

@@ -1,0 +1,345 @@
+//! Unbounded queues: `put` never waits for consumers (values wait in a
+//! buffer of the putting process, written by its feeder thread), in order,
+//! flushed before the process leaves; bounded queues still block.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{LONG, fork};
+use mp_channel::{Bytes, Error, JoinableQueue, Queue, RecvError, SendError, SimpleQueue};
+
+/// Item `i`: `len` bytes, starting with `i`, then a pattern of it.
+fn item(i: u64, len: usize) -> Bytes {
+    let mut v: Vec<u8> = (0..len).map(|k| (k as u64 * 7 + i) as u8).collect();
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    Bytes(v)
+}
+
+fn check(b: &Bytes, i: u64, len: usize) -> bool {
+    b.len() == len && **b == *item(i, len)
+}
+
+/// Runs `f` on another thread; panics if it does not finish within
+/// `limit` (a put that blocks for ever is a failure, not a hung test).
+fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
+}
+
+const N: u64 = 20_000;
+const SHORT: Duration = Duration::from_secs(10);
+const LEN: usize = 1_000;
+
+#[test]
+fn twenty_thousand_puts_before_any_reader_then_a_child_reads_them_in_order() {
+    let q = Queue::<Bytes>::new().unwrap();
+    let qp = q.clone();
+    within(Duration::from_secs(60), move || {
+        for i in 0..N {
+            qp.put(item(i, LEN)).unwrap();
+        }
+        qp
+    });
+    assert_eq!(q.qsize(), N as usize, "buffered values count in qsize");
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        for i in 0..N {
+            let v = q2.get_timeout(LONG).unwrap();
+            if !check(&v, i, LEN) {
+                return 3;
+            }
+        }
+        0
+    });
+    assert_eq!(child.wait(LONG), 0);
+    assert!(q.empty());
+    assert_eq!(q.qsize(), 0);
+}
+
+#[test]
+fn a_value_larger_than_the_ring_returns_at_once_and_is_read_intact() {
+    let q = Queue::<Bytes>::builder()
+        .ring_bytes(64 << 10)
+        .build()
+        .unwrap();
+    let big = 3 << 20;
+    let qp = q.clone();
+    within(Duration::from_secs(30), move || {
+        qp.put(item(1, big)).unwrap();
+        qp.put(item(2, 10)).unwrap();
+        qp
+    });
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        let a = q2.get_timeout(LONG).unwrap();
+        let b = q2.get_timeout(LONG).unwrap();
+        (!(check(&a, 1, big) && check(&b, 2, 10))) as i32
+    });
+    assert_eq!(child.wait(LONG), 0);
+    // SimpleQueue too.
+    let s = SimpleQueue::<Bytes>::new().unwrap();
+    let sp = s.clone();
+    within(Duration::from_secs(30), move || {
+        sp.put(item(3, big)).unwrap()
+    });
+    assert!(check(&s.get().unwrap(), 3, big));
+}
+
+#[test]
+fn a_child_that_puts_many_then_exits_delivers_everything() {
+    for by_drop in [true, false] {
+        // The parent's handle lives in a box whose address the child knows,
+        // so that the child can drop its own copy of it: then the handle
+        // the child's closure holds is its last one.
+        let q = Box::into_raw(Box::new(
+            Queue::<Bytes>::builder()
+                .ring_bytes(64 << 10)
+                .build()
+                .unwrap(),
+        ));
+        // SAFETY: `q` is valid until the `Box::from_raw` at the end.
+        let q2 = unsafe { (*q).clone() };
+        let addr = q as usize;
+        let mut child = fork(move || {
+            for i in 0..N {
+                q2.put(item(i, LEN)).unwrap();
+            }
+            if by_drop {
+                // SAFETY: the child's copy of the parent's box, never used
+                // again in the child.
+                drop(unsafe { Box::from_raw(addr as *mut Queue<Bytes>) });
+                drop(q2); // its last handle: the drop flushes
+            }
+            // Otherwise the exit hooks flush, as in a child started by
+            // mp-proc (the fork helper runs them).
+            0
+        });
+        // SAFETY: as above.
+        let q = unsafe { Box::from_raw(q) };
+        // The child is done putting long before anyone reads.
+        std::thread::sleep(Duration::from_millis(300));
+        for i in 0..N {
+            let v = q
+                .get_timeout(SHORT)
+                .unwrap_or_else(|e| panic!("item {i} (by drop: {by_drop}): {e}"));
+            assert!(check(&v, i, LEN), "item {i} (by drop: {by_drop})");
+        }
+        assert_eq!(child.wait(LONG), 0);
+        assert!(q.get_nowait().unwrap_err().is_empty());
+    }
+}
+
+#[test]
+fn a_forked_child_does_not_inherit_what_its_parent_buffered() {
+    let q = Queue::<u64>::builder().ring_bytes(4096).build().unwrap();
+    for i in 0..5_000 {
+        q.put(i).unwrap();
+    }
+    // The child's copies of the handles go at its end: nothing to flush.
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        drop(q2);
+        0
+    });
+    assert_eq!(child.wait(Duration::from_secs(30)), 0);
+    for i in 0..5_000 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), i);
+    }
+    assert!(
+        q.get_timeout(Duration::from_millis(300))
+            .unwrap_err()
+            .is_timeout()
+    );
+}
+
+#[test]
+fn close_with_values_still_buffered_delivers_them_then_disconnects() {
+    let q = Queue::<u64>::builder().ring_bytes(4096).build().unwrap();
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        for i in 0..3_000 {
+            q2.put(i).unwrap();
+        }
+        q2.close();
+        match q2.put(9) {
+            Err(SendError::Closed(9)) => 0,
+            _ => 4,
+        }
+    });
+    q.close();
+    for i in 0..3_000 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), i);
+    }
+    assert!(matches!(q.get_timeout(LONG), Err(RecvError::Disconnected)));
+    assert_eq!(child.wait(LONG), 0);
+}
+
+#[test]
+fn a_last_handle_with_no_other_reader_does_not_wait_on_drop() {
+    let q = Queue::<u64>::builder().ring_bytes(4096).build().unwrap();
+    for i in 0..2_000 {
+        q.put(i).unwrap();
+    }
+    // Nobody else could ever read them: the drop does not wait.
+    within(Duration::from_secs(10), move || drop(q));
+}
+
+#[test]
+fn bounded_queues_still_block() {
+    let q = Queue::<Bytes>::builder()
+        .maxsize(2)
+        .ring_bytes(4096)
+        .build()
+        .unwrap();
+    q.put(item(0, 10)).unwrap();
+    q.put(item(1, 10)).unwrap();
+    assert!(q.put_nowait(item(2, 10)).unwrap_err().is_full());
+    assert!(
+        q.put_timeout(item(2, 10), Duration::from_millis(100))
+            .unwrap_err()
+            .is_timeout()
+    );
+}
+
+fn rss_mb() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb / 1024
+}
+
+#[test]
+fn draining_a_large_backlog_gives_the_memory_back() {
+    const ITEMS: u64 = 300_000;
+    let q = Queue::<Bytes>::new().unwrap();
+    let before = rss_mb();
+    for i in 0..ITEMS {
+        q.put(item(i, LEN)).unwrap();
+    }
+    let peak = rss_mb();
+    assert!(
+        peak > before + 200,
+        "the backlog is in memory: {before} -> {peak} MB"
+    );
+    for i in 0..ITEMS {
+        let v = q.get_timeout(LONG).unwrap();
+        assert!(check(&v, i, LEN));
+    }
+    q.join_thread();
+    let t = Instant::now();
+    let mut now = rss_mb();
+    while now > before + 100 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+        now = rss_mb();
+    }
+    eprintln!("RSS: {before} MB before, {peak} MB full, {now} MB drained");
+    assert!(
+        now <= before + 100,
+        "memory not given back: {before} MB before, {peak} MB full, {now} MB drained"
+    );
+}
+
+#[test]
+fn joinable_queue_counts_buffered_values_as_unfinished() {
+    let q = Queue::<u64>::builder()
+        .ring_bytes(4096)
+        .build_joinable()
+        .unwrap();
+    for i in 0..2_000 {
+        q.put(i).unwrap();
+    }
+    assert_eq!(q.unfinished(), 2_000);
+    assert!(!q.join_timeout(Duration::from_millis(200)).unwrap());
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        for i in 0..2_000 {
+            if q2.get_timeout(LONG).unwrap() != i {
+                return 3;
+            }
+            q2.task_done().unwrap();
+        }
+        0
+    });
+    q.join_timeout(LONG).unwrap();
+    assert_eq!(q.unfinished(), 0);
+    assert_eq!(child.wait(LONG), 0);
+}
+
+#[test]
+fn join_writes_off_what_a_dead_producer_still_buffered() {
+    let q = Queue::<u64>::builder()
+        .ring_bytes(4096)
+        .build_joinable()
+        .unwrap();
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe() fills the two-element array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        for i in 0..2_000 {
+            q2.put(i).unwrap();
+        }
+        // SAFETY: writing one byte to our copy of the pipe.
+        unsafe { libc::write(fds[1], [1u8].as_ptr().cast(), 1) };
+        std::thread::sleep(Duration::from_secs(600));
+        0
+    });
+    let mut b = [0u8; 1];
+    // SAFETY: reading one byte from our copy of the pipe.
+    assert_eq!(unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) }, 1);
+    assert_eq!(q.unfinished(), 2_000);
+    child.kill();
+    let mut got = 0u64;
+    while let Ok(v) = q.get_timeout(Duration::from_millis(300)) {
+        assert_eq!(v, got);
+        got += 1;
+        q.task_done().unwrap();
+    }
+    assert!(got > 0 && got < 2_000, "{got}");
+    match q.join_timeout(LONG) {
+        Err(Error::TasksLost { count }) => assert_eq!(count, 2_000 - got),
+        other => panic!("expected TasksLost, got {other:?}"),
+    }
+    assert_eq!(q.unfinished(), 0);
+    assert!(q.join_timeout(Duration::from_secs(1)).unwrap());
+    // SAFETY: closing our pipe descriptors.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+}
+
+#[test]
+fn a_joinable_queue_made_with_new_is_unbounded() {
+    let q = JoinableQueue::<u64>::new().unwrap();
+    let qp = q.clone();
+    within(Duration::from_secs(60), move || {
+        for i in 0..200_000 {
+            qp.put(i).unwrap();
+        }
+    });
+    for i in 0..200_000 {
+        assert_eq!(q.get().unwrap(), i);
+        q.task_done().unwrap();
+    }
+    q.join().unwrap();
+}
+
+#[test]
+fn put_nowait_and_put_timeout_on_an_unbounded_queue_never_report_full() {
+    let q = Queue::<u64>::builder().ring_bytes(4096).build().unwrap();
+    for i in 0..2_000 {
+        q.put_nowait(i).unwrap();
+    }
+    q.put_timeout(2_000, Duration::from_micros(1)).unwrap();
+    assert_eq!(q.qsize(), 2_001);
+    for i in 0..=2_000 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), i);
+    }
+}
