@@ -250,7 +250,7 @@ fn feed(chan: Arc<Chan>, role: u32) {
                     me: crate::sync::tid(),
                 };
                 // Every reader has gone: nothing will read the rest.
-                gone = ring.write(&frame, &w, 0).is_err();
+                gone = ring.write_within(&frame, &w, 0, Deadline::never()).is_err();
             }
             f.with(|fr| fr.bytes -= bytes);
             // In the ring (counted in `puts`) before they leave

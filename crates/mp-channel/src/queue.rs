@@ -321,9 +321,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     } else {
                         Deadline::past()
                     };
-                    match ring.write(b, &a.waiter(d), 0) {
+                    // One record (no fragments): `d` bounds it all.
+                    match ring.write_within(b, &a.waiter(d), 0, d) {
                         Ok(()) => return Ok(()),
                         Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
+                        Err(WErr::Corrupt) => return Err(SendError::Corrupt(())),
                         Err(WErr::Timeout) => {}
                     }
                 }

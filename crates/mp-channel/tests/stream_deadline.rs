@@ -13,6 +13,10 @@ use mp_channel::{Bytes, Pipe, Queue, SendError};
 /// rings long.
 const RING: usize = 4096;
 const DEADLINE: Duration = Duration::from_millis(300);
+/// A `maxsize` that never limits these tests: a queue with one keeps
+/// Python's blocking `put`, which is what a timed streamed put needs (an
+/// unbounded queue buffers in the putting process and never times out).
+const BOUND: usize = 1 << 20;
 
 fn big(n: usize, seed: u8) -> Bytes {
     Bytes((0..n).map(|i| (i as u8).wrapping_mul(13) ^ seed).collect())
@@ -114,7 +118,11 @@ fn stopped_reader_process_gets_the_next_message_whole() {
 
 #[test]
 fn queue_put_timeout_gives_the_value_back_and_counts_balance() {
-    let q = Queue::<Bytes>::builder().ring_bytes(RING).build().unwrap();
+    let q = Queue::<Bytes>::builder()
+        .ring_bytes(RING)
+        .maxsize(BOUND)
+        .build()
+        .unwrap();
     let q2 = q.clone();
     let value = big(4 * RING, 4);
     let (got, took) = within(Duration::from_secs(30), move || {
@@ -138,6 +146,7 @@ fn queue_put_timeout_gives_the_value_back_and_counts_balance() {
 fn joinable_queue_join_returns_after_an_abandoned_put() {
     let q = Queue::<Bytes>::builder()
         .ring_bytes(RING)
+        .maxsize(BOUND)
         .build_joinable()
         .unwrap();
     let q2 = q.clone();
@@ -198,7 +207,11 @@ fn timed_streams_from_several_processes_arrive_whole_or_not_at_all() {
     const WRITERS: u8 = 3;
     const READERS: u8 = 2;
     const PER: u32 = 1000;
-    let q = Queue::<Bytes>::builder().ring_bytes(RING).build().unwrap();
+    let q = Queue::<Bytes>::builder()
+        .ring_bytes(RING)
+        .maxsize(BOUND)
+        .build()
+        .unwrap();
     let (res_rx, res_tx) = Pipe::builder().duplex(false).build().unwrap();
     let mut kids = Vec::new();
     for w in 0..WRITERS {
