@@ -45,6 +45,9 @@
 //!   dicts, lists, namespaces, queues and locks for many processes, locally
 //!   or over TCP with an authkey.
 //!
+//! Feature `ndarray` (off by default): `ndarray` views of shared arrays
+//! and shared memory ([`shm`]'s docs say which are safe).
+//!
 //! Every piece is also a crate of its own (`mp-sync` alone gives
 //! cross-process locks over any shared mapping).
 //!
@@ -64,6 +67,8 @@
 //! | `with v.get_lock(): v.value += 1` | `v.update(\|x\| *x += 1)` or `let mut g = v.lock(); *g += 1;` |
 //! | `Array('i', 4)`, `a[i]`, `a[:]` | `mp::Array::<i32>::zeroed(4)?`, `a.get(i)` / `a.set(i, x)`, `a.to_vec()` |
 //! | `Value('i', 0, lock=False)` | `mp::RawValue::new(0i32)?` |
+//! | `np.frombuffer(a.get_obj()).reshape(r, c)` (under `with a.get_lock():`) | feature `ndarray`: `let mut g = a.lock(); let m = g.view_mut((r, c))?;`, or the copy `a.to_ndarray((r, c))?` |
+//! | `np.ndarray(shape, dtype, buffer=shm.buf, offset=k)` | `unsafe { shm.view::<T, _>(k, shape)? }` (no lock: the caller keeps writers out), or the copy `shm.to_ndarray::<T, _>(k, shape)?` |
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | `mp::SharedMemory::create(name, n)?` (the creator unlinks on drop) |
 //! | `Lock()`, `with lock:` | `mp::Lock::new()?`, `let _g = lock.acquire()?;` |
 //! | `lock.acquire(timeout=t)` | `lock.acquire_timeout(t)` |
