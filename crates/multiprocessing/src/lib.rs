@@ -75,6 +75,7 @@
 //! | `Event().wait(timeout)` | `event.wait_timeout(t)` (returns whether it was set) |
 //! | `Semaphore(3)` | `mp::Semaphore::new(3)?` |
 //! | `Barrier(n).wait()` | `barrier.wait()?` returns the party index |
+//! | `Barrier(n, action=f, timeout=t)` | `mp::Barrier::with_options(n, Some(f), Some(t))?` (`f` a `fn()`, run by the party that trips it, before the others are released) |
 //! | `Queue()`, `q.put(x)`, `q.get()` | `mp::Queue::new()?`, `q.put(x)?`, `q.get()?` |
 //! | `q.get_nowait()` raising `queue.Empty` | `q.get_nowait()` returning `Err(RecvError::Empty)` |
 //! | `q.put_nowait(x)` raising `queue.Full` | `Err(SendError::Full(x))`, the value handed back |
