@@ -78,7 +78,9 @@ pub use function::{
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 #[doc(hidden)]
 pub use method::forkserver::forkserver_pid;
+pub use method::forkserver::set_forkserver_preload;
 pub use method::{
     Context, StartMethod, enable_fork, get_context, get_start_method, set_start_method,
+    set_start_method_force,
 };
 pub use process::{Process, active_children};

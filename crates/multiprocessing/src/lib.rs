@@ -61,6 +61,11 @@
 //! | `p.join(timeout)` | `p.join_timeout(d)?` (`None` while it still runs) |
 //! | `p.exitcode`, `p.is_alive()`, `p.pid`, `p.name`, `p.daemon = True` | `p.exitcode()`, `p.is_alive()`, `p.pid()`, `p.get_name()`, `.daemon(true)` (builder) |
 //! | `multiprocessing.set_start_method("spawn")` | `mp::set_start_method(mp::StartMethod::Spawn)?` |
+//! | `set_start_method("spawn", force=True)`, `set_start_method(None, force=True)` | `mp::set_start_method_force(Some(mp::StartMethod::Spawn))?`, `mp::set_start_method_force(None)?` |
+//! | `set_forkserver_preload(["numpy"])` | `mp::set_forkserver_preload(Some(warm_up))?`: a `fn()` run once in the fork server when it starts |
+//! | `current_process()._start_method` / `get_start_method()` in a child | `mp::current_process().start_method()` / `mp::get_start_method()` (the method that started it) |
+//! | `Process(daemon=None)` inheriting the creator's flag | the same: `Process::new` takes `current_process().daemon()`; a daemon may have (daemonic) children here |
+//! | `p.interrupt()` (3.14) | `p.interrupt()?` (SIGINT; a Rust child dies of it, exit code `-2`) |
 //! | `"fork"` | `unsafe { mp::enable_fork() }` first: a forked child has only the calling thread |
 //! | `get_context("spawn").Process(...)` | `mp::get_context(mp::StartMethod::Spawn)?.process(f, args)` |
 //! | `Value('i', 0)`, `v.value`, `v.value = 3` | `mp::Value::new(0i32)?`, `v.get()`, `v.set(3)` |
@@ -118,7 +123,8 @@ pub use mp_manager::Manager;
 pub use mp_pool::{AsyncResult, Pool, ThreadPool};
 pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
-    enable_fork, get_context, get_start_method, init, parent_process, set_start_method,
+    enable_fork, get_context, get_start_method, init, parent_process, set_forkserver_preload,
+    set_start_method, set_start_method_force,
 };
 pub use mp_shm::{Array, RawArray, RawValue, SharedMemory, ShmSafe, Value};
 pub use mp_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
