@@ -68,6 +68,12 @@
 //! `Array::from_slice(&(0..10).collect::<Vec<i32>>())?`, and
 //! `Value('i', 0, lock=False)` is `RawValue::new(0i32)?`. A `ctypes`
 //! structure is a `#[repr(C)]` struct that implements [`ShmSafe`].
+//! `Value('i', 0, lock=lock)` with an existing `RLock` is
+//! [`Value::with_lock`]`(0i32, lock)?` (and
+//! [`Array::zeroed_with_lock`] / [`Array::from_slice_with_lock`]): several
+//! objects under one lock. `Array('c', n)` is `Array::<u8>::zeroed(n)?`
+//! with [`value`](Array::value) / [`set_value`](Array::set_value) (up to
+//! the first NUL) and [`raw`](Array::raw) / [`set_raw`](Array::set_raw).
 //!
 //! # `ndarray` views
 //!
@@ -119,6 +125,7 @@
 
 mod array;
 mod block;
+mod chars;
 mod error;
 #[cfg(feature = "ndarray")]
 mod nd;

@@ -72,6 +72,8 @@
 //! | `with v.get_lock(): v.value += 1` | `v.update(\|x\| *x += 1)` or `let mut g = v.lock(); *g += 1;` |
 //! | `Array('i', 4)`, `a[i]`, `a[:]` | `mp::Array::<i32>::zeroed(4)?`, `a.get(i)` / `a.set(i, x)`, `a.to_vec()` |
 //! | `Value('i', 0, lock=False)` | `mp::RawValue::new(0i32)?` |
+//! | `Value('i', 0, lock=lock)`, `Array('d', n, lock=lock)` (an `RLock`) | `mp::Value::with_lock(0i32, lock)?`, `mp::Array::<f64>::zeroed_with_lock(n, lock)?` (a plain `Lock` cannot be chosen: `get`/`set` re-enter the lock) |
+//! | `Array('c', 16)`, `a.value`, `a.raw`, `a.value = b"hi"` | `mp::Array::<u8>::zeroed(16)?`, `a.value()`, `a.raw()`, `a.set_value(b"hi")?` |
 //! | `np.frombuffer(a.get_obj()).reshape(r, c)` (under `with a.get_lock():`) | feature `ndarray`: `let mut g = a.lock(); let m = g.view_mut((r, c))?;`, or the copy `a.to_ndarray((r, c))?` |
 //! | `np.ndarray(shape, dtype, buffer=shm.buf, offset=k)` | `unsafe { shm.view::<T, _>(k, shape)? }` (no lock: the caller keeps writers out), or the copy `shm.to_ndarray::<T, _>(k, shape)?` |
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | `mp::SharedMemory::create(name, n)?` (the creator unlinks on drop) |
