@@ -247,6 +247,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             parent_token: mp_os::liveness::process_token(),
             parent_name: me.name().to_string(),
             args: Vec::new(),
+            log_level: crate::logging::child_level(),
         };
         let boot_method = boot.method;
         let started = match body {
@@ -272,6 +273,12 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             self.daemon,
             boot_method,
         ));
+        log::debug!(
+            target: "mp_proc",
+            "started process {} (pid {}, {boot_method})",
+            self.name,
+            child.pid
+        );
         register(child.clone());
         let _ = self.child.set(child);
         Ok(())
@@ -553,6 +560,15 @@ impl Child {
         let mut st = self.lock();
         if st.status.is_none() {
             st.status = waitid_pidfd(self.pidfd.as_fd());
+            if let Some(s) = st.status {
+                log::debug!(
+                    target: "mp_proc",
+                    "process {} (pid {}) ended with exitcode {}",
+                    self.name,
+                    self.pid,
+                    s.code()
+                );
+            }
         }
         st.status
     }
@@ -819,10 +835,13 @@ extern "C" fn at_exit() {
 /// Terminates daemonic children and waits for all children.
 pub(crate) fn finish_children() {
     let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
+    log::info!(target: "mp_proc", "process shutting down");
     for c in children.iter().filter(|c| c.daemon) {
+        log::debug!(target: "mp_proc", "calling terminate() for daemon {}", c.name);
         let _ = c.signal(libc::SIGTERM);
     }
     for c in &children {
+        log::debug!(target: "mp_proc", "calling join() for process {}", c.name);
         let _ = c.wait(Deadline::never());
     }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message below changes shape.
-pub(crate) const WIRE_VERSION: u32 = 5;
+pub(crate) const WIRE_VERSION: u32 = 6;
 
 /// Most bytes a bootstrap or result frame may have (1 GiB): a larger length
 /// prefix is treated as corruption.
@@ -32,6 +32,9 @@ pub(crate) struct Bootstrap {
     pub(crate) parent_name: String,
     /// postcard bytes of the arguments.
     pub(crate) args: Vec<u8>,
+    /// The level of `log_to_stderr` in the parent, if it installed it
+    /// (`log::LevelFilter as usize`): the child installs it too.
+    pub(crate) log_level: Option<u8>,
 }
 
 /// How the target ended, sent from the child to the parent.

@@ -60,6 +60,7 @@
 //! | `p.start()`, `p.join()` | `p.start()?`, `p.join()?` (returns the target's return value) |
 //! | `p.join(timeout)` | `p.join_timeout(d)?` (`None` while it still runs) |
 //! | `p.exitcode`, `p.is_alive()`, `p.pid`, `p.name`, `p.daemon = True` | `p.exitcode()`, `p.is_alive()`, `p.pid()`, `p.get_name()`, `.daemon(true)` (builder) |
+//! | `log_to_stderr(logging.INFO)`, `get_logger()` | `mp::log_to_stderr(log::LevelFilter::Info)`, `mp::get_logger()` on the `log` facade: `[INFO/Process-1] ...` lines on stderr, installed only when no `log` logger is; children inherit the level. Any `log` backend receives the records |
 //! | `multiprocessing.set_start_method("spawn")` | `mp::set_start_method(mp::StartMethod::Spawn)?` |
 //! | `set_start_method("spawn", force=True)`, `set_start_method(None, force=True)` | `mp::set_start_method_force(Some(mp::StartMethod::Spawn))?`, `mp::set_start_method_force(None)?` |
 //! | `set_forkserver_preload(["numpy"])` | `mp::set_forkserver_preload(Some(warm_up))?`: a `fn()` run once in the fork server when it starts |
@@ -125,8 +126,8 @@ pub use mp_manager::Manager;
 pub use mp_pool::{AsyncResult, Pool, ThreadPool};
 pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
-    enable_fork, get_context, get_start_method, init, parent_process, set_forkserver_preload,
-    set_start_method, set_start_method_force,
+    enable_fork, get_context, get_logger, get_start_method, init, log_to_stderr, parent_process,
+    set_forkserver_preload, set_start_method, set_start_method_force,
 };
 pub use mp_shm::{Array, RawArray, RawValue, SharedMemory, ShmSafe, Value};
 pub use mp_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
