@@ -238,7 +238,10 @@ fn counting_action() {
     let c = ACTION_COUNTERS
         .get()
         .expect("set before the barrier is used");
-    let gen_ = c.get(0).fetch_add(1, Ordering::SeqCst);
+    let gen_ = c.get(0).load(Ordering::SeqCst);
+    // Leave time to a party released too early to show itself.
+    std::thread::sleep(Duration::from_micros(100));
+    c.get(0).fetch_add(1, Ordering::SeqCst);
     // No party of this generation has been released yet, and every party
     // of the previous ones has.
     if c.get(1).load(Ordering::SeqCst) != gen_ * PARTIES {
