@@ -62,6 +62,7 @@ const TESTED: &[&str] = &[
     "manager_list_pool",
     "connection_python",
     "shareable_list_python",
+    "ndarray_rows",
 ];
 
 /// Generous: the examples take at most a few seconds, the machine is shared.
@@ -795,6 +796,20 @@ fn manager_list_pool() {
     assert_eq!(
         out.lines,
         ["Shared list: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]"]
+    );
+}
+
+#[test]
+fn ndarray_rows() {
+    let out = run("ndarray_rows");
+    assert_eq!(
+        out.lines,
+        [
+            "Filled a 8x1000 shared array by rows with a Pool of 4 workers",
+            "Row sums: [0, 499500, 999000, 1498500, 1998000, 2497500, 2997000, 3496500]",
+            "Column 999: [0, 999, 1998, 2997, 3996, 4995, 5994, 6993]",
+            "Same as serial: True",
+        ]
     );
 }
 

@@ -64,9 +64,11 @@ pub(crate) fn run(
     body: impl FnOnce() -> (Outcome, Vec<OwnedFd>),
 ) -> ! {
     info::become_child(boot);
+    crate::logging::install_in_child(boot.log_level);
     if boot.daemon {
         watch_parent(&sock);
     }
+    log::info!(target: "mp_proc", "child process calling its target");
     let (outcome, fds) = body();
     // As Python's `util._exit_function`: finish what must be done before
     // leaving (a queue's feeder writes out the values this process put)
@@ -76,6 +78,7 @@ pub(crate) fn run(
         Outcome::Returned(_) => 0,
         _ => 1,
     };
+    log::info!(target: "mp_proc", "process exiting with exitcode {code}");
     if let Ok(bytes) = postcard::to_allocvec(&outcome) {
         let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
         let _ = fdpass::send(&sock, &bytes, &borrowed);

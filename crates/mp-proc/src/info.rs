@@ -17,9 +17,23 @@ pub struct ProcessInfo {
     pub(crate) name: String,
     pub(crate) pid: u32,
     pub(crate) daemon: bool,
+    pub(crate) start_method: Option<crate::StartMethod>,
 }
 
 impl ProcessInfo {
+    /// The start method that made the process: for
+    /// [`current_process`] in a child, the method its parent used; for a
+    /// child of this process, the method it was started with; `None` for
+    /// the program's first process (and for a process not yet started,
+    /// or the parent).
+    ///
+    /// ```
+    /// assert_eq!(mp_proc::current_process().start_method(), None); // first process
+    /// ```
+    pub fn start_method(&self) -> Option<crate::StartMethod> {
+        self.start_method
+    }
+
     /// The process's name: `"MainProcess"` for the program's first process,
     /// `"Process-N"` (or a name given with `.name(...)`) for children.
     pub fn name(&self) -> &str {
@@ -53,6 +67,7 @@ impl ProcessInfo {
 struct Identity {
     name: String,
     daemon: bool,
+    method: crate::StartMethod,
     parent: Option<(u32, String)>,
     parent_token: u32,
 }
@@ -82,11 +97,13 @@ pub fn current_process() -> ProcessInfo {
             name: i.name.clone(),
             pid: std::process::id(),
             daemon: i.daemon,
+            start_method: Some(i.method),
         },
         None => ProcessInfo {
             name: "MainProcess".into(),
             pid: std::process::id(),
             daemon: false,
+            start_method: None,
         },
     }
 }
@@ -104,6 +121,7 @@ pub fn parent_process() -> Option<ProcessInfo> {
         name,
         pid,
         daemon: false,
+        start_method: None,
     })
 }
 
@@ -141,10 +159,12 @@ pub(crate) fn next_child_name() -> (String, u64) {
 /// Called in a new child before its target runs.
 pub(crate) fn become_child(boot: &Bootstrap) {
     CHILD_COUNTER.store(0, Ordering::Relaxed);
+    crate::method::inherit_method(boot.method);
     let mut id = IDENTITY.lock();
     *id = Some(Identity {
         name: boot.name.clone(),
         daemon: boot.daemon,
+        method: boot.method,
         parent: Some((boot.parent_pid, boot.parent_name.clone())),
         parent_token: boot.parent_token,
     });

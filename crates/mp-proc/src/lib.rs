@@ -66,6 +66,7 @@ mod error;
 mod forksafe;
 mod function;
 mod info;
+mod logging;
 mod method;
 mod process;
 mod result;
@@ -77,9 +78,12 @@ pub use function::{
     CallError, ChunkResults, Function, RawFunction, decode_chunk_results, encode_chunk,
 };
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
+pub use logging::{get_logger, log_to_stderr};
 #[doc(hidden)]
 pub use method::forkserver::forkserver_pid;
+pub use method::forkserver::set_forkserver_preload;
 pub use method::{
     Context, StartMethod, enable_fork, get_context, get_start_method, set_start_method,
+    set_start_method_force,
 };
 pub use process::{Process, active_children};

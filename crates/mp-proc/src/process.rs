@@ -134,7 +134,8 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         let (name, _) = info::next_child_name();
         Process {
             name,
-            daemon: false,
+            // Python: `self.daemon = current_process().daemon`.
+            daemon: info::current_process().daemon(),
             method: None,
             body: Mutex::new(Some(body)),
             child: OnceLock::new(),
@@ -151,6 +152,33 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
 
     /// Makes the process a daemon: terminated when this process exits, and
     /// killed if this process dies. Python's `daemon=True`.
+    ///
+    /// The default is the creating process's own flag, as in Python: the
+    /// children of a daemon are daemons unless this says otherwise.
+    /// Python forbids a daemon to start children at all
+    /// (`AssertionError: daemonic processes are not allowed to have
+    /// children`), because its `terminate()` would orphan them; here a
+    /// daemon may start children: its daemonic children are terminated
+    /// when it exits and killed if it dies (they watch it), so none
+    /// outlives it. A non-daemonic child of a daemon (`.daemon(false)`
+    /// explicitly) is joined when the daemon exits normally, but outlives
+    /// a daemon that is killed.
+    ///
+    /// ```
+    /// use mp_proc::{Process, current_process};
+    ///
+    /// fn am_i_a_daemon(_: ()) -> bool {
+    ///     current_process().daemon()
+    /// }
+    ///
+    /// let p = Process::new(am_i_a_daemon, ()).daemon(true);
+    /// assert!(p.is_daemon());
+    /// p.start()?;
+    /// assert!(p.join()?);
+    /// // In the first process the default is false.
+    /// assert!(!Process::new(am_i_a_daemon, ()).is_daemon());
+    /// # Ok::<(), mp_proc::Error>(())
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
@@ -215,13 +243,19 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             name: self.name.clone(),
             ident: 0,
             daemon: self.daemon,
+            method: match body {
+                Body::Closure(_) => StartMethod::Fork,
+                Body::Function { .. } => method,
+            },
             parent_pid: me.pid(),
             parent_token: mp_os::liveness::process_token(),
             parent_name: me.name().to_string(),
             args: Vec::new(),
+            log_level: crate::logging::child_level(),
         };
         // Dropped (releasing the registrations) if the start fails.
         let mut transits = Transits::default();
+        let boot_method = boot.method;
         let started = match body {
             Body::Closure(f) => {
                 method::fork::start(|sock| crate::child::run_closure(&boot, sock, f))
@@ -243,7 +277,18 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         // The channels in the arguments now stay connected as long as the
         // child lives (it may not have decoded them yet).
         transits.hand_over(started.pid as u32);
-        let child = Arc::new(Child::new(started, self.name.clone(), self.daemon));
+        let child = Arc::new(Child::new(
+            started,
+            self.name.clone(),
+            self.daemon,
+            boot_method,
+        ));
+        log::debug!(
+            target: "mp_proc",
+            "started process {} (pid {}, {boot_method})",
+            self.name,
+            child.pid
+        );
         register(child.clone());
         let _ = self.child.set(child);
         Ok(())
@@ -331,6 +376,33 @@ impl<R> Process<R> {
         self.started()?.signal(libc::SIGTERM)
     }
 
+    /// Sends SIGINT (Python 3.14's `interrupt`), as Ctrl-C would. A Rust
+    /// child without a SIGINT handler dies of it (exit code `-2`; a Python
+    /// child raises `KeyboardInterrupt` instead, usually exit code 1); a
+    /// child that handles SIGINT decides. No effect once the process has
+    /// finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_proc::Process;
+    ///
+    /// fn nap(s: u64) { std::thread::sleep(Duration::from_secs(s)) }
+    ///
+    /// let p = Process::new(nap, 60);
+    /// p.start()?;
+    /// p.interrupt()?;
+    /// assert!(p.join().is_err());
+    /// assert_eq!(p.exitcode(), Some(-2));
+    /// # Ok::<(), mp_proc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`terminate`](Process::terminate).
+    pub fn interrupt(&self) -> Result<(), Error> {
+        self.started()?.signal(libc::SIGINT)
+    }
+
     /// Sends SIGKILL (Python's `kill`). No effect once the process has
     /// finished.
     ///
@@ -368,12 +440,14 @@ impl<R> Process<R> {
         Ok(())
     }
 
-    /// A description of this process (name, pid, daemon).
+    /// A description of this process (name, pid, daemon, and once
+    /// started its start method).
     pub fn info(&self) -> ProcessInfo {
         ProcessInfo {
             name: self.name.clone(),
             pid: self.pid().unwrap_or(0),
             daemon: self.daemon,
+            start_method: self.child.get().map(|c| c.method),
         }
     }
 }
@@ -435,6 +509,7 @@ pub(crate) struct Child {
     pub(crate) pid: i32,
     pub(crate) name: String,
     pub(crate) daemon: bool,
+    pub(crate) method: StartMethod,
     pidfd: OwnedFd,
     sock: UnixStream,
     /// The result frame as far as it has arrived; the lock serializes the
@@ -452,11 +527,12 @@ struct ChildState {
 }
 
 impl Child {
-    fn new(s: Started, name: String, daemon: bool) -> Child {
+    fn new(s: Started, name: String, daemon: bool, method: StartMethod) -> Child {
         Child {
             pid: s.pid,
             name,
             daemon,
+            method,
             pidfd: s.pidfd,
             sock: s.sock,
             reading: Mutex::new(FrameReader::skipping(s.skip_frames)),
@@ -494,6 +570,15 @@ impl Child {
         let mut st = self.lock();
         if st.status.is_none() {
             st.status = waitid_pidfd(self.pidfd.as_fd());
+            if let Some(s) = st.status {
+                log::debug!(
+                    target: "mp_proc",
+                    "process {} (pid {}) ended with exitcode {}",
+                    self.name,
+                    self.pid,
+                    s.code()
+                );
+            }
         }
         st.status
     }
@@ -760,10 +845,13 @@ extern "C" fn at_exit() {
 /// Terminates daemonic children and waits for all children.
 pub(crate) fn finish_children() {
     let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
+    log::info!(target: "mp_proc", "process shutting down");
     for c in children.iter().filter(|c| c.daemon) {
+        log::debug!(target: "mp_proc", "calling terminate() for daemon {}", c.name);
         let _ = c.signal(libc::SIGTERM);
     }
     for c in &children {
+        log::debug!(target: "mp_proc", "calling join() for process {}", c.name);
         let _ = c.wait(Deadline::never());
     }
 }
@@ -782,6 +870,7 @@ pub fn active_children() -> Vec<ProcessInfo> {
             name: c.name.clone(),
             pid: c.pid as u32,
             daemon: c.daemon,
+            start_method: Some(c.method),
         })
         .collect()
 }

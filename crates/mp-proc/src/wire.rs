@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message below changes shape.
-pub(crate) const WIRE_VERSION: u32 = 4;
+pub(crate) const WIRE_VERSION: u32 = 6;
 
 /// Most bytes a bootstrap or result frame may have (1 GiB): a larger length
 /// prefix is treated as corruption.
@@ -22,6 +22,8 @@ pub(crate) struct Bootstrap {
     pub(crate) name: String,
     pub(crate) ident: u64,
     pub(crate) daemon: bool,
+    /// The start method that made the child (its `get_start_method()`).
+    pub(crate) method: crate::StartMethod,
     pub(crate) parent_pid: u32,
     /// The parent's liveness token (`mp_os::liveness`): pid and start-time
     /// stamp, so that `parent_process().is_alive()` is not fooled by a
@@ -30,6 +32,9 @@ pub(crate) struct Bootstrap {
     pub(crate) parent_name: String,
     /// postcard bytes of the arguments.
     pub(crate) args: Vec<u8>,
+    /// The level of `log_to_stderr` in the parent, if it installed it
+    /// (`log::LevelFilter as usize`): the child installs it too.
+    pub(crate) log_level: Option<u8>,
 }
 
 /// How the target ended, sent from the child to the parent.
@@ -41,6 +46,14 @@ pub(crate) enum Outcome {
     Panicked(String),
     /// The child could not run the target (bad arguments, ...).
     Failed(String),
+}
+
+/// The first frame a new fork server reads: what to run once before it
+/// serves (`set_forkserver_preload`), as an offset from the anchor.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct ServerSetup {
+    pub(crate) version: u32,
+    pub(crate) preload: Option<i64>,
 }
 
 /// A request to the fork server. Descriptors: the child's end of its

@@ -7,7 +7,6 @@ use std::time::Duration;
 use mp_sync::{RLock, RLockGuard};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::block::Block;
 use crate::error::Error;
 use crate::shm_safe::ShmSafe;
 use crate::synced::{Held, Synced};
@@ -57,8 +56,51 @@ impl<T: ShmSafe> Array<T> {
     /// [`Error::InvalidArgument`] when the array would not fit in memory.
     pub fn zeroed(len: usize) -> Result<Array<T>, Error> {
         Ok(Array {
-            inner: Synced::create(MAGIC, len)?,
+            inner: Synced::create(MAGIC, len, None)?,
         })
+    }
+
+    /// Creates a shared array of `len` zeroed elements guarded by `lock`
+    /// instead of a lock of its own (Python's `Array(typecode, n,
+    /// lock=lock)`; `lock=False` is [`RawArray`](crate::RawArray)). See
+    /// [`Value::with_lock`](crate::Value::with_lock).
+    ///
+    /// ```
+    /// use mp_shm::{Array, Value};
+    ///
+    /// let lock = mp_sync::RLock::new()?;
+    /// let samples = Array::<f64>::zeroed_with_lock(3, lock.clone())?;
+    /// let count = Value::with_lock(0usize, lock.clone())?;
+    /// {
+    ///     let _l = lock.acquire()?;
+    ///     samples.set(count.get(), 2.5);
+    ///     count.set(count.get() + 1);
+    /// }
+    /// assert_eq!(samples.to_vec(), [2.5, 0.0, 0.0]);
+    /// # Ok::<(), mp_shm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`zeroed`](Array::zeroed).
+    pub fn zeroed_with_lock(len: usize, lock: RLock) -> Result<Array<T>, Error> {
+        Ok(Array {
+            inner: Synced::create(MAGIC, len, Some(lock))?,
+        })
+    }
+
+    /// As [`from_slice`](Array::from_slice), guarded by `lock` (see
+    /// [`zeroed_with_lock`](Array::zeroed_with_lock)).
+    ///
+    /// # Errors
+    ///
+    /// As [`zeroed`](Array::zeroed).
+    pub fn from_slice_with_lock(items: &[T], lock: RLock) -> Result<Array<T>, Error> {
+        let a = Array::zeroed_with_lock(items.len(), lock)?;
+        // SAFETY: the fresh segment holds `items.len()` elements and is not
+        // yet shared.
+        unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), a.inner.block.ptr(), items.len()) };
+        Ok(a)
     }
 
     /// Creates a shared array holding a copy of `items`.
@@ -131,7 +173,8 @@ impl<T: ShmSafe> Array<T> {
         unsafe { std::slice::from_raw_parts(self.inner.block.ptr(), self.len()).to_vec() }
     }
 
-    /// The recursive lock that guards the array.
+    /// The recursive lock that guards the array (its own, or the one given
+    /// to [`zeroed_with_lock`](Array::zeroed_with_lock)).
     pub fn get_lock(&self) -> &RLock {
         &self.inner.lock
     }
@@ -206,14 +249,14 @@ impl<T: ShmSafe + fmt::Debug> fmt::Debug for Array<T> {
 
 impl<T> Serialize for Array<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.inner.block.serialize(s)
+        self.inner.serialize(s)
     }
 }
 
 impl<'de, T: ShmSafe> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(Array {
-            inner: Synced::from_block(Block::deserialize_as(d, MAGIC)?),
+            inner: Synced::deserialize(d, MAGIC)?,
         })
     }
 }

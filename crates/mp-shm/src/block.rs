@@ -3,12 +3,18 @@
 //!
 //! ```text
 //! segment offset  size  field
-//!              0    64  mp_os object header (magic VALU / ARRY / RVAL / RARR, version 2)
+//!              0    64  mp_os object header (magic VALU / ARRY / RVAL / RARR, version 3)
 //!             64    24  RawRLock (Value and Array; zero and unused in the raw kinds);
-//!                       its `pinned` word (offset 84) is 1 while a ValueGuard /
-//!                       ArrayGuard is alive, so that a Condition wait refuses to
-//!                       release the lock under it
-//!             88     8  reserved
+//!                       its `pinned` word (offset 84) holds the liveness token of
+//!                       the thread whose ValueGuard / ArrayGuard is alive (0: none),
+//!                       so that a Condition wait refuses to release the lock under
+//!                       it. With a chosen lock (`with_lock`) the RawRLock here is
+//!                       unused but its `pinned` word is still this object's borrow
+//!                       flag, and the chosen lock's own `pinned` word counts the
+//!                       guards alive under it
+//!             88     4  lock kind: 0 the RawRLock above, 1 a chosen RLock sent
+//!                       beside the segment (Value and Array)
+//!             92     4  reserved
 //!             96     8  element size in bytes
 //!            104     8  element alignment
 //!            112     8  number of elements
@@ -27,8 +33,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::Error;
 use crate::shm_safe::ShmSafe;
 
-pub(crate) const VERSION: u32 = 2;
+/// Version 2 had no lock-kind word (always the embedded lock) and a
+/// borrow flag of 0 or 1.
+pub(crate) const VERSION: u32 = 3;
 const BORROWED: usize = HEADER_SIZE + 20;
+const LOCK_KIND: usize = HEADER_SIZE + 24;
 const ELEM_SIZE: usize = HEADER_SIZE + 32;
 const ELEM_ALIGN: usize = HEADER_SIZE + 40;
 const LEN: usize = HEADER_SIZE + 48;
@@ -159,6 +168,13 @@ impl<T: ShmSafe> Block<T> {
 
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
+    }
+
+    /// The lock-kind word of the synchronized kinds (0 embedded, 1 chosen).
+    #[inline]
+    pub(crate) fn lock_kind(&self) -> &AtomicU32 {
+        // SAFETY: in bounds, 4-byte aligned, used only atomically.
+        unsafe { &*self.seg.as_ptr().add(LOCK_KIND).cast::<AtomicU32>() }
     }
 
     /// The borrow flag of the synchronized kinds.

@@ -85,6 +85,20 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// A shape that does not fit the memory of an `ndarray` view (feature
+    /// `ndarray`): an element count other than the array's, a view past
+    /// the end of a `SharedMemory`, strides out of bounds.
+    #[error("shape does not fit: {0}")]
+    Shape(String),
+    /// A `SharedMemory` offset that is not a multiple of the element
+    /// type's alignment (feature `ndarray`).
+    #[error("offset {offset} is not a multiple of the element alignment {align}")]
+    Misaligned {
+        /// The byte offset asked for.
+        offset: usize,
+        /// The alignment of the element type.
+        align: usize,
+    },
     /// An argument out of range (a too-large array, an alignment above 4096).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

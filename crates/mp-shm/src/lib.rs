@@ -35,6 +35,12 @@
 //!   layout: a Python process attaches by name to a list made here, and
 //!   the reverse.
 //!
+//! With the `ndarray` feature, `Array`, `RawArray` and `SharedMemory` give
+//! `ndarray` views of a shape (numpy's `np.frombuffer(...).reshape(...)`),
+//! checked for size and alignment: safe under an `Array`'s lock
+//! (`a.lock().view_mut((rows, cols))?`), `unsafe` over lock-free memory,
+//! and `to_ndarray` copies everywhere (see [`ndarray` views](#ndarray-views)).
+//!
 //! Element types implement [`ShmSafe`]: plain `#[repr(C)]` data, valid for
 //! every bit pattern.
 //!
@@ -65,6 +71,48 @@
 //! `Array::from_slice(&(0..10).collect::<Vec<i32>>())?`, and
 //! `Value('i', 0, lock=False)` is `RawValue::new(0i32)?`. A `ctypes`
 //! structure is a `#[repr(C)]` struct that implements [`ShmSafe`].
+//! `Value('i', 0, lock=lock)` with an existing `RLock` is
+//! [`Value::with_lock`]`(0i32, lock)?` (and
+//! [`Array::zeroed_with_lock`] / [`Array::from_slice_with_lock`]): several
+//! objects under one lock. `Array('c', n)` is `Array::<u8>::zeroed(n)?`
+//! with [`value`](Array::value) / [`set_value`](Array::set_value) (up to
+//! the first NUL) and [`raw`](Array::raw) / [`set_raw`](Array::set_raw).
+//!
+//! # `ndarray` views
+//!
+//! With the `ndarray` feature (`ArrayGuard::view`/`view_mut`,
+//! `RawArray::view`/`view_mut`, `SharedMemory::view`/`view_mut`, and
+//! `to_ndarray` on all three). Which view is sound where:
+//!
+//! A Rust reference (`&[T]`, `&mut [T]`, and so an `ArrayView` or an
+//! `ArrayViewMut`) promises that nobody else writes (or, for `&mut`,
+//! accesses) the memory while it lives. Memory shared with other processes
+//! keeps that promise only if they are kept out, so:
+//!
+//! * [`ArrayGuard`] (the held lock of an [`Array`]) gives **safe** views:
+//!   every other access to an `Array`, in any process, takes the same lock,
+//!   so while the guard lives the view is the only access. This is how
+//!   `Value`/`Array` already hand out `&mut T`/`&mut [T]`.
+//! * [`RawArray`] and [`SharedMemory`] have no lock: their safe accessors
+//!   are relaxed atomics element by element (`RawArray::get`/`set`,
+//!   `SharedMemory::read_at`/`write_at`), which no plain reference can
+//!   be. Their views are **`unsafe`**, with the contract of their
+//!   `as_slice`/`as_mut_slice`: no other thread of any process writes (for
+//!   a mutable view: accesses) the memory while the view lives — the caller
+//!   orders the processes with a lock, a barrier, a queue hand-off or a
+//!   join.
+//! * `to_ndarray` copies into an owned `ndarray::Array` and is safe
+//!   everywhere (under the lock for `Array`; with relaxed atomic loads for
+//!   `RawArray`/`SharedMemory`, so a copy made while others write is not a
+//!   snapshot of one instant).
+//!
+//! Shapes are anything `ndarray` takes (`(rows, cols)`, `[2, 3, 4]`,
+//! `(rows, cols).f()` for column-major, custom strides) and are checked:
+//! the element count of an `Array`/`RawArray` view must equal `len()` (as
+//! numpy's `reshape`), a `SharedMemory` view must fit between `offset` and
+//! the end, and the offset must be aligned for `T`. A shape that does not
+//! fit is [`Error::Shape`], a misaligned offset [`Error::Misaligned`];
+//! nothing panics.
 //!
 //! # Memory
 //!
@@ -81,7 +129,10 @@
 
 mod array;
 mod block;
+mod chars;
 mod error;
+#[cfg(feature = "ndarray")]
+mod nd;
 mod raw;
 mod shareable_list;
 mod shared_memory;
@@ -96,6 +147,11 @@ pub use shareable_list::{Item, ShareableList};
 pub use shared_memory::SharedMemory;
 pub use shm_safe::{AtomicShmSafe, ShmSafe};
 pub use value::{Value, ValueGuard};
+
+/// The `ndarray` crate these views are of (feature `ndarray`), so that
+/// users name the same version.
+#[cfg(feature = "ndarray")]
+pub use ndarray;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use mp_sync::{RLock, RLockGuard};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::block::Block;
 use crate::error::Error;
 use crate::shm_safe::ShmSafe;
 use crate::synced::{Held, Synced};
@@ -74,7 +73,40 @@ impl<T: ShmSafe> Value<T> {
     /// [`Error::Os`] when the segment cannot be created;
     /// [`Error::InvalidArgument`] for an alignment above 4096.
     pub fn new(v: T) -> Result<Value<T>, Error> {
-        let inner = Synced::<T>::create(MAGIC, 1)?;
+        Value::create(v, None)
+    }
+
+    /// Creates a shared value holding `v`, guarded by `lock` instead of a
+    /// lock of its own (Python's `Value(typecode, v, lock=lock)`): several
+    /// values (and arrays) may share one lock, so that one acquisition
+    /// covers them all. `Value('i', 0, lock=False)` is
+    /// [`RawValue`](crate::RawValue).
+    ///
+    /// ```
+    /// use mp_shm::Value;
+    ///
+    /// let lock = mp_sync::RLock::new()?;
+    /// let balance = Value::with_lock(100i64, lock.clone())?;
+    /// let audit = Value::with_lock(0u32, lock.clone())?;
+    /// {
+    ///     let _both = lock.acquire()?;       // one lock for both values
+    ///     balance.set(balance.get() - 30);
+    ///     audit.set(audit.get() + 1);
+    /// }
+    /// assert!(balance.get_lock().ptr_eq(&lock));
+    /// assert_eq!((balance.get(), audit.get()), (70, 1));
+    /// # Ok::<(), mp_shm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Value::new).
+    pub fn with_lock(v: T, lock: RLock) -> Result<Value<T>, Error> {
+        Value::create(v, Some(lock))
+    }
+
+    fn create(v: T, lock: Option<RLock>) -> Result<Value<T>, Error> {
+        let inner = Synced::<T>::create(MAGIC, 1, lock)?;
         // SAFETY: the fresh segment holds one element, not yet shared.
         unsafe { inner.block.ptr().write(v) };
         Ok(Value { inner })
@@ -106,8 +138,9 @@ impl<T: ShmSafe> Value<T> {
         unsafe { self.inner.block.ptr().write(v) };
     }
 
-    /// The recursive lock that guards the value. A thread that holds it
-    /// may call [`get`](Value::get) and [`set`](Value::set).
+    /// The recursive lock that guards the value (its own, or the one given
+    /// to [`with_lock`](Value::with_lock)). A thread that holds it may call
+    /// [`get`](Value::get) and [`set`](Value::set).
     pub fn get_lock(&self) -> &RLock {
         &self.inner.lock
     }
@@ -180,14 +213,7 @@ impl<T: ShmSafe> Value<T> {
 impl<T: ShmSafe + fmt::Debug> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.inner.acquire(None) {
-            Ok(_h)
-                if self
-                    .inner
-                    .block
-                    .borrowed()
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    == 0 =>
-            {
+            Ok(_h) if !self.inner.borrowed_by_me() => {
                 // SAFETY: lock held, not borrowed.
                 let v = unsafe { self.inner.block.ptr().read() };
                 f.debug_tuple("Value").field(&v).finish()
@@ -199,21 +225,19 @@ impl<T: ShmSafe + fmt::Debug> fmt::Debug for Value<T> {
 
 impl<T> Serialize for Value<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.inner.block.serialize(s)
+        self.inner.serialize(s)
     }
 }
 
 impl<'de, T: ShmSafe> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let block = Block::deserialize_as(d, MAGIC)?;
-        if block.len() != 1 {
+        let inner = Synced::deserialize(d, MAGIC)?;
+        if inner.block_len() != 1 {
             return Err(serde::de::Error::custom(
                 "a Value segment holds one element",
             ));
         }
-        Ok(Value {
-            inner: Synced::from_block(block),
-        })
+        Ok(Value { inner })
     }
 }
 

@@ -1,6 +1,7 @@
 //! `Barrier` and its in-place state `RawBarrier`.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use mp_os::time::Deadline;
 
 use crate::error::Error;
 use crate::lock::{LockGuard, RawLock};
-use crate::shared::{RawObject, Shared, handle_impls, tag};
+use crate::shared::{RawObject, Shared, tag};
 use crate::word::{self, SLICE};
 
 /// How many waiting parties a barrier tracks by thread id (to notice that
@@ -26,7 +27,7 @@ const BROKEN: u32 = 3;
 ///
 /// ```text
 /// offset  size  field
-///      0     4  tag       "BR03": kind and layout version
+///      0     4  tag       "BR04": kind and layout version
 ///      4     4  parties
 ///      8     4  state     0 filling, 1 draining, 2 resetting, 3 broken
 ///     12     4  count     parties inside wait()
@@ -36,7 +37,10 @@ const BROKEN: u32 = 3;
 ///                         has left (a caller timed out waiting for it)
 ///     28     4  reserved
 ///     32    16  lock      RawLock guarding the fields above
-///     48    16  reserved
+///     48     4  timeout   default timeout of `wait`, nanoseconds, low word
+///     52     4            high word
+///     56     4  has_timeout  1: `wait` uses the default timeout
+///     60     4  reserved
 ///     64   256  slots     liveness token (mp_os::liveness) of the party with index i
 ///                         (0 = none), i < 64
 /// ```
@@ -53,7 +57,23 @@ const BROKEN: u32 = 3;
 /// at once would fail the leaving parties, whose generation did trip, so it
 /// sets `doomed` and the barrier breaks when the last of them has left.
 /// Version 2 (`BR02`) had no `doomed` word and waited for the drain with no
-/// deadline.
+/// deadline; version 3 (`BR03`) had no default timeout (words 48..64 were
+/// reserved). The default timeout is written once, before the barrier is
+/// shared, and only read afterwards.
+///
+/// # The action
+///
+/// Python's `Barrier(parties, action)` runs `action` in one of the parties
+/// when the barrier trips, before any of them is released. An action is
+/// code, which shared memory cannot hold, so `RawBarrier` takes it per call
+/// ([`wait_with_action`](RawBarrier::wait_with_action)); the [`Barrier`]
+/// handle stores a `fn()` and passes it on every `wait`. The party that
+/// trips the barrier runs it, holding the barrier's internal lock (as
+/// Python holds the barrier's condition): the others are released when it
+/// returns. If it panics, the barrier breaks (the others get
+/// [`Error::BrokenBarrier`]) and the panic goes on in the caller; if its
+/// process dies in it, the others find the internal lock's owner dead and
+/// get `BrokenBarrier` too.
 ///
 /// The rules for placing one in memory you share yourself are those of
 /// [`RawLock`](crate::RawLock#placing-a-rawlock-in-shared-memory), with
@@ -69,11 +89,13 @@ pub struct RawBarrier {
     doomed: AtomicU32,
     _reserved: u32,
     lock: RawLock,
-    _reserved2: [u32; 4],
+    timeout: [u32; 2],
+    has_timeout: u32,
+    _reserved2: u32,
     slots: [AtomicU32; TRACKED_PARTIES],
 }
 
-const BARRIER_TAG: u32 = tag(*b"BR03");
+const BARRIER_TAG: u32 = tag(*b"BR04");
 const _: () = assert!(std::mem::size_of::<RawBarrier>() == 320);
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
@@ -89,7 +111,43 @@ impl RawBarrier {
     ///
     /// When `parties` is 0.
     pub const fn new(parties: u32) -> Self {
+        Self::with_timeout(parties, None)
+    }
+
+    /// A barrier for `parties` parties whose [`wait`](RawBarrier::wait)
+    /// waits at most `timeout` (Python's `Barrier(parties, timeout=t)`);
+    /// `None` waits without limit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_sync::{Error, RawBarrier};
+    ///
+    /// let b = RawBarrier::with_timeout(2, Some(Duration::from_millis(20)));
+    /// assert_eq!(b.timeout(), Some(Duration::from_millis(20)));
+    /// assert!(matches!(b.wait(), Err(Error::Timeout)));   // nobody came
+    /// assert!(b.broken());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `parties` is 0.
+    pub const fn with_timeout(parties: u32, timeout: Option<Duration>) -> Self {
         assert!(parties > 0, "a barrier needs at least one party");
+        let (ns, has) = match timeout {
+            // Saturates at about 584 years.
+            Some(t) => {
+                let ns = t.as_nanos();
+                (
+                    if ns > u64::MAX as u128 {
+                        u64::MAX
+                    } else {
+                        ns as u64
+                    },
+                    1,
+                )
+            }
+            None => (0, 0),
+        };
         RawBarrier {
             tag: AtomicU32::new(BARRIER_TAG),
             parties,
@@ -100,21 +158,77 @@ impl RawBarrier {
             doomed: AtomicU32::new(0),
             _reserved: 0,
             lock: RawLock::new(),
-            _reserved2: [0; 4],
+            timeout: [ns as u32, (ns >> 32) as u32],
+            has_timeout: has,
+            _reserved2: 0,
             slots: [const { AtomicU32::new(0) }; TRACKED_PARTIES],
         }
     }
 
-    /// Waits until `parties` parties have called `wait`; returns this
-    /// party's index, distinct among the parties of a generation, in
+    /// The default timeout of [`wait`](RawBarrier::wait) (Python's
+    /// `timeout=` argument), if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        (self.has_timeout != 0)
+            .then(|| Duration::from_nanos(self.timeout[0] as u64 | (self.timeout[1] as u64) << 32))
+    }
+
+    fn default_deadline(&self) -> Deadline {
+        match self.timeout() {
+            Some(t) => Deadline::after(Some(t)),
+            None => Deadline::never(),
+        }
+    }
+
+    /// Waits until `parties` parties have called `wait`, for at most the
+    /// default [`timeout`](RawBarrier::timeout) if there is one; returns
+    /// this party's index, distinct among the parties of a generation, in
     /// `0..parties`.
     ///
     /// # Errors
     ///
     /// [`Error::BrokenBarrier`] when the barrier is or becomes broken
-    /// (aborted, reset while waiting, another party timed out or died).
+    /// (aborted, reset while waiting, another party timed out or died);
+    /// [`Error::Timeout`] when the default timeout passes (which breaks
+    /// the barrier, as [`wait_timeout`](RawBarrier::wait_timeout)).
     pub fn wait(&self) -> Result<usize, Error> {
-        self.wait_deadline(Deadline::never())
+        self.wait_deadline(self.default_deadline())
+    }
+
+    /// As [`wait`](RawBarrier::wait); if this call trips the barrier, it
+    /// runs `action` first, before any party is released (see [the
+    /// action](RawBarrier#the-action)). Every party of a generation should
+    /// pass the same action: only the last to arrive runs it.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// static RUNS: AtomicU32 = AtomicU32::new(0);
+    /// let b = mp_sync::RawBarrier::new(1);
+    /// b.wait_with_action(|| { RUNS.fetch_add(1, Ordering::Relaxed); })?;
+    /// assert_eq!(RUNS.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), mp_sync::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](RawBarrier::wait). If `action` panics, the barrier
+    /// breaks and the panic continues in this thread.
+    pub fn wait_with_action(&self, action: impl FnOnce()) -> Result<usize, Error> {
+        self.wait_inner(self.default_deadline(), Some(&mut Some(action)))
+    }
+
+    /// As [`wait_with_action`](RawBarrier::wait_with_action), until
+    /// `deadline` instead of the default timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_timeout`](RawBarrier::wait_timeout).
+    pub fn wait_deadline_with_action(
+        &self,
+        deadline: Deadline,
+        action: impl FnOnce(),
+    ) -> Result<usize, Error> {
+        self.wait_inner(deadline, Some(&mut Some(action)))
     }
 
     /// As [`wait`](RawBarrier::wait), for at most `timeout`. When the
@@ -137,6 +251,14 @@ impl RawBarrier {
     ///
     /// As [`wait_timeout`](RawBarrier::wait_timeout).
     pub fn wait_deadline(&self, deadline: Deadline) -> Result<usize, Error> {
+        self.wait_inner(deadline, None::<&mut Option<fn()>>)
+    }
+
+    fn wait_inner<F: FnOnce()>(
+        &self,
+        deadline: Deadline,
+        action: Option<&mut Option<F>>,
+    ) -> Result<usize, Error> {
         let me = word::me();
         let mut g = self.enter();
         while matches!(self.state(), DRAINING | RESETTING) {
@@ -155,9 +277,24 @@ impl RawBarrier {
         if let Some(slot) = self.slots.get(idx as usize) {
             slot.store(me, Ordering::Relaxed);
         }
+        let mut panicked = None;
         let res = if idx + 1 >= self.parties {
-            self.set_state(DRAINING);
-            Ok(idx as usize)
+            // The tripping party runs the action before anyone leaves.
+            let ran = match action.and_then(Option::take) {
+                Some(f) => catch_unwind(AssertUnwindSafe(f)),
+                None => Ok(()),
+            };
+            match ran {
+                Ok(()) => {
+                    self.set_state(DRAINING);
+                    Ok(idx as usize)
+                }
+                Err(p) => {
+                    self.set_state(BROKEN);
+                    panicked = Some(p);
+                    Err(Error::BrokenBarrier)
+                }
+            }
         } else {
             loop {
                 match self.state() {
@@ -179,6 +316,9 @@ impl RawBarrier {
         self.count.store(c.saturating_sub(1), Ordering::Relaxed);
         self.exit_check();
         drop(g);
+        if let Some(p) = panicked {
+            resume_unwind(p);
+        }
         res
     }
 
@@ -324,7 +464,8 @@ impl fmt::Debug for RawBarrier {
 
 /// A cross-process barrier (Python's `multiprocessing.Barrier`): a handle
 /// to a [`RawBarrier`]. `Clone` is cheap; the handle is serde. Methods come
-/// from [`RawBarrier`] through `Deref`.
+/// from [`RawBarrier`] through `Deref`, but for `wait`, `wait_timeout` and
+/// `wait_deadline`, which run the handle's action.
 ///
 /// ```
 /// let b = mp_sync::Barrier::new(2)?;
@@ -336,12 +477,31 @@ impl fmt::Debug for RawBarrier {
 /// assert!(mine < 2 && theirs < 2);
 /// # Ok::<(), mp_sync::Error>(())
 /// ```
+///
+/// # Action and default timeout
+///
+/// [`Barrier::with_options`] is Python's `Barrier(parties, action,
+/// timeout)`: `action` runs in the party that trips the barrier, before
+/// the others are released; `timeout` bounds every `wait()`. The timeout
+/// lives in the shared state; the action is a `fn()`, kept in the handle
+/// and sent with it (as its offset in the executable, like a `Process`
+/// target), so a handle deserialized in a child of the same program runs
+/// the same action. A handle deserialized in a process of another
+/// executable, where the offset is not code, refuses to deserialize rather
+/// than call garbage.
 #[derive(Clone)]
 pub struct Barrier {
     inner: Shared<RawBarrier>,
+    action: Option<fn()>,
 }
 
-handle_impls!(Barrier, RawBarrier);
+impl std::ops::Deref for Barrier {
+    type Target = RawBarrier;
+    #[inline]
+    fn deref(&self) -> &RawBarrier {
+        self.inner.get()
+    }
+}
 
 impl Barrier {
     /// Creates a barrier for `parties` parties.
@@ -351,6 +511,39 @@ impl Barrier {
     /// [`Error::InvalidArgument`] when `parties` is 0 or above `u32::MAX`;
     /// [`Error::Os`] when the segment cannot be created.
     pub fn new(parties: usize) -> Result<Barrier, Error> {
+        Barrier::with_options(parties, None, None)
+    }
+
+    /// Creates a barrier with an action and a default timeout (Python's
+    /// `Barrier(parties, action=None, timeout=None)`); see [the type
+    /// docs](Barrier#action-and-default-timeout).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    ///
+    /// static TRIPPED: AtomicU32 = AtomicU32::new(0);
+    /// fn report() {
+    ///     TRIPPED.fetch_add(1, Ordering::Relaxed);
+    /// }
+    ///
+    /// let b = mp_sync::Barrier::with_options(2, Some(report), Some(Duration::from_secs(30)))?;
+    /// let b2 = b.clone();
+    /// let t = std::thread::spawn(move || b2.wait());
+    /// b.wait()?;
+    /// t.join().unwrap()?;
+    /// assert_eq!(TRIPPED.load(Ordering::Relaxed), 1);   // once per trip
+    /// # Ok::<(), mp_sync::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Barrier::new).
+    pub fn with_options(
+        parties: usize,
+        action: Option<fn()>,
+        timeout: Option<Duration>,
+    ) -> Result<Barrier, Error> {
         let parties =
             u32::try_from(parties)
                 .ok()
@@ -359,7 +552,97 @@ impl Barrier {
                     "a barrier needs 1 to u32::MAX parties",
                 ))?;
         Ok(Barrier {
-            inner: Shared::create(RawBarrier::new(parties))?,
+            inner: Shared::create(RawBarrier::with_timeout(parties, timeout))?,
+            action,
+        })
+    }
+
+    /// The action run when the barrier trips, if any.
+    pub fn action(&self) -> Option<fn()> {
+        self.action
+    }
+
+    /// Waits for the other parties, for at most the default timeout if
+    /// there is one; the party that trips the barrier runs the action
+    /// first. Returns this party's index (as [`RawBarrier::wait`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RawBarrier::wait`]; if the action panics, the barrier breaks
+    /// and the panic continues in the party that ran it.
+    pub fn wait(&self) -> Result<usize, Error> {
+        self.wait_deadline(match self.timeout() {
+            Some(t) => Deadline::after(Some(t)),
+            None => Deadline::never(),
+        })
+    }
+
+    /// As [`wait`](Barrier::wait), for at most `timeout` instead of the
+    /// default.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawBarrier::wait_timeout`].
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, Error> {
+        self.wait_deadline(Deadline::after(Some(timeout)))
+    }
+
+    /// As [`wait`](Barrier::wait), until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawBarrier::wait_timeout`].
+    pub fn wait_deadline(&self, deadline: Deadline) -> Result<usize, Error> {
+        match self.action {
+            Some(f) => self.inner.get().wait_deadline_with_action(deadline, f),
+            None => self.inner.get().wait_deadline(deadline),
+        }
+    }
+
+    /// Whether two handles refer to the same shared object in this
+    /// process's mapping (clones do; a deserialized copy maps the same
+    /// memory at another address and does not).
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        self.inner.ptr_eq(&other.inner)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct WireRef<'a> {
+    inner: &'a Shared<RawBarrier>,
+    action: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+struct Wire {
+    inner: Shared<RawBarrier>,
+    action: Option<i64>,
+}
+
+impl serde::Serialize for Barrier {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireRef {
+            inner: &self.inner,
+            action: self.action.map(|f| code::offset_of(f as usize)),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Barrier {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = Wire::deserialize(d)?;
+        let action = match w.action {
+            None => None,
+            Some(off) => Some(code::fn_at(off).ok_or_else(|| {
+                serde::de::Error::custom(
+                    "the barrier's action is not code of this executable (a handle from another program?)",
+                )
+            })?),
+        };
+        Ok(Barrier {
+            inner: w.inner,
+            action,
         })
     }
 }
@@ -369,6 +652,96 @@ impl fmt::Debug for Barrier {
         f.debug_struct("Barrier")
             .field("parties", &self.parties())
             .field("broken", &self.broken())
+            .field("action", &self.action.is_some())
+            .field("timeout", &self.timeout())
             .finish()
+    }
+}
+
+/// Finding a `fn()` again in another process of the same executable: the
+/// executable is mapped at a random address in each process (ASLR), but the
+/// distance between two functions in it is the same.
+mod code {
+    use std::sync::OnceLock;
+
+    #[inline(never)]
+    fn anchor() -> usize {
+        std::hint::black_box(0x6d70_2d73_796e_6362)
+    }
+
+    fn anchor_addr() -> usize {
+        anchor as fn() -> usize as usize
+    }
+
+    /// Offset of a code address from the anchor.
+    pub(super) fn offset_of(addr: usize) -> i64 {
+        addr as i64 - anchor_addr() as i64
+    }
+
+    /// The `fn()` at `offset` from the anchor, if that address lies in an
+    /// executable segment of the main program.
+    pub(super) fn fn_at(offset: i64) -> Option<fn()> {
+        let addr = usize::try_from((anchor_addr() as i64).checked_add(offset)?).ok()?;
+        if !in_executable_code(addr) {
+            return None;
+        }
+        // SAFETY: `addr` is `offset` away from the anchor, where the
+        // sending process (the same executable, so the same layout) had a
+        // `fn()`; it lies in this executable's code.
+        Some(unsafe { std::mem::transmute::<usize, fn()>(addr) })
+    }
+
+    fn in_executable_code(addr: usize) -> bool {
+        static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+        RANGES
+            .get_or_init(exec_ranges)
+            .iter()
+            .any(|&(lo, hi)| addr >= lo && addr < hi)
+    }
+
+    fn exec_ranges() -> Vec<(usize, usize)> {
+        unsafe extern "C" fn callback(
+            info: *mut libc::dl_phdr_info,
+            _size: usize,
+            data: *mut libc::c_void,
+        ) -> i32 {
+            // SAFETY: `data` is the `&mut Vec` passed below; `info` is valid
+            // during the callback.
+            let (out, info) = unsafe { (&mut *data.cast::<Vec<(usize, usize)>>(), &*info) };
+            for i in 0..info.dlpi_phnum as usize {
+                // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+                let ph = unsafe { &*info.dlpi_phdr.add(i) };
+                if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                    let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                    out.push((lo, lo + ph.p_memsz as usize));
+                }
+            }
+            1 // the first object is the main program: stop there
+        }
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        // SAFETY: the callback only reads the headers it is given and writes
+        // to `out`, which outlives the call.
+        unsafe {
+            libc::dl_iterate_phdr(
+                Some(callback),
+                (&mut out as *mut Vec<(usize, usize)>).cast(),
+            )
+        };
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn probe() {}
+
+        #[test]
+        fn offsets_round_trip_and_non_code_is_refused() {
+            let off = offset_of(probe as fn() as usize);
+            assert!(fn_at(off).is_some());
+            assert!(fn_at(i64::MAX / 2).is_none());
+            assert!(fn_at(-(anchor_addr() as i64) + 8).is_none());
+        }
     }
 }

@@ -82,6 +82,10 @@ pub struct OwnerDied<G> {
 
 impl<G> OwnerDied<G> {
     pub(crate) fn new(guard: G, tid: u32) -> Self {
+        log::warn!(
+            target: "mp_sync",
+            "a lock's owner (thread {tid}) died holding it; the lock was taken over"
+        );
         OwnerDied { guard, tid }
     }
 

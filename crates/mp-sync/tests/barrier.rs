@@ -228,3 +228,128 @@ fn reset_while_draining_cancels_pending_break() {
     b.wait_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(child.wait(), 0);
 }
+
+/// Shared counters for the action tests (an action is a plain `fn()`): 0
+/// actions run, 1 parties released, 2 violations seen by the action.
+static ACTION_COUNTERS: std::sync::OnceLock<Counters> = std::sync::OnceLock::new();
+const PARTIES: u64 = 3;
+
+fn counting_action() {
+    let c = ACTION_COUNTERS
+        .get()
+        .expect("set before the barrier is used");
+    let gen_ = c.get(0).load(Ordering::SeqCst);
+    // Leave time to a party released too early to show itself.
+    std::thread::sleep(Duration::from_micros(100));
+    c.get(0).fetch_add(1, Ordering::SeqCst);
+    // No party of this generation has been released yet, and every party
+    // of the previous ones has.
+    if c.get(1).load(Ordering::SeqCst) != gen_ * PARTIES {
+        c.get(2).fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn action_runs_once_per_trip_before_anyone_is_released() {
+    const ROUNDS: u64 = 500;
+    let c = ACTION_COUNTERS.get_or_init(|| Counters::new(3));
+    let b = Barrier::with_options(PARTIES as usize, Some(counting_action), None).unwrap();
+    assert!(b.action().is_some());
+    let run = || {
+        for r in 0..ROUNDS {
+            b.wait_timeout(Duration::from_secs(30)).unwrap();
+            // The action of this round ran before this party left.
+            assert!(c.get(0).load(Ordering::SeqCst) > r);
+            c.get(1).fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let kids: Vec<_> = (0..PARTIES - 1)
+        .map(|_| {
+            fork(|| {
+                run();
+                0
+            })
+        })
+        .collect();
+    run();
+    for k in kids {
+        assert_eq!(k.wait(), 0);
+    }
+    assert_eq!(c.get(0).load(Ordering::SeqCst), ROUNDS);
+    assert_eq!(c.get(1).load(Ordering::SeqCst), ROUNDS * PARTIES);
+    assert_eq!(
+        c.get(2).load(Ordering::SeqCst),
+        0,
+        "an action saw a released party"
+    );
+}
+
+fn panicking_action() {
+    panic!("action failed");
+}
+
+#[test]
+fn a_panicking_action_breaks_the_barrier_and_panics_in_its_party() {
+    let b = Barrier::with_options(2, Some(panicking_action), None).unwrap();
+    let child = fork(|| match b.wait_timeout(Duration::from_secs(30)) {
+        Err(Error::BrokenBarrier) => 0,
+        Ok(_) => 1,
+        Err(_) => 2,
+    });
+    wait_until(|| b.n_waiting() == 1);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.wait()));
+    assert!(r.is_err(), "the action's panic reaches the tripping party");
+    assert_eq!(child.wait(), 0);
+    assert!(b.broken());
+    b.reset();
+    assert!(!b.broken());
+}
+
+#[test]
+fn default_timeout_bounds_wait() {
+    let b = Barrier::with_options(2, None, Some(Duration::from_millis(100))).unwrap();
+    assert_eq!(b.timeout(), Some(Duration::from_millis(100)));
+    let start = Instant::now();
+    assert!(matches!(b.wait(), Err(Error::Timeout)));
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    assert!(b.broken());
+    // An explicit timeout still overrides the default.
+    b.reset();
+    let b2 = b.clone();
+    let t = std::thread::spawn(move || b2.wait_timeout(Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(300));
+    b.wait_timeout(Duration::from_secs(30)).unwrap();
+    t.join().unwrap().unwrap();
+    assert_eq!(Barrier::new(2).unwrap().timeout(), None);
+}
+
+static MARKER_RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn marker_action() {
+    MARKER_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn action_and_timeout_travel_with_the_handle() {
+    let b = Barrier::with_options(1, Some(marker_action), Some(Duration::from_secs(7))).unwrap();
+    let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&b).unwrap());
+    let b2: Barrier = mp_os::handle::provide_fds(fds, || postcard::from_bytes(&bytes)).unwrap();
+    assert!(b2.action().is_some());
+    assert_eq!(b2.timeout(), Some(Duration::from_secs(7)));
+    let before = MARKER_RUNS.load(Ordering::SeqCst);
+    assert_eq!(b2.wait().unwrap(), 0); // one party: trips at once
+    assert!(MARKER_RUNS.load(Ordering::SeqCst) > before);
+}
+
+#[test]
+fn an_action_that_is_not_code_here_is_refused() {
+    let b = Barrier::new(1).unwrap();
+    let (mut bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&b).unwrap());
+    // The action is the last field: None (0) here; make it Some(offset)
+    // with an offset far outside the executable (a zigzag varint).
+    assert_eq!(bytes.pop(), Some(0));
+    bytes.push(1);
+    bytes.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    let r: Result<Barrier, _> = mp_os::handle::provide_fds(fds, || postcard::from_bytes(&bytes));
+    assert!(r.is_err());
+}

@@ -51,6 +51,9 @@
 //!   dicts, lists, namespaces, queues and locks for many processes, locally
 //!   or over TCP with an authkey.
 //!
+//! Feature `ndarray` (off by default): `ndarray` views of shared arrays
+//! and shared memory ([`shm`]'s docs say which are safe).
+//!
 //! Every piece is also a crate of its own (`mp-sync` alone gives
 //! cross-process locks over any shared mapping).
 //!
@@ -63,13 +66,23 @@
 //! | `p.start()`, `p.join()` | `p.start()?`, `p.join()?` (returns the target's return value) |
 //! | `p.join(timeout)` | `p.join_timeout(d)?` (`None` while it still runs) |
 //! | `p.exitcode`, `p.is_alive()`, `p.pid`, `p.name`, `p.daemon = True` | `p.exitcode()`, `p.is_alive()`, `p.pid()`, `p.get_name()`, `.daemon(true)` (builder) |
+//! | `log_to_stderr(logging.INFO)`, `get_logger()` | `mp::log_to_stderr(log::LevelFilter::Info)`, `mp::get_logger()` on the `log` facade: `[INFO/Process-1] ...` lines on stderr, installed only when no `log` logger is; children inherit the level. Any `log` backend receives the records |
 //! | `multiprocessing.set_start_method("spawn")` | `mp::set_start_method(mp::StartMethod::Spawn)?` |
+//! | `set_start_method("spawn", force=True)`, `set_start_method(None, force=True)` | `mp::set_start_method_force(Some(mp::StartMethod::Spawn))?`, `mp::set_start_method_force(None)?` |
+//! | `set_forkserver_preload(["numpy"])` | `mp::set_forkserver_preload(Some(warm_up))?`: a `fn()` run once in the fork server when it starts |
+//! | `current_process()._start_method` / `get_start_method()` in a child | `mp::current_process().start_method()` / `mp::get_start_method()` (the method that started it) |
+//! | `Process(daemon=None)` inheriting the creator's flag | the same: `Process::new` takes `current_process().daemon()`; a daemon may have (daemonic) children here |
+//! | `p.interrupt()` (3.14) | `p.interrupt()?` (SIGINT; a Rust child dies of it, exit code `-2`) |
 //! | `"fork"` | `unsafe { mp::enable_fork() }` first: a forked child has only the calling thread |
 //! | `get_context("spawn").Process(...)` | `mp::get_context(mp::StartMethod::Spawn)?.process(f, args)` |
 //! | `Value('i', 0)`, `v.value`, `v.value = 3` | `mp::Value::new(0i32)?`, `v.get()`, `v.set(3)` |
 //! | `with v.get_lock(): v.value += 1` | `v.update(\|x\| *x += 1)` or `let mut g = v.lock(); *g += 1;` |
 //! | `Array('i', 4)`, `a[i]`, `a[:]` | `mp::Array::<i32>::zeroed(4)?`, `a.get(i)` / `a.set(i, x)`, `a.to_vec()` |
 //! | `Value('i', 0, lock=False)` | `mp::RawValue::new(0i32)?` |
+//! | `Value('i', 0, lock=lock)`, `Array('d', n, lock=lock)` (an `RLock`) | `mp::Value::with_lock(0i32, lock)?`, `mp::Array::<f64>::zeroed_with_lock(n, lock)?` (a plain `Lock` cannot be chosen: `get`/`set` re-enter the lock) |
+//! | `Array('c', 16)`, `a.value`, `a.raw`, `a.value = b"hi"` | `mp::Array::<u8>::zeroed(16)?`, `a.value()`, `a.raw()`, `a.set_value(b"hi")?` |
+//! | `np.frombuffer(a.get_obj()).reshape(r, c)` (under `with a.get_lock():`) | feature `ndarray`: `let mut g = a.lock(); let m = g.view_mut((r, c))?;`, or the copy `a.to_ndarray((r, c))?` |
+//! | `np.ndarray(shape, dtype, buffer=shm.buf, offset=k)` | `unsafe { shm.view::<T, _>(k, shape)? }` (no lock: the caller keeps writers out), or the copy `shm.to_ndarray::<T, _>(k, shape)?` |
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | `mp::SharedMemory::create(name, n)?` (the creator unlinks on drop) |
 //! | `shared_memory.ShareableList(["a", 1, 2.5, True, None, b"x"])` | `mp::ShareableList::new(&["a".into(), 1.into(), 2.5.into(), true.into(), ().into(), b"x".as_slice().into()])?`, CPython's block layout |
 //! | `ShareableList(name=n)`, `sl[i]`, `sl[i] = v`, `len(sl)`, `sl.format` | `mp::ShareableList::attach(n)?`, `sl.get(i)?` (an `mp::shm::Item`), `sl.set(i, v)?`, `sl.len()`, `sl.format()?` |
@@ -78,6 +91,7 @@
 //! | `Event().wait(timeout)` | `event.wait_timeout(t)` (returns whether it was set) |
 //! | `Semaphore(3)` | `mp::Semaphore::new(3)?` |
 //! | `Barrier(n).wait()` | `barrier.wait()?` returns the party index |
+//! | `Barrier(n, action=f, timeout=t)` | `mp::Barrier::with_options(n, Some(f), Some(t))?` (`f` a `fn()`, run by the party that trips it, before the others are released) |
 //! | `Queue()`, `q.put(x)`, `q.get()` | `mp::Queue::new()?`, `q.put(x)?`, `q.get()?` |
 //! | `q.get_nowait()` raising `queue.Empty` | `q.get_nowait()` returning `Err(RecvError::Empty)` |
 //! | `q.put_nowait(x)` raising `queue.Full` | `Err(SendError::Full(x))`, the value handed back |
@@ -170,7 +184,8 @@ pub use mp_pool::{
 };
 pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
-    enable_fork, get_context, get_start_method, init, parent_process, set_start_method,
+    enable_fork, get_context, get_logger, get_start_method, init, log_to_stderr, parent_process,
+    set_forkserver_preload, set_start_method, set_start_method_force,
 };
 pub use mp_shm::{Array, RawArray, RawValue, ShareableList, SharedMemory, ShmSafe, Value};
 pub use mp_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

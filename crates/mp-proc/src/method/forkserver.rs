@@ -13,6 +13,11 @@
 //! stderr (so output goes where the parent's goes now), and the handles'
 //! descriptors.
 //!
+//! Its first frame is a [`ServerSetup`]: the function set with
+//! [`set_forkserver_preload`], if any, which the server runs once before it
+//! serves (Python's `set_forkserver_preload`: modules imported once, so
+//! that every child starts with them loaded).
+//!
 //! The server exits when the parent's end of its socket closes (the parent
 //! exited or died). If the server dies, the next `start()` starts a new one.
 //!
@@ -53,7 +58,7 @@ use crate::Error;
 use crate::method::fork::pidfd_open;
 use crate::process::{Started, poll_fd};
 use crate::result::{FrameReader, Progress};
-use crate::wire::{ForkReply, ForkRequest, Hello, MAX_FRAME, WIRE_VERSION};
+use crate::wire::{ForkReply, ForkRequest, Hello, MAX_FRAME, ServerSetup, WIRE_VERSION};
 
 /// How long the server may take to answer a request, plus one second per
 /// 8 MiB of request (see [`request_timeout`]). Forking the small server
@@ -133,6 +138,61 @@ fn after_failure(sock: &UnixStream) -> AfterFailure {
 }
 
 static SERVER: ForkSafeMutex<Option<Server>> = ForkSafeMutex::new(None);
+
+/// The preload function's offset from the anchor, for the next server.
+static PRELOAD: ForkSafeMutex<Option<i64>> = ForkSafeMutex::new(None);
+
+/// Sets a function that the fork server runs once when it starts, before it
+/// forks any child (Python's `set_forkserver_preload`, which names modules
+/// to import there): what it loads or initializes is in every child the
+/// server forks, without being done again in each. `None` removes it.
+///
+/// As in Python, it applies to a server started afterwards: call it before
+/// the first `start()` with the forkserver method (a running server keeps
+/// what it had). The server is single-threaded, which is what makes its
+/// forks sound: the function must not start threads. If it panics, the
+/// server goes on without it (Python ignores a preload module that fails
+/// to import).
+///
+/// ```no_run
+/// use std::sync::OnceLock;
+///
+/// static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+///
+/// fn build_table() {
+///     TABLE.get_or_init(|| (0..1_000_000).map(|i| i * i).collect());
+/// }
+///
+/// fn lookup(i: usize) -> u64 {
+///     // Forkserver children find the table built (built once, in the server).
+///     TABLE.get_or_init(|| (0..1_000_000).map(|i| i * i).collect())[i]
+/// }
+///
+/// mp_proc::set_forkserver_preload(Some(build_table))?;
+/// let p = mp_proc::Process::new(lookup, 12);
+/// p.start()?;
+/// assert_eq!(p.join()?, 144);
+/// # Ok::<(), mp_proc::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::TargetOutsideBinary`] for a function outside this executable's
+/// code (the server could not find it).
+pub fn set_forkserver_preload(preload: Option<fn()>) -> Result<(), Error> {
+    let offset = match preload {
+        None => None,
+        Some(f) => {
+            let addr = f as usize;
+            if !crate::entry::in_executable_code(addr) {
+                return Err(Error::TargetOutsideBinary);
+            }
+            Some(crate::entry::offset_of(addr))
+        }
+    };
+    *PRELOAD.lock() = offset;
+    Ok(())
+}
 
 /// Starts a child through the fork server, starting or restarting the
 /// server as needed.
@@ -245,7 +305,24 @@ fn stdio_fd(fd: i32) -> Result<OwnedFd, Error> {
 fn launch() -> Result<Server, Error> {
     let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
     let pid = crate::method::spawn::spawn_self(crate::entry::FORKSERVER_FD_VAR, theirs.as_fd())?;
-    Ok(Server { sock: ours, pid })
+    let server = Server { sock: ours, pid };
+    let setup = ServerSetup {
+        version: WIRE_VERSION,
+        preload: *PRELOAD.lock(),
+    };
+    let sent = postcard::to_allocvec(&setup)
+        .map_err(std::io::Error::other)
+        .and_then(|b| {
+            server.sock.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+            fdpass::send(&server.sock, &b, &[])
+        });
+    if let Err(e) = sent {
+        server.kill_and_reap();
+        return Err(Error::Forkserver(format!(
+            "could not set up the fork server: {e}"
+        )));
+    }
+    Ok(server)
 }
 
 /// The fork server's pid, if one is running (for tests and diagnostics).
@@ -280,6 +357,20 @@ fn peer_closed(sock: &UnixStream) -> bool {
 /// The server's loop (runs in the server process, before `main`).
 pub(crate) fn serve(sock: UnixStream) -> ! {
     let exit_after_fork = std::env::var_os(FAULT_VAR).is_some_and(|v| v == "exit-after-fork");
+    let setup = match fdpass::recv(&sock, 1 << 10) {
+        Ok(Some((bytes, _))) => postcard::from_bytes::<ServerSetup>(&bytes).ok(),
+        _ => None,
+    };
+    let Some(setup) = setup.filter(|s| s.version == WIRE_VERSION) else {
+        crate::child::exit_now(1)
+    };
+    if let Some(f) = setup.preload.and_then(crate::entry::addr_at) {
+        // SAFETY: the parent (this same executable) computed the offset
+        // from a `fn()` with `set_forkserver_preload`, and `addr_at`
+        // checked that it lies in this executable's code.
+        let f = unsafe { std::mem::transmute::<usize, fn()>(f) };
+        let _ = std::panic::catch_unwind(f);
+    }
     loop {
         let (bytes, mut fds) = match fdpass::recv(&sock, MAX_FRAME) {
             Ok(Some(frame)) => frame,

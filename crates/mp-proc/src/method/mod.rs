@@ -30,7 +30,7 @@ pub(crate) mod spawn;
 /// assert_eq!("spawn".parse::<StartMethod>().unwrap(), StartMethod::Spawn);
 /// assert_eq!(StartMethod::Forkserver.to_string(), "forkserver");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// A fork server started once; each child is forked from it.
     Forkserver,
@@ -150,7 +150,43 @@ pub fn set_start_method(method: StartMethod) -> Result<(), Error> {
     }
 }
 
-/// The program-wide default start method.
+/// Sets or clears the program-wide default start method even if one was
+/// set before (Python's `set_start_method(method, force=True)`); `None`
+/// goes back to the default (forkserver), as Python's
+/// `set_start_method(None, force=True)`.
+///
+/// ```
+/// use mp_proc::{StartMethod, get_start_method, set_start_method, set_start_method_force};
+///
+/// set_start_method(StartMethod::Spawn)?;
+/// assert!(set_start_method(StartMethod::Forkserver).is_err()); // not forced
+/// set_start_method_force(Some(StartMethod::Forkserver))?;
+/// assert_eq!(get_start_method(), StartMethod::Forkserver);
+/// set_start_method_force(None)?;                               // unset again
+/// set_start_method(StartMethod::Spawn)?;
+/// # Ok::<(), mp_proc::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::ForkNotEnabled`] for fork without [`enable_fork`].
+pub fn set_start_method_force(method: Option<StartMethod>) -> Result<(), Error> {
+    if method == Some(StartMethod::Fork) && !fork_enabled() {
+        return Err(Error::ForkNotEnabled);
+    }
+    DEFAULT.store(method.map_or(0, encode), Ordering::Release);
+    Ok(())
+}
+
+/// In a new child: its default start method is the one that made it, as
+/// in Python (a spawned child's `get_start_method()` is the parent's
+/// method for it).
+pub(crate) fn inherit_method(method: StartMethod) {
+    DEFAULT.store(encode(method), Ordering::Release);
+}
+
+/// The program-wide default start method; in a child, the method that
+/// started it unless the child set another.
 pub fn get_start_method() -> StartMethod {
     default_method()
 }
