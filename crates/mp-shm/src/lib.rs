@@ -30,7 +30,9 @@
 //!   uses relaxed atomics (for [`AtomicShmSafe`] types), anything else is
 //!   `unsafe`.
 //! * [`SharedMemory`] is named (`/dev/shm/NAME`) for unrelated processes;
-//!   its creator owns and unlinks the name.
+//!   its creator owns and unlinks the name, and the program's tracker
+//!   process unlinks the names its processes left behind (killed, or gone
+//!   without unlinking) once the program has ended.
 //!
 //! Element types implement [`ShmSafe`]: plain `#[repr(C)]` data, valid for
 //! every bit pattern.
@@ -82,6 +84,7 @@ mod raw;
 mod shared_memory;
 mod shm_safe;
 mod synced;
+mod tracker;
 mod value;
 
 pub use array::{Array, ArrayGuard};
