@@ -260,6 +260,16 @@ pub(crate) fn register(name: &str, id: (u64, u64)) -> bool {
         };
         match request(&address, &msg) {
             Ok(()) => return true,
+            // A tracker that is alive but does not answer (stopped, or
+            // swamped): do not wait for it again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
             Err(_) => {
                 // The tracker went away (killed, or it was ending as we
                 // connected): drop our claim on it and start again.

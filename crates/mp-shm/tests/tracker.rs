@@ -11,6 +11,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -237,6 +238,7 @@ impl Program {
             .env(ARG, prefix)
             .env(SELF_TEST, test)
             .env_remove(PROGRAM_VAR)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -278,8 +280,12 @@ impl Program {
         assert!(status.success(), "the program failed: {status:?}");
     }
 
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
+    /// SIGKILLs its whole process group, as a terminal's or a
+    /// supervisor's group signal does.
+    fn kill_group(&mut self) {
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: signalling the process group of our own child.
+        assert_eq!(unsafe { libc::kill(-pgid, libc::SIGKILL) }, 0);
         self.child.wait().unwrap();
     }
 }
@@ -387,7 +393,9 @@ fn killed_main_process_names_are_unlinked_when_the_program_ends() {
     p.expect_line("ready");
     assert!(exists(&names[0]));
     let tracker = the_tracker(p.pid());
-    p.kill();
+    // The tracker is outside the program's process group: it survives the
+    // group's SIGKILL and cleans up.
+    p.kill_group();
     assert_gone(&names);
     assert_tracker_ends(tracker);
 }
