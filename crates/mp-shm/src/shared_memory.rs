@@ -85,8 +85,8 @@ impl Drop for NameOwner {
 /// process started by the program's first `create` and shared by all its
 /// processes (children started by spawn, forkserver or fork included) —
 /// unlinks every name they created and left behind once the program has
-/// ended: its first process and every process that created a name (and
-/// every fork of one) have exited. Until then the names stay, so that other
+/// ended: its first process and every process that created or attached a
+/// name (and every fork of one) have exited. Until then the names stay, so that other
 /// processes of the program can still attach.
 /// [`into_persistent`](SharedMemory::into_persistent) and
 /// [`unlink`](SharedMemory::unlink) take a name out of the tracker's care,
@@ -191,12 +191,17 @@ impl SharedMemory {
 
     /// Opens an existing named object (it never unlinks the name).
     ///
+    /// While this process runs, the program's tracker (if one runs) does
+    /// not consider the program ended (see "Names left behind" in the type
+    /// docs).
+    ///
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::InvalidName`], or [`Error::Os`].
     pub fn attach(name: &str) -> Result<SharedMemory, Error> {
         check_name(name)?;
         let seg = Segment::open_named(name).map_err(|e| map_err(e, name))?;
+        tracker::hold();
         Ok(SharedMemory {
             seg,
             name: name.to_string(),

@@ -32,8 +32,9 @@
 //!     17     -  the name without its leading '/', 1-250 bytes
 //! ```
 //!
-//! Each process that registered holds one connection (the *keepalive*)
-//! until it exits; a forked child inherits its parent's and opens its own
+//! Each process that registered or attached holds one connection (the
+//! *keepalive*) until it exits (an attacher connects only to a tracker that
+//! runs, and never waits); a forked child inherits its parent's and opens its own
 //! when it registers. A registration goes over a short connection of its
 //! own and waits for the acknowledgement, so a creator knows its name is
 //! tracked; an unregistration is sent on the keepalive without waiting.
@@ -41,8 +42,8 @@
 //! # When the program ends
 //!
 //! The tracker holds a pidfd of the root. When the root has exited and every
-//! connection has hung up (every process that registered, and every fork of
-//! one, is gone), the tracker unlinks each registered name whose object is
+//! connection has hung up (every process that registered or attached, and
+//! every fork of one, is gone), the tracker unlinks each registered name whose object is
 //! still the one registered (same device and inode, so a name that someone
 //! re-created is left alone), reports them on stderr, and exits.
 
@@ -297,6 +298,24 @@ pub(crate) fn unregister(name: &str, id: (u64, u64)) {
     }
 }
 
+/// A process that attaches to a name keeps the program's tracker (if one
+/// runs) from ending while it lives: it may hand the name on, or attach
+/// again. Never starts a tracker; never waits for a tracker that does not
+/// accept at once.
+pub(crate) fn hold() {
+    let Some(program) = program() else {
+        return;
+    };
+    let me = std::process::id();
+    let held = KEEPALIVE.load(Ordering::Acquire);
+    if held != 0 && (held >> 32) as u32 == me {
+        return;
+    }
+    if let Ok(sock) = connect(&program.address(), true) {
+        store_keepalive(held, sock);
+    }
+}
+
 /// This process's keepalive connection (opened, and the tracker started,
 /// if needed). Returns the value stored in [`KEEPALIVE`].
 fn keepalive(program: &Program, address: &str) -> Option<u64> {
@@ -305,26 +324,33 @@ fn keepalive(program: &Program, address: &str) -> Option<u64> {
     if held != 0 && (held >> 32) as u32 == me {
         return Some(held);
     }
-    let sock = match connect(address) {
+    let sock = match connect(address, false) {
         Ok(s) => s,
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
             if !may_start_tracker(program) {
                 return None;
             }
             start(program, address).ok()?;
-            connect(address).ok()?
+            connect(address, false).ok()?
         }
         Err(_) => return None,
     };
+    Some(store_keepalive(held, sock))
+}
+
+/// Makes `sock` this process's keepalive unless another thread stored one
+/// since `held` was read; returns the value now stored.
+fn store_keepalive(held: u64, sock: OwnedFd) -> u64 {
+    let me = std::process::id();
     let new = (me as u64) << 32 | sock.as_raw_fd() as u32 as u64;
     match KEEPALIVE.compare_exchange(held, new, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {
             // From now on the descriptor lives as long as the process.
             let _ = sock.into_raw_fd();
-            Some(new)
+            new
         }
         // Another thread of this process stored one first: use it.
-        Err(other) => Some(other),
+        Err(other) => other,
     }
 }
 
@@ -389,9 +415,16 @@ fn peer_uid(fd: RawFd) -> Option<u32> {
 
 /// Connects to the tracker, with send and receive timeouts, and checks
 /// that it runs as our user (the abstract namespace has no permissions).
-fn connect(address: &str) -> io::Result<OwnedFd> {
+/// `at_once`: fail rather than wait when its queue of connections is full.
+fn connect(address: &str, at_once: bool) -> io::Result<OwnedFd> {
     let sock = seqpacket_socket()?;
-    set_timeout(sock.as_raw_fd(), libc::SO_SNDTIMEO, TRACKER_TIMEOUT);
+    let wait = if at_once {
+        // a unix socket's connect waits for room in the queue at most this
+        Duration::from_millis(1)
+    } else {
+        TRACKER_TIMEOUT
+    };
+    set_timeout(sock.as_raw_fd(), libc::SO_SNDTIMEO, wait);
     set_timeout(sock.as_raw_fd(), libc::SO_RCVTIMEO, TRACKER_TIMEOUT);
     let (sa, len) = sockaddr(address);
     // SAFETY: `sa` is a valid sockaddr_un of `len` bytes.
@@ -413,13 +446,16 @@ fn connect(address: &str) -> io::Result<OwnedFd> {
             "the shared memory tracker's socket belongs to another user",
         ));
     }
+    if at_once {
+        set_timeout(sock.as_raw_fd(), libc::SO_SNDTIMEO, TRACKER_TIMEOUT);
+    }
     Ok(sock)
 }
 
 /// Sends one registration on a connection of its own and waits for the
 /// acknowledgement.
 fn request(address: &str, msg: &[u8]) -> io::Result<()> {
-    let sock = connect(address)?;
+    let sock = connect(address, false)?;
     // SAFETY: `msg` is valid for its length.
     let n = unsafe {
         libc::send(

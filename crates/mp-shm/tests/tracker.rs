@@ -42,6 +42,8 @@ fn play_role() {
         "children" => children(&arg),
         "kept" => kept(&arg),
         "captured" => captured(&arg),
+        "orphan" => orphan(&arg),
+        "attacher" => attacher(&arg),
         _ => 90,
     };
     std::process::exit(code);
@@ -213,6 +215,52 @@ fn captured(prefix: &str) -> i32 {
     }
     say("ready");
     wait_for_stdin_eof();
+    0
+}
+
+/// Attaches to a name and waits to be killed.
+fn attacher(name: &str) -> i32 {
+    let _shm = SharedMemory::attach(name).expect("attach");
+    say("attached");
+    sleep_forever()
+}
+
+/// A forked child creates a name and exits without unlinking; a spawned
+/// child attaches to it and outlives the program's first process.
+fn orphan(prefix: &str) -> i32 {
+    let name = format!("{prefix}-left");
+    let creator = common::fork({
+        let name = name.clone();
+        move || {
+            std::mem::forget(SharedMemory::create(&name, 4096).unwrap());
+            0
+        }
+    });
+    if creator.wait() != 0 {
+        return 2;
+    }
+    let mut a = Command::new(std::env::current_exe().unwrap())
+        .args([&std::env::var(SELF_TEST).unwrap(), "--exact", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env(ROLE, "attacher")
+        .env(ARG, &name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = BufReader::new(a.stdout.take().unwrap());
+    if !out
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("role: attached"))
+    {
+        let _ = a.kill();
+        let _ = a.wait();
+        return 3;
+    }
+    say(&format!("ready {}", a.id()));
+    wait_for_stdin_eof();
+    // Leaves the attacher running: it outlives the program's root.
+    std::mem::forget(a);
     0
 }
 
@@ -480,6 +528,51 @@ fn reading_a_creators_output_to_the_end_does_not_wait_for_the_program() {
     assert!(exists(&names[0]), "unlinked while the program runs");
     let tracker = the_tracker(p.pid());
     p.finish();
+    assert_gone(&names);
+    assert_tracker_ends(tracker);
+}
+
+#[test]
+fn a_process_that_attached_keeps_the_names_until_it_ends() {
+    play_role();
+    let prefix = prefix("orphan");
+    let names = vec![format!("{prefix}-left")];
+    let mut p = Program::start(
+        "a_process_that_attached_keeps_the_names_until_it_ends",
+        "orphan",
+        &prefix,
+        names.clone(),
+    );
+    let line = p
+        .lines
+        .recv_timeout(TIMEOUT)
+        .expect("the program did not say ready");
+    let attacher: u32 = line.strip_prefix("ready ").unwrap().parse().unwrap();
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: signalling the attacher this test started (through
+            // the program), by pid; it is alive until this test kills it.
+            unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+    let attacher = Kill(attacher);
+    let attacher_start = start_time(attacher.0).expect("the attacher runs");
+    let tracker = the_tracker(p.pid());
+    p.finish();
+    // The root and the creator are gone; the attacher still runs.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        exists(&names[0]),
+        "unlinked while a process of the program runs"
+    );
+    assert_eq!(
+        start_time(tracker.pid),
+        Some(tracker.start),
+        "the tracker ended early"
+    );
+    assert_eq!(start_time(attacher.0), Some(attacher_start));
+    drop(attacher);
     assert_gone(&names);
     assert_tracker_ends(tracker);
 }
