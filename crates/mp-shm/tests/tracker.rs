@@ -44,6 +44,7 @@ fn play_role() {
         "captured" => captured(&arg),
         "orphan" => orphan(&arg),
         "attacher" => attacher(&arg),
+        "stalled" => stalled(&arg),
         _ => 90,
     };
     std::process::exit(code);
@@ -261,6 +262,28 @@ fn orphan(prefix: &str) -> i32 {
     wait_for_stdin_eof();
     // Leaves the attacher running: it outlives the program's root.
     std::mem::forget(a);
+    0
+}
+
+/// Creates a name (starting the tracker), waits for a line on stdin, then
+/// creates another and reports whether it is tracked and how long it took.
+fn stalled(prefix: &str) -> i32 {
+    let first = SharedMemory::create(&format!("{prefix}-first"), 4096).unwrap();
+    if !first.is_tracked() {
+        return 2;
+    }
+    say("started");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let t = Instant::now();
+    let second = SharedMemory::create(&format!("{prefix}-second"), 4096).unwrap();
+    say(&format!(
+        "created {} {}",
+        second.is_tracked(),
+        t.elapsed().as_secs()
+    ));
+    wait_for_stdin_eof();
+    std::mem::forget((first, second));
     0
 }
 
@@ -574,5 +597,43 @@ fn a_process_that_attached_keeps_the_names_until_it_ends() {
     assert_eq!(start_time(attacher.0), Some(attacher_start));
     drop(attacher);
     assert_gone(&names);
+    assert_tracker_ends(tracker);
+}
+
+#[test]
+fn a_tracker_that_does_not_answer_delays_create_but_does_not_hang_it() {
+    use std::io::Write;
+    play_role();
+    let prefix = prefix("stalled");
+    let names = vec![format!("{prefix}-first"), format!("{prefix}-second")];
+    let mut p = Program::start(
+        "a_tracker_that_does_not_answer_delays_create_but_does_not_hang_it",
+        "stalled",
+        &prefix,
+        names.clone(),
+    );
+    p.expect_line("started");
+    let tracker = the_tracker(p.pid());
+    struct Stopped(u32);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            // SAFETY: resuming the tracker this test stopped.
+            unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
+        }
+    }
+    // SAFETY: stopping the program's tracker; `Stopped` resumes it.
+    let r = unsafe { libc::kill(tracker.pid as libc::pid_t, libc::SIGSTOP) };
+    assert_eq!(r, 0);
+    let stopped = Stopped(tracker.pid);
+    writeln!(p.stdin.as_mut().unwrap(), "go").unwrap();
+    let line = p.lines.recv_timeout(TIMEOUT).expect("create hung");
+    let mut words = line.split(' ');
+    assert_eq!(words.next(), Some("created"));
+    assert_eq!(words.next(), Some("false"), "tracked by a stopped tracker?");
+    let secs: u64 = words.next().unwrap().parse().unwrap();
+    assert!(secs < 25, "create took {secs} s");
+    drop(stopped);
+    p.finish();
+    assert_gone(&names[..1]);
     assert_tracker_ends(tracker);
 }
