@@ -151,6 +151,7 @@ impl SharedMemory {
         if size == 0 {
             return Err(Error::ZeroSize);
         }
+        tracker::prepare();
         let seg = Segment::create_named(name, size).map_err(|e| map_err(e, name))?;
         let tracked = tracker::object_id(seg.fd()).filter(|&id| tracker::register(name, id));
         let owner = NameOwner {

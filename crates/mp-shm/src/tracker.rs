@@ -242,6 +242,17 @@ pub(crate) fn object_id(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64)> {
     Some((st.st_dev, st.st_ino))
 }
 
+/// Connects this process to the program's tracker, starting it if there is
+/// none, before it creates a name: a creator killed between creating the
+/// object and registering it leaves the name behind, so that window is kept
+/// to one round trip (starting the tracker takes milliseconds).
+pub(crate) fn prepare() {
+    std::hint::black_box(&HOOK);
+    if let Some(program) = program() {
+        let _ = keepalive(&program, &program.address());
+    }
+}
+
 /// Registers a name this process just created, starting the program's
 /// tracker if there is none. Returns whether the tracker acknowledged it;
 /// on `false` the name is not tracked (no hook in this executable, no
