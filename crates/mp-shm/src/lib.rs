@@ -30,7 +30,9 @@
 //!   uses relaxed atomics (for [`AtomicShmSafe`] types), anything else is
 //!   `unsafe`.
 //! * [`SharedMemory`] is named (`/dev/shm/NAME`) for unrelated processes;
-//!   its creator owns and unlinks the name.
+//!   its creator owns and unlinks the name, and the program's tracker
+//!   process unlinks the names its processes left behind (killed, or gone
+//!   without unlinking) once the program has ended.
 //! * [`ShareableList`] is CPython's `ShareableList` in CPython's block
 //!   layout: a Python process attaches by name to a list made here, and
 //!   the reverse.
@@ -138,6 +140,7 @@ mod shareable_list;
 mod shared_memory;
 mod shm_safe;
 mod synced;
+mod tracker;
 mod value;
 
 pub use array::{Array, ArrayGuard};

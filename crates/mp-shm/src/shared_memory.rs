@@ -9,6 +9,7 @@ use mp_os::segment::Segment;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
+use crate::tracker;
 
 const OWNED: u8 = 0;
 const PERSISTENT: u8 = 1;
@@ -19,12 +20,26 @@ const UNLINKED: u8 = 2;
 struct NameOwner {
     name: String,
     state: AtomicU8,
+    /// Device and inode of the object, when the program's tracker
+    /// registered the name (see `tracker`).
+    tracked: Option<(u64, u64)>,
+}
+
+impl NameOwner {
+    /// The name no longer needs the tracker: it was unlinked here, or it
+    /// is to outlive the program.
+    fn untrack(&self) {
+        if let Some(id) = self.tracked {
+            tracker::unregister(&self.name, id);
+        }
+    }
 }
 
 impl Drop for NameOwner {
     fn drop(&mut self) {
         if self.state.load(Ordering::Acquire) == OWNED {
             let _ = Segment::unlink_named(&self.name);
+            self.untrack();
         }
     }
 }
@@ -60,10 +75,25 @@ impl Drop for NameOwner {
 /// a creator that exits and leaves the memory to processes that attach
 /// later). Handles from [`attach`](SharedMemory::attach) or from
 /// deserialization never unlink. Unlinking removes the name only: every
-/// mapping stays valid until its handle goes. A process that crashes
-/// leaves its names in `/dev/shm` (for objects without a name, use
-/// [`RawArray`](crate::RawArray) etc., which live in memfds that vanish
-/// with their last user).
+/// mapping stays valid until its handle goes.
+///
+/// # Names left behind
+///
+/// A creator that is killed, or that exits without dropping its handle
+/// (`std::process::exit`, `_exit`, a forked child), cannot unlink. As
+/// Python's resource tracker does, the program's *tracker* — a small
+/// process started by the program's first `create` and shared by all its
+/// processes (children started by spawn, forkserver or fork included) —
+/// unlinks every name they created and left behind once the program has
+/// ended: its first process and every process that created or attached a
+/// name (and every fork of one) have exited. Until then the names stay, so that other
+/// processes of the program can still attach.
+/// [`into_persistent`](SharedMemory::into_persistent) and
+/// [`unlink`](SharedMemory::unlink) take a name out of the tracker's care,
+/// and the tracker never unlinks a name whose object is not the one that
+/// was registered. The crate README describes how it works and its
+/// limits. (Objects that need no name, [`RawArray`](crate::RawArray) etc.,
+/// live in memfds that vanish with their last user and need no tracker.)
 ///
 /// # Byte access
 ///
@@ -106,6 +136,12 @@ impl SharedMemory {
     /// handle owns the name (see the type docs). A leading `/` in `name`
     /// is optional.
     ///
+    /// The name is registered with the program's tracker, which the first
+    /// call starts (see "Names left behind" in the type docs). Tracking is
+    /// best effort: when the tracker cannot be started or does not answer,
+    /// the block is created all the same and
+    /// [`is_tracked`](SharedMemory::is_tracked) says `false`.
+    ///
     /// # Errors
     ///
     /// [`Error::ZeroSize`], [`Error::InvalidName`],
@@ -115,10 +151,13 @@ impl SharedMemory {
         if size == 0 {
             return Err(Error::ZeroSize);
         }
+        tracker::prepare();
         let seg = Segment::create_named(name, size).map_err(|e| map_err(e, name))?;
+        let tracked = tracker::object_id(seg.fd()).filter(|&id| tracker::register(name, id));
         let owner = NameOwner {
             name: name.to_string(),
             state: AtomicU8::new(OWNED),
+            tracked,
         };
         Ok(SharedMemory {
             seg,
@@ -153,12 +192,17 @@ impl SharedMemory {
 
     /// Opens an existing named object (it never unlinks the name).
     ///
+    /// While this process runs, the program's tracker (if one runs) does
+    /// not consider the program ended (see "Names left behind" in the type
+    /// docs).
+    ///
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::InvalidName`], or [`Error::Os`].
     pub fn attach(name: &str) -> Result<SharedMemory, Error> {
         check_name(name)?;
         let seg = Segment::open_named(name).map_err(|e| map_err(e, name))?;
+        tracker::hold();
         Ok(SharedMemory {
             seg,
             name: name.to_string(),
@@ -179,6 +223,28 @@ impl SharedMemory {
     /// Whether this handle created (and so owns) the name.
     pub fn is_owner(&self) -> bool {
         self.owner.is_some()
+    }
+
+    /// Whether the program's tracker will unlink this name if it is left
+    /// behind when the program ends: the handle created it, the tracker
+    /// registered it, and it was neither unlinked nor made persistent.
+    ///
+    /// ```
+    /// use mp_shm::SharedMemory;
+    ///
+    /// let shm = SharedMemory::create_unique(4096)?;
+    /// assert!(shm.is_tracked());
+    /// let name = shm.name().to_string();
+    /// let kept = shm.into_persistent();
+    /// assert!(!kept.is_tracked());
+    /// kept.unlink()?;
+    /// assert!(!SharedMemory::attach(&name).is_ok());
+    /// # Ok::<(), mp_shm::Error>(())
+    /// ```
+    pub fn is_tracked(&self) -> bool {
+        self.owner
+            .as_ref()
+            .is_some_and(|o| o.tracked.is_some() && o.state.load(Ordering::Acquire) == OWNED)
     }
 
     fn range(&self, offset: usize, len: usize) -> Result<(), Error> {
@@ -294,16 +360,34 @@ impl SharedMemory {
                 name: self.name.clone(),
             });
         }
-        Segment::unlink_named(&self.name).map_err(|e| map_err(e, &self.name))
+        let r = Segment::unlink_named(&self.name).map_err(|e| map_err(e, &self.name));
+        // Unlinked here or by someone else: either way the tracker has
+        // nothing left to do for this object.
+        owner.untrack();
+        r
     }
 
-    /// Keeps the name when the creating handles go (Python's behaviour,
-    /// where nothing unlinks unless asked); `unlink` still works.
+    /// Keeps the name when the creating handles go and after the program
+    /// ends: neither `Drop` nor the program's tracker unlinks it (Python's
+    /// `SharedMemory(..., track=False)`); `unlink` still works.
+    ///
+    /// ```
+    /// use mp_shm::SharedMemory;
+    ///
+    /// let name = format!("mp-shm-doc-persist-{}", std::process::id());
+    /// drop(SharedMemory::create(&name, 64)?.into_persistent());
+    /// let again = SharedMemory::attach(&name)?;   // still there
+    /// drop(again);
+    /// mp_os::segment::Segment::unlink_named(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_persistent(self) -> SharedMemory {
-        if let Some(o) = &self.owner {
-            let _ =
-                o.state
-                    .compare_exchange(OWNED, PERSISTENT, Ordering::AcqRel, Ordering::Acquire);
+        if let Some(o) = &self.owner
+            && o.state
+                .compare_exchange(OWNED, PERSISTENT, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            o.untrack();
         }
         self
     }
