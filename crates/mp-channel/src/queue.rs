@@ -846,6 +846,10 @@ impl<T> JoinableQueue<T> {
         let me = crate::sync::tid();
         ring.recover_wlock(me);
         ring.recover_rlock(me);
+        // A producer killed between reserving its record and committing
+        // it: counted in `puts`, dropped only once somebody skips it, which
+        // no consumer does unless it waits in `get`.
+        ring.skip_torn(me);
         let gets = ring.gets();
         let taken = chan.taken();
         taken.prune();
@@ -912,5 +916,32 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
             ));
         }
         Ok(JoinableQueue { q })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::JoinableQueue;
+
+    #[test]
+    fn join_drops_a_record_a_dead_producer_never_committed() {
+        let q = JoinableQueue::<u32>::new().unwrap();
+        q.put(1).unwrap();
+        assert_eq!(q.get_nowait().unwrap(), 1);
+        q.task_done().unwrap();
+        // A producer killed while copying its value into the ring.
+        let dead = crate::sync::tid() ^ (1 << mp_os::liveness::TID_BITS);
+        assert!(!crate::sync::alive(dead));
+        q.q.a.chan.ring(0).reserve_torn(1000, dead);
+        assert_eq!(q.unfinished(), 1);
+        // Nobody waits in `get`: `join` itself skips the torn record.
+        assert!(q.join_timeout(Duration::from_secs(10)).unwrap());
+        assert_eq!(q.unfinished(), 0);
+        q.put(2).unwrap();
+        assert_eq!(q.get_nowait().unwrap(), 2);
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::from_secs(1)).unwrap());
     }
 }

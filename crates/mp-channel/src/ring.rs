@@ -1152,6 +1152,17 @@ impl Ring {
         Ok(pos)
     }
 
+    /// Test only: a whole message of `len` bytes reserved (and counted)
+    /// by the writer `dead`, never committed: what a producer killed while
+    /// copying a message leaves behind.
+    #[cfg(test)]
+    pub(crate) fn reserve_torn(&self, len: u64, dead: u32) {
+        let me = crate::sync::tid();
+        assert!(self.try_lock(&self.ctl().tail.lock, me));
+        assert!(self.reserve(len, FIRST | LAST, dead, 0).is_ok());
+        self.unlock(&self.ctl().tail.lock);
+    }
+
     #[inline]
     fn commit(&self, pos: u64) {
         self.hdr(pos).stamp.store(pos | COMMITTED, Release);
@@ -1405,8 +1416,11 @@ impl Ring {
         None
     }
 
-    /// Skips records at `head` whose writer died before committing.
-    fn skip_torn(&self, me: u32) {
+    /// Skips records at `head` whose writer died before committing
+    /// (counted dropped). Anyone may call it: it does the reader's part
+    /// under `rlock`, and does nothing when `rlock` is busy (its holder
+    /// skips them).
+    pub(crate) fn skip_torn(&self, me: u32) {
         let c = self.ctl();
         if !self.try_lock(&c.head.lock, me) {
             return;
