@@ -220,6 +220,51 @@ fn proc_route_checks_the_identity_of_any_descriptor() {
 }
 
 #[test]
+fn proc_route_refuses_what_is_not_a_regular_file_without_opening_it() {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+    #[derive(serde::Serialize)]
+    struct Out<'a>(#[serde(serialize_with = "ser_fd")] BorrowedFd<'a>);
+    #[derive(serde::Deserialize)]
+    struct In(#[serde(deserialize_with = "handle::deserialize_fd")] OwnedFd);
+    let dir = std::env::temp_dir().join(format!("mp-os-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("f");
+    let _ = std::fs::remove_file(&fifo);
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
+    // Held open by this process (no writer-reader pairing needed).
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&fifo)
+        .unwrap();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let forged = [
+        postcard::to_allocvec(&Out(held.as_fd())).unwrap(),
+        postcard::to_allocvec(&Out(null.as_fd())).unwrap(),
+    ];
+    // A receiver that opened the FIFO could block: decode on a thread.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for bytes in forged {
+            let r = postcard::from_bytes::<In>(&bytes).map(|In(fd)| drop(fd));
+            tx.send(r.is_err()).unwrap();
+        }
+    });
+    for what in ["a FIFO", "a device"] {
+        let refused = rx.recv_timeout(Duration::from_secs(30)).expect("blocked");
+        assert!(refused, "{what} was re-opened");
+    }
+    drop((held, null));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn an_object_outlives_its_handle_until_a_receiver_attached() {
     let seg = Segment::object(*b"TEST", 1, 8).unwrap();
     // SAFETY: in bounds of the payload, not shared yet.
