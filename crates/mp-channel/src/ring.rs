@@ -470,6 +470,23 @@ impl Ring {
         self.cap
     }
 
+    /// Whether a whole record of `len` payload bytes fits in the ring now
+    /// (no lock: a hint, which other writers may make stale at once).
+    pub(crate) fn has_room(&self, len: u64) -> bool {
+        let c = self.ctl();
+        let t = c.tail.pos.load(Acquire);
+        let size = rec_size(len);
+        let room = self.cap - (t & self.mask);
+        // Saturating: a peer may have written anything into `tail`.
+        let end = if size > room {
+            t.saturating_add(room)
+        } else {
+            t
+        }
+        .saturating_add(size);
+        c.released.v.load(Acquire) >= end.saturating_sub(self.cap)
+    }
+
     /// Largest message written in one record; a longer one is streamed.
     pub(crate) fn max_frag(&self) -> u64 {
         self.max_frag
