@@ -6,7 +6,9 @@
 //! * `put` writes straight into the ring while this process's buffer is
 //!   empty and the ring has room (the fast path: one load more, of a word
 //!   only this process writes). When the ring stays full for a short grace
-//!   period, or the value would be streamed (larger than a quarter of the
+//!   period (other writers holding its lock while it has room are waited
+//!   for: once buffered, every later put goes through the buffer until it
+//!   drains), or the value would be streamed (larger than a quarter of the
 //!   ring), or the buffer already holds values (FIFO), the encoded value is
 //!   appended to the buffer instead and `put` returns.
 //! * One feeder thread per buffer takes the values in order and writes
@@ -29,7 +31,7 @@
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
 use mp_os::time::Deadline;
@@ -58,6 +60,8 @@ pub(crate) struct Feed {
     /// Values buffered or being written by the feeder: `put` may write to
     /// the ring itself only when this is 0.
     backlog: AtomicUsize,
+    /// Values this process ever buffered (a statistic).
+    pushed: AtomicU64,
     lock: AtomicBool,
     frames: UnsafeCell<Frames>,
     /// Futex word the feeder sleeps on: bumped by every push.
@@ -89,6 +93,7 @@ impl Feed {
     pub(crate) fn new() -> Feed {
         Feed {
             backlog: AtomicUsize::new(0),
+            pushed: AtomicU64::new(0),
             lock: AtomicBool::new(false),
             frames: UnsafeCell::new(Frames::default()),
             work: AtomicU32::new(0),
@@ -107,13 +112,26 @@ impl Feed {
         self.backlog.load(SeqCst)
     }
 
+    /// Values this process ever buffered.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.pushed.load(Relaxed)
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Frames) -> R) -> R {
+        let mut spins = 0u32;
         while self
             .lock
             .compare_exchange_weak(false, true, Acquire, Relaxed)
             .is_err()
         {
-            std::hint::spin_loop();
+            // A holder preempted inside: give it the CPU rather than spin
+            // out this time slice.
+            if spins < 64 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
         // SAFETY: we hold the lock; the critical sections are short and
         // never take another lock.
@@ -130,6 +148,7 @@ impl Feed {
         // look higher, never lower.
         chan.buffered().add(crate::attach::process_token());
         self.backlog.fetch_add(1, SeqCst);
+        self.pushed.fetch_add(1, Relaxed);
         self.with(|f| {
             f.bytes += frame.len();
             f.peak = f.peak.max(f.bytes);
@@ -196,6 +215,7 @@ impl Feed {
         unsafe { std::ptr::write(self.frames.get(), Frames::default()) };
         self.lock.store(false, Release);
         self.backlog.store(0, SeqCst);
+        self.pushed.store(0, Relaxed);
         self.sleeping.store(0, SeqCst);
         self.idle_waiters.store(0, SeqCst);
         self.running.store(false, SeqCst);

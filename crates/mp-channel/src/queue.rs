@@ -279,6 +279,13 @@ impl<T> Queue<T> {
         !self.a.can_send()
     }
 
+    /// How many values `put` in this process sent through its buffer
+    /// rather than straight into the ring (a statistic for tests).
+    #[doc(hidden)]
+    pub fn buffered_puts(&self) -> u64 {
+        self.a.chan.feed.pushed()
+    }
+
     /// How blocking calls on this handle wait.
     pub fn wait_mode(&self) -> WaitMode {
         self.a.mode()
@@ -313,9 +320,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let feed = &a.chan.feed;
         let r = io::with_encoded(&value, |b| {
             if feed.backlog() == 0 && b.len() as u64 <= ring.max_frag() {
-                // No clock read unless the ring is full.
-                let attempts = if call == Call::Try { 1 } else { 2 };
-                for grace in [false, true].into_iter().take(attempts) {
+                // No clock read unless the ring is full or `wlock` busy.
+                let mut grace = false;
+                let mut tries = 0;
+                loop {
                     let d = if grace {
                         deadline.min_after(PUT_GRACE)
                     } else {
@@ -328,6 +336,21 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                         Err(WErr::Corrupt) => return Err(SendError::Corrupt(())),
                         Err(WErr::Timeout) => {}
                     }
+                    // Only a ring without room sends the value to the
+                    // buffer: other writers holding `wlock` (a streamed
+                    // message, a writer preempted inside) are waited for,
+                    // or every later put of this process would go through
+                    // the buffer until the feeder caught up.
+                    if call == Call::Try
+                        || (grace
+                            && (tries >= CONTENDED_TRIES
+                                || deadline.expired()
+                                || !ring.has_room(b.len() as u64)))
+                    {
+                        break;
+                    }
+                    grace = true;
+                    tries += 1;
                 }
             } else if !ring.ctl().readers.any() {
                 return Err(SendError::Disconnected(()));
@@ -474,6 +497,10 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// before it buffers the value: long enough for consumers that keep up (a
 /// stream), short enough to look instant.
 const PUT_GRACE: Duration = Duration::from_millis(1);
+
+/// Grace periods an unbounded `put` waits at most for `wlock` while the
+/// ring has room for its value.
+const CONTENDED_TRIES: u32 = 200;
 
 /// Values buffered by the processes that put them (`slow()`: forget those
 /// of dead processes first).
@@ -846,6 +873,10 @@ impl<T> JoinableQueue<T> {
         let me = crate::sync::tid();
         ring.recover_wlock(me);
         ring.recover_rlock(me);
+        // A producer killed between reserving its record and committing
+        // it: counted in `puts`, dropped only once somebody skips it, which
+        // no consumer does unless it waits in `get`.
+        ring.skip_torn(me);
         let gets = ring.gets();
         let taken = chan.taken();
         taken.prune();
@@ -912,5 +943,32 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
             ));
         }
         Ok(JoinableQueue { q })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::JoinableQueue;
+
+    #[test]
+    fn join_drops_a_record_a_dead_producer_never_committed() {
+        let q = JoinableQueue::<u32>::new().unwrap();
+        q.put(1).unwrap();
+        assert_eq!(q.get_nowait().unwrap(), 1);
+        q.task_done().unwrap();
+        // A producer killed while copying its value into the ring.
+        let dead = crate::sync::tid() ^ (1 << mp_os::liveness::TID_BITS);
+        assert!(!crate::sync::alive(dead));
+        q.q.a.chan.ring(0).reserve_torn(1000, dead);
+        assert_eq!(q.unfinished(), 1);
+        // Nobody waits in `get`: `join` itself skips the torn record.
+        assert!(q.join_timeout(Duration::from_secs(10)).unwrap());
+        assert_eq!(q.unfinished(), 0);
+        q.put(2).unwrap();
+        assert_eq!(q.get_nowait().unwrap(), 2);
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::from_secs(1)).unwrap());
     }
 }

@@ -470,6 +470,23 @@ impl Ring {
         self.cap
     }
 
+    /// Whether a whole record of `len` payload bytes fits in the ring now
+    /// (no lock: a hint, which other writers may make stale at once).
+    pub(crate) fn has_room(&self, len: u64) -> bool {
+        let c = self.ctl();
+        let t = c.tail.pos.load(Acquire);
+        let size = rec_size(len);
+        let room = self.cap - (t & self.mask);
+        // Saturating: a peer may have written anything into `tail`.
+        let end = if size > room {
+            t.saturating_add(room)
+        } else {
+            t
+        }
+        .saturating_add(size);
+        c.released.v.load(Acquire) >= end.saturating_sub(self.cap)
+    }
+
     /// Largest message written in one record; a longer one is streamed.
     pub(crate) fn max_frag(&self) -> u64 {
         self.max_frag
@@ -1152,6 +1169,17 @@ impl Ring {
         Ok(pos)
     }
 
+    /// Test only: a whole message of `len` bytes reserved (and counted)
+    /// by the writer `dead`, never committed: what a producer killed while
+    /// copying a message leaves behind.
+    #[cfg(test)]
+    pub(crate) fn reserve_torn(&self, len: u64, dead: u32) {
+        let me = crate::sync::tid();
+        assert!(self.try_lock(&self.ctl().tail.lock, me));
+        assert!(self.reserve(len, FIRST | LAST, dead, 0).is_ok());
+        self.unlock(&self.ctl().tail.lock);
+    }
+
     #[inline]
     fn commit(&self, pos: u64) {
         self.hdr(pos).stamp.store(pos | COMMITTED, Release);
@@ -1405,8 +1433,11 @@ impl Ring {
         None
     }
 
-    /// Skips records at `head` whose writer died before committing.
-    fn skip_torn(&self, me: u32) {
+    /// Skips records at `head` whose writer died before committing
+    /// (counted dropped). Anyone may call it: it does the reader's part
+    /// under `rlock`, and does nothing when `rlock` is busy (its holder
+    /// skips them).
+    pub(crate) fn skip_torn(&self, me: u32) {
         let c = self.ctl();
         if !self.try_lock(&c.head.lock, me) {
             return;

@@ -343,3 +343,74 @@ fn put_nowait_and_put_timeout_on_an_unbounded_queue_never_report_full() {
         assert_eq!(q.get_timeout(LONG).unwrap(), i);
     }
 }
+
+#[test]
+fn contended_puts_stay_on_the_fast_path_while_the_ring_has_room() {
+    // Small puts from several producers while another streams large
+    // values (holding the writers' lock for a while), a consumer keeping
+    // up: a value that goes to the buffer while the ring has room went
+    // there because of other writers.
+    const P: u64 = 3;
+    const PUTS: u64 = 20_000;
+    const BIG: usize = 4 << 20;
+    let q = Queue::<Bytes>::builder()
+        .ring_bytes(8 << 20)
+        .build()
+        .unwrap();
+    let qb = q.clone();
+    let mut big = fork(move || {
+        for i in 0..20 {
+            qb.put(item(i, BIG)).unwrap();
+        }
+        0
+    });
+    let mut kids: Vec<_> = (0..P)
+        .map(|p| {
+            let q = q.clone();
+            fork(move || {
+                for i in 0..PUTS {
+                    q.put(Bytes((p << 32 | i).to_le_bytes().to_vec())).unwrap();
+                }
+                // Last, after its values (FIFO per producer): how many of
+                // them went through this process's buffer.
+                let n = q.buffered_puts();
+                q.put(Bytes([p.to_le_bytes(), n.to_le_bytes()].concat()))
+                    .unwrap();
+                0
+            })
+        })
+        .collect();
+    let mut next = [0u64; P as usize];
+    let (mut buffered, mut counts, mut bigs) = (0, 0, 0);
+    while counts < P || bigs < 20 {
+        let v = q.get_timeout(LONG).unwrap();
+        match v.len() {
+            8 => {
+                let v = u64::from_le_bytes(v[..].try_into().unwrap());
+                let p = (v >> 32) as usize;
+                assert_eq!(v & 0xffff_ffff, next[p], "in order per producer");
+                next[p] += 1;
+            }
+            16 => {
+                let p = u64::from_le_bytes(v[..8].try_into().unwrap()) as usize;
+                assert_eq!(next[p], PUTS, "the count comes after every value");
+                buffered += u64::from_le_bytes(v[8..].try_into().unwrap());
+                counts += 1;
+            }
+            n => {
+                assert_eq!(n, BIG);
+                bigs += 1;
+            }
+        }
+    }
+    assert_eq!(big.wait(LONG), 0);
+    for k in &mut kids {
+        assert_eq!(k.wait(LONG), 0);
+    }
+    assert!(
+        buffered <= P * PUTS / 100,
+        "{buffered} of {} values went through the buffer",
+        P * PUTS
+    );
+    assert_eq!(q.qsize(), 0);
+}

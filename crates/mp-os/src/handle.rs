@@ -19,7 +19,9 @@
 //!    object (device and inode), and the receiver opens `/proc/PID/fd/N`.
 //!    This re-opens a memfd or shared-memory object of a process of the same
 //!    user while that process is alive; it does not work for sockets or
-//!    eventfds, and the error says so.
+//!    eventfds, and the error says so. What the link names is checked before
+//!    it is opened (a regular file with the recorded identity), so a forged
+//!    handle cannot make the receiver open a FIFO, a terminal or a device.
 //!
 //! # The rule for the `/proc` route
 //!
@@ -57,6 +59,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -421,7 +424,8 @@ fn identity(st: &rustix::fs::Stat) -> (u64, u64) {
 }
 
 /// Re-opens descriptor `fd` of the process `token` names and checks that it
-/// is still the object `dev`/`ino`.
+/// is still the object `dev`/`ino`, a regular file (memfd, shared-memory
+/// object), both before opening it and after.
 fn open_proc(token: u32, fd: i32, dev: u64, ino: u64) -> Result<OwnedFd, String> {
     let pid = crate::liveness::token_tid(token);
     let path = format!("/proc/{pid}/fd/{fd}");
@@ -440,27 +444,54 @@ fn open_proc(token: u32, fd: i32, dev: u64, ino: u64) -> Result<OwnedFd, String>
              process is alive"
         )
     };
+    let cannot = |e: std::io::Error| {
+        format!(
+            "cannot re-attach a handle through {path} ({e}); only memfds and shared-memory \
+             objects can be re-opened this way: other descriptors travel in a process's \
+             arguments"
+        )
+    };
+    // What the descriptor is, before opening it: a forged handle must not
+    // make this process open a FIFO (which blocks), a terminal (which could
+    // become its controlling terminal) or a device. `stat` follows the link
+    // to the object itself.
+    let is_object = |st: &rustix::fs::Stat| {
+        identity(st) == (dev, ino)
+            && rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+    };
+    match rustix::fs::stat(&path) {
+        Ok(st) if is_object(&st) => {}
+        Ok(st) if identity(&st) == (dev, ino) => {
+            return Err(cannot(std::io::Error::other("not a regular file")));
+        }
+        // The number was reused: the sender closed the object, or (with
+        // the same pid) a new process holds another object there.
+        Ok(_) => return Err(if gone() { exited() } else { let_go() }),
+        Err(_) if gone() => return Err(exited()),
+        Err(rustix::io::Errno::NOENT) => return Err(let_go()),
+        Err(e) => return Err(cannot(e.into())),
+    }
+    // The number may name another object by now: never block or take a
+    // terminal on open, and check again what was opened.
+    let flags = rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK;
     let file = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(flags.bits() as i32)
         .open(&path)
     {
         Ok(f) => f,
         Err(_) if gone() => return Err(exited()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(let_go()),
-        Err(e) => {
-            return Err(format!(
-                "cannot re-attach a handle through {path} ({e}); only memfds and shared-memory \
-                 objects can be re-opened this way: other descriptors travel in a process's \
-                 arguments"
-            ));
-        }
+        Err(e) => return Err(cannot(e)),
     };
     let st = rustix::fs::fstat(&file).map_err(|e| format!("cannot re-attach a handle: {e}"))?;
-    if identity(&st) != (dev, ino) {
-        // The number was reused: the sender closed the object, or (with
-        // the same pid) a new process holds another object there.
+    if !is_object(&st) {
         return Err(if gone() { exited() } else { let_go() });
     }
+    // Regular files ignore O_NONBLOCK; cleared all the same, so that the
+    // descriptor is what a plain open gives.
+    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())
+        .map_err(|e| format!("cannot re-attach a handle: {e}"))?;
     Ok(OwnedFd::from(file))
 }

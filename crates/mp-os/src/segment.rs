@@ -19,9 +19,9 @@
 //!      4     4  version      layout version of that kind
 //!      8     8  payload_len  bytes after the header
 //!     16     8  id           random and non-zero: tells this object from any other
-//!     24    32  acks         4 x u64: tickets of receivers that attached through
-//!                            /proc (see "Handles outside a transport")
-//!     56     8  reserved     zero
+//!     24     8  pending      handles sent through /proc that no receiver has
+//!                            attached yet (see "Handles outside a transport")
+//!     32    32  reserved     zero
 //!     64     -  payload      the object's own #[repr(C)] layout
 //! ```
 //!
@@ -38,13 +38,17 @@
 //! was sent or gets an error, never another object. So that the common
 //! case works (a value created, put into a queue and dropped at once), the
 //! sender of an object segment keeps it alive in a small table of exports
-//! until a receiver has attached: the serialized handle carries a random
-//! ticket, the receiver writes it into a free `acks` slot once it has
-//! mapped the segment, and the sender drops the entries whose ticket came
-//! back the next time it exports or creates an object. The table holds at
-//! most 1,024 entries, oldest out first (bytes that nobody decodes cannot
-//! pin objects for ever); a receiver that finds the four slots taken does
-//! not acknowledge, and its entry waits for that limit. None of this helps
+//! until its receivers have attached: each send adds one to the header's
+//! `pending` count (the serialized handle carries a non-zero ticket that
+//! says so), each receiver takes one off once it has mapped the segment,
+//! and the sender drops its entry (one per object, however many sends)
+//! once `pending` is back to 0, the next time it exports or creates an
+//! object or drops a segment. A burst of sends is let go when its last
+//! receiver attached. The count is shared by every process that sends the
+//! object, so one sender may keep it longer than its own receivers need,
+//! never shorter. The table holds at most 1,024 entries and 1 GiB of
+//! segments, oldest out first (bytes that nobody decodes cannot pin
+//! objects for ever). None of this helps
 //! once the sending process has exited: its objects can then only be
 //! reached through a process that still holds them, and the receiver's
 //! error says so.
@@ -97,12 +101,9 @@ pub struct Header {
     version: u32,
     payload_len: u64,
     id: u64,
-    acks: [AtomicU64; ACK_SLOTS],
-    _reserved: [u8; 8],
+    pending: AtomicU64,
+    _reserved: [u8; 32],
 }
-
-/// Acknowledgement slots in a [`Header`].
-const ACK_SLOTS: usize = 4;
 
 /// Size of [`Header`]: the payload starts this many bytes into a segment,
 /// on a cache-line boundary.
@@ -213,8 +214,8 @@ impl Segment {
             version,
             payload_len: payload_len as u64,
             id,
-            acks: Default::default(),
-            _reserved: [0; 8],
+            pending: AtomicU64::new(0),
+            _reserved: [0; 32],
         };
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page aligned,
         // and no other process can see it yet.
@@ -494,7 +495,10 @@ impl Serialize for Segment {
         }
         .serialize(s);
         if r.is_err() && ticket != 0 {
-            with_exports(|list| list.retain(|e| e.ticket != ticket));
+            // Nobody will receive it: as if it had been received.
+            if let Some(h) = self.header() {
+                h.ack();
+            }
         }
         r
     }
@@ -564,11 +568,8 @@ impl Segment {
         }
         if w.ticket != 0 {
             // Tell the sender it may let go of its export (see the module
-            // docs); with every slot taken, its table's limit does it.
-            let _ = h
-                .acks
-                .iter()
-                .find(|a| a.compare_exchange(0, w.ticket, AcqRel, Relaxed).is_ok());
+            // docs).
+            h.ack();
         }
         Arc::get_mut(&mut seg.inner)
             .expect("a new segment has one handle")
@@ -577,6 +578,8 @@ impl Segment {
     }
 
     /// The object header, if the segment is large enough for one.
+    /// (A peer can write anything into it: only its atomics are relied
+    /// on after the checks of `receive`.)
     fn header(&self) -> Option<&Header> {
         // SAFETY: at least HEADER_SIZE bytes are mapped, page aligned; the
         // plain fields are written once before the segment is shared, the
@@ -587,15 +590,25 @@ impl Segment {
 
 // ------------------------------------------------------------- exports
 
-/// An object segment serialized outside a transport, kept until a receiver
-/// acknowledges `ticket` (see the module docs).
-struct Export {
-    seg: Segment,
-    ticket: u64,
+impl Header {
+    /// One handle sent through `/proc` was received (never below 0).
+    fn ack(&self) {
+        let _ = self
+            .pending
+            .fetch_update(AcqRel, Acquire, |p| p.checked_sub(1));
+    }
 }
 
-/// Most exports kept at once; the oldest goes first.
+/// An object segment serialized outside a transport, kept until its
+/// receivers have attached (see the module docs).
+struct Export {
+    seg: Segment,
+}
+
+/// Most exports kept at once, and most bytes of segments; the oldest goes
+/// first.
 const MAX_EXPORTS: usize = 1024;
+const MAX_EXPORT_BYTES: usize = 1 << 30;
 
 /// The table of exports, behind a spin lock whose word is the pid of the
 /// holding process: a child forked while another thread of its parent held
@@ -654,38 +667,47 @@ fn with_exports<R>(f: impl FnOnce(&mut Vec<Export>) -> R) -> R {
     r
 }
 
-/// Drops the exports whose ticket came back.
+/// Drops the exports whose receivers have all attached.
 fn sweep(list: &mut Vec<Export>) {
-    list.retain(|e| {
-        let acked = e.seg.header().is_some_and(|h| {
-            h.acks
-                .iter()
-                .any(|a| a.compare_exchange(e.ticket, 0, AcqRel, Relaxed).is_ok())
-        });
-        !acked
-    });
+    list.retain(|e| e.seg.header().is_some_and(|h| h.pending.load(Acquire) != 0));
 }
 
+/// A cheap check first: one load when nothing is exported. Skipped while
+/// this process's table is locked (a segment dropped by a sweep).
 fn sweep_exports() {
-    if EXPORTS.len.load(Relaxed) != 0 {
+    if EXPORTS.len.load(Relaxed) != 0 && EXPORTS.lock.load(Relaxed) != std::process::id() {
         with_exports(sweep);
     }
 }
 
-/// Keeps `seg` until a receiver acknowledges; returns the ticket.
+/// Keeps `seg` until its receivers have attached; returns the ticket the
+/// handle carries (non-zero: acknowledge).
 fn export(seg: &Segment) -> u64 {
-    let ticket = random_id();
+    if let Some(h) = seg.header() {
+        // Before the handle exists: a receiver never acknowledges a send
+        // that was not counted.
+        h.pending.fetch_add(1, AcqRel);
+    }
     with_exports(|list| {
         sweep(list);
-        if list.len() >= MAX_EXPORTS {
-            list.remove(0);
+        if !list.iter().any(|e| Arc::ptr_eq(&e.seg.inner, &seg.inner)) {
+            list.push(Export { seg: seg.clone() });
         }
-        list.push(Export {
-            seg: seg.clone(),
-            ticket,
-        });
+        let mut bytes: usize = list.iter().map(|e| e.seg.len()).sum();
+        while list.len() > MAX_EXPORTS || (bytes > MAX_EXPORT_BYTES && list.len() > 1) {
+            bytes -= list.remove(0).seg.len();
+        }
     });
-    ticket
+    1
+}
+
+/// Sending a segment outside a transport keeps it in the table of exports
+/// until its receivers have attached; dropping any segment lets go of
+/// those whose receivers all did (see the module docs).
+impl Drop for Segment {
+    fn drop(&mut self) {
+        sweep_exports();
+    }
 }
 
 /// A random non-zero 64-bit value.

@@ -220,6 +220,73 @@ fn proc_route_checks_the_identity_of_any_descriptor() {
 }
 
 #[test]
+fn proc_route_refuses_what_is_not_a_regular_file_without_opening_it() {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+    #[derive(serde::Serialize)]
+    struct Out<'a>(#[serde(serialize_with = "ser_fd")] BorrowedFd<'a>);
+    #[derive(serde::Deserialize)]
+    struct In(#[serde(deserialize_with = "handle::deserialize_fd")] OwnedFd);
+    let dir = std::env::temp_dir().join(format!("mp-os-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("f");
+    let _ = std::fs::remove_file(&fifo);
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
+    // Held open by this process (no writer-reader pairing needed).
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&fifo)
+        .unwrap();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let forged = [
+        postcard::to_allocvec(&Out(held.as_fd())).unwrap(),
+        postcard::to_allocvec(&Out(null.as_fd())).unwrap(),
+    ];
+    // A receiver that opened the FIFO could block: decode on a thread.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for bytes in forged {
+            let r = postcard::from_bytes::<In>(&bytes).map(|In(fd)| drop(fd));
+            tx.send(r.is_err()).unwrap();
+        }
+    });
+    for what in ["a FIFO", "a device"] {
+        let refused = rx.recv_timeout(Duration::from_secs(30)).expect("blocked");
+        assert!(refused, "{what} was re-opened");
+    }
+    drop((held, null));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_burst_of_sends_is_let_go_once_every_receiver_attached() {
+    let seg = Segment::object(*b"TEST", 1, 8).unwrap();
+    // More sends of one object than there were acknowledgement slots.
+    let sent: Vec<_> = (0..10)
+        .map(|_| postcard::to_allocvec(&seg).unwrap())
+        .collect();
+    let weak = Arc::downgrade(&seg.inner);
+    drop(seg);
+    assert!(weak.upgrade().is_some(), "kept for its receivers");
+    let back: Vec<Segment> = sent
+        .iter()
+        .map(|b| postcard::from_bytes(b).unwrap())
+        .collect();
+    // Nothing else is exported or created here: dropping a segment sweeps.
+    drop(back);
+    assert!(
+        weak.upgrade().is_none(),
+        "every receiver attached, yet the sender still holds the object"
+    );
+}
+
+#[test]
 fn an_object_outlives_its_handle_until_a_receiver_attached() {
     let seg = Segment::object(*b"TEST", 1, 8).unwrap();
     // SAFETY: in bounds of the payload, not shared yet.
@@ -287,11 +354,32 @@ fn exports_that_nobody_receives_are_bounded() {
     assert!(pid >= 0);
     if pid == 0 {
         let ok = std::panic::catch_unwind(|| {
+            // Many sends of one object: one entry.
             let seg = Segment::object(*b"TEST", 1, 8).unwrap();
             for _ in 0..MAX_EXPORTS + 100 {
                 let _ = postcard::to_allocvec(&seg).unwrap();
             }
-            Arc::strong_count(&seg.inner) == MAX_EXPORTS + 1
+            let one = Arc::strong_count(&seg.inner) == 2;
+            drop(seg);
+            // Many objects: the oldest go.
+            let kept: Vec<_> = (0..MAX_EXPORTS + 100)
+                .map(|_| {
+                    let seg = Segment::object(*b"TEST", 1, 8).unwrap();
+                    let _ = postcard::to_allocvec(&seg).unwrap();
+                    Arc::downgrade(&seg.inner)
+                })
+                .collect();
+            let alive = kept.iter().filter(|w| w.upgrade().is_some()).count();
+            // Big objects (sparse: nothing is touched): bounded by bytes.
+            let big: Vec<_> = (0..3)
+                .map(|_| {
+                    let seg = Segment::object(*b"TEST", 1, 600 << 20).unwrap();
+                    let _ = postcard::to_allocvec(&seg).unwrap();
+                    Arc::downgrade(&seg.inner)
+                })
+                .collect();
+            let big_alive = big.iter().filter(|w| w.upgrade().is_some()).count();
+            one && alive == MAX_EXPORTS && big_alive == 1
         });
         // SAFETY: leaving the child without running the harness.
         unsafe { libc::_exit(if matches!(ok, Ok(true)) { 0 } else { 1 }) };
