@@ -16,7 +16,13 @@
 //! Its first frame is a [`ServerSetup`]: the function set with
 //! [`set_forkserver_preload`], if any, which the server runs once before it
 //! serves (Python's `set_forkserver_preload`: modules imported once, so
-//! that every child starts with them loaded).
+//! that every child starts with them loaded). Then it sends a
+//! [`ServerReady`]; the parent waits for it before its first request, up to
+//! [`PRELOAD_TIMEOUT`] when there is a preload ([`REQUEST_TIMEOUT`]
+//! otherwise), so that a slow preload is not mistaken for a hung server
+//! (which would be killed and started again, running the preload again). A
+//! server that dies meanwhile is noticed at once (end of stream); one that
+//! is stopped or stuck is killed at the deadline and `start()` fails.
 //!
 //! The server exits when the parent's end of its socket closes (the parent
 //! exited or died). If the server dies, the next `start()` starts a new one.
@@ -58,12 +64,19 @@ use crate::Error;
 use crate::method::fork::pidfd_open;
 use crate::process::{Started, poll_fd};
 use crate::result::{FrameReader, Progress};
-use crate::wire::{ForkReply, ForkRequest, Hello, MAX_FRAME, ServerSetup, WIRE_VERSION};
+use crate::wire::{
+    ForkReply, ForkRequest, Hello, MAX_FRAME, ServerReady, ServerSetup, WIRE_VERSION,
+};
 
 /// How long the server may take to answer a request, plus one second per
 /// 8 MiB of request (see [`request_timeout`]). Forking the small server
 /// takes milliseconds; this leaves a wide margin for a loaded machine.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a new fork server may take to run its preload
+/// ([`set_forkserver_preload`]) and say it is ready. A server that dies
+/// meanwhile is noticed at once; this bounds a stopped or stuck one.
+pub(crate) const PRELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a parent whose server failed waits for the hello of a child
 /// that server may have forked.
@@ -152,7 +165,10 @@ static PRELOAD: ForkSafeMutex<Option<i64>> = ForkSafeMutex::new(None);
 /// what it had). The server is single-threaded, which is what makes its
 /// forks sound: the function must not start threads. If it panics, the
 /// server goes on without it (Python ignores a preload module that fails
-/// to import).
+/// to import). The `start()` that starts the server waits for the preload
+/// to finish, up to 60 seconds: a preload that runs longer (or a server
+/// stopped meanwhile) makes that `start()` fail with
+/// [`Error::Forkserver`], and the next one starts a new server.
 ///
 /// ```no_run
 /// use std::sync::OnceLock;
@@ -322,7 +338,31 @@ fn launch() -> Result<Server, Error> {
             "could not set up the fork server: {e}"
         )));
     }
-    Ok(server)
+    // The server says it is ready once it has run the preload.
+    let wait = if setup.preload.is_some() {
+        PRELOAD_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
+    let ready = server
+        .sock
+        .set_read_timeout(Some(wait))
+        .and_then(|()| fdpass::recv(&server.sock, 1 << 10));
+    let why = match ready {
+        Ok(Some((bytes, _))) => match postcard::from_bytes::<ServerReady>(&bytes) {
+            Ok(r) if r.version == WIRE_VERSION && r.pid == server.pid => return Ok(server),
+            _ => "it sent a malformed ready frame".to_string(),
+        },
+        Ok(None) => "it exited (or died) before it was ready".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            format!("it was not ready within {wait:?} (a preload that long, or a stopped server)")
+        }
+        Err(e) => format!("reading its ready frame: {e}"),
+    };
+    server.kill_and_reap();
+    Err(Error::Forkserver(format!(
+        "could not start the fork server: {why}"
+    )))
 }
 
 /// The fork server's pid, if one is running (for tests and diagnostics).
@@ -370,6 +410,15 @@ pub(crate) fn serve(sock: UnixStream) -> ! {
         // checked that it lies in this executable's code.
         let f = unsafe { std::mem::transmute::<usize, fn()>(f) };
         let _ = std::panic::catch_unwind(f);
+    }
+    let ready = ServerReady {
+        version: WIRE_VERSION,
+        // SAFETY: getpid has no preconditions.
+        pid: unsafe { libc::getpid() },
+    };
+    match postcard::to_allocvec(&ready) {
+        Ok(b) if fdpass::send(&sock, &b, &[]).is_ok() => {}
+        _ => crate::child::exit_now(0),
     }
     loop {
         let (bytes, mut fds) = match fdpass::recv(&sock, MAX_FRAME) {
