@@ -123,16 +123,39 @@ fn server_main(cfg: Config) {
 }
 
 /// The control sockets of the managers of this process that are still
-/// running; shut down at exit so that the server, which the process's exit
-/// waits for, does not wait for an owner that is itself exiting.
-static LIVE: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+/// running, each with the pid of the process that started the manager;
+/// shut down at exit so that the server, which the process's exit waits
+/// for, does not wait for an owner that is itself exiting.
+///
+/// A child forked while a manager runs inherits this list and the atexit
+/// handler, and its copy of each socket is the very socket the owner
+/// uses: shutdown(2) would end the owner's stream too (the server would
+/// then unlink the owner's blocks). So the handler shuts down only the
+/// entries of the process it runs in.
+static LIVE: Mutex<Vec<(libc::pid_t, RawFd)>> = Mutex::new(Vec::new());
 
 extern "C" fn shutdown_live_managers() {
-    let live = match LIVE.lock() {
-        Ok(l) => l.clone(),
-        Err(p) => p.into_inner().clone(),
-    };
-    for fd in live {
+    // A forked child may have inherited the lock held by a thread that
+    // does not exist there: try for a while, never block (the entries
+    // such a child would find are not its own anyway).
+    let mut live = None;
+    for _ in 0..100 {
+        match LIVE.try_lock() {
+            Ok(l) => live = Some(l.clone()),
+            Err(std::sync::TryLockError::Poisoned(p)) => live = Some(p.into_inner().clone()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::yield_now();
+                continue;
+            }
+        }
+        break;
+    }
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    for (pid, fd) in live.unwrap_or_default() {
+        if pid != me {
+            continue;
+        }
         // SAFETY: `fd` is a socket this process holds open (removed from
         // LIVE before it is closed); shutting it down only ends the stream.
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
@@ -172,7 +195,9 @@ extern "C" fn shutdown_live_managers() {
 /// manager leaked inside a process started by `mp_proc` keeps that
 /// process's exit waiting for the server. A child forked while the manager
 /// runs holds its socket, so the owner's death is noticed when that child
-/// has exited too.
+/// has exited too; such a child leaving through `exit` (which runs the
+/// atexit handler that shuts leaked managers down) leaves the owner's
+/// managers alone.
 #[derive(Debug)]
 pub struct SharedMemoryManager {
     conn: Mutex<Option<Connection>>,
@@ -207,7 +232,11 @@ impl SharedMemoryManager {
             unsafe { libc::atexit(shutdown_live_managers) };
         });
         let fd = mine.as_raw_fd();
-        LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(fd);
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((me, fd));
         let smm = SharedMemoryManager {
             conn: Mutex::new(Some(Connection::from(mine))),
             process,
@@ -292,7 +321,7 @@ impl SharedMemoryManager {
         let fd = conn.as_raw_fd();
         LIVE.lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|&f| f != fd);
+            .retain(|&(_, f)| f != fd);
         drop(conn); // end of file for a server still reading
         self.process.join()?;
         Ok(())

@@ -153,3 +153,39 @@ fn a_leaked_manager_does_not_hang_the_exit_and_still_cleans_up() {
         .unwrap_or_else(|| panic!("no block name in {out:?}"));
     assert!(!in_dev_shm(name), "the server unlinked {name}");
 }
+
+#[test]
+fn a_forked_child_leaving_through_exit_leaves_the_owners_manager_alone() {
+    let smm = SharedMemoryManager::start().unwrap();
+    let block = smm.shared_memory(64).unwrap();
+    block.write_at(0, b"kept").unwrap();
+    let name = block.name().to_string();
+    // SAFETY: the child only calls exit(3), which runs the atexit
+    // handlers (the manager's among them) as a fork-method child's end does.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: ending the child.
+        unsafe { libc::exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: reaping our own child by pid.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    assert_eq!(
+        smm.names().unwrap(),
+        std::slice::from_ref(&name),
+        "the manager answers"
+    );
+    assert!(in_dev_shm(&name), "the block is still there");
+    let again = smm.shared_memory(8).unwrap();
+    let mut got = [0u8; 4];
+    SharedMemory::attach(&name)
+        .unwrap()
+        .read_at(0, &mut got)
+        .unwrap();
+    assert_eq!(&got, b"kept");
+    smm.shutdown().unwrap();
+    assert!(!in_dev_shm(&name));
+    assert!(!in_dev_shm(again.name()));
+}

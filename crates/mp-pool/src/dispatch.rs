@@ -109,6 +109,7 @@ impl Drop for Worker {
     fn drop(&mut self) {
         // Out of the pool: exited, replaced, killed or shut down.
         self.rec.exited.store(true, Ordering::Relaxed);
+        self.rec.retire();
     }
 }
 
@@ -199,7 +200,10 @@ impl Dispatcher {
             id,
             pid,
             spawned_at,
-            stats,
+            stats: std::sync::Mutex::new(match stats {
+                Some(a) => insights::Stats::Live(a),
+                None => insights::Stats::Off,
+            }),
             tasks: Default::default(),
             items: Default::default(),
             exited: Default::default(),

@@ -31,8 +31,14 @@
 //!
 //! Both sides run the same executable, so the layout cannot differ between
 //! them; the version slot documents which layout a dump holds.
+//!
+//! When a worker leaves the pool (exited, replaced, killed or shut down),
+//! the pool copies its slots into its [`Record`] and drops the array: a pool
+//! that replaces workers for ever (`max_tasks_per_child`) keeps no file
+//! descriptor or mapping per worker it ever started.
 
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -79,6 +85,17 @@ pub(crate) fn now() -> u64 {
     mp_os::time::monotonic_ns()
 }
 
+/// A worker's times, as far as the pool holds them.
+#[derive(Debug)]
+pub(crate) enum Stats {
+    /// Not measured (insights off).
+    Off,
+    /// The worker's stats array, while it is in the pool.
+    Live(RawArray<u64>),
+    /// Its slots, copied when it left the pool (the array is gone).
+    Final([u64; STATS_LEN]),
+}
+
 /// What the pool keeps about one worker, from its start on, also after it
 /// has exited.
 #[derive(Debug)]
@@ -87,7 +104,7 @@ pub(crate) struct Record {
     pub(crate) pid: u32,
     /// When the dispatcher asked for the process (monotonic ns).
     pub(crate) spawned_at: u64,
-    pub(crate) stats: Option<RawArray<u64>>,
+    pub(crate) stats: Mutex<Stats>,
     pub(crate) tasks: AtomicU64,
     pub(crate) items: AtomicU64,
     pub(crate) exited: AtomicBool,
@@ -98,6 +115,19 @@ impl Record {
     pub(crate) fn done(&self, items: usize) {
         self.tasks.fetch_add(1, Ordering::Relaxed);
         self.items.fetch_add(items as u64, Ordering::Relaxed);
+    }
+
+    /// The worker has left the pool: keeps a copy of its slots and drops
+    /// its stats array (a file descriptor and a mapping).
+    pub(crate) fn retire(&self) {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        if let Stats::Live(a) = &*stats {
+            let mut slots = [0u64; STATS_LEN];
+            for (i, v) in slots.iter_mut().enumerate() {
+                *v = a.get(i);
+            }
+            *stats = Stats::Final(slots);
+        }
     }
 
     fn snapshot(&self) -> WorkerInsights {
@@ -115,16 +145,21 @@ impl Record {
             args: Duration::ZERO,
             results: Duration::ZERO,
         };
-        if let Some(s) = &self.stats {
-            let main_at = s.get(MAIN_AT);
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let get = |slot: usize| match &*stats {
+            Stats::Off => None,
+            Stats::Live(a) => Some(a.get(slot)),
+            Stats::Final(v) => Some(v[slot]),
+        };
+        if let Some(main_at) = get(MAIN_AT) {
             if main_at != 0 {
                 w.startup = ns(main_at.saturating_sub(self.spawned_at));
             }
-            w.init = ns(s.get(INIT));
-            w.working = ns(s.get(RUN));
-            w.waiting = ns(s.get(WAIT));
-            w.args = ns(s.get(ARGS));
-            w.results = ns(s.get(RESULTS));
+            w.init = ns(get(INIT).unwrap_or(0));
+            w.working = ns(get(RUN).unwrap_or(0));
+            w.waiting = ns(get(WAIT).unwrap_or(0));
+            w.args = ns(get(ARGS).unwrap_or(0));
+            w.results = ns(get(RESULTS).unwrap_or(0));
         }
         w
     }
@@ -311,12 +346,12 @@ impl fmt::Display for Insights {
 mod tests {
     use super::*;
 
-    fn record(id: u64, stats: bool) -> Record {
+    fn record(id: u64, stats: Option<&RawArray<u64>>) -> Record {
         Record {
             id,
             pid: 100 + id as u32,
             spawned_at: 1_000,
-            stats: stats.then(|| new_stats().unwrap()),
+            stats: Mutex::new(stats.map_or(Stats::Off, |a| Stats::Live(a.clone()))),
             tasks: AtomicU64::new(0),
             items: AtomicU64::new(0),
             exited: AtomicBool::new(false),
@@ -325,10 +360,10 @@ mod tests {
 
     #[test]
     fn snapshots_read_the_workers_slots() {
-        let r = record(0, true);
-        let s = r.stats.as_ref().unwrap();
+        let s = new_stats().unwrap();
+        let r = record(0, Some(&s));
         assert_eq!(s.get(VERSION), STATS_VERSION);
-        let t = Timer(s);
+        let t = Timer(&s);
         t.set(MAIN_AT, 1_000 + 450_000);
         t.add(INIT, 20_000_000);
         t.add(RUN, 1_500_000_000);
@@ -347,14 +382,22 @@ mod tests {
         assert_eq!(w.waiting, Duration::from_micros(7));
         assert_eq!(w.args, Duration::from_micros(40));
         assert_eq!(w.results, Duration::from_micros(60));
+        // Once retired, the record holds a copy: later writes to the array
+        // (there are none in a pool: the worker is gone) do not show.
+        r.retire();
+        assert!(matches!(*r.stats.lock().unwrap(), Stats::Final(_)));
+        t.add(RUN, 1);
+        let after = r.snapshot();
+        assert_eq!(after, w);
     }
 
     #[test]
     fn the_table_has_a_line_per_worker_and_a_total() {
-        let a = std::sync::Arc::new(record(0, true));
-        let b = std::sync::Arc::new(record(1, true));
-        Timer(a.stats.as_ref().unwrap()).add(RUN, 2_500_000);
-        Timer(b.stats.as_ref().unwrap()).add(RUN, 1_000_000_000);
+        let (sa, sb) = (new_stats().unwrap(), new_stats().unwrap());
+        let a = std::sync::Arc::new(record(0, Some(&sa)));
+        let b = std::sync::Arc::new(record(1, Some(&sb)));
+        Timer(&sa).add(RUN, 2_500_000);
+        Timer(&sb).add(RUN, 1_000_000_000);
         a.done(5);
         b.done(1);
         b.exited.store(true, Ordering::Relaxed);
@@ -377,7 +420,7 @@ mod tests {
         assert!(lines[3].trim_start().starts_with("total"), "{text}");
         assert!(lines[3].contains("1.00s"), "{text}");
 
-        let untimed = Insights::collect(false, &[std::sync::Arc::new(record(0, false))]);
+        let untimed = Insights::collect(false, &[std::sync::Arc::new(record(0, None))]);
         let text = untimed.to_string();
         assert!(text.contains("times not measured"), "{text}");
         assert!(text.lines().nth(1).unwrap().ends_with("       -"), "{text}");

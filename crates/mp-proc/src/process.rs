@@ -882,6 +882,7 @@ pub fn active_children() -> Vec<ProcessInfo> {
 /// result) there, for `join`; one whose `Process` was dropped loses its
 /// last reference here, which closes its pidfd and socket.
 fn reap_finished() -> Vec<Arc<Child>> {
+    crate::method::forkserver::reap_given_up();
     let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
     let (running, finished): (Vec<_>, Vec<_>) = children
         .into_iter()

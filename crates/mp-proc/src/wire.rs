@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message below changes shape.
-pub(crate) const WIRE_VERSION: u32 = 6;
+pub(crate) const WIRE_VERSION: u32 = 7;
 
 /// Most bytes a bootstrap or result frame may have (1 GiB): a larger length
 /// prefix is treated as corruption.
@@ -54,6 +54,14 @@ pub(crate) enum Outcome {
 pub(crate) struct ServerSetup {
     pub(crate) version: u32,
     pub(crate) preload: Option<i64>,
+}
+
+/// The fork server's first frame to its parent, once it has run the preload
+/// and is ready to serve: its pid.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct ServerReady {
+    pub(crate) version: u32,
+    pub(crate) pid: i32,
 }
 
 /// A request to the fork server. Descriptors: the child's end of its

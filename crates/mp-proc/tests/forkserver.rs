@@ -110,3 +110,70 @@ fn a_server_dying_mid_request_does_not_run_the_target_twice() {
     }
     assert_eq!(run_one().unwrap(), 5);
 }
+
+/// The pids of the processes whose parent is this one.
+fn children() -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+                after.split_whitespace().nth(1) == Some(me.to_string().as_str())
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_child_greeting_after_the_deadline_does_not_run_and_is_reaped() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let path = std::env::temp_dir().join(format!("mp-proc-late-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    // The next server exits right after it forks, and its child greets only
+    // after the parent has stopped waiting for it.
+    // SAFETY: the tests of this binary run one at a time (SERIAL), and no
+    // other thread of this process reads the environment meanwhile.
+    unsafe { std::env::set_var("MP_PROC_FORKSERVER_FAULT", "exit-after-fork-late-hello") };
+    if let Some(server) = mp_proc::forkserver_pid() {
+        // SAFETY: signalling our own child, the fork server; the next start
+        // starts a new one, with the variable set.
+        unsafe { libc::kill(server as i32, libc::SIGKILL) };
+        let t = Instant::now();
+        while !gone(server) && t.elapsed() < Duration::from_secs(30) {
+            let _ = mp_proc::active_children();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let before = children();
+    let p = Process::new(count_run, path.to_str().unwrap().to_string())
+        .start_method(StartMethod::Forkserver);
+    let started = p.start();
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("MP_PROC_FORKSERVER_FAULT") };
+    assert!(
+        matches!(&started, Err(mp_proc::Error::Forkserver(m)) if m.contains("unknown")),
+        "{started:?}"
+    );
+    let late: Vec<u32> = children()
+        .into_iter()
+        .filter(|c| !before.contains(c))
+        .collect();
+    assert_eq!(late.len(), 1, "the late child: {late:?}");
+    let late = late[0];
+    // It greets, sees that its parent gave up, leaves, and is reaped.
+    let t = Instant::now();
+    while !gone(late) {
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "the late child {late} was never reaped"
+        );
+        let _ = mp_proc::active_children();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let runs = std::fs::read(&path).map(|b| b.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(runs, 0, "the late child ran its target");
+    assert_eq!(run_one().unwrap(), 5);
+}

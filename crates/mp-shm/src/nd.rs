@@ -350,12 +350,14 @@ impl SharedMemory {
         };
         let reach = reach.min(n);
         let mut v: Vec<T> = Vec::with_capacity(reach);
-        // SAFETY: the spare capacity holds `reach` `T`s, zeroed and then
-        // overwritten by read_at; any bytes are a valid `T` (ShmSafe).
+        // SAFETY: the spare capacity holds `reach` `T`s. It is zeroed through
+        // the raw pointer first, so the byte slice made over it afterwards
+        // covers initialized memory; read_at then overwrites it, and any
+        // bytes are a valid `T` (ShmSafe), so the length can be set.
         unsafe {
-            let bytes =
-                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), reach * size_of::<T>());
-            bytes.fill(0);
+            let base = v.as_mut_ptr().cast::<u8>();
+            std::ptr::write_bytes(base, 0, reach * size_of::<T>());
+            let bytes = std::slice::from_raw_parts_mut(base, reach * size_of::<T>());
             self.read_at(offset, bytes)?;
             v.set_len(reach);
         }

@@ -405,7 +405,18 @@ impl ShareableList {
     }
 
     /// Writes format, code and value of item `i`.
+    /// Nothing is written when the format does not fit its 8-byte cell
+    /// (a `str` or `bytes` value in a slot of 10,000,000 bytes or more, which
+    /// only a block made elsewhere can have): that is
+    /// [`Error::ItemTooLarge`].
     fn store(&self, i: usize, item: &Item, format: &str) -> Result<(), Error> {
+        if format.len() > 8 {
+            return Err(Error::ItemTooLarge {
+                index: i,
+                len: item.encoded().len(),
+                capacity: MAX_SLOT - 1,
+            });
+        }
         let mut cell = [0u8; 8];
         cell[..format.len()].copy_from_slice(format.as_bytes());
         self.shm.write_at(self.formats_start() + 8 * i, &cell)?;
@@ -508,7 +519,10 @@ impl ShareableList {
     /// # Errors
     ///
     /// [`Error::IndexOutOfRange`]; [`Error::ItemTooLarge`] when the value
-    /// does not fit (the list is unchanged).
+    /// does not fit, or when a `str` or `bytes` value goes into a slot of
+    /// 10,000,000 bytes or more whose format is not already `{n}s` (a block
+    /// made elsewhere: the format would not fit in 8 characters); the list is
+    /// unchanged.
     pub fn set(&self, index: usize, value: impl Into<Item>) -> Result<(), Error> {
         let item = value.into();
         self.check_index(index)?;
@@ -705,6 +719,37 @@ mod tests {
         assert!(empty.is_empty());
         assert_eq!(empty.shm().size(), 16);
         assert_eq!(ShareableList::attach(empty.name()).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_str_into_a_slot_too_big_for_its_format_is_an_error() {
+        // One item, an int in a slot of 10,000,000 bytes: a block made
+        // elsewhere, since `{slot}s` would take 9 characters.
+        let slot = 10_000_000usize;
+        let size = 8 + 8 * 2 + slot + 8 + 1;
+        let shm = SharedMemory::create(&name("bigslot"), size).unwrap();
+        let mut header = Vec::new();
+        header.extend_from_slice(&1i64.to_ne_bytes());
+        header.extend_from_slice(&0i64.to_ne_bytes());
+        header.extend_from_slice(&(slot as i64).to_ne_bytes());
+        shm.write_at(0, &header).unwrap();
+        shm.write_at(24, &7i64.to_ne_bytes()).unwrap();
+        shm.write_at(24 + slot, b"q\0\0\0\0\0\0\0").unwrap();
+        shm.write_at(24 + slot + 8, &[0]).unwrap();
+        let sl = ShareableList::attach(shm.name()).unwrap();
+        assert_eq!(sl.get(0).unwrap(), Item::Int(7));
+        assert!(matches!(
+            sl.set(0, "x"),
+            Err(Error::ItemTooLarge {
+                index: 0,
+                len: 1,
+                ..
+            })
+        ));
+        assert_eq!(sl.get(0).unwrap(), Item::Int(7), "unchanged");
+        assert_eq!(sl.format().unwrap(), "q");
+        sl.set(0, 8).unwrap();
+        assert_eq!(sl.get(0).unwrap(), Item::Int(8));
     }
 
     #[test]

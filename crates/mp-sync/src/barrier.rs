@@ -679,7 +679,8 @@ mod code {
     }
 
     /// The `fn()` at `offset` from the anchor, if that address lies in an
-    /// executable segment of the main program.
+    /// executable segment of the object that holds the anchor (the main
+    /// program, or the shared library this crate is linked into).
     pub(super) fn fn_at(offset: i64) -> Option<fn()> {
         let addr = usize::try_from((anchor_addr() as i64).checked_add(offset)?).ok()?;
         if !in_executable_code(addr) {
@@ -699,35 +700,46 @@ mod code {
             .any(|&(lo, hi)| addr >= lo && addr < hi)
     }
 
+    /// The executable segments of the loaded object whose code holds the
+    /// anchor: the main program, or a shared library (a `cdylib`) that this
+    /// crate is linked into.
     fn exec_ranges() -> Vec<(usize, usize)> {
+        struct Search {
+            anchor: usize,
+            found: Vec<(usize, usize)>,
+        }
         unsafe extern "C" fn callback(
             info: *mut libc::dl_phdr_info,
             _size: usize,
             data: *mut libc::c_void,
         ) -> i32 {
-            // SAFETY: `data` is the `&mut Vec` passed below; `info` is valid
-            // during the callback.
-            let (out, info) = unsafe { (&mut *data.cast::<Vec<(usize, usize)>>(), &*info) };
-            for i in 0..info.dlpi_phnum as usize {
-                // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
-                let ph = unsafe { &*info.dlpi_phdr.add(i) };
-                if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
-                    let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
-                    out.push((lo, lo + ph.p_memsz as usize));
-                }
+            // SAFETY: `data` is the `&mut Search` passed below; `info` is
+            // valid during the callback.
+            let (search, info) = unsafe { (&mut *data.cast::<Search>(), &*info) };
+            let segments = || {
+                (0..info.dlpi_phnum as usize).filter_map(|i| {
+                    // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+                    let ph = unsafe { &*info.dlpi_phdr.add(i) };
+                    (ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0).then(|| {
+                        let lo = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+                        (lo, lo.wrapping_add(ph.p_memsz as usize))
+                    })
+                })
+            };
+            if segments().any(|(lo, hi)| search.anchor >= lo && search.anchor < hi) {
+                search.found = segments().collect();
+                return 1; // found: stop
             }
-            1 // the first object is the main program: stop there
+            0
         }
-        let mut out: Vec<(usize, usize)> = Vec::new();
-        // SAFETY: the callback only reads the headers it is given and writes
-        // to `out`, which outlives the call.
-        unsafe {
-            libc::dl_iterate_phdr(
-                Some(callback),
-                (&mut out as *mut Vec<(usize, usize)>).cast(),
-            )
+        let mut search = Search {
+            anchor: anchor_addr(),
+            found: Vec::new(),
         };
-        out
+        // SAFETY: the callback only reads the headers it is given and writes
+        // to `search`, which outlives the call.
+        unsafe { libc::dl_iterate_phdr(Some(callback), (&mut search as *mut Search).cast()) };
+        search.found
     }
 
     #[cfg(test)]
@@ -742,6 +754,17 @@ mod code {
             assert!(fn_at(off).is_some());
             assert!(fn_at(i64::MAX / 2).is_none());
             assert!(fn_at(-(anchor_addr() as i64) + 8).is_none());
+        }
+
+        #[test]
+        fn the_ranges_are_those_of_the_object_holding_the_anchor() {
+            let ranges = exec_ranges();
+            let holds = |addr: usize| ranges.iter().any(|&(lo, hi)| addr >= lo && addr < hi);
+            assert!(holds(anchor_addr()), "{ranges:x?}");
+            assert!(holds(probe as fn() as usize), "{ranges:x?}");
+            // Another object's code (libc's) is not in them.
+            let getpid = libc::getpid as unsafe extern "C" fn() -> libc::pid_t;
+            assert!(!holds(getpid as usize), "{ranges:x?}");
         }
     }
 }

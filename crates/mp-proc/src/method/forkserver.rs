@@ -16,7 +16,13 @@
 //! Its first frame is a [`ServerSetup`]: the function set with
 //! [`set_forkserver_preload`], if any, which the server runs once before it
 //! serves (Python's `set_forkserver_preload`: modules imported once, so
-//! that every child starts with them loaded).
+//! that every child starts with them loaded). Then it sends a
+//! [`ServerReady`]; the parent waits for it before its first request, up to
+//! [`PRELOAD_TIMEOUT`] when there is a preload ([`REQUEST_TIMEOUT`]
+//! otherwise), so that a slow preload is not mistaken for a hung server
+//! (which would be killed and started again, running the preload again). A
+//! server that dies meanwhile is noticed at once (end of stream); one that
+//! is stopped or stuck is killed at the deadline and `start()` fails.
 //!
 //! The server exits when the parent's end of its socket closes (the parent
 //! exited or died). If the server dies, the next `start()` starts a new one.
@@ -39,12 +45,18 @@
 //! * end of stream: no child exists, and the request is sent again, to a
 //!   new server;
 //! * nothing within [`HELLO_TIMEOUT`]: `start()` fails without asking
-//!   again. Closing the socket makes a late child's hello fail, and a child
-//!   whose hello fails exits without running its target.
+//!   again. The parent shuts its end of the socket for writing but keeps
+//!   it: a late child, once its hello is sent, sees that and exits without
+//!   running its target (as does a child whose hello fails: the parent is
+//!   gone). Such a child is the parent's own (`CLONE_PARENT`), so the
+//!   parent reads its hello later, at the next forkserver `start()` or
+//!   [`active_children`](crate::active_children), and reaps it: no zombie
+//!   is left.
 //!
 //! Tests make a server exit right after it forks, before it answers, by
 //! starting it with `MP_PROC_FORKSERVER_FAULT=exit-after-fork` in the
-//! environment.
+//! environment (`exit-after-fork-late-hello`: and the child sends its hello
+//! only after [`HELLO_TIMEOUT`] and two more seconds).
 
 use crate::forksafe::ForkSafeMutex;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -58,12 +70,19 @@ use crate::Error;
 use crate::method::fork::pidfd_open;
 use crate::process::{Started, poll_fd};
 use crate::result::{FrameReader, Progress};
-use crate::wire::{ForkReply, ForkRequest, Hello, MAX_FRAME, ServerSetup, WIRE_VERSION};
+use crate::wire::{
+    ForkReply, ForkRequest, Hello, MAX_FRAME, ServerReady, ServerSetup, WIRE_VERSION,
+};
 
 /// How long the server may take to answer a request, plus one second per
 /// 8 MiB of request (see [`request_timeout`]). Forking the small server
 /// takes milliseconds; this leaves a wide margin for a loaded machine.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a new fork server may take to run its preload
+/// ([`set_forkserver_preload`]) and say it is ready. A server that dies
+/// meanwhile is noticed at once; this bounds a stopped or stuck one.
+pub(crate) const PRELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a parent whose server failed waits for the hello of a child
 /// that server may have forked.
@@ -73,7 +92,8 @@ pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// docs).
 const FAULT_VAR: &str = "MP_PROC_FORKSERVER_FAULT";
 
-/// Exit code of a fork-server child that could not greet its parent.
+/// Exit code of a fork-server child that could not greet its parent, or
+/// whose parent gave up on it.
 const EXIT_NO_PARENT: i32 = 70;
 
 fn request_timeout(request_len: usize) -> Duration {
@@ -108,8 +128,9 @@ enum AfterFailure {
     Child(i32),
     /// No child exists: asking again is safe.
     NoChild,
-    /// Neither a hello nor the end of the stream in time.
-    Unknown,
+    /// Neither a hello nor the end of the stream in time (what was read so
+    /// far).
+    Unknown(FrameReader),
 }
 
 /// Reads the hello of a child the failed (and reaped) server may have
@@ -122,7 +143,7 @@ fn after_failure(sock: &UnixStream) -> AfterFailure {
             Progress::Frame(bytes, _) => {
                 return match postcard::from_bytes::<Hello>(&bytes) {
                     Ok(h) if h.version == WIRE_VERSION && h.pid > 0 => AfterFailure::Child(h.pid),
-                    _ => AfterFailure::Unknown,
+                    _ => AfterFailure::Unknown(reader),
                 };
             }
             // Also a hello cut short: that child died before running
@@ -131,13 +152,72 @@ fn after_failure(sock: &UnixStream) -> AfterFailure {
             Progress::Pending => {}
         }
         if deadline.expired() {
-            return AfterFailure::Unknown;
+            return AfterFailure::Unknown(reader);
         }
         poll_fd(sock.as_fd(), deadline);
     }
 }
 
 static SERVER: ForkSafeMutex<Option<Server>> = ForkSafeMutex::new(None);
+
+/// A child that a failed server may have forked and that `start()` gave up
+/// on (see the module docs): its bootstrap socket, shut for writing, read
+/// until its hello tells its pid; then the pid, until it is reaped.
+struct GivenUp {
+    sock: Option<UnixStream>,
+    reader: FrameReader,
+    pid: Option<i32>,
+}
+
+impl GivenUp {
+    /// Reads what came and reaps the child if it has exited; whether to
+    /// keep the record.
+    fn poll(&mut self) -> bool {
+        if let Some(sock) = &self.sock {
+            loop {
+                match self.reader.read_available(sock, 1 << 20) {
+                    Progress::Frame(bytes, _) if self.pid.is_none() => {
+                        match postcard::from_bytes::<Hello>(&bytes) {
+                            Ok(h) if h.version == WIRE_VERSION && h.pid > 0 => {
+                                self.pid = Some(h.pid)
+                            }
+                            _ => {
+                                self.sock = None;
+                                break;
+                            }
+                        }
+                    }
+                    // A child that greeted before it saw the shut socket
+                    // runs its target: its frames are dropped.
+                    Progress::Frame(..) => {}
+                    Progress::Pending => break,
+                    Progress::Ended => {
+                        self.sock = None;
+                        break;
+                    }
+                }
+            }
+        }
+        match self.pid {
+            // SAFETY: reaping our own child (CLONE_PARENT) by pid, without
+            // waiting; it is in no other record.
+            Some(pid) => unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) == 0 },
+            // The stream ended without a hello: no child.
+            None => self.sock.is_some(),
+        }
+    }
+}
+
+static GIVEN_UP: ForkSafeMutex<Vec<GivenUp>> = ForkSafeMutex::new(Vec::new());
+
+/// Reaps the children `start()` gave up on that have exited since (see the
+/// module docs).
+pub(crate) fn reap_given_up() {
+    let mut given_up = GIVEN_UP.lock();
+    if !given_up.is_empty() {
+        given_up.retain_mut(GivenUp::poll);
+    }
+}
 
 /// The preload function's offset from the anchor, for the next server.
 static PRELOAD: ForkSafeMutex<Option<i64>> = ForkSafeMutex::new(None);
@@ -152,7 +232,10 @@ static PRELOAD: ForkSafeMutex<Option<i64>> = ForkSafeMutex::new(None);
 /// what it had). The server is single-threaded, which is what makes its
 /// forks sound: the function must not start threads. If it panics, the
 /// server goes on without it (Python ignores a preload module that fails
-/// to import).
+/// to import). The `start()` that starts the server waits for the preload
+/// to finish, up to 60 seconds: a preload that runs longer (or a server
+/// stopped meanwhile) makes that `start()` fail with
+/// [`Error::Forkserver`], and the next one starts a new server.
 ///
 /// ```no_run
 /// use std::sync::OnceLock;
@@ -208,6 +291,7 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
     let timeout = request_timeout(request.len());
     let stdio = [stdio_fd(0)?, stdio_fd(1)?, stdio_fd(2)?];
 
+    reap_given_up();
     let mut server = SERVER.lock();
     let mut last_err = None;
     for _attempt in 0..2 {
@@ -253,7 +337,19 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
                         });
                     }
                     AfterFailure::NoChild => last_err = Some(e),
-                    AfterFailure::Unknown => {
+                    AfterFailure::Unknown(reader) => {
+                        // A late child sees the socket shut for writing and
+                        // leaves without running; its hello says which pid
+                        // to reap.
+                        let _ = parent_sock.shutdown(std::net::Shutdown::Write);
+                        let mut late = GivenUp {
+                            sock: Some(parent_sock),
+                            reader,
+                            pid: None,
+                        };
+                        if late.poll() {
+                            GIVEN_UP.lock().push(late);
+                        }
                         return Err(Error::Forkserver(format!(
                             "the fork server failed ({e}) and whether it started the child is \
                              unknown; not asking again, so that the target cannot run twice"
@@ -322,7 +418,31 @@ fn launch() -> Result<Server, Error> {
             "could not set up the fork server: {e}"
         )));
     }
-    Ok(server)
+    // The server says it is ready once it has run the preload.
+    let wait = if setup.preload.is_some() {
+        PRELOAD_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
+    let ready = server
+        .sock
+        .set_read_timeout(Some(wait))
+        .and_then(|()| fdpass::recv(&server.sock, 1 << 10));
+    let why = match ready {
+        Ok(Some((bytes, _))) => match postcard::from_bytes::<ServerReady>(&bytes) {
+            Ok(r) if r.version == WIRE_VERSION && r.pid == server.pid => return Ok(server),
+            _ => "it sent a malformed ready frame".to_string(),
+        },
+        Ok(None) => "it exited (or died) before it was ready".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            format!("it was not ready within {wait:?} (a preload that long, or a stopped server)")
+        }
+        Err(e) => format!("reading its ready frame: {e}"),
+    };
+    server.kill_and_reap();
+    Err(Error::Forkserver(format!(
+        "could not start the fork server: {why}"
+    )))
 }
 
 /// The fork server's pid, if one is running (for tests and diagnostics).
@@ -339,6 +459,9 @@ pub(crate) fn forget_after_fork() {
     if let Some(server) = SERVER.lock().take() {
         drop(server.sock);
     }
+    // SAFETY: as above; the records are the parent's children.
+    unsafe { GIVEN_UP.reset_after_fork() };
+    GIVEN_UP.lock().clear();
 }
 
 /// Whether the other end of `sock` is closed (not merely shut down for
@@ -354,9 +477,26 @@ fn peer_closed(sock: &UnixStream) -> bool {
     n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
 }
 
+/// Whether the other end of `sock` is open but shut for writing: a parent
+/// that gave up on this child (see the module docs).
+fn parent_gave_up(sock: &UnixStream) -> bool {
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & libc::POLLRDHUP != 0 && p.revents & libc::POLLHUP == 0
+}
+
 /// The server's loop (runs in the server process, before `main`).
 pub(crate) fn serve(sock: UnixStream) -> ! {
-    let exit_after_fork = std::env::var_os(FAULT_VAR).is_some_and(|v| v == "exit-after-fork");
+    let fault = std::env::var_os(FAULT_VAR);
+    let late_hello = fault
+        .as_ref()
+        .is_some_and(|v| v == "exit-after-fork-late-hello");
+    let exit_after_fork = late_hello || fault.is_some_and(|v| v == "exit-after-fork");
     let setup = match fdpass::recv(&sock, 1 << 10) {
         Ok(Some((bytes, _))) => postcard::from_bytes::<ServerSetup>(&bytes).ok(),
         _ => None,
@@ -371,6 +511,15 @@ pub(crate) fn serve(sock: UnixStream) -> ! {
         let f = unsafe { std::mem::transmute::<usize, fn()>(f) };
         let _ = std::panic::catch_unwind(f);
     }
+    let ready = ServerReady {
+        version: WIRE_VERSION,
+        // SAFETY: getpid has no preconditions.
+        pid: unsafe { libc::getpid() },
+    };
+    match postcard::to_allocvec(&ready) {
+        Ok(b) if fdpass::send(&sock, &b, &[]).is_ok() => {}
+        _ => crate::child::exit_now(0),
+    }
     loop {
         let (bytes, mut fds) = match fdpass::recv(&sock, MAX_FRAME) {
             Ok(Some(frame)) => frame,
@@ -382,7 +531,14 @@ pub(crate) fn serve(sock: UnixStream) -> ! {
                 let mut it = fds.into_iter();
                 let child_sock = UnixStream::from(it.next().expect("4 fds"));
                 let stdio: Vec<OwnedFd> = it.collect();
-                fork_child(&sock, req.bootstrap, child_sock, stdio, handle_fds)
+                fork_child(
+                    &sock,
+                    req.bootstrap,
+                    child_sock,
+                    stdio,
+                    handle_fds,
+                    late_hello,
+                )
             }
             Ok(_) => ForkReply::Failed("malformed fork request (version or descriptors)".into()),
             Err(e) => ForkReply::Failed(format!("undecodable fork request: {e}")),
@@ -405,6 +561,7 @@ fn fork_child(
     child_sock: UnixStream,
     stdio: Vec<OwnedFd>,
     handle_fds: Vec<OwnedFd>,
+    late_hello: bool,
 ) -> ForkReply {
     let Some(boot) = crate::child::decode_bootstrap(&bootstrap) else {
         return ForkReply::Failed("undecodable bootstrap".into());
@@ -437,9 +594,13 @@ fn fork_child(
             }
         }
         drop(stdio);
+        if late_hello {
+            std::thread::sleep(HELLO_TIMEOUT + Duration::from_secs(2));
+        }
         // Before anything else, tell the parent that this child exists
-        // (see the module docs). A parent that closed its end has given up
-        // on this child, which then leaves without running its target. (A
+        // (see the module docs). A parent that closed its end, or shut it
+        // for writing, has given up on this child, which then leaves
+        // without running its target. (A
         // parent that dropped its `Process` only shut its end for reading:
         // the send fails too, but the child runs.)
         let hello = Hello {
@@ -450,7 +611,7 @@ fn fork_child(
         let sent = postcard::to_allocvec(&hello)
             .ok()
             .is_some_and(|b| fdpass::send(&child_sock, &b, &[]).is_ok());
-        if !sent && peer_closed(&child_sock) {
+        if (!sent && peer_closed(&child_sock)) || (sent && parent_gave_up(&child_sock)) {
             crate::child::exit_now(EXIT_NO_PARENT);
         }
         crate::child::run_function(boot, handle_fds, child_sock);
