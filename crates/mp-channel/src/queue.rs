@@ -354,6 +354,19 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 }
             } else if !ring.ctl().readers.any() {
                 return Err(SendError::Disconnected(()));
+            } else if feed.backlog() == 0 && call != Call::Try && ring.stream_fits(b.len() as u64) {
+                // A value streamed in fragments that all fit in the room
+                // the ring has: written at once, no consumer waited for,
+                // no copy into the buffer. Once its first fragment is in,
+                // the rest follow (room for them was there).
+                let d = deadline.min_after(PUT_GRACE);
+                match ring.write_within(b, &a.waiter(d), 0, Deadline::never()) {
+                    Ok(()) => return Ok(()),
+                    Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
+                    Err(WErr::Corrupt) => return Err(SendError::Corrupt(())),
+                    // `wlock` busy or the room gone: to the buffer.
+                    Err(WErr::Timeout) => {}
+                }
             }
             feed.push(&a.chan, b);
             Ok(())

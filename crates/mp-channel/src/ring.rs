@@ -487,6 +487,25 @@ impl Ring {
         c.released.v.load(Acquire) >= end.saturating_sub(self.cap)
     }
 
+    /// Whether a streamed message of `len` bytes fits in the room the ring
+    /// has now, so that writing it would not wait for a consumer (unless
+    /// other writers fill the room first). A hint, as [`has_room`]: every
+    /// fragment is counted as a full one, plus one record of padding where
+    /// the ring wraps.
+    ///
+    /// [`has_room`]: Ring::has_room
+    pub(crate) fn stream_fits(&self, len: u64) -> bool {
+        let c = self.ctl();
+        let frags = (len + 8).div_ceil(self.max_frag);
+        let need = (frags + 1).saturating_mul(rec_size(self.max_frag));
+        if need > self.cap {
+            return false;
+        }
+        let t = c.tail.pos.load(Acquire);
+        // Saturating: a peer may have written anything into `tail`.
+        c.released.v.load(Acquire) >= t.saturating_add(need).saturating_sub(self.cap)
+    }
+
     /// Largest message written in one record; a longer one is streamed.
     pub(crate) fn max_frag(&self) -> u64 {
         self.max_frag

@@ -414,3 +414,30 @@ fn contended_puts_stay_on_the_fast_path_while_the_ring_has_room() {
     );
     assert_eq!(q.qsize(), 0);
 }
+
+#[test]
+fn a_streamed_value_that_fits_in_the_room_goes_straight_into_the_ring() {
+    // Larger than a quarter of the ring (streamed in fragments) but with
+    // room for all of them: written at once, not copied into the buffer, so
+    // a process that leaves with `_exit` right after the put loses nothing.
+    let q = Queue::<Bytes>::builder()
+        .ring_bytes(256 * 1024)
+        .build()
+        .unwrap();
+    let len = 100_000;
+    let q2 = q.clone();
+    let mut child = fork(move || {
+        q2.put(item(7, len)).unwrap();
+        assert_eq!(q2.buffered_puts(), 0, "the value went through the buffer");
+        0 // `_exit`: no exit hook, no flush
+    });
+    assert_eq!(child.wait(LONG), 0);
+    let got = q.get_timeout(SHORT).unwrap();
+    assert!(check(&got, 7, len));
+    // A value that does not fit in the room left still goes to the buffer
+    // and arrives in order behind what the ring holds.
+    q.put(item(1, 200_000)).unwrap();
+    q.put(item(2, 200_000)).unwrap();
+    assert!(check(&q.get_timeout(SHORT).unwrap(), 1, 200_000));
+    assert!(check(&q.get_timeout(SHORT).unwrap(), 2, 200_000));
+}
