@@ -154,6 +154,7 @@ pub use value::{Value, ValueGuard};
 /// The `ndarray` crate these views are of (feature `ndarray`), so that
 /// users name the same version.
 #[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 pub use ndarray;
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ impl<T, D: Dimension> HasLen for ArrayViewMut<'_, T, D> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 impl<T: ShmSafe> ArrayGuard<'_, T> {
     /// The locked elements as an `ndarray` view of `shape` (feature
     /// `ndarray`); it lives no longer than the guard, so no other process
@@ -100,6 +101,7 @@ impl<T: ShmSafe> ArrayGuard<'_, T> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 impl<T: ShmSafe> Array<T> {
     /// Copies the elements, under the lock, into an owned `ndarray` of
     /// `shape` (feature `ndarray`). For a view without a copy, lock and use
@@ -127,6 +129,7 @@ impl<T: ShmSafe> Array<T> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 impl<T: ShmSafe> RawArray<T> {
     /// The elements as an `ndarray` view of `shape` (feature `ndarray`).
     ///
@@ -188,6 +191,7 @@ impl<T: ShmSafe> RawArray<T> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 impl<T: AtomicShmSafe> RawArray<T> {
     /// Copies the elements, each with a relaxed atomic load (so not a
     /// snapshot of one instant while others write), into an owned
@@ -219,6 +223,7 @@ impl<T: AtomicShmSafe> RawArray<T> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 impl SharedMemory {
     /// Checks that `shape` of `T` fits at `offset` and returns the number
     /// of whole `T`s from `offset` to the end.
