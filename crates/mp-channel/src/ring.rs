@@ -609,22 +609,33 @@ impl Ring {
             }
             want = me | LOCK_WAITERS;
             if futex_wait(word, cur | LOCK_WAITERS, deadline.min_after(SLICE)) == Wait::TimedOut {
-                let holder = word.load(Relaxed);
-                if holder != 0 && !alive(holder & !LOCK_WAITERS) {
-                    // The holder died inside its crash-consistent section.
-                    if word
-                        .compare_exchange(holder, want, Acquire, Relaxed)
-                        .is_ok()
-                    {
-                        self.after_takeover(word);
-                        return true;
-                    }
+                if self.take_over_if_dead(word, |_| want) {
+                    return true;
                 }
                 if deadline.expired() {
                     return false;
                 }
             }
         }
+    }
+
+    /// Takes `word` when its holder died (inside its crash-consistent
+    /// section), writing `want(holder)`, and repairs what the holder may
+    /// have left half done. `false`: no dead holder, or another process
+    /// took it first.
+    #[cold]
+    fn take_over_if_dead(&self, word: &AtomicU32, want: impl FnOnce(u32) -> u32) -> bool {
+        let holder = word.load(Relaxed);
+        if holder != 0
+            && !alive(holder & !LOCK_WAITERS)
+            && word
+                .compare_exchange(holder, want(holder), Acquire, Relaxed)
+                .is_ok()
+        {
+            self.after_takeover(word);
+            return true;
+        }
+        false
     }
 
     /// The lock `word` was taken over from a holder that died: repairs
@@ -1487,30 +1498,16 @@ impl Ring {
     /// lets it go (slow path: a reader or `join` that waits sees a count a
     /// dead writer left behind without waiting for the next writer).
     pub(crate) fn recover_wlock(&self, me: u32) {
-        let lock = &self.ctl().tail.lock;
-        let holder = lock.load(Relaxed);
-        if holder != 0
-            && !alive(holder & !LOCK_WAITERS)
-            && lock
-                .compare_exchange(holder, me | (holder & LOCK_WAITERS), Acquire, Relaxed)
-                .is_ok()
-        {
-            self.recount_puts();
-            self.unlock(lock);
-        }
+        self.recover_lock(&self.ctl().tail.lock, me);
     }
 
     /// Takes `rlock` over from a holder that died, and repairs `head`.
     pub(crate) fn recover_rlock(&self, me: u32) {
-        let lock = &self.ctl().head.lock;
-        let holder = lock.load(Relaxed);
-        if holder != 0
-            && !alive(holder & !LOCK_WAITERS)
-            && lock
-                .compare_exchange(holder, me | (holder & LOCK_WAITERS), Acquire, Relaxed)
-                .is_ok()
-        {
-            self.recover_reader();
+        self.recover_lock(&self.ctl().head.lock, me);
+    }
+
+    fn recover_lock(&self, lock: &AtomicU32, me: u32) {
+        if self.take_over_if_dead(lock, |h| me | (h & LOCK_WAITERS)) {
             self.unlock(lock);
         }
     }
