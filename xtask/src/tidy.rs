@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::project_root;
 
-/// Directories of the workspace members (`crates/*`, `xtask`, `examples`, `benches`).
+/// Directories of the workspace members (`crates/*`, `xtask`, `examples`, `benches`,
+/// `benches/row`).
 fn members() -> Vec<PathBuf> {
     let root = project_root();
     let mut v: Vec<PathBuf> = fs::read_dir(root.join("crates"))
@@ -14,7 +15,7 @@ fn members() -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.join("Cargo.toml").exists())
         .collect();
-    v.extend(["xtask", "examples", "benches"].map(|d| root.join(d)));
+    v.extend(["xtask", "examples", "benches", "benches/row"].map(|d| root.join(d)));
     v.sort();
     v
 }
@@ -143,8 +144,14 @@ fn every_crate_has_a_readme() {
     assert!(missing.is_empty(), "no README.md in: {missing:?}");
 }
 
-/// Members that are never published: tools, benchmarks, examples and test helpers.
-const UNPUBLISHED: &[&str] = &["xtask", "benches", "examples", "mp-testkit"];
+/// Packages that are never published: tools, benchmarks, examples and test helpers.
+const UNPUBLISHED: &[&str] = &[
+    "xtask",
+    "mp-benches",
+    "mp-bench-row",
+    "mp-examples",
+    "mp-testkit",
+];
 
 #[test]
 fn library_crates_are_ready_for_crates_io() {
@@ -172,7 +179,6 @@ fn library_crates_are_ready_for_crates_io() {
         bad.push(".ci/run: no `cargo package --workspace` step".to_owned());
     }
     for dir in members() {
-        let dir_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let toml = read(&dir.join("Cargo.toml"));
         let name = toml
             .lines()
@@ -181,7 +187,7 @@ fn library_crates_are_ready_for_crates_io() {
             .unwrap_or_default()
             .to_owned();
         let unpublished = toml.contains("\npublish = false\n");
-        if UNPUBLISHED.contains(&dir_name) {
+        if UNPUBLISHED.contains(&name.as_str()) {
             if !unpublished {
                 bad.push(format!("{name}: needs `publish = false`"));
             }

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 
 use super::{BIG, GROUP, SIZES, STOP, ping_pong};
 use crate::kit::Config;
-use crate::kit::{Row, Stats, Unit, two_processes};
+use crate::kit::{RowBuilder, Stats, Unit, two_processes};
 
 /// Runs every mp row; failures are reported by name.
 pub(crate) fn run(cfg: &Config, row: &mut impl FnMut(&'static str, io::Result<()>)) {
@@ -112,7 +112,7 @@ fn pipe(cfg: &Config, size: u64, mode: WaitMode) -> io::Result<()> {
         ),
     };
     let baseline: Vec<&str> = baseline.iter().map(String::as_str).collect();
-    Row::new(GROUP, &key, "round trip", imp)
+    RowBuilder::new(GROUP, &key, "round trip", imp)
         .size(size)
         .round_trip()
         .baseline(&baseline)
@@ -189,7 +189,7 @@ where
         ]
     };
     let baseline: Vec<&str> = baseline.iter().map(String::as_str).collect();
-    Row::new(
+    RowBuilder::new(
         GROUP,
         &format!("{}/{size}", kind.key),
         "round trip",
@@ -232,7 +232,7 @@ fn queue_stream(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(GROUP, "ipc/mp-queue-stream/8", "stream one-way", "mp Queue")
+    RowBuilder::new(GROUP, "ipc/mp-queue-stream/8", "stream one-way", "mp Queue")
         .size(8)
         .baseline(&["ipc/ring-stream/8", "ipc/py-queue-stream/8"])
         .note(format!(
@@ -274,7 +274,7 @@ fn pipe_stream(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(GROUP, "ipc/mp-pipe-stream/8", "stream one-way", "mp Pipe")
+    RowBuilder::new(GROUP, "ipc/mp-pipe-stream/8", "stream one-way", "mp Pipe")
         .size(8)
         .baseline(&["ipc/ring-stream/8", "ipc/unix-socket-stream/8"])
         .note(format!(
@@ -312,7 +312,7 @@ fn pipe_bandwidth(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(GROUP, "ipc/mp-pipe-bw/64M", "64 MiB transfer", "mp Pipe")
+    RowBuilder::new(GROUP, "ipc/mp-pipe-bw/64M", "64 MiB transfer", "mp Pipe")
         .size(BIG as u64)
         .baseline(&[
             "ipc/memcpy/64M",
