@@ -240,3 +240,90 @@ fn library_crates_are_ready_for_crates_io() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// The internal `[dependencies]` of a manifest: the `mp-*` and `multiprocessing` entries of
+/// its `[dependencies]` table (not dev- or build-dependencies).
+fn internal_dependencies(toml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if !in_deps {
+            continue;
+        }
+        let name = line
+            .split(['=', '.', ' '])
+            .next()
+            .unwrap_or_default()
+            .trim();
+        if name.starts_with("mp-") || name == "multiprocessing" {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_diagram_draws_every_crate_dependency() {
+    // README.md "## Architecture" draws the crates as a mermaid flowchart, one `a --> b` line
+    // per `[dependencies]` entry (node ids use `_` for `-`). mp-testkit is a dev-dependency
+    // helper and is not drawn.
+    let readme = read(&project_root().join("README.md"));
+    let chart = readme
+        .split("## Architecture")
+        .nth(1)
+        .and_then(|s| s.split("```mermaid").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README.md: no mermaid chart under ## Architecture");
+    let mut drawn: Vec<(String, String)> = chart
+        .lines()
+        .filter_map(|l| l.split_once("-->"))
+        .map(|(a, b)| (a.trim().replace('_', "-"), b.trim().replace('_', "-")))
+        .collect();
+    let mut real = Vec::new();
+    for dir in members()
+        .into_iter()
+        .filter(|d| d.starts_with(project_root().join("crates")))
+    {
+        let toml = read(&dir.join("Cargo.toml"));
+        let name = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or_default()
+            .to_owned();
+        if name == "mp-testkit" {
+            continue;
+        }
+        for dep in internal_dependencies(&toml) {
+            real.push((name.clone(), dep));
+        }
+    }
+    drawn.sort();
+    real.sort();
+    let missing: Vec<String> = real
+        .iter()
+        .filter(|e| !drawn.contains(e))
+        .map(|(a, b)| format!("{a} --> {b}"))
+        .collect();
+    let extra: Vec<String> = drawn
+        .iter()
+        .filter(|e| !real.contains(e))
+        .map(|(a, b)| format!("{a} --> {b}"))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README.md diagram and the manifests disagree: not drawn {missing:?}; drawn but not a \
+         dependency {extra:?}"
+    );
+}
+
+#[test]
+fn internal_dependencies_read_only_the_dependencies_table() {
+    let toml = "[package]\nname = \"x\"\n\n[dependencies]\nmp-os.workspace = true\nlibc = \"1\"\n\
+                mp-sync = { workspace = true }\n\n[dev-dependencies]\nmp-testkit.workspace = true\n";
+    assert_eq!(internal_dependencies(toml), ["mp-os", "mp-sync"]);
+}
