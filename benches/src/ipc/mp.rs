@@ -11,12 +11,14 @@
 //! | `ipc/mp-queue-stream/8` | one-way stream of `u64` through a `Queue<u64>`, msg/s |
 //! | `ipc/mp-pipe-stream/8` | one-way stream of 8-byte `send_bytes` through a simplex `Pipe`, msg/s |
 //! | `ipc/mp-pipe-bw/64M` | one 64 MiB `send_bytes` through a `Pipe` (larger than its ring: streamed), GB/s |
+//! | `ipc/mp-sharedbuf/64M` | one 64 MiB `mp_shm::SharedBuf`, written by the sender, through a `Queue` by handle (put + get, no byte copied), GB/s |
 
 use std::cell::RefCell;
 use std::io;
 use std::time::Instant;
 
 use mp_channel::{Bytes, Pipe, PipeEnd, Queue, WaitMode};
+use mp_shm::SharedBuf;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -40,6 +42,7 @@ pub(crate) fn run(cfg: &Config, row: &mut impl FnMut(&'static str, io::Result<()
     row("mp queue stream", queue_stream(cfg));
     row("mp pipe stream", pipe_stream(cfg));
     row("mp pipe 64 MiB", pipe_bandwidth(cfg));
+    row("mp SharedBuf 64 MiB", shared_buf_transfer(cfg));
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -325,5 +328,47 @@ fn pipe_bandwidth(cfg: &Config) -> io::Result<()> {
         ))
         .stats(Unit::GBps, Stats::rate(&samples, BIG as f64, Unit::GBps))
         .emit();
+    Ok(())
+}
+
+/// A 64 MiB `SharedBuf` through a `Queue`: the sender fills a fresh buffer before the start
+/// barrier, then puts it; the receiver's time runs from the barrier until `get` returns the
+/// buffer mapped (it checks the first and last byte).
+fn shared_buf_transfer(cfg: &Config) -> io::Result<()> {
+    let rounds = cfg.pick(8, 2);
+    let q = Queue::<SharedBuf>::new().map_err(other)?;
+    let (samples, pin) = two_processes(0, |side| {
+        let mut samples = Vec::new();
+        for round in 0..rounds {
+            if side.is_parent() {
+                side.barrier();
+                let t = Instant::now();
+                let buf = q.get().expect("get");
+                samples.push(t.elapsed());
+                assert_eq!((buf.len(), buf[0], buf[BIG - 1]), (BIG, round as u8, 7));
+            } else {
+                let mut buf = SharedBuf::new(BIG).expect("SharedBuf");
+                buf.fill(7);
+                buf[0] = round as u8;
+                side.barrier();
+                q.put(buf).expect("put");
+            }
+        }
+        samples
+    })?;
+    RowBuilder::new(
+        GROUP,
+        "ipc/mp-sharedbuf/64M",
+        "64 MiB transfer",
+        "mp SharedBuf by handle",
+    )
+    .size(BIG as u64)
+    .baseline(&["ipc/mp-pipe-bw/64M", "ipc/memcpy/64M"])
+    .note(format!(
+        "a 64 MiB mp_shm::SharedBuf filled by the sender, put into a Queue and got: the \
+             message carries its handle, the receiver maps the same pages; {pin}"
+    ))
+    .stats(Unit::GBps, Stats::rate(&samples, BIG as f64, Unit::GBps))
+    .emit();
     Ok(())
 }

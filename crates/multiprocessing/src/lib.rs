@@ -86,6 +86,7 @@
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | `mp::SharedMemory::create(name, n)?` (the creator unlinks on drop) |
 //! | `shared_memory.ShareableList(["a", 1, 2.5, True, None, b"x"])` | `mp::ShareableList::new(&["a".into(), 1.into(), 2.5.into(), true.into(), ().into(), b"x".as_slice().into()])?`, CPython's block layout |
 //! | `ShareableList(name=n)`, `sl[i]`, `sl[i] = v`, `len(sl)`, `sl.format` | `mp::ShareableList::attach(n)?`, `sl.get(i)?` (an `mp::shm::Item`), `sl.set(i, v)?`, `sl.len()`, `sl.format()?` |
+//! | `q.put(pickle.PickleBuffer(big))` (protocol 5, out of band) | `let mut b = mp::SharedBuf::new(n)?;` fill it in place, `q.put(b)?`: the queue carries its handle, the receiver maps the same pages; one owner at a time |
 //! | `Lock()`, `with lock:` | `mp::Lock::new()?`, `let _g = lock.acquire()?;` |
 //! | `lock.acquire(timeout=t)` | `lock.acquire_timeout(t)` |
 //! | `Event().wait(timeout)` | `event.wait_timeout(t)` (returns whether it was set) |
@@ -187,5 +188,7 @@ pub use mp_proc::{
     enable_fork, get_context, get_logger, get_start_method, init, log_to_stderr, parent_process,
     set_forkserver_preload, set_start_method, set_start_method_force,
 };
-pub use mp_shm::{Array, RawArray, RawValue, ShareableList, SharedMemory, ShmSafe, Value};
+pub use mp_shm::{
+    Array, RawArray, RawValue, ShareableList, SharedBuf, SharedMemory, ShmSafe, Value,
+};
 pub use mp_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
