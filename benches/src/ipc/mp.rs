@@ -8,6 +8,7 @@
 //! | `ipc/mp-pipe-busy/8` | the same in busy-poll mode (`WaitMode::BusyPoll`) |
 //! | `ipc/mp-queue/{8,1024,65536,1048576}` | round trip over two `Queue<Vec<u8>>`s (serde values, postcard) |
 //! | `ipc/mp-queue-bytes/{65536,1048576}` | the same over two `Queue<mp_channel::Bytes>`s (one block, no per-byte serde) |
+//! | `ipc/mp-queue-{string,f64,struct}/{1024,65536,1048576}` | the same with payloads as users write them: `String`, `Vec<f64>`, and a struct holding a `Vec<u8>` and a `Vec<f64>` |
 //! | `ipc/mp-queue-stream/8` | one-way stream of `u64` through a `Queue<u64>`, msg/s |
 //! | `ipc/mp-pipe-stream/8` | one-way stream of 8-byte `send_bytes` through a simplex `Pipe`, msg/s |
 //! | `ipc/mp-pipe-bw/64M` | one 64 MiB `send_bytes` through a `Pipe` (larger than its ring: streamed), GB/s |
@@ -38,6 +39,11 @@ pub(crate) fn run(cfg: &Config, row: &mut impl FnMut(&'static str, io::Result<()
     }
     for size in SIZES.into_iter().filter(|&s| s >= 65536) {
         row("mp queue bytes", queue::<Bytes>(cfg, size, QUEUE_BYTES));
+    }
+    for size in SIZES.into_iter().filter(|&s| s >= 1024) {
+        row("mp queue string", queue::<String>(cfg, size, QUEUE_STRING));
+        row("mp queue f64", queue::<Vec<f64>>(cfg, size, QUEUE_F64));
+        row("mp queue struct", queue::<Frame>(cfg, size, QUEUE_STRUCT));
     }
     row("mp queue stream", queue_stream(cfg));
     row("mp pipe stream", pipe_stream(cfg));
@@ -146,10 +152,112 @@ const QUEUE_BYTES: QueueKind = QueueKind {
     ty: "Bytes",
 };
 
-fn queue<M>(cfg: &Config, size: u64, kind: QueueKind) -> io::Result<()>
-where
-    M: Serialize + DeserializeOwned + From<Vec<u8>> + Into<Vec<u8>>,
-{
+const QUEUE_STRING: QueueKind = QueueKind {
+    key: "ipc/mp-queue-string",
+    imp: "mp Queue<String>",
+    ty: "String",
+};
+
+const QUEUE_F64: QueueKind = QueueKind {
+    key: "ipc/mp-queue-f64",
+    imp: "mp Queue<Vec<f64>>",
+    ty: "Vec<f64>",
+};
+
+const QUEUE_STRUCT: QueueKind = QueueKind {
+    key: "ipc/mp-queue-struct",
+    imp: "mp Queue<Frame>",
+    ty: "Frame { seq, label, pixels: Vec<u8>, weights: Vec<f64> }",
+};
+
+/// A message of about `size` bytes that carries a sequence number.
+pub(crate) trait Payload: Serialize + DeserializeOwned {
+    fn make(size: usize, seq: u32) -> Self;
+    fn seq(&self) -> u32;
+    fn set_seq(&mut self, seq: u32);
+}
+
+impl Payload for Vec<u8> {
+    fn make(size: usize, seq: u32) -> Self {
+        let mut v = vec![0u8; size.max(4)];
+        v[..4].copy_from_slice(&seq.to_ne_bytes());
+        v
+    }
+    fn seq(&self) -> u32 {
+        u32::from_ne_bytes(self[..4].try_into().expect("4 bytes"))
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self[..4].copy_from_slice(&seq.to_ne_bytes());
+    }
+}
+
+impl Payload for Bytes {
+    fn make(size: usize, seq: u32) -> Self {
+        Bytes(Vec::make(size, seq))
+    }
+    fn seq(&self) -> u32 {
+        self.0.seq()
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self.0.set_seq(seq);
+    }
+}
+
+impl Payload for String {
+    fn make(size: usize, seq: u32) -> Self {
+        let mut s = format!("{seq:08x}");
+        s.extend(std::iter::repeat_n('x', size.saturating_sub(8)));
+        s
+    }
+    fn seq(&self) -> u32 {
+        u32::from_str_radix(&self[..8], 16).expect("hex")
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self.replace_range(..8, &format!("{seq:08x}"));
+    }
+}
+
+impl Payload for Vec<f64> {
+    fn make(size: usize, seq: u32) -> Self {
+        let mut v = vec![0.5f64; (size / 8).max(1)];
+        v[0] = f64::from(seq);
+        v
+    }
+    fn seq(&self) -> u32 {
+        self[0] as u32
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self[0] = f64::from(seq);
+    }
+}
+
+/// A struct as users write them: a header and two large vectors.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Frame {
+    seq: u32,
+    label: String,
+    pixels: Vec<u8>,
+    weights: Vec<f64>,
+}
+
+impl Payload for Frame {
+    fn make(size: usize, seq: u32) -> Self {
+        Frame {
+            seq,
+            label: "frame".into(),
+            pixels: vec![7u8; size / 2],
+            weights: vec![0.25f64; size / 16],
+        }
+    }
+    fn seq(&self) -> u32 {
+        self.seq
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self.seq = seq;
+    }
+}
+
+fn queue<M: Payload>(cfg: &Config, size: u64, kind: QueueKind) -> io::Result<()> {
     let ring = (4 * size as usize).max(64 * 1024).next_power_of_two();
     let make = || {
         Queue::<M>::builder()
@@ -158,22 +266,25 @@ where
             .map_err(other)
     };
     let (there, back) = (make()?, make()?);
-    let msg = RefCell::new(vec![0u8; size as usize]);
+    // One message is reused, as the Vec<u8> round trip reuses its buffer.
+    let msg = RefCell::new(Some(M::make(size as usize, 0)));
     let batch: u32 = if size <= 1024 { 16 } else { 1 };
     let (samples, pin) = ping_pong(
         cfg,
         batch,
         |_, seq| {
             let mut m = msg.borrow_mut();
-            m[..4].copy_from_slice(&seq.to_ne_bytes());
-            there.put(M::from(std::mem::take(&mut *m))).expect("put");
-            *m = back.get().expect("get").into();
-            assert_eq!(m[..4], seq.to_ne_bytes(), "echo mismatch");
+            let mut out = m.take().expect("message");
+            out.set_seq(seq);
+            there.put(out).expect("put");
+            let got = back.get().expect("get");
+            assert_eq!(got.seq(), seq, "echo mismatch");
+            *m = Some(got);
         },
         |_| loop {
-            let m: Vec<u8> = there.get().expect("get").into();
-            let stop = m[..4] == STOP.to_ne_bytes();
-            back.put(M::from(m)).expect("put");
+            let m: M = there.get().expect("get");
+            let stop = m.seq() == STOP;
+            back.put(m).expect("put");
             if stop {
                 return;
             }
@@ -187,6 +298,7 @@ where
         ]
     } else {
         vec![
+            format!("ipc/mp-pipe/{size}"),
             format!("ipc/unix-socket/{size}"),
             format!("ipc/py-queue/{size}"),
         ]
@@ -202,7 +314,7 @@ where
     .round_trip()
     .baseline(&baseline)
     .note(format!(
-        "two Queue<{}> (postcard), put + get each way, ring {ring} B; {pin}",
+        "two Queue<{}>, put + get each way, ring {ring} B; {pin}",
         kind.ty
     ))
     .stats(Unit::Us, Stats::per_op(&samples, batch.into(), Unit::Us))
