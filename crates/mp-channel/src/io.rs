@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::attach::{Attach, GUARDED};
-use crate::error::{RecvError, SendError};
+use crate::error::{RecvFailure as RecvError, SendFailure as SendError};
 use crate::ring::{RErr, Ring, Sink, WErr};
 
 /// How a call treats a deadline that passes.

@@ -94,8 +94,8 @@
 //! | `Barrier(n).wait()` | `barrier.wait()?` returns the party index |
 //! | `Barrier(n, action=f, timeout=t)` | `mp::Barrier::with_options(n, Some(f), Some(t))?` (`f` a `fn()`, run by the party that trips it, before the others are released) |
 //! | `Queue()`, `q.put(x)`, `q.get()` | `mp::Queue::new()?`, `q.put(x)?`, `q.get()?` |
-//! | `q.get_nowait()` raising `queue.Empty` | `q.get_nowait()` returning `Err(RecvError::Empty)` |
-//! | `q.put_nowait(x)` raising `queue.Full` | `Err(SendError::Full(x))`, the value handed back |
+//! | `q.get_nowait()` raising `queue.Empty` | `q.get_nowait()` returning `Err(TryRecvError::Empty)` (`get_timeout(t)`: `RecvTimeoutError::Timeout`) |
+//! | `q.put_nowait(x)` raising `queue.Full` | `Err(TrySendError::Full(x))`, the value handed back (`put_timeout(x, t)`: `SendTimeoutError::Timeout(x)`); a blocking `put` returns a `SendError<T>`, which has no `Full` |
 //! | `a, b = Pipe()`, `a.send(x)`, `b.recv()` | `let (a, b) = mp::pipe()?;`, `a.send(&x)?`, `b.recv::<T>()?` |
 //! | `connection.wait([a, b, p.sentinel])` | `mp::wait(&[&a, &b, &p], timeout)?` |
 //! | `JoinableQueue()`, `q.task_done()`, `q.join()` | the same names |
