@@ -2,11 +2,13 @@
 //! on the way back to the parent, then exit.
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mp_os::fdpass;
+use rustix::event::{PollFd, PollFlags};
+use rustix::process::Signal;
 
 use crate::CallError;
 use crate::info;
@@ -134,17 +136,13 @@ fn watch_parent(sock: &UnixStream) {
     let _ = std::thread::Builder::new()
         .name("mp-parent-watch".into())
         .spawn(move || {
+            let gone = PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR;
             loop {
-                let mut pfd = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLRDHUP,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                let n = unsafe { libc::poll(&mut pfd, 1, -1) };
-                if n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
-                    // SAFETY: plain syscalls on our own process.
-                    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                let mut pfd = [PollFd::new(&fd, PollFlags::RDHUP)];
+                let n = rustix::event::poll(&mut pfd, None).unwrap_or(0);
+                if n > 0 && pfd[0].revents().intersects(gone) {
+                    let me = rustix::process::getpid();
+                    let _ = rustix::process::kill_process(me, Signal::KILL);
                 }
             }
         });
@@ -185,6 +183,8 @@ pub(crate) fn exit_now(code: i32) -> ! {
     } else {
         flush();
     }
+    // Raw libc: rustix has `_exit` only in its experimental `runtime`
+    // feature.
     // SAFETY: _exit is always safe to call; it does not return.
     unsafe { libc::_exit(code) }
 }

@@ -88,6 +88,7 @@ fn close_inherited_fds(keep: i32) {
     ranges.push((keep.max(2) + 1, u32::MAX));
     let mut unsupported = false;
     for &(first, last) in &ranges {
+        // Raw libc: rustix has no close_range.
         // SAFETY: close_range(2) only closes descriptors of this process,
         // none of which anything here owns but `keep` (left alone).
         let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
@@ -104,14 +105,9 @@ fn close_inherited_fds(keep: i32) {
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect(),
         Err(_) => {
-            // SAFETY: an all-zero rlimit is a valid out-parameter.
-            let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-            // SAFETY: getrlimit writes into `lim`, which outlives the call.
-            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-                lim.rlim_cur.min(1 << 16) as u32
-            } else {
-                1024
-            };
+            // No soft limit (`None`) counts as the cap.
+            let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+            let max = lim.current.unwrap_or(u64::MAX).min(1 << 16) as u32;
             (0..max).collect()
         }
     };
@@ -119,7 +115,7 @@ fn close_inherited_fds(keep: i32) {
         if fd > 2 && fd != keep {
             // SAFETY: as above (the directory's own descriptor is closed
             // already; closing a closed number fails harmlessly).
-            unsafe { libc::close(fd as i32) };
+            unsafe { rustix::io::close(fd as i32) };
         }
     }
 }
@@ -210,6 +206,7 @@ fn exec_ranges() -> Vec<(usize, usize)> {
         1 // the first object is the main program: stop there
     }
     let mut out: Vec<(usize, usize)> = Vec::new();
+    // Raw libc: rustix has no dl_iterate_phdr (a C library function).
     // SAFETY: the callback only reads the headers it is given and writes
     // to `out`, which outlives the call.
     unsafe {

@@ -132,6 +132,7 @@ pub fn parent_process() -> Option<ProcessInfo> {
 /// assert!(mp_proc::cpu_count() >= 1);
 /// ```
 pub fn cpu_count() -> usize {
+    // Raw libc: rustix has no sysconf (a C library function).
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     if n > 0 {

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use mp_os::handle::Transits;
 use mp_os::time::Deadline;
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Signal, WaitId, WaitIdOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -373,7 +376,7 @@ impl<R> Process<R> {
     ///
     /// [`Error::NotStarted`], [`Error::Closed`], or the OS error.
     pub fn terminate(&self) -> Result<(), Error> {
-        self.started()?.signal(libc::SIGTERM)
+        self.started()?.signal(Signal::TERM)
     }
 
     /// Sends SIGINT (Python 3.14's `interrupt`), as Ctrl-C would. A Rust
@@ -400,7 +403,7 @@ impl<R> Process<R> {
     ///
     /// As [`terminate`](Process::terminate).
     pub fn interrupt(&self) -> Result<(), Error> {
-        self.started()?.signal(libc::SIGINT)
+        self.started()?.signal(Signal::INT)
     }
 
     /// Sends SIGKILL (Python's `kill`). No effect once the process has
@@ -410,7 +413,7 @@ impl<R> Process<R> {
     ///
     /// As [`terminate`](Process::terminate).
     pub fn kill(&self) -> Result<(), Error> {
-        self.started()?.signal(libc::SIGKILL)
+        self.started()?.signal(Signal::KILL)
     }
 
     /// A descriptor that becomes readable when the process ends (a pidfd),
@@ -595,39 +598,27 @@ impl Child {
                 return Ok(true);
             }
             let mut fds = [
-                libc::pollfd {
-                    fd: self.pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.sock.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
+                PollFd::new(&self.pidfd, PollFlags::IN),
+                PollFd::new(&self.sock, PollFlags::IN),
             ];
             let nfds = if sock_done { 1 } else { 2 };
-            // SAFETY: `fds` holds `nfds` valid pollfd structures.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, deadline.poll_timeout_ms()) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::os("poll", e));
-            }
+            let n = match poll_until(&mut fds[..nfds], deadline) {
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(Error::os("poll", e)),
+            };
             if n == 0 {
                 if deadline.expired() {
                     return Ok(false);
                 }
                 continue;
             }
-            if !sock_done && fds[1].revents != 0 {
+            if !sock_done && !fds[1].revents().is_empty() {
                 // Never blocks: a child that sent part of its result and
                 // stalled does not hold the caller past its deadline.
                 self.read_available();
             }
-            if fds[0].revents != 0 {
+            if !fds[0].revents().is_empty() {
                 // The child has exited: anything it sent is already in the
                 // socket (a grandchild may still hold the socket open, so do
                 // not wait for end-of-stream), and a frame still incomplete
@@ -717,74 +708,53 @@ impl Child {
         result
     }
 
-    fn signal(&self, sig: i32) -> Result<(), Error> {
+    fn signal(&self, sig: Signal) -> Result<(), Error> {
         if self.lock().status.is_some() {
             return Ok(());
         }
-        // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                sig,
-                std::ptr::null::<u8>(),
-                0,
-            )
-        };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ESRCH) {
-                return Ok(()); // already exited
-            }
-            return Err(Error::os("pidfd_send_signal", e));
+        match rustix::process::pidfd_send_signal(&self.pidfd, sig) {
+            Ok(()) | Err(Errno::SRCH) => Ok(()), // ESRCH: already exited
+            Err(e) => Err(Error::os("pidfd_send_signal", e)),
         }
-        Ok(())
     }
+}
+
+/// `poll(2)` until one of `fds` is ready or `deadline` passes: how many are
+/// ready (0 at the deadline).
+pub(crate) fn poll_until(fds: &mut [PollFd<'_>], deadline: Deadline) -> rustix::io::Result<usize> {
+    let ms = deadline.poll_timeout_ms();
+    let timeout = (ms >= 0).then(|| Timespec {
+        tv_sec: i64::from(ms / 1000),
+        tv_nsec: i64::from(ms % 1000) * 1_000_000,
+    });
+    rustix::event::poll(fds, timeout.as_ref())
 }
 
 /// Whether `fd` becomes readable before `deadline`.
 pub(crate) fn poll_fd(fd: BorrowedFd<'_>, deadline: Deadline) -> bool {
     loop {
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, deadline.poll_timeout_ms()) };
-        if n > 0 {
-            return true;
-        }
-        if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return false;
+        match poll_until(&mut [PollFd::from_borrowed_fd(fd, PollFlags::IN)], deadline) {
+            Ok(n) => return n > 0,
+            Err(Errno::INTR) => {}
+            Err(_) => return false,
         }
     }
 }
 
 fn waitid_pidfd(pidfd: BorrowedFd<'_>) -> Option<Status> {
     loop {
-        // SAFETY: an all-zero siginfo_t is a valid out-parameter.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid on our own child's pidfd with a valid out pointer.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED,
-            )
-        };
-        if r == 0 {
-            // SAFETY: waitid filled `info` for an exited child.
-            let (code, status) = unsafe { (info.si_code, info.si_status()) };
-            return Some(if code == libc::CLD_EXITED {
-                Status::Exited(status)
-            } else {
-                Status::Signaled(status)
-            });
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return None;
+        match rustix::process::waitid(WaitId::PidFd(pidfd), WaitIdOptions::EXITED) {
+            // With WEXITED alone, a child that did not exit normally was
+            // killed by a signal (with or without a core dump).
+            Ok(Some(info)) => {
+                return Some(match info.exit_status() {
+                    Some(code) => Status::Exited(code),
+                    None => Status::Signaled(info.terminating_signal().unwrap_or(0)),
+                });
+            }
+            Ok(None) => return None,
+            Err(Errno::INTR) => {}
+            Err(_) => return None,
         }
     }
 }
@@ -798,6 +768,8 @@ static ATEXIT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::
 fn register(child: Arc<Child>) {
     ATEXIT.call_once(|| {
         ATEXIT_PID.store(std::process::id(), Ordering::SeqCst);
+        // Raw libc: rustix has no atexit (a C library function, not a
+        // system call).
         // SAFETY: registering a plain extern "C" fn.
         unsafe { libc::atexit(at_exit) };
     });
@@ -825,8 +797,8 @@ pub(crate) fn forget_children_after_fork() {
             // belong to the parent's bookkeeping; the records are forgotten
             // below so nothing closes them again.
             unsafe {
-                libc::close(c.sock.as_raw_fd());
-                libc::close(c.pidfd.as_raw_fd());
+                rustix::io::close(c.sock.as_raw_fd());
+                rustix::io::close(c.pidfd.as_raw_fd());
             }
             std::mem::forget(c);
         }
@@ -848,7 +820,7 @@ pub(crate) fn finish_children() {
     log::info!(target: "mp_proc", "process shutting down");
     for c in children.iter().filter(|c| c.daemon) {
         log::debug!(target: "mp_proc", "calling terminate() for daemon {}", c.name);
-        let _ = c.signal(libc::SIGTERM);
+        let _ = c.signal(Signal::TERM);
     }
     for c in &children {
         log::debug!(target: "mp_proc", "calling join() for process {}", c.name);
@@ -900,11 +872,7 @@ fn reap_finished() -> Vec<Arc<Child>> {
 fn idle_fd() -> BorrowedFd<'static> {
     static IDLE: OnceLock<OwnedFd> = OnceLock::new();
     IDLE.get_or_init(|| {
-        // SAFETY: eventfd with valid flags returns a new descriptor or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
-        // SAFETY: the descriptor was just created and is owned here only.
-        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        rustix::event::eventfd(0, EventfdFlags::CLOEXEC).unwrap_or_else(|e| panic!("eventfd: {e}"))
     })
     .as_fd()
 }

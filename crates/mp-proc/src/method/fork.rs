@@ -1,9 +1,12 @@
 //! The fork start method.
 
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Once;
+
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags};
 
 use crate::Error;
 use crate::process::Started;
@@ -17,6 +20,8 @@ pub(crate) fn start(run: impl FnOnce(UnixStream)) -> Result<Started, Error> {
     // copy of the buffer).
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    // Raw libc: rustix's only fork (in its experimental `runtime` feature)
+    // skips the C library's atfork handlers and pid bookkeeping.
     // SAFETY: fork has no memory-safety preconditions of its own; what the
     // child may do afterwards is the caller's contract (`enable_fork` /
     // `Process::from_closure` are unsafe for that reason). The child never
@@ -52,6 +57,8 @@ pub(crate) fn after_fork_in_child() {
 }
 
 pub(crate) fn unblock_signals() {
+    // Raw libc: rustix has pthread_sigmask only in its experimental
+    // `runtime` feature.
     // SAFETY: an empty set is a valid mask; the pointers are valid.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -61,13 +68,10 @@ pub(crate) fn unblock_signals() {
 }
 
 pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Error> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(Error::os("pidfd_open", std::io::Error::last_os_error()));
-    }
-    // SAFETY: the kernel just returned this descriptor to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    // A pid of 0 is refused as the kernel refuses it.
+    let pid = Pid::from_raw(pid).ok_or(Errno::INVAL);
+    pid.and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()))
+        .map_err(|e| Error::os("pidfd_open", e))
 }
 
 fn thread_count() -> usize {

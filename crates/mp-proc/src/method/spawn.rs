@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 
 use mp_os::fdpass;
+use rustix::process::{Pid, Signal, WaitOptions};
 
 use crate::Error;
 use crate::method::fork::pidfd_open;
@@ -20,10 +21,9 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     if let Err(e) = fdpass::send(&parent_sock, bootstrap, &borrowed) {
         // The child cannot run without its bootstrap: do not leave it behind.
-        // SAFETY: signalling and reaping our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        if let Some(pid) = Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(pid, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
         }
         return Err(Error::os("sending the bootstrap to the child", e));
     }
@@ -60,6 +60,7 @@ pub(crate) fn spawn_self(var: &str, fd: std::os::fd::BorrowedFd<'_>) -> Result<i
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
 
+    // Raw libc: rustix has no posix_spawn (a C library function).
     // SAFETY: all structures are initialized by their init functions before
     // use and destroyed afterwards; every pointer passed to posix_spawn
     // points to a NUL-terminated string or array that outlives the call.
