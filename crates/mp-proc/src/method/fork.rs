@@ -1,15 +1,12 @@
 //! The fork start method.
 
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Once;
 
-use rustix::io::Errno;
-use rustix::process::{Pid, PidfdFlags};
-
-use crate::Error;
-use crate::process::Started;
+use crate::children::Started;
+use crate::error::Error;
+use crate::sys::pidfd_open;
 
 /// Forks; the child runs `run` with its end of the bootstrap socket
 /// (`run` is expected to exit; if it returns, the child exits).
@@ -51,7 +48,7 @@ pub(crate) fn after_fork_in_child() {
     mp_os::liveness::forget_cached_ids();
     crate::child::mark_forked();
     crate::info::reset_after_fork();
-    crate::process::forget_children_after_fork();
+    crate::children::forget_children_after_fork();
     crate::method::forkserver::forget_after_fork();
     unblock_signals();
 }
@@ -65,13 +62,6 @@ pub(crate) fn unblock_signals() {
         libc::sigemptyset(&mut set);
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
-}
-
-pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Error> {
-    // A pid of 0 is refused as the kernel refuses it.
-    let pid = Pid::from_raw(pid).ok_or(Errno::INVAL);
-    pid.and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()))
-        .map_err(|e| Error::os("pidfd_open", e))
 }
 
 fn thread_count() -> usize {

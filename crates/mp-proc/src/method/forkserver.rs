@@ -58,7 +58,6 @@
 //! environment (`exit-after-fork-late-hello`: and the child sends its hello
 //! only after [`HELLO_TIMEOUT`] and two more seconds).
 
-use crate::forksafe::ForkSafeMutex;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -69,12 +68,14 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use crate::Error;
-use crate::method::fork::pidfd_open;
-use crate::process::{Started, poll_fd};
+use crate::children::Started;
+use crate::error::Error;
+use crate::forksafe::ForkSafeMutex;
 use crate::result::{FrameReader, Progress};
+use crate::sys::{pidfd_open, poll_fd};
 use crate::wire::{
-    ForkReply, ForkRequest, Hello, MAX_FRAME, ServerReady, ServerSetup, WIRE_VERSION,
+    FORKSERVER_FD_VAR, ForkReply, ForkRequest, Hello, MAX_FRAME, ServerReady, ServerSetup,
+    WIRE_VERSION,
 };
 
 /// How long the server may take to answer a request, plus one second per
@@ -412,7 +413,7 @@ fn stdio_fd(fd: BorrowedFd<'static>) -> Result<OwnedFd, Error> {
 
 fn launch() -> Result<Server, Error> {
     let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
-    let pid = crate::method::spawn::spawn_self(crate::entry::FORKSERVER_FD_VAR, theirs.as_fd())?;
+    let pid = crate::method::spawn::spawn_self(FORKSERVER_FD_VAR, theirs.as_fd())?;
     let server = Server { sock: ours, pid };
     let setup = ServerSetup {
         version: WIRE_VERSION,
@@ -571,7 +572,7 @@ fn fork_child(
     handle_fds: Vec<OwnedFd>,
     late_hello: bool,
 ) -> ForkReply {
-    let Some(boot) = crate::child::decode_bootstrap(&bootstrap) else {
+    let Some(boot) = crate::run::decode_bootstrap(&bootstrap) else {
         return ForkReply::Failed("undecodable bootstrap".into());
     };
     // Raw libc: rustix has no clone (nor fork with CLONE_PARENT).
@@ -622,7 +623,7 @@ fn fork_child(
         if (!sent && peer_closed(&child_sock)) || (sent && parent_gave_up(&child_sock)) {
             crate::child::exit_now(EXIT_NO_PARENT);
         }
-        crate::child::run_function(boot, handle_fds, child_sock);
+        crate::run::run_function(boot, handle_fds, child_sock);
     }
     ForkReply::Started { pid: pid as i32 }
 }

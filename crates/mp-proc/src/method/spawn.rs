@@ -8,14 +8,15 @@ use std::os::unix::net::UnixStream;
 use mp_os::fdpass;
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use crate::Error;
-use crate::method::fork::pidfd_open;
-use crate::process::Started;
+use crate::children::Started;
+use crate::error::Error;
+use crate::sys::pidfd_open;
+use crate::wire::{BOOT_FD_VAR, FORKSERVER_FD_VAR};
 
 /// Spawns a fresh copy of this program that runs the bootstrap it is sent.
 pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Error> {
     let (parent_sock, child_sock) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
-    let pid = spawn_self(crate::entry::BOOT_FD_VAR, child_sock.as_fd())?;
+    let pid = spawn_self(BOOT_FD_VAR, child_sock.as_fd())?;
     drop(child_sock);
     let pidfd = pidfd_open(pid)?;
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
@@ -47,7 +48,7 @@ pub(crate) fn spawn_self(var: &str, fd: std::os::fd::BorrowedFd<'_>) -> Result<i
     let argv0 = CString::new(argv0.into_vec())
         .unwrap_or_else(|_| CString::new("mp-child").expect("no NUL"));
     let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| k != crate::entry::BOOT_FD_VAR && k != crate::entry::FORKSERVER_FD_VAR)
+        .filter(|(k, _)| k != BOOT_FD_VAR && k != FORKSERVER_FD_VAR)
         .filter_map(|(k, v)| {
             let mut kv = k.into_vec();
             kv.push(b'=');
