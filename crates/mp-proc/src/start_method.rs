@@ -30,7 +30,7 @@ pub enum StartMethod {
     /// Each child is a fresh execution of this program.
     Spawn,
     /// Each child is a `fork(2)` of the calling process (requires
-    /// [`enable_fork`]).
+    /// [`enable_fork`](crate::enable_fork)).
     Fork,
 }
 
