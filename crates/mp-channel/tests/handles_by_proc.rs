@@ -44,7 +44,7 @@ fn values_put_and_dropped_at_once_arrive_as_themselves() {
         }
     }
     done.put(1).unwrap();
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn values_from_a_sender_that_exited_are_errors_never_other_values() {
         }
         0
     });
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     // Values of our own, so that descriptor numbers and pids are in use.
     let _ours: Vec<_> = (0..N).map(|i| Value::new(1000 + i).unwrap()).collect();
     for i in 0..N {
@@ -147,7 +147,7 @@ fn many_senders_many_values_each_arrives_as_itself() {
         done.put(1).unwrap();
     }
     for c in &mut children {
-        assert_eq!(c.wait(LONG), 0);
+        assert_eq!(c.wait_within(LONG), 0);
     }
     assert_eq!(seen.len() as u64, SENDERS * EACH);
 }
