@@ -55,7 +55,7 @@ impl Conn {
             Ok(false) => return Err(Error::ServerGone),
             Err(e) => return Err(io(e)),
         }
-        if hello == crate::server::REFUSED_USER {
+        if hello == wire::REFUSED_USER {
             return Err(Error::Auth(
                 "the server takes local connections only from its own user and root",
             ));

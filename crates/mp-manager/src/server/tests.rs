@@ -3,11 +3,12 @@
 //! tasks of clients that went away.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::BorrowedFd;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::time::{Duration, Instant};
 
+use super::admit::*;
 use super::*;
 use crate::addr::{Address, Listener};
 use crate::client::Conn;
