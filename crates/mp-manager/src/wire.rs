@@ -19,8 +19,11 @@ use crate::error::RemoteError;
 pub(crate) const MAX_FRAME: usize = 64 << 20;
 /// The largest frame during the handshake.
 pub(crate) const MAX_HANDSHAKE_FRAME: usize = 128;
-/// Bumped on any incompatible change of the protocol.
-pub(crate) const PROTOCOL_VERSION: u16 = 3;
+/// Bumped on any incompatible change of the protocol. 4: reference
+/// counts (`Incref`, `Decref`, `Export`, `ObjectCount`; a serialized
+/// proxy carries its transit token), `Array` and `BoundedSemaphore`,
+/// typed method errors (`RemoteError::Method`), `ReleasedTooOften`.
+pub(crate) const PROTOCOL_VERSION: u16 = 4;
 /// The first bytes of the server's challenge.
 pub(crate) const MAGIC: &[u8; 8] = b"MPMGR\0\0\x01";
 /// The frame a refused local peer gets instead of the challenge.
@@ -142,6 +145,8 @@ pub enum Kind {
     Condition,
     Barrier,
     Custom,
+    Array,
+    BoundedSemaphore,
 }
 
 /// What a new object starts with.
@@ -166,17 +171,56 @@ pub(crate) enum Init {
         type_name: String,
         init: Bytes,
     },
+    /// A fixed-length array of these items: `Len`, `ListGet`, `ListSet`,
+    /// `ListSlice` and `ListSnapshot` apply.
+    Array(Vec<Bytes>),
+    /// A semaphore that may not be released above its initial value.
+    BoundedSemaphore(u64),
 }
 
 /// One request.
+///
+/// The reference-counting requests (protocol 4) keep an object alive while
+/// a proxy of it lives anywhere: the server counts, per session (client
+/// process), the objects it holds proxies of (`Create` and `Lookup` count
+/// the object for the asking session; `Incref` and `Decref` when the
+/// process's first proxy of it appears, by decoding, and its last one
+/// goes). A proxy serialized for another process first takes a transit
+/// reference (`Export`, answered with `Id(token)`), which the receiver's
+/// `Incref` with that token gives back, so the sender's `Decref` cannot
+/// free the object while the proxy travels; one serialized into a value
+/// stored in another object (`stored`) pins the object until the server
+/// exits. An object no session, name, transit or pin refers to is freed.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub(crate) enum Request {
     Ping,
     Create(Init),
-    Call { id: u64, op: Op },
-    Publish { name: String, id: u64 },
+    Call {
+        id: u64,
+        op: Op,
+    },
+    Publish {
+        name: String,
+        id: u64,
+    },
     Lookup(String),
     Shutdown,
+    /// This session holds a proxy of `id`; `token` (0: none) is the
+    /// transit reference its proxy came with.
+    Incref {
+        id: u64,
+        token: u64,
+    },
+    /// This session holds no proxy of `id` any more.
+    Decref(u64),
+    /// A proxy of `id` is being serialized: a transit reference (reply
+    /// `Id(token)`), or with `stored` a pin (reply `Id(0)`).
+    Export {
+        id: u64,
+        stored: bool,
+    },
+    /// How many objects the server holds (`Count`).
+    ObjectCount,
 }
 
 /// An operation on one object.

@@ -19,22 +19,48 @@ pub(super) enum Lock {
     Plain(Option<u64>),
     /// An `RLock`.
     Recursive(Owned),
-    /// A `Semaphore`: free units, and the units each connection holds.
-    Semaphore { value: u64, held: HashMap<u64, u64> },
+    /// A `Semaphore`: free units, the units each connection holds, and
+    /// for a `BoundedSemaphore` the initial value, which a release may not
+    /// exceed.
+    Semaphore {
+        value: u64,
+        held: HashMap<u64, u64>,
+        bound: Option<u64>,
+    },
     /// A `Condition` and its recursive lock.
     Condition(Condition),
 }
 
 impl Lock {
+    /// A semaphore with `n` units.
+    pub(super) fn semaphore(n: u64) -> Lock {
+        Lock::Semaphore {
+            value: n,
+            held: HashMap::new(),
+            bound: None,
+        }
+    }
+
+    /// A semaphore with `n` units that may not be released above `n`.
+    pub(super) fn bounded_semaphore(n: u64) -> Lock {
+        Lock::Semaphore {
+            value: n,
+            held: HashMap::new(),
+            bound: Some(n),
+        }
+    }
+
     /// Gives back what connection `conn` held (it closed).
     pub(super) fn give_back(&mut self, conn: u64) {
         match self {
             Lock::Plain(owner) if *owner == Some(conn) => *owner = None,
             Lock::Recursive(o) if o.held_through(conn) => o.owner = None,
             Lock::Condition(c) if c.lock.held_through(conn) => c.lock.owner = None,
-            Lock::Semaphore { value, held } => {
+            Lock::Semaphore { value, held, bound } => {
                 if let Some(n) = held.remove(&conn) {
-                    *value += n;
+                    // A bounded one never above its bound, even when units
+                    // were also released by hand.
+                    *value = (*value + n).min(bound.unwrap_or(u64::MAX));
                 }
             }
             _ => {}
@@ -111,7 +137,7 @@ pub(super) fn call<'a, S: Exclusive>(
                 Lock::Plain(owner) => owner.is_none().then(|| *owner = Some(me)),
                 Lock::Recursive(o) => o.try_acquire(who, me).then_some(()),
                 Lock::Condition(c) => c.lock.try_acquire(who, me).then_some(()),
-                Lock::Semaphore { value, held } => (*value > 0).then(|| {
+                Lock::Semaphore { value, held, .. } => (*value > 0).then(|| {
                     *value -= 1;
                     *held.entry(me).or_insert(0) += 1;
                 }),
@@ -131,7 +157,10 @@ pub(super) fn call<'a, S: Exclusive>(
                 },
                 Lock::Recursive(o) => o.release(who, me).map(|_| Reply::Ok),
                 Lock::Condition(c) => c.lock.release(who, me).map(|_| Reply::Ok),
-                Lock::Semaphore { value, held } => {
+                Lock::Semaphore { value, bound, .. } if bound.is_some_and(|b| *value >= b) => {
+                    Err(RemoteError::ReleasedTooOften)
+                }
+                Lock::Semaphore { value, held, .. } => {
                     *value += 1;
                     if let Some(n) = held.get_mut(&me) {
                         *n -= 1;

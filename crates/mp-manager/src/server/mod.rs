@@ -23,7 +23,9 @@
 //! object's state and how an operation waits on it), which they all use.
 
 mod admit;
+mod array;
 mod barrier;
+mod book;
 mod custom;
 mod dict;
 mod event;
@@ -39,19 +41,21 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use self::admit::{Gate, Sessions};
 use self::barrier::Barrier;
+use self::book::Book;
+use self::custom::Custom;
 use self::locks::Lock;
 use self::object::{Data, Object};
 use self::queue::Queue;
 use self::wait::{Conn, Stop};
 use crate::addr::{Listener, Stream};
-use crate::error::RemoteError;
+use crate::error::{ExceptionKind, MethodError, RemoteError};
 use crate::registry::{Registry, Types};
 use crate::wire::{self, Init, Kind, Reply, Request};
 
@@ -148,14 +152,16 @@ pub(crate) fn serve_with<R: Registry>(
         gate: Gate::new(authkey),
         types,
         objects: RwLock::new(HashMap::new()),
-        names: Mutex::new(HashMap::new()),
+        book: Mutex::new(Book::default()),
         next_id: AtomicU64::new(1),
         next_conn: AtomicU64::new(1),
         conns: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
         listener_fd: listener.as_fd().as_raw_fd(),
-        sessions: Mutex::new(HashMap::new()),
     });
+    if let Some(a) = listener.address() {
+        log::info!(target: "mp_manager", "manager serving at {a}");
+    }
     let uid = rustix::process::geteuid().as_raw();
     loop {
         let (stream, peer) = match listener.accept() {
@@ -213,7 +219,12 @@ pub(crate) fn serve_with<R: Registry>(
             .stack_size(1 << 20)
             .spawn(move || {
                 let id = s.next_conn.fetch_add(1, Ordering::Relaxed);
+                let peer = stream.peer_name();
                 if let Some((transport, session)) = s.gate.open(stream, token, id, &*s) {
+                    log::debug!(
+                        target: "mp_manager",
+                        "manager client connected from {peer} (connection {id})"
+                    );
                     let mut conn = Conn {
                         id,
                         session,
@@ -223,6 +234,10 @@ pub(crate) fn serve_with<R: Registry>(
                     };
                     s.serve_conn(&mut conn);
                     s.cleanup(&mut conn);
+                    log::debug!(
+                        target: "mp_manager",
+                        "manager client {peer} disconnected (connection {id})"
+                    );
                 }
                 s.conns.fetch_sub(1, Ordering::SeqCst);
             });
@@ -238,30 +253,18 @@ struct Server {
     gate: Gate,
     types: Types,
     objects: RwLock<HashMap<u64, Arc<Object>>>,
-    names: Mutex<HashMap<String, u64>>,
+    /// Sessions, and who refers to which object.
+    book: Mutex<Book>,
     next_id: AtomicU64,
     next_conn: AtomicU64,
     conns: AtomicUsize,
     shutdown: AtomicBool,
     listener_fd: i32,
-    sessions: Mutex<HashMap<u64, Session>>,
-}
-
-/// A client process's connections: a random id the client names in the
-/// handshake, or each connection its own when it names none. A session
-/// ends when its last connection closes; the tasks it took from joinable
-/// queues and never marked done are then handed to `join` to write off.
-#[derive(Default)]
-struct Session {
-    conns: usize,
-    /// Joinable queues its closed connections got items from.
-    queues: HashSet<u64>,
 }
 
 impl Sessions for Server {
     fn join(&self, session: u64) {
-        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        s.entry(session).or_default().conns += 1;
+        self.book().join(session);
     }
 
     fn leave(&self, session: u64) {
@@ -326,31 +329,46 @@ impl Server {
             .ok_or(RemoteError::NoSuchObject(id))
     }
 
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets objects nobody refers to any more.
+    fn free(&self, ids: impl IntoIterator<Item = u64>) {
+        let mut ids = ids.into_iter().peekable();
+        if ids.peek().is_some() {
+            let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                objects.remove(&id);
+            }
+        }
+    }
+
     fn handle(&self, conn: &mut Conn, req: Request) -> Result<Reply, Stop> {
+        let session = conn.session;
         Ok(match req {
             Request::Ping => Reply::Ok,
             Request::Shutdown => Reply::Ok,
-            Request::Create(init) => match self.create(init) {
+            Request::Create(init) => match self.create(session, init) {
                 Ok(id) => Reply::Id(id),
                 Err(e) => Reply::Err(e),
             },
-            Request::Publish { name, id } => match self.object(id) {
-                Ok(_) => {
-                    self.names
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(name, id);
-                    Reply::Ok
+            Request::Publish { name, id } => {
+                let r = self.book().publish(name, id);
+                match r {
+                    Ok(freed) => {
+                        self.free(freed);
+                        Reply::Ok
+                    }
+                    Err(()) => Reply::Err(RemoteError::NoSuchObject(id)),
                 }
-                Err(e) => Reply::Err(e),
-            },
+            }
             Request::Lookup(name) => {
-                let id = self
-                    .names
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&name)
-                    .copied();
+                // The asking session holds it from now on.
+                let id = {
+                    let mut book = self.book();
+                    book.lookup(&name).filter(|id| book.hold(session, *id))
+                };
                 match id.map(|id| (id, self.object(id))) {
                     Some((id, Ok(o))) => Reply::Object(id, o.kind),
                     _ => Reply::Err(RemoteError::NotPublished(name)),
@@ -363,10 +381,42 @@ impl Server {
                 },
                 Err(e) => Reply::Err(e),
             },
+            Request::Incref { id, token } => {
+                let (held, freed) = {
+                    let mut book = self.book();
+                    let held = book.hold(session, id);
+                    (held, (token != 0).then(|| book.claim(token)).flatten())
+                };
+                self.free(freed);
+                if held {
+                    Reply::Ok
+                } else {
+                    Reply::Err(RemoteError::NoSuchObject(id))
+                }
+            }
+            Request::Decref(id) => {
+                let freed = self.book().unhold(session, id);
+                self.free(freed);
+                Reply::Ok
+            }
+            Request::Export { id, stored } => {
+                let mut book = self.book();
+                let token = if stored {
+                    book.pin(id).then_some(0)
+                } else {
+                    book.export(session, id)
+                };
+                match token {
+                    Some(t) => Reply::Id(t),
+                    None => Reply::Err(RemoteError::NoSuchObject(id)),
+                }
+            }
+            Request::ObjectCount => Reply::Count(self.book().objects() as u64),
         })
     }
 
-    fn create(&self, init: Init) -> Result<u64, RemoteError> {
+    /// Creates an object for `session`, which holds it.
+    fn create(&self, session: u64, init: Init) -> Result<u64, RemoteError> {
         let (kind, data) = match init {
             // Python's dict(items): a later value of a key wins, in the
             // key's first place.
@@ -379,13 +429,7 @@ impl Server {
             }
             Init::Lock => (Kind::Lock, Data::Lock(Lock::Plain(None))),
             Init::RLock => (Kind::RLock, Data::Lock(Lock::Recursive(Default::default()))),
-            Init::Semaphore(n) => (
-                Kind::Semaphore,
-                Data::Lock(Lock::Semaphore {
-                    value: n,
-                    held: HashMap::new(),
-                }),
-            ),
+            Init::Semaphore(n) => (Kind::Semaphore, Data::Lock(Lock::semaphore(n))),
             Init::Event => (Kind::Event, Data::Event(false)),
             Init::Condition => (
                 Kind::Condition,
@@ -397,16 +441,29 @@ impl Server {
                     self.types.create(&type_name, &init)
                 }));
                 match made {
-                    Ok(Some(Ok(obj))) => (Kind::Custom, Data::Custom(obj)),
-                    Ok(Some(Err(msg))) => return Err(RemoteError::Custom(msg)),
+                    Ok(Some((Ok(object), exposed))) => (
+                        Kind::Custom,
+                        Data::Custom(Custom {
+                            object,
+                            type_name,
+                            exposed,
+                        }),
+                    ),
+                    Ok(Some((Err(e), _))) => return Err(RemoteError::Method(e)),
                     Ok(None) => return Err(RemoteError::UnknownType(type_name)),
                     Err(_) => {
-                        return Err(RemoteError::Custom(format!(
-                            "creating a '{type_name}' panicked"
+                        return Err(RemoteError::Method(MethodError::new(
+                            ExceptionKind::Other,
+                            format!("creating a '{type_name}' panicked"),
                         )));
                     }
                 }
             }
+            Init::Array(items) => (Kind::Array, Data::Array(items)),
+            Init::BoundedSemaphore(n) => (
+                Kind::BoundedSemaphore,
+                Data::Lock(Lock::bounded_semaphore(n)),
+            ),
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let obj = Arc::new(Object::new(kind, data));
@@ -414,6 +471,7 @@ impl Server {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, obj);
+        self.book().created(session, id);
         Ok(id)
     }
 
@@ -431,27 +489,27 @@ impl Server {
 
     /// One connection of `session` closed, having used the joinable
     /// `queues` (drained into the session's set). When it was the last,
-    /// the client process is gone, and the tasks it took from joinable
-    /// queues and never marked done are handed to `join` to write off
-    /// (every `join` waiting then, or the next one, returns `TasksLost`).
+    /// the client process is gone: the objects only it referred to are
+    /// freed, and the tasks it took from joinable queues and never marked
+    /// done are handed to `join` to write off (every `join` waiting then,
+    /// or the next one, returns `TasksLost`).
     fn end_session(&self, session: u64, queues: &mut HashSet<u64>) {
-        let ended = {
-            let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(e) = s.get_mut(&session) else {
-                return;
-            };
-            e.queues.extend(queues.drain());
-            e.conns -= 1;
-            if e.conns > 0 {
-                return;
-            }
-            s.remove(&session).map(|e| e.queues)
+        let Some(ended) = self.book().leave(session, queues) else {
+            return;
         };
-        for id in ended.into_iter().flatten() {
+        if !ended.free.is_empty() {
+            log::debug!(
+                target: "mp_manager",
+                "manager client process gone: {} object(s) nobody refers to freed",
+                ended.free.len()
+            );
+        }
+        for id in ended.queues {
             if let Ok(obj) = self.object(id) {
                 obj.session_ended(session);
             }
         }
+        self.free(ended.free);
     }
 }
 

@@ -8,13 +8,13 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use mp_os::time::Deadline;
 
 use super::barrier::{self, Barrier};
+use super::custom::{self, Custom};
 use super::dict::{self, Dict};
 use super::locks::{self, Lock};
 use super::queue::{self, Queue};
 use super::wait::{self, Conn, Cx, Exclusive, Outcome};
-use super::{custom, event, list, namespace, value};
+use super::{array, event, list, namespace, value};
 use crate::error::RemoteError;
-use crate::registry::ErasedObject;
 use crate::wire::{Bytes, Kind, Op, Reply, WireTimeout};
 
 pub(super) struct Object {
@@ -46,7 +46,8 @@ pub(super) enum Data {
     Lock(Lock),
     Event(bool),
     Barrier(Barrier),
-    Custom(Box<dyn ErasedObject>),
+    Custom(Custom),
+    Array(Vec<Bytes>),
 }
 
 impl Object {
@@ -97,7 +98,8 @@ impl Object {
                 Data::List(l) => list::call(l, op),
                 Data::Namespace(n) => namespace::call(n, op),
                 Data::Value(v) => value::call(v, op),
-                Data::Custom(o) => custom::call(o.as_mut(), op),
+                Data::Custom(c) => custom::call(c, op),
+                Data::Array(a) => array::call(a, op),
                 Data::Queue(_) => return queue::call(&mut cx, st, view_queue, op),
                 Data::Lock(_) => return locks::call(&mut cx, st, view_lock, op),
                 Data::Event(_) => return event::call(&mut cx, st, view_event, op),

@@ -381,6 +381,12 @@ fn a_vanished_tcp_client_loses_its_lock_within_the_peer_timeout() {
         let server = TestServer::tcp(Duration::from_secs(2));
         let mut holder = raw_client(server.sock(), Some(1));
         let lock = create(&mut holder, Init::Lock);
+        // Published, so that it outlives its creator's session.
+        let publish = Request::Publish {
+            name: "lock".into(),
+            id: lock,
+        };
+        assert_eq!(call(&mut holder, &publish), Reply::Ok);
         assert_eq!(
             op(&mut holder, lock, Op::Acquire((1, 1), None)),
             Reply::Bool(true)
