@@ -21,6 +21,8 @@ use crate::wire::{self, Bytes, Op, Reply, Request, Who};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per server and process.
 const MAX_IDLE: usize = 64;
+/// What a request that could not be encoded (and so was never sent) was.
+const UNSENT: &str = "encode a request";
 
 /// One authenticated connection.
 pub(crate) struct Conn {
@@ -106,12 +108,12 @@ impl Conn {
     pub(crate) fn call(&mut self, req: &Request) -> Result<Reply, Error> {
         self.buf.clear();
         postcard::to_io(req, &mut self.buf).map_err(|e| Error::Codec {
-            what: "encode a request",
+            what: UNSENT,
             message: e.to_string(),
         })?;
         if self.buf.len() > wire::MAX_FRAME {
             return Err(Error::Codec {
-                what: "encode a request",
+                what: UNSENT,
                 message: format!(
                     "{} bytes exceed the frame limit of {}",
                     self.buf.len(),
@@ -228,12 +230,28 @@ impl Pool {
         }
     }
 
+    /// A connection for a guard to keep: never the last idle one, which
+    /// stays in the pool. The server counts this process as alive (holding
+    /// its objects and its tasks) while one of its connections is open, so
+    /// a guard's connection, closed when its release fails, must not be
+    /// the only one.
+    pub(crate) fn take_for_guard(&self) -> Result<Conn, Error> {
+        if self.pid == std::process::id() {
+            let mut idle = lock(&self.idle);
+            if idle.len() > 1 {
+                return Ok(idle.pop().expect("more than one"));
+            }
+        }
+        Conn::open(&self.addr, &self.key)
+    }
+
     /// One request on a pooled connection. A connection that failed is
-    /// dropped, never reused.
+    /// dropped, never reused (one whose request was refused before it was
+    /// sent is fine).
     pub(crate) fn call(&self, req: &Request) -> Result<Reply, Error> {
         let mut c = self.take()?;
         let r = c.call(req);
-        if r.is_ok() {
+        if r.is_ok() || matches!(r, Err(Error::Codec { what: UNSENT, .. })) {
             self.give(c);
         }
         r
@@ -386,7 +404,7 @@ impl Handle {
     /// A copy of this handle whose requests go over one connection of its
     /// own (taken from the pool) until [`unpin`](Handle::unpin).
     pub(crate) fn pin(&self) -> Result<Handle, Error> {
-        let c = self.pool.take()?;
+        let c = self.pool.take_for_guard()?;
         let mut h = self.clone();
         h.pinned = Some(Arc::new(Mutex::new(c)));
         Ok(h)

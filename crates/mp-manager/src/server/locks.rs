@@ -58,9 +58,12 @@ impl Lock {
             Lock::Condition(c) if c.lock.held_through(conn) => c.lock.owner = None,
             Lock::Semaphore { value, held, bound } => {
                 if let Some(n) = held.remove(&conn) {
-                    // A bounded one never above its bound, even when units
-                    // were also released by hand.
-                    *value = (*value + n).min(bound.unwrap_or(u64::MAX));
+                    // A bounded one never has more units, free and held,
+                    // than its bound, even when units were also released
+                    // by hand.
+                    let others: u64 = held.values().sum();
+                    let room = bound.map_or(u64::MAX, |b| b.saturating_sub(others));
+                    *value = (*value + n).min(room);
                 }
             }
             _ => {}
