@@ -115,6 +115,9 @@
 //! | `as_completed(fs, timeout)`, `wait(fs, timeout, FIRST_COMPLETED)` | `mp::as_completed(&fs, timeout)` (yields `(index, &future)`), `mp::futures::wait(&fs, timeout, ReturnWhen::FirstCompleted)` (index lists) |
 //! | `BrokenProcessPool` when a worker dies | only the dead worker's future fails (`FutureError::WorkerDied`) and the worker is replaced; `.break_on_worker_death(true)` for Python's behaviour |
 //! | `Manager()`, `m.dict()`, `m.list()`, `m.Namespace()` | `mp::Manager::new()?`, `m.dict::<K, V>()?`, `m.list::<T>()?`, `m.namespace()?` |
+//! | `m.Array('d', [1.0, 2.0])`, `m.BoundedSemaphore(2)` | `m.array(vec![1.0f64, 2.0])?` (get/set/len/slice/to_vec), `m.bounded_semaphore(2)?` (a release above 2 is `RemoteError::ReleasedTooOften`) |
+//! | proxies' reference counts, `m._number_of_objects()` | the same counting (an object is freed when its last proxy anywhere goes or its processes die; proxies stored inside other objects pin theirs), `m.object_count()?` |
+//! | `BaseManager.register('T', T, exposed=('get',))`, `raise KeyError(k)` in a method | `types.add_exposed::<T>("T", &["get"])`, `Err(MethodError::new(ExceptionKind::Key, msg))` (`mp::manager::{MethodError, ExceptionKind}`): the caller gets `RemoteError::Method(e)`, kind intact |
 //! | `with SharedMemoryManager() as smm: smm.SharedMemory(n)`, `smm.ShareableList(seq)` | `let smm = mp::manager::SharedMemoryManager::start()?;`, `smm.shared_memory(n)?`, `smm.shareable_list(&items)?`: the server unlinks them all at `shutdown`/drop, or when the owner dies |
 //! | `BaseManager(address, authkey).get_server().serve_forever()` | `mp::Manager::serve(addr, authkey)` / `Manager::connect(addr, authkey)` |
 //!
