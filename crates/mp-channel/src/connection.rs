@@ -622,10 +622,36 @@ impl Connection {
         Ok(n)
     }
 
+    /// Whether a message (or end of file) can be read now: Python's
+    /// `poll()` without a timeout, which returns at once.
+    /// [`poll_timeout`](Connection::poll_timeout) waits.
+    ///
+    /// This differs from the previous API, in which `poll` took the timeout
+    /// and `poll(None)` waited without limit: that is `poll_timeout(None)`
+    /// now.
+    ///
+    /// ```
+    /// # use std::os::unix::net::UnixStream;
+    /// # use mp_channel::connection::Connection;
+    /// # let (a, b) = UnixStream::pair()?;
+    /// # let (a, b) = (Connection::from(a), Connection::from(b));
+    /// assert!(!b.poll()?);
+    /// a.send_bytes(b"x")?;
+    /// assert!(b.poll_timeout(None)?); // a wait without limit
+    /// assert!(b.poll()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error of `poll(2)`.
+    pub fn poll(&self) -> Result<bool> {
+        self.poll_timeout(Some(Duration::ZERO))
+    }
+
     /// Whether a message (or end of file) can be read within `timeout`
-    /// (Python's `poll(timeout)`; `None` waits as long as it takes, as
-    /// Python's `poll(None)`, and `Some(Duration::ZERO)` is Python's
-    /// `poll()`).
+    /// (Python's `poll(timeout)`); `None` waits as long as it takes, as
+    /// Python's `poll(None)`.
     ///
     /// ```
     /// # use std::os::unix::net::UnixStream;
@@ -633,16 +659,16 @@ impl Connection {
     /// # use mp_channel::connection::Connection;
     /// # let (a, b) = UnixStream::pair()?;
     /// # let (a, b) = (Connection::from(a), Connection::from(b));
-    /// assert!(!b.poll(Some(Duration::from_millis(10)))?);
+    /// assert!(!b.poll_timeout(Some(Duration::from_millis(10)))?);
     /// a.send_bytes(b"x")?;
-    /// assert!(b.poll(Some(Duration::ZERO))?);
+    /// assert!(b.poll_timeout(Some(Duration::from_secs(5)))?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
     ///
     /// The error of `poll(2)`.
-    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+    pub fn poll_timeout(&self, timeout: Option<Duration>) -> Result<bool> {
         Ok(poll_readable(self.stream.fd(), timeout)?)
     }
 

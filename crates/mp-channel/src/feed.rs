@@ -49,7 +49,8 @@ const TRIM_AT: usize = 16 << 20;
 
 #[derive(Default)]
 struct Frames {
-    q: VecDeque<Vec<u8>>,
+    /// The encoded values, oldest first.
+    values: VecDeque<Vec<u8>>,
     /// Bytes buffered now, and the most since the buffer was last empty.
     bytes: usize,
     peak: usize,
@@ -152,7 +153,7 @@ impl Feed {
         self.with(|f| {
             f.bytes += frame.len();
             f.peak = f.peak.max(f.bytes);
-            f.q.push_back(frame);
+            f.values.push_back(frame);
         });
         self.work.fetch_add(1, SeqCst);
         if self.sleeping.load(SeqCst) != 0 {
@@ -251,8 +252,8 @@ fn feed(chan: Arc<Chan>, role: u32) {
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     loop {
         f.with(|fr| {
-            let n = fr.q.len().min(BATCH);
-            batch.extend(fr.q.drain(..n));
+            let n = fr.values.len().min(BATCH);
+            batch.extend(fr.values.drain(..n));
         });
         if !batch.is_empty() {
             let n = batch.len();
@@ -287,7 +288,7 @@ fn feed(chan: Arc<Chan>, role: u32) {
         }
         f.sleeping.fetch_add(1, SeqCst);
         let seq = f.work.load(SeqCst);
-        let empty = f.with(|fr| fr.q.is_empty());
+        let empty = f.with(|fr| fr.values.is_empty());
         let r = if empty {
             mp_os::futex::wait(&f.work, seq, Deadline::after(Some(LINGER)))
         } else {
@@ -298,7 +299,7 @@ fn feed(chan: Arc<Chan>, role: u32) {
             f.running.store(false, SeqCst);
             // A value pushed after the check above, by a `put` that still
             // saw this thread running, is ours.
-            if f.with(|fr| fr.q.is_empty()) || f.running.swap(true, SeqCst) {
+            if f.with(|fr| fr.values.is_empty()) || f.running.swap(true, SeqCst) {
                 break;
             }
         }
@@ -312,7 +313,7 @@ fn discard(chan: &Chan) -> usize {
     let pid = crate::attach::process_token();
     let gone = chan.feed.with(|fr| {
         fr.bytes = 0;
-        std::mem::take(&mut fr.q)
+        std::mem::take(&mut fr.values)
     });
     chan.buffered().remove_n(pid, gone.len() as u64);
     gone.len()
@@ -322,13 +323,13 @@ fn discard(chan: &Chan) -> usize {
 /// memory goes back to the system.
 fn trim(f: &Feed) {
     let peak = f.with(|fr| {
-        if !fr.q.is_empty() {
+        if !fr.values.is_empty() {
             return 0;
         }
         let p = fr.peak;
         fr.peak = 0;
         if p >= TRIM_AT {
-            fr.q = VecDeque::new();
+            fr.values = VecDeque::new();
         }
         p
     });

@@ -87,3 +87,25 @@ pub use crate::pipe::{DEFAULT_PIPE_CAPACITY, Pipe, PipeBuilder, PipeEnd, pipe};
 pub use crate::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 pub use crate::ring::WaitMode;
 pub use mp_os::wait::{Waitable, wait};
+
+/// Logs (target `mp_channel`, level warn) that a reader skipped the record
+/// a writer (liveness token `writer`) died while writing: the message is
+/// lost. The `log_to_stderr` logger of `mp-proc` adds the process name.
+#[cold]
+pub(crate) fn log_dead_writer_skipped(writer: u32) {
+    log::warn!(
+        target: "mp_channel",
+        "skipped a message whose writer (thread token {writer:#x}) died while writing it"
+    );
+}
+
+/// Logs (target `mp_channel`, level warn) that a reader dropped a streamed
+/// message its writer (liveness token `writer`) left unfinished: it died,
+/// or gave up at its deadline.
+#[cold]
+pub(crate) fn log_stream_abandoned(writer: u32) {
+    log::warn!(
+        target: "mp_channel",
+        "dropped a streamed message its writer (thread token {writer:#x}) left unfinished"
+    );
+}

@@ -116,7 +116,7 @@ impl PipeBuilder {
     pub fn build(self) -> Result<(PipeEnd, PipeEnd), Error> {
         let n = if self.duplex { 2 } else { 1 };
         let chan = Arc::new(Chan::create(KIND_PIPE, n, self.capacity as u64, 0, false)?);
-        let (a, b) = if self.duplex {
+        let (first, second) = if self.duplex {
             (
                 Attach::new(chan.clone(), Some(0), Some(1), self.mode),
                 Attach::new(chan, Some(1), Some(0), self.mode),
@@ -127,7 +127,14 @@ impl PipeBuilder {
                 Attach::new(chan, Some(0), None, self.mode),
             )
         };
-        Ok((PipeEnd { a }, PipeEnd { a: b }))
+        Ok((
+            PipeEnd {
+                registration: first,
+            },
+            PipeEnd {
+                registration: second,
+            },
+        ))
     }
 }
 
@@ -140,15 +147,17 @@ impl PipeBuilder {
 /// sees [`RecvError::Disconnected`] once every copy of this end is closed,
 /// dropped, or its process has died, and the messages are drained.
 pub struct PipeEnd {
-    a: Arc<Attach>,
+    /// This end's registration on the channel (its roles and the
+    /// mapping).
+    registration: Arc<Attach>,
 }
 
 impl fmt::Debug for PipeEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipeEnd")
-            .field("readable", &self.a.can_recv())
-            .field("writable", &self.a.can_send())
-            .field("mode", &self.a.mode())
+            .field("readable", &self.registration.can_recv())
+            .field("writable", &self.registration.can_send())
+            .field("mode", &self.registration.mode())
             .finish()
     }
 }
@@ -156,7 +165,7 @@ impl fmt::Debug for PipeEnd {
 impl Clone for PipeEnd {
     fn clone(&self) -> Self {
         PipeEnd {
-            a: self.a.duplicate(),
+            registration: self.registration.duplicate(),
         }
     }
 }
@@ -173,7 +182,8 @@ impl PipeEnd {
     /// [`SendError::Closed`] on a closed or receive-only end,
     /// [`SendError::Encode`] when postcard cannot encode the value.
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
-        io::write_value(&self.a, value, Deadline::never(), Call::Block).map_err(|e| e.blocking())
+        io::write_value(&self.registration, value, Deadline::never(), Call::Block)
+            .map_err(|e| e.blocking())
     }
 
     /// Sends one value, waiting at most `timeout` for room.
@@ -186,8 +196,13 @@ impl PipeEnd {
         value: &T,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError> {
-        io::write_value(&self.a, value, Deadline::after(Some(timeout)), Call::Timed)
-            .map_err(|e| e.timed())
+        io::write_value(
+            &self.registration,
+            value,
+            Deadline::after(Some(timeout)),
+            Call::Timed,
+        )
+        .map_err(|e| e.timed())
     }
 
     /// Sends `bytes` as one message, without serde.
@@ -204,7 +219,8 @@ impl PipeEnd {
     ///
     /// As [`send`](PipeEnd::send) (no `Encode`).
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
-        io::write_bytes(&self.a, bytes, Deadline::never(), Call::Block).map_err(|e| e.blocking())
+        io::write_bytes(&self.registration, bytes, Deadline::never(), Call::Block)
+            .map_err(|e| e.blocking())
     }
 
     /// Receives one value, blocking until one arrives.
@@ -217,7 +233,7 @@ impl PipeEnd {
     /// consumed), [`RecvError::Corrupt`] for damaged framing.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
         io::read(
-            &self.a,
+            &self.registration,
             &mut DecodeSink::new(),
             Deadline::never(),
             Call::Block,
@@ -242,7 +258,7 @@ impl PipeEnd {
         timeout: Duration,
     ) -> Result<T, RecvTimeoutError> {
         io::read(
-            &self.a,
+            &self.registration,
             &mut DecodeSink::new(),
             Deadline::after(Some(timeout)),
             Call::Timed,
@@ -256,8 +272,13 @@ impl PipeEnd {
     ///
     /// As [`recv`](PipeEnd::recv), plus [`TryRecvError::Empty`].
     pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, TryRecvError> {
-        io::read(&self.a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
-            .map_err(|e| e.non_blocking())
+        io::read(
+            &self.registration,
+            &mut DecodeSink::new(),
+            Deadline::now(),
+            Call::Try,
+        )
+        .map_err(|e| e.non_blocking())
     }
 
     /// Receives one message as bytes.
@@ -267,7 +288,7 @@ impl PipeEnd {
     /// As [`recv`](PipeEnd::recv) (no `Decode`).
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         io::read(
-            &self.a,
+            &self.registration,
             &mut VecSink(Vec::new()),
             Deadline::never(),
             Call::Block,
@@ -282,8 +303,13 @@ impl PipeEnd {
     /// [`RecvError::TooShort`] when `buf` is shorter than the message: the
     /// message stays for the next call. Otherwise as [`recv`](PipeEnd::recv).
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        io::read(&self.a, &mut SliceSink(buf), Deadline::never(), Call::Block)
-            .map_err(|e| e.blocking())
+        io::read(
+            &self.registration,
+            &mut SliceSink(buf),
+            Deadline::never(),
+            Call::Block,
+        )
+        .map_err(|e| e.blocking())
     }
 
     /// [`recv_bytes_into`](PipeEnd::recv_bytes_into) waiting at most
@@ -299,7 +325,7 @@ impl PipeEnd {
         timeout: Duration,
     ) -> Result<usize, RecvTimeoutError> {
         io::read(
-            &self.a,
+            &self.registration,
             &mut SliceSink(buf),
             Deadline::after(Some(timeout)),
             Call::Timed,
@@ -307,23 +333,47 @@ impl PipeEnd {
         .map_err(|e| e.timed())
     }
 
+    /// Whether a receive would not block now (a message is waiting, or the
+    /// other end has gone): Python's `poll()` without a timeout, which
+    /// returns at once. [`poll_timeout`](PipeEnd::poll_timeout) waits.
+    ///
+    /// This differs from the previous API, in which `poll` took the timeout
+    /// and `poll(None)` waited without limit: that is `poll_timeout(None)`
+    /// now.
+    ///
+    /// ```
+    /// let (a, b) = mp_channel::pipe()?;
+    /// assert!(!b.poll());
+    /// a.send(&1u8)?;
+    /// assert!(b.poll());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll(&self) -> bool {
+        self.poll_timeout(Some(Duration::ZERO))
+    }
+
     /// Waits until a receive would not block (a message is waiting, or the
-    /// other end has gone), at most `timeout` (`None`: forever). Returns
-    /// whether it would not block, like Python's `Connection.poll`.
+    /// other end has gone), at most `timeout`; `None` waits as long as it
+    /// takes. Returns whether a receive would not block: Python's
+    /// `poll(timeout)`, and `poll(None)` for `None`.
     ///
     /// ```
     /// use std::time::Duration;
     /// let (a, b) = mp_channel::pipe()?;
-    /// assert!(!b.poll(Some(Duration::ZERO)));
+    /// assert!(!b.poll_timeout(Some(Duration::from_millis(10))));
     /// a.send(&1u8)?;
-    /// assert!(b.poll(Some(Duration::from_secs(1))));
+    /// assert!(b.poll_timeout(None));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn poll(&self, timeout: Option<Duration>) -> bool {
-        let Some(ring) = self.a.recv_ring().filter(|_| self.a.can_recv()) else {
+    pub fn poll_timeout(&self, timeout: Option<Duration>) -> bool {
+        let Some(ring) = self
+            .registration
+            .recv_ring()
+            .filter(|_| self.registration.can_recv())
+        else {
             return true;
         };
-        let w = self.a.waiter(Deadline::after(timeout));
+        let w = self.registration.waiter(Deadline::after(timeout));
         ring.wait_readable(&w)
     }
 
@@ -332,68 +382,68 @@ impl PipeEnd {
     pub fn close(&self) {
         // Reader first: a peer that has seen this end stop writing
         // (`Disconnected` from `recv`) then finds it gone as a reader too.
-        self.a.close_recv();
-        self.a.close_send();
+        self.registration.close_recv();
+        self.registration.close_send();
     }
 
     /// Whether this end has been closed.
     pub fn is_closed(&self) -> bool {
-        self.a.closed()
+        self.registration.closed()
     }
 
     /// Whether this end can receive (open and not the send end of a simplex
     /// pipe).
     pub fn readable(&self) -> bool {
-        self.a.can_recv()
+        self.registration.can_recv()
     }
 
     /// Whether this end can send.
     pub fn writable(&self) -> bool {
-        self.a.can_send()
+        self.registration.can_send()
     }
 
     /// How blocking calls on this end wait.
     pub fn wait_mode(&self) -> WaitMode {
-        self.a.mode()
+        self.registration.mode()
     }
 
     /// Changes how blocking calls on this end wait.
     pub fn set_wait_mode(&self, mode: WaitMode) {
-        self.a.set_mode(mode);
+        self.registration.set_mode(mode);
     }
 
     #[cfg(feature = "tokio")]
     pub(crate) fn attach(&self) -> &Attach {
-        &self.a
+        &self.registration
     }
 }
 
 impl Waitable for PipeEnd {
     fn is_ready(&self) -> bool {
-        io::is_ready(&self.a, false)
+        io::is_ready(&self.registration, false)
     }
     fn readiness_fd(&self) -> BorrowedFd<'_> {
-        io::readiness_fd(&self.a)
+        io::readiness_fd(&self.registration)
     }
     fn register(&self) {
-        io::register(&self.a, true);
+        io::register(&self.registration, true);
     }
     fn unregister(&self) {
-        io::register(&self.a, false);
+        io::register(&self.registration, false);
     }
     fn check_stalled(&self) -> bool {
-        io::is_ready(&self.a, true)
+        io::is_ready(&self.registration, true)
     }
 }
 
 impl Serialize for PipeEnd {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        io::serialize_handle(&self.a, s)
+        io::serialize_handle(&self.registration, s)
     }
 }
 
 impl<'de> Deserialize<'de> for PipeEnd {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PipeEnd, D::Error> {
-        io::deserialize_handle(d, KIND_PIPE).map(|a| PipeEnd { a })
+        io::deserialize_handle(d, KIND_PIPE).map(|registration| PipeEnd { registration })
     }
 }

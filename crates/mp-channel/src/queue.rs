@@ -49,10 +49,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 ///
 /// A `Queue` handle is both a producer and a consumer. Clones and copies
 /// in other processes (a `Queue` is a serde value) are further handles;
-/// [`close`](Queue::close) says this handle will put no more. Consumers get
-/// [`RecvError::Disconnected`] once every handle has closed, been dropped,
-/// or died and the queue is drained; producers get
-/// [`SendError::Disconnected`] once no handle can receive.
+/// [`close_put`](Queue::close_put) says this handle will put no more (it
+/// still gets), [`close`](Queue::close) that it will neither put nor get
+/// (Python's `close`). Consumers get [`RecvError::Disconnected`] once every
+/// handle has closed, been dropped, or died and the queue is drained;
+/// producers get [`SendError::Disconnected`] once no handle can receive.
 ///
 /// ```
 /// use mp_channel::Queue;
@@ -64,7 +65,9 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Queue<T> {
-    a: Arc<Attach>,
+    /// This handle's registration on the channel (its roles and the
+    /// mapping).
+    registration: Arc<Attach>,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -72,26 +75,27 @@ impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue")
             .field("qsize", &self.qsize())
-            .field("maxsize", &self.a.chan.maxsize)
-            .field("closed", &!self.a.can_send())
+            .field("maxsize", &self.registration.chan.maxsize)
+            .field("closed", &self.registration.closed())
+            .field("can_put", &self.registration.can_send())
             .finish()
     }
 }
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        Queue::wrap(self.a.duplicate())
+        Queue::wrap(self.registration.duplicate())
     }
 }
 
 impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
-        let feed = &self.a.chan.feed;
+        let feed = &self.registration.chan.feed;
         // The last handle of this process: as Python's feeder is joined
         // when its queue goes, wait until the buffered values are in the
         // ring (unless no other process can read them, or cancelled).
         if feed.handles.fetch_sub(1, SeqCst) == 1 && feed.backlog() != 0 {
-            feed.flush(&self.a.chan, true);
+            feed.flush(&self.registration.chan, true);
         }
     }
 }
@@ -161,7 +165,7 @@ impl<T> QueueBuilder<T> {
     /// As [`build`](QueueBuilder::build).
     pub fn build_joinable(self) -> Result<JoinableQueue<T>, Error> {
         Ok(JoinableQueue {
-            q: Queue::wrap(self.create(true)?),
+            queue: Queue::wrap(self.create(true)?),
         })
     }
 }
@@ -197,9 +201,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 }
 
 impl<T> Queue<T> {
-    fn wrap(a: Arc<Attach>) -> Queue<T> {
-        a.chan.feed.handles.fetch_add(1, SeqCst);
-        Queue { a, _t: PhantomData }
+    fn wrap(registration: Arc<Attach>) -> Queue<T> {
+        registration.chan.feed.handles.fetch_add(1, SeqCst);
+        Queue {
+            registration,
+            _t: PhantomData,
+        }
     }
 
     /// A builder for `maxsize`, ring bytes and wait mode.
@@ -222,9 +229,9 @@ impl<T> Queue<T> {
     /// Messages in the queue, those still buffered in the processes that
     /// put them included (approximate while others put and get).
     pub fn qsize(&self) -> usize {
-        let chan = &self.a.chan;
+        let chan = &self.registration.chan;
         // `buffered` before the ring: a value moves from one to the other.
-        let b = buffered_count(chan, || self.a.slow_check_due());
+        let b = buffered_count(chan, || self.registration.slow_check_due());
         (chan.ring(0).count() + b) as usize
     }
 
@@ -235,24 +242,66 @@ impl<T> Queue<T> {
 
     /// Whether the queue holds `maxsize` messages (never, when unbounded).
     pub fn full(&self) -> bool {
-        self.a.chan.maxsize != 0 && self.qsize() as u64 >= self.a.chan.maxsize
+        self.registration.chan.maxsize != 0 && self.qsize() as u64 >= self.registration.chan.maxsize
     }
 
     /// The bound in messages (0: none).
     pub fn maxsize(&self) -> usize {
-        self.a.chan.maxsize as usize
+        self.registration.chan.maxsize as usize
     }
 
     /// Ring bytes.
     pub fn ring_bytes(&self) -> usize {
-        self.a.chan.ring(0).capacity() as usize
+        self.registration.chan.ring(0).capacity() as usize
     }
 
-    /// This handle will put no more (as Python's `Queue.close`); it can
-    /// still get. Consumers see `Disconnected` once every handle has closed
-    /// or gone and the queue is drained.
+    /// Closes this handle, as Python's `Queue.close`: later `put`s and
+    /// `get`s on it fail with `Closed` ([`SendError::Closed`],
+    /// [`RecvError::Closed`] and the `Try`/`Timeout` forms: Python's
+    /// `ValueError: Queue is closed`). Other handles, clones in this
+    /// process and copies in other processes, are unaffected, and values
+    /// this process still buffers are written as before. `qsize`, `empty`
+    /// and `full` still answer (Python's `empty` raises `OSError`).
+    ///
+    /// This differs from the previous API, whose `close` stopped only the
+    /// putting and left the handle a consumer: that is
+    /// [`close_put`](Queue::close_put) now.
+    ///
+    /// ```
+    /// use mp_channel::{Queue, RecvError, SendError};
+    /// let q = Queue::<u32>::new()?;
+    /// let other = q.clone();
+    /// q.put(1)?;
+    /// q.close();
+    /// assert!(matches!(q.get(), Err(RecvError::Closed)));
+    /// assert!(matches!(q.put(2), Err(SendError::Closed(2))));
+    /// assert_eq!(other.get()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
-        self.a.close_send();
+        // Reader first, as `PipeEnd::close`.
+        self.registration.close_recv();
+        self.registration.close_send();
+    }
+
+    /// This handle will put no more; it still gets. Consumers see
+    /// `Disconnected` once every handle has closed its putting side or gone
+    /// and the queue is drained: a consumer calls it on its own handle (or
+    /// before forking consumers, which inherit the handle) to see the
+    /// producers go. Python has no such call (its consumers cannot tell
+    /// that the producers have gone).
+    ///
+    /// ```
+    /// let q = mp_channel::Queue::<u32>::new()?;
+    /// q.put(1)?;
+    /// q.close_put();
+    /// assert!(q.put(2).unwrap_err().is_closed());
+    /// assert_eq!(q.get()?, 1);
+    /// assert!(q.get().unwrap_err().is_disconnected()); // no producer left
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close_put(&self) {
+        self.registration.close_send();
     }
 
     /// Waits until the values this process put and still buffers are in
@@ -267,48 +316,58 @@ impl<T> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn join_thread(&self) {
-        self.a.chan.feed.flush(&self.a.chan, false);
+        self.registration
+            .chan
+            .feed
+            .flush(&self.registration.chan, false);
     }
 
     /// This process will not wait for its buffered values when it exits
     /// or drops its last handle of the queue (Python's
     /// `cancel_join_thread`): values still buffered then are lost.
     pub fn cancel_join_thread(&self) {
-        self.a.chan.feed.cancel();
+        self.registration.chan.feed.cancel();
     }
 
-    /// Whether [`close`](Queue::close) was called on this handle.
+    /// Whether [`close`](Queue::close) was called on this handle (it
+    /// neither puts nor gets).
     pub fn is_closed(&self) -> bool {
-        !self.a.can_send()
+        self.registration.closed()
+    }
+
+    /// Whether this handle can put: neither [`close`](Queue::close) nor
+    /// [`close_put`](Queue::close_put) was called on it.
+    pub fn can_put(&self) -> bool {
+        self.registration.can_send()
     }
 
     /// How many values `put` in this process sent through its buffer
     /// rather than straight into the ring (a statistic for tests).
     #[doc(hidden)]
     pub fn buffered_puts(&self) -> u64 {
-        self.a.chan.feed.pushed()
+        self.registration.chan.feed.pushed()
     }
 
     /// How blocking calls on this handle wait.
     pub fn wait_mode(&self) -> WaitMode {
-        self.a.mode()
+        self.registration.mode()
     }
 
     /// Changes how blocking calls on this handle wait.
     pub fn set_wait_mode(&self, mode: WaitMode) {
-        self.a.set_mode(mode);
+        self.registration.set_mode(mode);
     }
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_inner(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendFailure<T>> {
-        if self.a.chan.maxsize == 0 {
+        if self.registration.chan.maxsize == 0 {
             return self.put_unbounded(value, deadline, call);
         }
         // A JoinableQueue counts a task when its record is reserved in the
         // ring (`puts`), nothing here: a producer killed while it waits
         // for room leaves no count behind.
-        io::write_value(&self.a, &value, deadline, call).map_err(|e| e.map(|()| value))
+        io::write_value(&self.registration, &value, deadline, call).map_err(|e| e.map(|()| value))
     }
 
     /// `put` into an unbounded queue: into the ring while this process's
@@ -321,11 +380,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         deadline: Deadline,
         call: Call,
     ) -> Result<(), SendFailure<T>> {
-        let a = &self.a;
-        let Some(ring) = a.send_ring().filter(|_| a.can_send()) else {
+        let registration = &self.registration;
+        let Some(ring) = registration.send_ring().filter(|_| registration.can_send()) else {
             return Err(SendFailure::Closed(value));
         };
-        let feed = &a.chan.feed;
+        let feed = &registration.chan.feed;
         let r = io::with_encoded(&value, |b| {
             if feed.backlog() == 0 && b.len() as u64 <= ring.max_frag() {
                 // No clock read unless the ring is full or `wlock` busy.
@@ -338,7 +397,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                         Deadline::past()
                     };
                     // One record (no fragments): `d` bounds it all.
-                    match ring.write_within(b, &a.waiter(d), 0, d) {
+                    match ring.write_within(b, &registration.waiter(d), 0, d) {
                         Ok(()) => return Ok(()),
                         Err(WErr::Disconnected) => return Err(SendFailure::Disconnected(())),
                         Err(WErr::Corrupt) => return Err(SendFailure::Corrupt(())),
@@ -368,7 +427,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 // no copy into the buffer. Once its first fragment is in,
                 // the rest follow (room for them was there).
                 let d = deadline.min_after(PUT_GRACE);
-                match ring.write_within(b, &a.waiter(d), 0, Deadline::never()) {
+                match ring.write_within(b, &registration.waiter(d), 0, Deadline::never()) {
                     Ok(()) => return Ok(()),
                     Err(WErr::Disconnected) => return Err(SendFailure::Disconnected(())),
                     Err(WErr::Corrupt) => return Err(SendFailure::Corrupt(())),
@@ -376,7 +435,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     Err(WErr::Timeout) => {}
                 }
             }
-            feed.push(&a.chan, b);
+            feed.push(&registration.chan, b);
             Ok(())
         });
         match r {
@@ -434,8 +493,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     pub(crate) fn get_inner(&self, deadline: Deadline, call: Call) -> Result<T, RecvFailure> {
-        if !self.a.chan.joinable {
-            return io::read(&self.a, &mut DecodeSink::new(), deadline, call);
+        if !self.registration.chan.joinable {
+            return io::read(&self.registration, &mut DecodeSink::new(), deadline, call);
         }
         // A JoinableQueue counts, per process, the values taken and not
         // marked done, so that `join` can tell the tasks of a process that
@@ -444,10 +503,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         // consumer killed while it waits holds nothing.
         let mut sink = JoinSink {
             inner: DecodeSink::new(),
-            chan: &self.a.chan,
+            chan: &self.registration.chan,
             claimed: false,
         };
-        let r = io::read(&self.a, &mut sink, deadline, call);
+        let r = io::read(&self.registration, &mut sink, deadline, call);
         if r.is_ok() {
             // The caller holds the task now, until its `task_done`.
             sink.claimed = false;
@@ -484,31 +543,31 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     #[cfg(feature = "tokio")]
     pub(crate) fn attach(&self) -> &Attach {
-        &self.a
+        &self.registration
     }
 }
 
 impl<T> Waitable for Queue<T> {
     fn is_ready(&self) -> bool {
-        io::is_ready(&self.a, false)
+        io::is_ready(&self.registration, false)
     }
     fn readiness_fd(&self) -> BorrowedFd<'_> {
-        io::readiness_fd(&self.a)
+        io::readiness_fd(&self.registration)
     }
     fn register(&self) {
-        io::register(&self.a, true);
+        io::register(&self.registration, true);
     }
     fn unregister(&self) {
-        io::register(&self.a, false);
+        io::register(&self.registration, false);
     }
     fn check_stalled(&self) -> bool {
-        io::is_ready(&self.a, true)
+        io::is_ready(&self.registration, true)
     }
 }
 
 impl<T> Serialize for Queue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        io::serialize_handle(&self.a, s)
+        io::serialize_handle(&self.registration, s)
     }
 }
 
@@ -553,20 +612,22 @@ fn buffered_count(chan: &Chan, slow: impl FnOnce() -> bool) -> u64 {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SimpleQueue<T> {
-    q: Queue<T>,
+    queue: Queue<T>,
 }
 
 impl<T> fmt::Debug for SimpleQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimpleQueue")
-            .field("empty", &self.q.empty())
+            .field("empty", &self.queue.empty())
             .finish()
     }
 }
 
 impl<T> Clone for SimpleQueue<T> {
     fn clone(&self) -> Self {
-        SimpleQueue { q: self.q.clone() }
+        SimpleQueue {
+            queue: self.queue.clone(),
+        }
     }
 }
 
@@ -577,7 +638,9 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// As [`Queue::new`].
     pub fn new() -> Result<Self, Error> {
-        Ok(SimpleQueue { q: Queue::new()? })
+        Ok(SimpleQueue {
+            queue: Queue::new()?,
+        })
     }
 
     /// Puts `value` (never blocks: see [`Queue`]).
@@ -586,7 +649,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// As [`Queue::put`].
     pub fn put(&self, value: T) -> Result<(), SendError<T>> {
-        self.q.put(value)
+        self.queue.put(value)
     }
 
     /// Takes the next value, blocking until there is one.
@@ -595,47 +658,54 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// As [`Queue::get`].
     pub fn get(&self) -> Result<T, RecvError> {
-        self.q.get()
+        self.queue.get()
     }
 
     /// Whether the queue is empty.
     pub fn empty(&self) -> bool {
-        self.q.empty()
+        self.queue.empty()
     }
 
-    /// This handle will put no more.
+    /// Closes this handle: later `put`s and `get`s on it fail with
+    /// `Closed` (Python's `SimpleQueue.close`; see [`Queue::close`]).
     pub fn close(&self) {
-        self.q.close();
+        self.queue.close();
+    }
+
+    /// This handle will put no more; it still gets (see
+    /// [`Queue::close_put`]).
+    pub fn close_put(&self) {
+        self.queue.close_put();
     }
 }
 
 impl<T> Waitable for SimpleQueue<T> {
     fn is_ready(&self) -> bool {
-        self.q.is_ready()
+        self.queue.is_ready()
     }
     fn readiness_fd(&self) -> BorrowedFd<'_> {
-        self.q.readiness_fd()
+        self.queue.readiness_fd()
     }
     fn register(&self) {
-        self.q.register();
+        self.queue.register();
     }
     fn unregister(&self) {
-        self.q.unregister();
+        self.queue.unregister();
     }
     fn check_stalled(&self) -> bool {
-        self.q.check_stalled()
+        self.queue.check_stalled()
     }
 }
 
 impl<T> Serialize for SimpleQueue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.q.serialize(s)
+        self.queue.serialize(s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SimpleQueue<T>, D::Error> {
-        Queue::deserialize(d).map(|q| SimpleQueue { q })
+        Queue::deserialize(d).map(|queue| SimpleQueue { queue })
     }
 }
 
@@ -656,13 +726,13 @@ impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct JoinableQueue<T> {
-    q: Queue<T>,
+    queue: Queue<T>,
 }
 
 impl<T> fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinableQueue")
-            .field("qsize", &self.q.qsize())
+            .field("qsize", &self.queue.qsize())
             .field("unfinished", &self.unfinished())
             .finish()
     }
@@ -670,14 +740,16 @@ impl<T> fmt::Debug for JoinableQueue<T> {
 
 impl<T> Clone for JoinableQueue<T> {
     fn clone(&self) -> Self {
-        JoinableQueue { q: self.q.clone() }
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
     }
 }
 
 impl<T> Deref for JoinableQueue<T> {
     type Target = Queue<T>;
     fn deref(&self) -> &Queue<T> {
-        &self.q
+        &self.queue
     }
 }
 
@@ -720,20 +792,20 @@ impl<T> Drop for JoinSink<'_, T> {
         if self.claimed {
             // Done before no longer held: `write_off_dead` reads the held
             // counts before `done`, so the task is never missed by both.
-            let j = self.chan.join_ctl();
-            j.done.fetch_add(1, SeqCst);
+            let tasks = self.chan.join_ctl();
+            tasks.done.fetch_add(1, SeqCst);
             self.chan.taken().remove_one(crate::attach::process_token());
-            wake_joiners(j);
+            wake_joiners(tasks);
         }
     }
 }
 
 /// Wakes `join` waiters (the unfinished count reached 0 or tasks were
 /// written off).
-fn wake_joiners(j: &crate::chan::JoinCtl) {
-    j.seq.fetch_add(1, SeqCst);
-    if j.waiters.load(SeqCst) != 0 {
-        mp_os::futex::wake_all(&j.seq);
+fn wake_joiners(tasks: &crate::chan::JoinCtl) {
+    tasks.seq.fetch_add(1, SeqCst);
+    if tasks.waiters.load(SeqCst) != 0 {
+        mp_os::futex::wake_all(&tasks.seq);
     }
 }
 
@@ -743,8 +815,8 @@ fn wake_joiners(j: &crate::chan::JoinCtl) {
 /// counted in `puts` before it leaves `buffered`), so 0 means every task
 /// was done.
 fn unfinished_of(chan: &Chan, done: u64) -> u64 {
-    let j = chan.join_ctl();
-    let written = j.written.load(SeqCst);
+    let tasks = chan.join_ctl();
+    let written = tasks.written.load(SeqCst);
     let ring = chan.ring(0);
     // A message is put before it can be dropped: `dropped` first.
     let dropped = ring.dropped();
@@ -774,14 +846,14 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
 }
 
 impl<T> JoinableQueue<T> {
-    fn ctl(&self) -> &crate::chan::JoinCtl {
-        self.q.a.chan.join_ctl()
+    fn tasks(&self) -> &crate::chan::JoinCtl {
+        self.queue.registration.chan.join_ctl()
     }
 
     /// Tasks put and not yet marked done (approximate while others put,
     /// get and finish tasks).
     pub fn unfinished(&self) -> u64 {
-        let chan = &self.q.a.chan;
+        let chan = &self.queue.registration.chan;
         unfinished_of(chan, chan.join_ctl().done.load(SeqCst))
     }
 
@@ -795,15 +867,15 @@ impl<T> JoinableQueue<T> {
     ///
     /// [`Error::TaskDone`] when called more times than values were put.
     pub fn task_done(&self) -> Result<(), Error> {
-        let chan = &self.q.a.chan;
-        let j = chan.join_ctl();
-        let mut done = j.done.load(SeqCst);
+        let chan = &self.queue.registration.chan;
+        let tasks = chan.join_ctl();
+        let mut done = tasks.done.load(SeqCst);
         let left = loop {
             let left = unfinished_of(chan, done);
             if left == 0 {
                 return Err(Error::TaskDone);
             }
-            match j.done.compare_exchange(done, done + 1, SeqCst, SeqCst) {
+            match tasks.done.compare_exchange(done, done + 1, SeqCst, SeqCst) {
                 Ok(_) => break left,
                 Err(d) => done = d,
             }
@@ -811,7 +883,7 @@ impl<T> JoinableQueue<T> {
         // After `done`: see `JoinSink`'s drop.
         chan.taken().remove_one(crate::attach::process_token());
         if left == 1 {
-            wake_joiners(j);
+            wake_joiners(tasks);
         }
         Ok(())
     }
@@ -856,9 +928,9 @@ impl<T> JoinableQueue<T> {
     }
 
     fn join_deadline(&self, deadline: Deadline) -> Result<bool, Error> {
-        let j = self.ctl();
-        let lost_before = j.lost.load(SeqCst);
-        let outcome = |done: bool| match j.lost.load(SeqCst) - lost_before {
+        let tasks = self.tasks();
+        let lost_before = tasks.lost.load(SeqCst);
+        let outcome = |done: bool| match tasks.lost.load(SeqCst) - lost_before {
             0 => Ok(done),
             count => Err(Error::TasksLost { count }),
         };
@@ -866,14 +938,14 @@ impl<T> JoinableQueue<T> {
             if self.unfinished() == 0 {
                 return outcome(true);
             }
-            j.waiters.fetch_add(1, SeqCst);
-            let seq = j.seq.load(SeqCst);
+            tasks.waiters.fetch_add(1, SeqCst);
+            let seq = tasks.seq.load(SeqCst);
             if self.unfinished() == 0 {
-                j.waiters.fetch_sub(1, SeqCst);
+                tasks.waiters.fetch_sub(1, SeqCst);
                 return outcome(true);
             }
-            let r = mp_os::futex::wait(&j.seq, seq, deadline.min_after(crate::ring::SLICE));
-            j.waiters.fetch_sub(1, SeqCst);
+            let r = mp_os::futex::wait(&tasks.seq, seq, deadline.min_after(crate::ring::SLICE));
+            tasks.waiters.fetch_sub(1, SeqCst);
             if r == Wait::TimedOut {
                 self.write_off_dead();
                 if deadline.expired() {
@@ -890,8 +962,8 @@ impl<T> JoinableQueue<T> {
     /// moving meanwhile is seen twice rather than missed: the count is
     /// never too high.
     fn write_off_dead(&self) {
-        let chan = &self.q.a.chan;
-        let j = self.ctl();
+        let chan = &self.queue.registration.chan;
+        let tasks = self.tasks();
         let ring = chan.ring(0);
         // Counts a holder killed inside its lock left behind are repaired
         // by whoever takes the lock over.
@@ -910,72 +982,110 @@ impl<T> JoinableQueue<T> {
         // written off now, the rest at the next look).
         let held = taken.sum();
         let dropped = ring.dropped();
-        let done = j.done.load(SeqCst);
-        let written = j.written.load(SeqCst);
+        let done = tasks.done.load(SeqCst);
+        let written = tasks.written.load(SeqCst);
         let lost = gets.saturating_sub(held + dropped + done + written);
         // Values a dead producer still had in its buffer will never come.
         let unsent = chan.buffered().prune();
         if unsent != 0 {
-            j.lost.fetch_add(unsent, SeqCst);
-            wake_joiners(j);
+            tasks.lost.fetch_add(unsent, SeqCst);
+            wake_joiners(tasks);
         }
         if lost == 0 {
             return;
         }
         // One writer of each loss: a concurrent `join` that counted the
         // same tasks loses this race and counts again.
-        if j.written
+        if tasks
+            .written
             .compare_exchange(written, written + lost, SeqCst, SeqCst)
             .is_ok()
         {
-            j.lost.fetch_add(lost, SeqCst);
-            wake_joiners(j);
+            tasks.lost.fetch_add(lost, SeqCst);
+            wake_joiners(tasks);
         }
     }
 }
 
 impl<T> Waitable for JoinableQueue<T> {
     fn is_ready(&self) -> bool {
-        self.q.is_ready()
+        self.queue.is_ready()
     }
     fn readiness_fd(&self) -> BorrowedFd<'_> {
-        self.q.readiness_fd()
+        self.queue.readiness_fd()
     }
     fn register(&self) {
-        self.q.register();
+        self.queue.register();
     }
     fn unregister(&self) {
-        self.q.unregister();
+        self.queue.unregister();
     }
     fn check_stalled(&self) -> bool {
-        self.q.check_stalled()
+        self.queue.check_stalled()
     }
 }
 
 impl<T> Serialize for JoinableQueue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.q.serialize(s)
+        self.queue.serialize(s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JoinableQueue<T>, D::Error> {
         use serde::de::Error as _;
-        let q = Queue::deserialize(d)?;
-        if !q.a.chan.joinable {
+        let queue = Queue::deserialize(d)?;
+        if !queue.registration.chan.joinable {
             return Err(D::Error::custom(
                 "the handle is a Queue, not a JoinableQueue",
             ));
         }
-        Ok(JoinableQueue { q })
+        Ok(JoinableQueue { queue })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
     use std::time::Duration;
 
-    use super::JoinableQueue;
+    use super::{JoinableQueue, Queue};
+
+    /// Keeps the records logged in this test binary.
+    struct Capture(Mutex<Vec<String>>);
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            let line = format!("{} {}: {}", r.level(), r.target(), r.args());
+            self.0.lock().unwrap().push(line);
+        }
+        fn flush(&self) {}
+    }
+
+    static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+
+    #[test]
+    fn a_reader_skipping_a_dead_writers_record_logs_it() {
+        let _ = log::set_logger(&CAPTURE);
+        log::set_max_level(log::LevelFilter::Trace);
+        let q = Queue::<u32>::new().unwrap();
+        // A producer killed while copying its value into the ring.
+        let dead = crate::sync::tid() ^ (1 << mp_os::liveness::TID_BITS);
+        assert!(!crate::sync::alive(dead));
+        q.registration.chan.ring(0).reserve_torn(1000, dead);
+        q.put(2).unwrap();
+        assert_eq!(q.get_timeout(Duration::from_secs(30)).unwrap(), 2);
+        let logged = CAPTURE.0.lock().unwrap();
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.starts_with("WARN mp_channel: skipped a message whose writer")),
+            "{logged:?}"
+        );
+    }
 
     #[test]
     fn join_drops_a_record_a_dead_producer_never_committed() {
@@ -986,7 +1096,7 @@ mod tests {
         // A producer killed while copying its value into the ring.
         let dead = crate::sync::tid() ^ (1 << mp_os::liveness::TID_BITS);
         assert!(!crate::sync::alive(dead));
-        q.q.a.chan.ring(0).reserve_torn(1000, dead);
+        q.queue.registration.chan.ring(0).reserve_torn(1000, dead);
         assert_eq!(q.unfinished(), 1);
         // Nobody waits in `get`: `join` itself skips the torn record.
         assert!(q.join_timeout(Duration::from_secs(10)).unwrap());

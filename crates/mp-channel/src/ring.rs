@@ -1481,6 +1481,7 @@ impl Ring {
                     }
                     self.mark_consumed(h);
                     if first {
+                        crate::log_dead_writer_skipped(tid);
                         self.count_dropped();
                         self.count_get();
                     }
@@ -1907,6 +1908,7 @@ impl Ring {
                 }
             });
             if alive_writer != Some(true) {
+                crate::log_stream_abandoned(wtid);
                 self.count_dropped();
                 sink.dropped();
                 unlock();

@@ -34,7 +34,10 @@ fn abstract_name(tag: &str) -> String {
 
 /// Receives one message, failing instead of hanging when none comes.
 fn recv_within(conn: &Connection) -> Result<Vec<u8>, ConnectionError> {
-    assert!(conn.poll(Some(LONG)).unwrap(), "no message within {LONG:?}");
+    assert!(
+        conn.poll_timeout(Some(LONG)).unwrap(),
+        "no message within {LONG:?}"
+    );
     conn.recv_bytes()
 }
 
@@ -167,7 +170,10 @@ fn eof_bad_length_and_wait() {
         Err(ConnectionError::BadMessageLength { len: 300, max: 256 })
     ));
     d.close();
-    assert!(c.poll(Some(LONG)).unwrap(), "end of file is readable");
+    assert!(
+        c.poll_timeout(Some(LONG)).unwrap(),
+        "end of file is readable"
+    );
     assert!(matches!(c.recv_bytes(), Err(ConnectionError::Eof)));
     // Nobody listens.
     let gone = temp_path("gone");
@@ -372,7 +378,7 @@ fn expected() -> V {
 fn talk_to_python(conn: &Connection) {
     assert_eq!(conn.codec(), Codec::Pickle);
     conn.send_py(&expected()).unwrap();
-    assert!(conn.poll(Some(LONG)).unwrap());
+    assert!(conn.poll_timeout(Some(LONG)).unwrap());
     let reply = conn.recv_py().unwrap();
     assert_eq!(
         reply,
@@ -393,7 +399,7 @@ fn talk_to_python(conn: &Connection) {
     // Serde types through the Pickle codec.
     conn.send(&("abc", 5i64, vec![1.0f64], None::<i32>))
         .unwrap();
-    assert!(conn.poll(Some(LONG)).unwrap());
+    assert!(conn.poll_timeout(Some(LONG)).unwrap());
     let answer: Answer = conn.recv().unwrap();
     assert_eq!(
         answer,
@@ -542,4 +548,24 @@ fn rust_listener_rejects_a_python_client_with_a_wrong_key() {
     python_client_to_rust_listener("unix", "legacy", "wrong", b"secret");
     python_client_to_rust_listener("tcp", "legacy", "wrong", b"secret");
     python_client_to_rust_listener("tcp", "modern", "wrong", b"secret");
+}
+
+#[test]
+fn poll_without_timeout_returns_at_once_as_python() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (a, b) = (Connection::from(a), Connection::from(b));
+    // Nothing comes while `a` is open: a poll that waited would not return.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = thread::spawn(move || {
+        tx.send(b.poll().unwrap()).unwrap();
+        b
+    });
+    assert_eq!(rx.recv_timeout(LONG), Ok(false));
+    let b = t.join().unwrap();
+    a.send_bytes(b"x").unwrap();
+    assert!(b.poll_timeout(None).unwrap(), "a message is waiting");
+    assert!(b.poll().unwrap());
+    assert_eq!(b.recv_bytes().unwrap(), b"x");
+    drop(a);
+    assert!(b.poll().unwrap(), "end of file is readable");
 }

@@ -90,7 +90,7 @@ fn reader_killed_mid_stream_does_not_block_the_writer() {
     // A forked child inherits the parent's open handles: close the
     // parent's producer side before forking the consumers, which wait for
     // every producer to go.
-    q.close();
+    q.close_put();
     let q1 = q.clone();
     let mut c1 = fork(move || {
         loop {

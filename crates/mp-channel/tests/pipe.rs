@@ -138,7 +138,7 @@ fn timeouts_return_after_about_their_duration() {
     );
     assert!(b.try_recv::<u8>().unwrap_err().is_empty());
     let t = Instant::now();
-    assert!(!b.poll(Some(Duration::from_millis(100))));
+    assert!(!b.poll_timeout(Some(Duration::from_millis(100))));
     assert!(t.elapsed() >= Duration::from_millis(90));
     // A full ring: send_timeout times out.
     let (x, _y) = Pipe::builder().capacity(4096).build().unwrap();
@@ -293,4 +293,26 @@ fn a_clone_dropped_while_another_thread_forks_does_not_stay_registered() {
     drop(tx);
     let r = rx.recv_timeout::<u8>(Duration::from_secs(20));
     assert!(matches!(r, Err(RecvTimeoutError::Disconnected)), "{r:?}");
+}
+
+#[test]
+fn poll_without_timeout_returns_at_once_as_python() {
+    let (a, b) = pipe().unwrap();
+    // Nothing comes while `a` is held: a poll that waited would not return.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        tx.send(b.poll()).unwrap();
+        b
+    });
+    assert_eq!(rx.recv_timeout(LONG), Ok(false));
+    let b = t.join().unwrap();
+    a.send(&1u8).unwrap();
+    assert!(b.poll());
+    assert!(b.poll_timeout(None), "a message is waiting");
+    assert_eq!(b.recv::<u8>().unwrap(), 1);
+    drop(a);
+    assert!(
+        b.poll(),
+        "the other end has gone: a receive would not block"
+    );
 }

@@ -6,7 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Child, LONG, fork};
-use mp_channel::{Error, JoinableQueue, Queue, RecvError, SendError, SimpleQueue, TrySendError};
+use mp_channel::{
+    Error, JoinableQueue, Queue, RecvError, RecvTimeoutError, SendError, SimpleQueue, TryRecvError,
+    TrySendError,
+};
 
 const PRODUCERS: u32 = 4;
 const CONSUMERS: usize = 4;
@@ -34,11 +37,11 @@ fn four_producers_four_consumers_nothing_lost_or_duplicated() {
             0
         }));
     }
-    q.close();
+    q.close_put();
     for c in 0..CONSUMERS {
         let (q, results) = (q.clone(), results.clone());
         children.push(fork(move || {
-            assert!(q.is_closed()); // a clone of a closed handle puts nothing
+            assert!(!q.can_put()); // a clone of a handle closed for putting puts nothing
             let mut stats = vec![(0u64, 0u64, 0u64); PRODUCERS as usize];
             let mut last = vec![None::<u64>; PRODUCERS as usize];
             let mut fifo = true;
@@ -150,15 +153,16 @@ fn get_timeout_and_nowait() {
 }
 
 #[test]
-fn close_semantics() {
+fn close_put_semantics() {
     let q = Queue::<u8>::new().unwrap();
     q.put(1).unwrap();
-    q.close();
-    assert!(q.is_closed());
+    q.close_put();
+    assert!(!q.can_put());
+    assert!(!q.is_closed());
     assert!(matches!(q.put(2), Err(SendError::Closed(2))));
     // Still a consumer.
     assert_eq!(q.get().unwrap(), 1);
-    // Every handle has closed: drained and disconnected.
+    // Every handle has closed its putting side: drained and disconnected.
     assert!(matches!(q.get(), Err(RecvError::Disconnected)));
 
     // A producer in another process closes; the consumer drains then sees
@@ -173,10 +177,54 @@ fn close_semantics() {
         std::thread::sleep(Duration::from_millis(300));
         0
     });
-    q.close();
+    q.close_put();
     let got: Vec<u32> = std::iter::from_fn(|| q.get().ok()).collect();
     assert_eq!(got, (0..100).collect::<Vec<_>>());
     assert_eq!(child.wait_within(LONG), 0);
+}
+
+/// Python's `Queue.close`: after it, `get` and `put` on that handle raise
+/// `ValueError`; other handles, here and in other processes, carry on.
+#[test]
+fn close_then_get_is_closed_as_python() {
+    let q = Queue::<u32>::new().unwrap();
+    let here = q.clone();
+    let there = q.clone();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.close();
+    assert!(q.is_closed());
+    assert!(matches!(q.get(), Err(RecvError::Closed)));
+    assert!(matches!(q.get_nowait(), Err(TryRecvError::Closed)));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(10)),
+        Err(RecvTimeoutError::Closed)
+    ));
+    assert!(matches!(q.put(3), Err(SendError::Closed(3))));
+    assert!(matches!(q.put_nowait(3), Err(TrySendError::Closed(3))));
+    assert_eq!(q.qsize(), 2, "qsize still answers");
+    // A clone in this process is another handle.
+    assert_eq!(here.get().unwrap(), 1);
+    drop(here);
+    // So is a copy in another process: it gets and puts.
+    let mut child = fork(move || {
+        if there.get_timeout(LONG).ok() != Some(2) {
+            return 1;
+        }
+        there.put(4).map_or(2, |()| 0)
+    });
+    assert_eq!(child.wait(LONG), 0);
+    assert!(matches!(q.get(), Err(RecvError::Closed)), "still closed");
+
+    // SimpleQueue and JoinableQueue close the same way.
+    let sq = SimpleQueue::<u8>::new().unwrap();
+    sq.put(1).unwrap();
+    sq.close();
+    assert!(matches!(sq.get(), Err(RecvError::Closed)));
+    let jq = JoinableQueue::<u8>::new().unwrap();
+    jq.close();
+    assert!(matches!(jq.get(), Err(RecvError::Closed)));
+    assert!(matches!(jq.put(1), Err(SendError::Closed(1))));
 }
 
 #[test]

@@ -244,11 +244,11 @@ fn timed_streams_from_several_processes_arrive_whole_or_not_at_all() {
     }
     // The readers must not inherit a sending handle, or they would never
     // see the writers go (the README's rule for forked children).
-    q.close();
+    q.close_put();
     for r in 0..READERS {
         let (q, res_tx) = (q.clone(), res_tx.clone());
         kids.push(fork(move || {
-            q.close();
+            q.close_put();
             let (mut got, mut bad) = (Vec::new(), 0u32);
             loop {
                 match q.get_timeout(LONG) {

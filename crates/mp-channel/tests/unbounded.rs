@@ -172,7 +172,7 @@ fn close_with_values_still_buffered_delivers_them_then_disconnects() {
             _ => 4,
         }
     });
-    q.close();
+    q.close_put();
     for i in 0..3_000 {
         assert_eq!(q.get_timeout(LONG).unwrap(), i);
     }

@@ -94,6 +94,7 @@
 //! | `Barrier(n).wait()` | `barrier.wait()?` returns the party index |
 //! | `Barrier(n, action=f, timeout=t)` | `mp::Barrier::with_options(n, Some(f), Some(t))?` (`f` a `fn()`, run by the party that trips it, before the others are released) |
 //! | `Queue()`, `q.put(x)`, `q.get()` | `mp::Queue::new()?`, `q.put(x)?`, `q.get()?` |
+//! | `q.close()`, then `q.get()` raising `ValueError` | `q.close()`, then `Err(RecvError::Closed)` (and `SendError::Closed(x)` from `put`) on that handle only; `q.close_put()` stops only its putting, so consumers see `Disconnected` once every producer has gone |
 //! | `q.get_nowait()` raising `queue.Empty` | `q.get_nowait()` returning `Err(TryRecvError::Empty)` (`get_timeout(t)`: `RecvTimeoutError::Timeout`) |
 //! | `q.put_nowait(x)` raising `queue.Full` | `Err(TrySendError::Full(x))`, the value handed back (`put_timeout(x, t)`: `SendTimeoutError::Timeout(x)`); a blocking `put` returns a `SendError<T>`, which has no `Full` |
 //! | `a, b = Pipe()`, `a.send(x)`, `b.recv()` | `let (a, b) = mp::pipe()?;`, `a.send(&x)?`, `b.recv::<T>()?` |
@@ -102,7 +103,8 @@
 //! | `connection.Listener(address, authkey=k)`, `l.accept()` | `mp::connection::Listener::bind(address, Some(k))?`, `l.accept()?` |
 //! | `connection.Client(address, authkey=k)` | `mp::connection::client(address, Some(k))?`, or `Client::new(address).authkey(k).connect()?` |
 //! | `conn.send(obj)` / `conn.recv()` with a Python peer | `Client::new(a).codec(Codec::Pickle)`, then `conn.send(&x)?` / `conn.recv::<T>()?`, or `conn.send_py(&value)?` / `conn.recv_py()?` with `pickle::Value` |
-//! | `conn.send_bytes(b)`, `conn.recv_bytes()`, `conn.recv_bytes_into(buf)`, `conn.poll(t)` | the same names (`poll(Some(t))`; `BufferTooShort` as `ConnectionError::BufferTooShort(msg)`) |
+//! | `conn.send_bytes(b)`, `conn.recv_bytes()`, `conn.recv_bytes_into(buf)` | the same names (`BufferTooShort` as `ConnectionError::BufferTooShort(msg)`) |
+//! | `conn.poll()`, `conn.poll(t)`, `conn.poll(None)` (a `Connection` or a pipe end) | `conn.poll()` returns at once, as Python's; `conn.poll_timeout(Some(t))`; `conn.poll_timeout(None)` waits without limit |
 //! | `("127.0.0.1", 6000)`, `"/tmp/sock"`, `"\0name"` | `Address::from("127.0.0.1:6000")`, `Address::from("/tmp/sock")`, `Address::from("\0name")` |
 //! | `connection.wait([conn, listener], t)` | `mp::wait(&[&conn, &listener], Some(t))?` |
 //! | `with Pool(4) as pool: pool.map(f, xs)` | `mp::Pool::new(4)?.map(f, xs)?` (dropping the pool terminates it) |
