@@ -142,6 +142,7 @@
 #![cfg(target_os = "linux")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod call;
 mod collect;
 mod dispatch;
 mod error;
@@ -149,6 +150,7 @@ mod insights;
 
 mod executor;
 mod pool;
+mod task_pool;
 mod thread_pool;
 mod worker;
 
@@ -161,6 +163,7 @@ pub use executor::{
     ThreadPoolExecutor, WaitResult, as_completed, wait,
 };
 pub use pool::{Pool, PoolBuilder};
+pub use task_pool::{CallKind, Sink, Submit, TaskPool};
 pub use thread_pool::ThreadPool;
 
 /// A boxed error, what the input of `try_map`/`try_imap` may fail with.

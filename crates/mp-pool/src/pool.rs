@@ -12,11 +12,12 @@ use mp_proc::{Function, RawFunction, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::collect::{
-    AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try,
-};
+use crate::collect::{AsyncResult, Callbacks, IMap};
 use crate::dispatch::{Dispatcher, Job, TaskRec};
 use crate::insights::{Insights, Record};
+#[cfg(feature = "progress")]
+use crate::task_pool::CallKind;
+use crate::task_pool::{Sink, Submit, TaskPool};
 use crate::worker::{Bytes, Init, Msg, PassFd, TaskHeader};
 use crate::{BoxError, Error};
 
@@ -426,11 +427,6 @@ impl PoolBuilder {
     }
 }
 
-/// The default chunk size of `map`: Python's `ceil(len / (4 * processes))`.
-pub(crate) fn default_chunksize(len: usize, processes: usize) -> usize {
-    len.div_ceil(processes * 4).max(1)
-}
-
 impl Pool {
     /// A pool of `processes` workers with default settings.
     ///
@@ -572,94 +568,25 @@ impl Pool {
         &self.shared
     }
 
-    fn feeder<'a, A, R>(
-        &self,
-        f: fn(A) -> R,
-        input: Input<'a, A>,
-        chunksize: usize,
-        coll: &Arc<Collector<R>>,
-        window: usize,
-    ) -> Result<Feeder<'a, A, R>, Error>
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.shared.check_running()?;
-        let func = Function::new(f);
-        if !func.is_portable() {
-            return Err(Error::Call(mp_proc::CallError::OutsideBinary));
-        }
-        let func = func.raw();
-        let shared = self.shared.clone();
-        let job: Arc<dyn Job> = coll.clone();
-        let submit = move |chunks: Vec<(usize, Vec<A>)>| {
-            let mut batch = Vec::with_capacity(chunks.len());
-            for (index, items) in chunks {
-                let n = items.len();
-                match shared.task(func, &job, index, items) {
-                    Ok(t) => batch.push(t),
-                    Err(e) => job.fail(index, n, &e),
-                }
-            }
-            shared.submit(batch)
-        };
-        Feeder::new(input, chunksize, coll.clone(), window, Box::new(submit))
-    }
-
-    /// How many chunks a blocking call keeps submitted ahead.
-    fn window(&self) -> usize {
-        (self.shared.cfg.processes * 128).max(1024)
-    }
-
     #[cfg_attr(not(feature = "progress"), allow(unused_variables))]
-    fn progress<R: Send + 'static>(&self, coll: &Collector<R>, len: Option<usize>) {
+    fn progress<R: Send + 'static>(&self, sink: &Sink<R>) {
         #[cfg(feature = "progress")]
         if self.shared.cfg.progress {
-            let bar = match len {
-                Some(n) => indicatif::ProgressBar::new(n as u64),
-                None => indicatif::ProgressBar::no_length(),
+            let bar = match sink.kind() {
+                CallKind::Map { items } => indicatif::ProgressBar::new(items as u64),
+                CallKind::Stream => indicatif::ProgressBar::no_length(),
+                _ => return,
             };
-            coll.set_bar(bar);
+            sink.collector().set_bar(bar);
         }
     }
 
-    /// Runs a collected input to the end on this thread.
-    fn run_blocking<A, R>(
-        &self,
-        f: fn(A) -> R,
-        items: Vec<A>,
-        chunksize: Option<usize>,
-        mode: Mode,
-    ) -> Result<Arc<Collector<R>>, Error>
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let len = items.len();
-        let cs = chunksize
-            .or(self.shared.cfg.chunksize)
-            .unwrap_or_else(|| default_chunksize(len, self.processes()));
-        let coll = Collector::new(mode, None);
-        self.progress(&coll, Some(len));
-        let window = self.window();
-        let mut feeder = self.feeder(f, boxed(items), cs, &coll, window)?;
-        feeder.run_to_end()?;
-        Ok(coll)
-    }
-
-    /// Applies `f` to every item and returns the results in order
-    /// (Python's `map`). Fails with the first task failure (by arrival), as
-    /// Python raises; the other tasks of the call are dropped.
-    ///
-    /// The input is collected first (its length sets the default chunk
-    /// size, about `len / (4 x processes)`); use [`imap`](Pool::imap) to
-    /// stream it.
+    /// Applies `f` to every item and returns the results in order (Python's
+    /// `map`), failing with the first task failure: [`TaskPool::map`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`, and the first task
-    /// failure: [`Error::TaskPanicked`], [`Error::WorkerDied`],
-    /// [`Error::TaskTimeout`], [`Error::Terminated`], [`Error::Call`].
+    /// As [`TaskPool::map`].
     pub fn map<A, R>(
         &self,
         f: fn(A) -> R,
@@ -669,15 +596,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        self.run_blocking(f, items, None, Mode::All)?.take_all(None)
+        TaskPool::map(self, f, items)
     }
 
-    /// [`map`](Pool::map) with an explicit chunk size.
+    /// [`map`](Pool::map) with an explicit chunk size: [`TaskPool::map_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map), plus [`Error::InvalidArgument`] for 0.
+    /// As [`TaskPool::map_chunked`].
     pub fn map_chunked<A, R>(
         &self,
         f: fn(A) -> R,
@@ -688,24 +614,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        self.run_blocking(f, items, Some(chunksize), Mode::All)?
-            .take_all(None)
+        TaskPool::map_chunked(self, f, items, chunksize)
     }
 
-    /// Python's `starmap`: in Rust a target of several parameters takes a
-    /// tuple, so this is [`map`](Pool::map) over an iterator of tuples.
-    ///
-    /// ```
-    /// fn add((a, b): (i32, i32)) -> i32 { a + b }
-    /// let pool = mp_pool::Pool::new(2)?;
-    /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, vec![3, 7]);
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// Python's `starmap`: [`map`](Pool::map) over an iterator of tuples: [`TaskPool::starmap`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map).
+    /// As [`TaskPool::starmap`].
     pub fn starmap<A, R>(
         &self,
         f: fn(A) -> R,
@@ -715,26 +631,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map(f, items)
+        TaskPool::starmap(self, f, items)
     }
 
-    /// Like [`map`](Pool::map), over an input that can fail: the input is
-    /// read to the end first (as Python's `map` does with `list(iterable)`)
-    /// and its first error is returned as [`Error::Input`] before any task
-    /// runs.
-    ///
-    /// ```
-    /// fn inc(x: i32) -> i32 { x + 1 }
-    /// let pool = mp_pool::Pool::new(1)?;
-    /// let input = vec![Ok(1), Err("line 2: not a number"), Ok(3)];
-    /// assert!(matches!(pool.try_map(inc, input), Err(mp_pool::Error::Input(_))));
-    /// assert_eq!(pool.try_map(inc, vec![Ok::<_, std::io::Error>(1)])?, vec![2]);
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// [`map`](Pool::map) over an input that can fail, read to the end first: [`TaskPool::try_map`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Input`], otherwise as [`map`](Pool::map).
+    /// As [`TaskPool::try_map`].
     pub fn try_map<A, R, E>(
         &self,
         f: fn(A) -> R,
@@ -745,32 +649,14 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
         E: Into<BoxError>,
     {
-        self.shared.check_running()?;
-        let items = items
-            .into_iter()
-            .collect::<Result<Vec<A>, E>>()
-            .map_err(|e| Error::Input(e.into()))?;
-        self.map(f, items)
+        TaskPool::try_map(self, f, items)
     }
 
-    /// Applies `f` to every item and returns every item's own result, in
-    /// order, after all have run: one task's failure (a panic, a killed
-    /// worker) does not stop the others.
-    ///
-    /// ```
-    /// fn check(x: i32) -> i32 { assert!(x != 2, "two is not allowed"); x }
-    /// let pool = mp_pool::Pool::new(2)?;
-    /// let r = pool.map_results(check, [1, 2, 3])?;
-    /// assert_eq!(r[0].as_ref().ok(), Some(&1));
-    /// assert!(r[1].as_ref().unwrap_err().to_string().contains("two is not allowed"));
-    /// assert_eq!(r[2].as_ref().ok(), Some(&3));
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// Every item's own result, in order, after all have run: [`TaskPool::map_results`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate` (task failures are in the
-    /// items).
+    /// As [`TaskPool::map_results`].
     pub fn map_results<A, R>(
         &self,
         f: fn(A) -> R,
@@ -780,16 +666,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        self.run_blocking(f, items, None, Mode::Each)?.take_each()
+        TaskPool::map_results(self, f, items)
     }
 
-    /// Submits a map and returns at once (Python's `map_async`).
+    /// Submits a map and returns at once (Python's `map_async`): [`TaskPool::map_async`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`; task failures come
-    /// from [`AsyncResult::get`].
+    /// As [`TaskPool::map_async`].
     pub fn map_async<A, R>(
         &self,
         f: fn(A) -> R,
@@ -799,15 +683,33 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map_async_with(f, items, Callbacks::new())
+        TaskPool::map_async(self, f, items)
     }
 
-    /// [`map_async`](Pool::map_async) with callbacks, run on the pool's
-    /// dispatcher thread when the map finishes.
+    /// [`map_async`](Pool::map_async) with an explicit chunk size: [`TaskPool::map_async_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map_async`](Pool::map_async).
+    /// As [`TaskPool::map_async_chunked`].
+    pub fn map_async_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::map_async_chunked(self, f, items, chunksize)
+    }
+
+    /// [`map_async`](Pool::map_async) with callbacks, run on the pool's
+    /// dispatcher thread when the map finishes: [`TaskPool::map_async_with`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::map_async_with`].
     pub fn map_async_with<A, R>(
         &self,
         f: fn(A) -> R,
@@ -818,68 +720,59 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let cs = self
-            .shared
-            .cfg
-            .chunksize
-            .unwrap_or_else(|| default_chunksize(items.len(), self.processes()));
-        let coll = Collector::new(Mode::All, callbacks.into_callback());
-        self.feeder(f, boxed(items), cs, &coll, usize::MAX)?
-            .feed()?;
-        Ok(AsyncResult::all(coll))
+        TaskPool::map_async_with(self, f, items, callbacks)
     }
 
-    /// Runs `f(arg)` in a worker and waits for the result (Python's
-    /// `apply`).
+    /// Python's `starmap_async`: [`map_async`](Pool::map_async) over an
+    /// iterator of tuples: [`TaskPool::starmap_async`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map).
+    /// As [`TaskPool::starmap_async`].
+    pub fn starmap_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::starmap_async(self, f, items)
+    }
+
+    /// Runs `f(arg)` in a worker and waits for the result (Python's `apply`): [`TaskPool::apply`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::apply`].
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, Error>
     where
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.apply_async(f, arg)?.get()
+        TaskPool::apply(self, f, arg)
     }
 
-    /// Submits `f(arg)` and returns at once (Python's `apply_async`).
+    /// Submits `f(arg)` and returns at once (Python's `apply_async`): [`TaskPool::apply_async`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`; task failures come from
-    /// [`AsyncResult::get`].
+    /// As [`TaskPool::apply_async`].
     pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>, Error>
     where
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.apply_async_with(f, arg, Callbacks::new())
+        TaskPool::apply_async(self, f, arg)
     }
 
     /// [`apply_async`](Pool::apply_async) with callbacks, run on the pool's
-    /// dispatcher thread when the task finishes.
-    ///
-    /// ```
-    /// use std::sync::mpsc;
-    /// use mp_pool::{Callbacks, Pool};
-    ///
-    /// fn fail(x: i32) -> i32 { panic!("bad input {x}") }
-    ///
-    /// let pool = Pool::new(1)?;
-    /// let (tx, rx) = mpsc::channel();
-    /// let r = pool.apply_async_with(fail, 7, Callbacks::new().on_error(move |e| {
-    ///     tx.send(e.to_string()).unwrap();
-    /// }))?;
-    /// assert!(r.get().is_err());
-    /// assert!(rx.recv().unwrap().contains("bad input 7"));
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// dispatcher thread when the task finishes: [`TaskPool::apply_async_with`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`apply_async`](Pool::apply_async).
+    /// As [`TaskPool::apply_async_with`].
     pub fn apply_async_with<A, R>(
         &self,
         f: fn(A) -> R,
@@ -890,39 +783,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let coll = Collector::new(Mode::All, callbacks.into_item_callback());
-        self.feeder(f, boxed([arg]), 1, &coll, usize::MAX)?.feed()?;
-        Ok(AsyncResult::one(coll))
+        TaskPool::apply_async_with(self, f, arg, callbacks)
     }
 
-    fn stream<'a, A, R>(
-        &'a self,
-        f: fn(A) -> R,
-        input: Input<'a, A>,
-        chunksize: Option<usize>,
-        ordered: bool,
-    ) -> Result<IMap<'a, R>, Error>
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let cs = chunksize.or(self.shared.cfg.chunksize).unwrap_or(1);
-        let coll = Collector::new(Mode::Stream { ordered }, None);
-        self.progress(&coll, None);
-        let window = self.window();
-        let mut feeder = self.feeder(f, input, cs, &coll, window)?;
-        feeder.feed()?;
-        Ok(IMap::new(coll, window / 2, feeder))
-    }
-
-    /// Applies `f` to every item, yielding results in input order as they
-    /// become available (Python's `imap`, chunk size 1 unless the pool sets
-    /// one). The input is read lazily, a window ahead of the results.
+    /// Yields results in input order as they become available (Python's
+    /// `imap`); the input is read lazily: [`TaskPool::imap`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`; task failures are
-    /// items of the iterator.
+    /// As [`TaskPool::imap`].
     pub fn imap<'a, A, R>(
         &'a self,
         f: fn(A) -> R,
@@ -932,14 +801,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.stream(f, boxed(items), None, true)
+        TaskPool::imap(self, f, items)
     }
 
-    /// [`imap`](Pool::imap) with an explicit chunk size.
+    /// [`imap`](Pool::imap) with an explicit chunk size: [`TaskPool::imap_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`imap`](Pool::imap), plus [`Error::InvalidArgument`] for 0.
+    /// As [`TaskPool::imap_chunked`].
     pub fn imap_chunked<'a, A, R>(
         &'a self,
         f: fn(A) -> R,
@@ -950,15 +819,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.stream(f, boxed(items), Some(chunksize), true)
+        TaskPool::imap_chunked(self, f, items, chunksize)
     }
 
     /// Like [`imap`](Pool::imap), yielding results as tasks finish (Python's
-    /// `imap_unordered`).
+    /// `imap_unordered`): [`TaskPool::imap_unordered`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`imap`](Pool::imap).
+    /// As [`TaskPool::imap_unordered`].
     pub fn imap_unordered<'a, A, R>(
         &'a self,
         f: fn(A) -> R,
@@ -968,14 +837,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.stream(f, boxed(items), None, false)
+        TaskPool::imap_unordered(self, f, items)
     }
 
-    /// [`imap_unordered`](Pool::imap_unordered) with an explicit chunk size.
+    /// [`imap_unordered`](Pool::imap_unordered) with an explicit chunk size: [`TaskPool::imap_unordered_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`imap_chunked`](Pool::imap_chunked).
+    /// As [`TaskPool::imap_unordered_chunked`].
     pub fn imap_unordered_chunked<'a, A, R>(
         &'a self,
         f: fn(A) -> R,
@@ -986,28 +855,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.stream(f, boxed(items), Some(chunksize), false)
+        TaskPool::imap_unordered_chunked(self, f, items, chunksize)
     }
 
-    /// [`imap`](Pool::imap) over an input that can fail (lines of a file,
-    /// records of a parser): results before the first `Err` come out as
-    /// usual, the `Err` itself becomes one [`Error::Input`] item at its
-    /// position, and the input is not read further.
-    ///
-    /// ```
-    /// fn inc(x: i32) -> i32 { x + 1 }
-    /// let pool = mp_pool::Pool::new(2)?;
-    /// let input = vec![Ok(1), Ok(2), Err("bad record"), Ok(4)];
-    /// let out: Vec<_> = pool.try_imap(inc, input)?.collect();
-    /// assert_eq!(out.len(), 3);
-    /// assert_eq!(out[1].as_ref().ok(), Some(&3));
-    /// assert!(matches!(out[2], Err(mp_pool::Error::Input(_))));
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// [`imap`](Pool::imap) over an input that can fail: the `Err` becomes one
+    /// [`Error::Input`] item and ends the input: [`TaskPool::try_imap`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`imap`](Pool::imap).
+    /// As [`TaskPool::try_imap`].
     pub fn try_imap<'a, A, R, E>(
         &'a self,
         f: fn(A) -> R,
@@ -1018,9 +874,8 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
         E: Into<BoxError> + 'a,
     {
-        self.stream(f, boxed_try(items), None, true)
+        TaskPool::try_imap(self, f, items)
     }
-
     /// Accepts no more work; the workers exit once the submitted tasks are
     /// done (Python's `close`). Later calls fail with [`Error::Closed`].
     pub fn close(&self) {
@@ -1061,6 +916,64 @@ impl Pool {
         if let Some(t) = t {
             let _ = t.join();
         }
+    }
+}
+
+impl TaskPool for Pool {
+    fn processes(&self) -> usize {
+        self.shared.cfg.processes
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        self.shared.check_running()
+    }
+
+    fn start_call<'a, A, R>(&'a self, f: fn(A) -> R, sink: &Sink<R>) -> Result<Submit<'a, A>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.shared.check_running()?;
+        let func = Function::new(f);
+        if !func.is_portable() {
+            return Err(Error::Call(mp_proc::CallError::OutsideBinary));
+        }
+        self.progress(sink);
+        let func = func.raw();
+        let shared = self.shared.clone();
+        let job: Arc<dyn Job> = sink.collector().clone();
+        Ok(Box::new(move |chunks: Vec<(usize, Vec<A>)>| {
+            let mut batch = Vec::with_capacity(chunks.len());
+            for (index, items) in chunks {
+                let n = items.len();
+                match shared.task(func, &job, index, items) {
+                    Ok(t) => batch.push(t),
+                    Err(e) => job.fail(index, n, &e),
+                }
+            }
+            shared.submit(batch)
+        }))
+    }
+
+    fn close(&self) {
+        Pool::close(self);
+    }
+
+    fn terminate(&self) {
+        Pool::terminate(self);
+    }
+
+    fn join(&self) -> Result<(), Error> {
+        Pool::join(self)
+    }
+
+    fn default_chunksize(&self) -> Option<usize> {
+        self.shared.cfg.chunksize
+    }
+
+    /// How many chunks a blocking call keeps submitted ahead.
+    fn window(&self) -> usize {
+        (self.shared.cfg.processes * 128).max(1024)
     }
 }
 
