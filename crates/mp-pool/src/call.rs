@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use crate::collect::{AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed};
-use crate::task_pool::{CallKind, Sink, Submit};
+use crate::collect::{
+    AsyncResult, CallKind, Callbacks, Collector, Feeder, IMap, Input, Mode, Sink, Submit, boxed,
+};
 use crate::{BoxError, Error};
 
 /// What a call needs to know of its pool.

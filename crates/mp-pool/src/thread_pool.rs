@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::{self, Plan};
-use crate::collect::{AsyncResult, Callbacks, IMap, boxed, boxed_try};
-use crate::pool::State;
-use crate::task_pool::{Sink, Submit, TaskPool};
+use crate::collect::{AsyncResult, Callbacks, IMap, Sink, Submit, boxed, boxed_try};
+use crate::shared::State;
+use crate::task_pool::TaskPool;
 use crate::{BoxError, Error};
 
 struct Inner {
