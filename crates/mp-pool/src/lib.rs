@@ -144,6 +144,7 @@
 
 mod builder;
 mod call;
+pub mod codec;
 mod collect;
 mod dispatch;
 mod error;

@@ -8,6 +8,7 @@ use mp_proc::Function;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec::ChunkRunner;
 #[cfg(feature = "progress")]
 use crate::collect::CallKind;
 use crate::collect::{AsyncResult, Callbacks, IMap, Sink, Submit};
@@ -131,7 +132,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let func = Function::new(f);
+        let func = Function::with_runner::<ChunkRunner>(f);
         let err = if func.is_portable() {
             self.shared.check_running().err()
         } else {
@@ -526,7 +527,7 @@ impl TaskPool for Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.shared.check_running()?;
-        let func = Function::new(f);
+        let func = Function::with_runner::<ChunkRunner>(f);
         if !func.is_portable() {
             return Err(Error::Call(mp_proc::CallError::OutsideBinary));
         }

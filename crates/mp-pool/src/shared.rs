@@ -142,8 +142,7 @@ impl Shared {
         let nitems = items.len();
         let hdr = TaskHeader { seq, func };
         let enc = |mut frame: Vec<u8>| {
-            let chunk = mp_proc::encode_chunk(&items)
-                .map_err(|e| Error::Call(mp_proc::CallError::BadInput(e.to_string())))?;
+            let chunk = crate::codec::encode_chunk(&items)?;
             frame.extend_from_slice(&chunk);
             Ok::<Vec<u8>, Error>(frame)
         };

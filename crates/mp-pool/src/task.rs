@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mp_proc::CallError;
 
 use crate::Error;
-use crate::collect::{Chunk, Collector};
+use crate::collect::Collector;
 
 /// Type-erased results sink of one call.
 pub(crate) trait Job: Send + Sync {
@@ -27,18 +27,10 @@ pub(crate) trait Job: Send + Sync {
 
 impl<R: serde::de::DeserializeOwned + Send + 'static> Job for Collector<R> {
     fn complete(&self, index: usize, nitems: usize, out: Result<Vec<u8>, CallError>) {
-        let results = match out.and_then(|bytes| mp_proc::decode_chunk_results::<R>(&bytes)) {
-            Ok(mp_proc::ChunkResults::Ok(v)) => Chunk::Ok(v),
-            Ok(mp_proc::ChunkResults::Mixed(v)) => {
-                Chunk::Mixed(v.into_iter().map(|r| r.map_err(Error::from)).collect())
-            }
-            Err(e) => return self.fail(index, nitems, &Error::from(e)),
-        };
-        if results.len() != nitems {
-            let e = Error::Decode(format!("{} results for {nitems} items", results.len()));
-            return self.fail(index, nitems, &e);
+        match crate::codec::decode_chunk::<R>(out, nitems) {
+            Ok(results) => self.deliver(index, results),
+            Err(e) => Collector::fail(self, index, nitems, &e),
         }
-        self.deliver(index, results);
     }
 
     fn fail(&self, index: usize, nitems: usize, err: &Error) {

@@ -1,7 +1,6 @@
 //! `ThreadPool`: the pool API on rayon threads.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde::Serialize;
@@ -56,16 +55,6 @@ impl fmt::Debug for ThreadPool {
             .field("state", &st.0)
             .field("outstanding", &st.1)
             .finish()
-    }
-}
-
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
     }
 }
 
@@ -142,13 +131,7 @@ impl ThreadPool {
                     } else {
                         let out = items
                             .into_iter()
-                            .map(|a| {
-                                catch_unwind(AssertUnwindSafe(|| f(a))).map_err(|p| {
-                                    Error::TaskPanicked {
-                                        message: panic_message(p.as_ref()),
-                                    }
-                                })
-                            })
+                            .map(|a| mp_proc::catch_panic(|| f(a)).map_err(Error::from))
                             .collect();
                         sink.deliver_each(index, out);
                     }

@@ -11,7 +11,7 @@
 //!   as it is (`send_bytes`). An empty message tells the worker to exit.
 //! * Workers to dispatcher, one shared [`Queue<Msg>`]: [`Msg::Done`] with
 //!   the postcard `Vec<Result<R, CallError>>` of the chunk (as
-//!   `RawFunction::map_chunk` returns it), [`Msg::InitFailed`], and
+//!   `codec::ChunkRunner` returns it), [`Msg::InitFailed`], and
 //!   [`Msg::Wake`] (sent by the pool's own threads to wake the dispatcher).
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -181,7 +181,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         // SAFETY: the frame comes from the pool's dispatcher over this
         // worker's private pipe; `hdr.func` was made by `Function::raw` in
         // the pool's process, which runs this same executable.
-        let out = unsafe { hdr.func.map_chunk(payload) };
+        let out = unsafe { hdr.func.run(payload) };
         let t2 = timer.as_ref().zip(t1).map(|(t, t1)| {
             let t2 = insights::now();
             t.add(insights::RUN, t2 - t1);

@@ -74,9 +74,7 @@ mod wire;
 
 pub use entry::init;
 pub use error::{Error, signal_name};
-pub use function::{
-    CallError, ChunkResults, Function, RawFunction, decode_chunk_results, encode_chunk,
-};
+pub use function::{CallError, Function, RawFunction, Runner, catch_panic};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 pub use logging::{get_logger, log_to_stderr};
 #[doc(hidden)]

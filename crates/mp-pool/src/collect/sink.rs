@@ -4,6 +4,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use mp_proc::CallError;
+use serde::de::DeserializeOwned;
+
 use super::collector::{Chunk, Collector};
 use crate::Error;
 
@@ -146,5 +149,58 @@ impl<R: Send + 'static> Sink<R> {
     /// failed): a backend may drop them instead of running them.
     pub fn is_cancelled(&self) -> bool {
         self.coll.is_cancelled()
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> Sink<R> {
+    /// Delivers chunk `index`, of `nitems` items, as a worker's
+    /// [`ChunkRunner`](crate::codec::ChunkRunner) returned it (or why the
+    /// chunk could not run there): decodes the results, or fails the chunk
+    /// with the decoding error, or with a wrong count of results.
+    ///
+    /// ```
+    /// use mp_pool::codec::{ChunkRunner, encode_chunk};
+    /// use mp_pool::{Error, Sink, Submit, TaskPool};
+    /// use mp_proc::Function;
+    /// use serde::{Serialize, de::DeserializeOwned};
+    ///
+    /// /// Runs each chunk through the codec on the calling thread, as a
+    /// /// remote worker of the same executable would.
+    /// struct Encoded;
+    ///
+    /// impl TaskPool for Encoded {
+    ///     fn processes(&self) -> usize { 1 }
+    ///     fn check_running(&self) -> Result<(), Error> { Ok(()) }
+    ///     fn start_call<'a, A, R>(&'a self, f: fn(A) -> R, sink: &Sink<R>) -> Result<Submit<'a, A>, Error>
+    ///     where
+    ///         A: Serialize + DeserializeOwned + Send + 'static,
+    ///         R: Serialize + DeserializeOwned + Send + 'static,
+    ///     {
+    ///         let raw = Function::with_runner::<ChunkRunner>(f).raw();
+    ///         let sink = sink.clone();
+    ///         Ok(Box::new(move |chunks: Vec<(usize, Vec<A>)>| {
+    ///             for (index, items) in chunks {
+    ///                 let bytes = encode_chunk(&items)?;
+    ///                 // SAFETY: `raw` comes from `Function::raw` in this program.
+    ///                 let out = unsafe { raw.run(&bytes) };
+    ///                 sink.deliver_encoded(index, items.len(), out);
+    ///             }
+    ///             Ok(())
+    ///         }))
+    ///     }
+    ///     fn close(&self) {}
+    ///     fn terminate(&self) {}
+    ///     fn join(&self) -> Result<(), Error> { Ok(()) }
+    /// }
+    ///
+    /// fn shout(s: String) -> String { s.to_uppercase() }
+    /// assert_eq!(Encoded.map(shout, ["a".to_string(), "b".to_string()])?, ["A", "B"]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn deliver_encoded(&self, index: usize, nitems: usize, out: Result<Vec<u8>, CallError>) {
+        match crate::codec::decode_chunk::<R>(out, nitems) {
+            Ok(results) => self.coll.deliver(index, results),
+            Err(e) => self.coll.fail(index, nitems, &e),
+        }
     }
 }
