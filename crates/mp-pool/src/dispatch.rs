@@ -11,10 +11,16 @@ use mp_proc::Process;
 use mp_shm::RawValue;
 
 use crate::Error;
+use crate::error::describe_exit;
 use crate::insights::{self, Record};
 use crate::shared::{Shared, State};
 use crate::task::TaskRec;
 use crate::worker::{Msg, WorkerConfig, claim, worker_main};
+
+/// A worker's process name, as Python's (`PoolWorker-1`, ...).
+fn worker_name(id: u64) -> String {
+    format!("PoolWorker-{}", id + 1)
+}
 
 /// How often worker liveness and task deadlines are checked.
 const TICK: Duration = Duration::from_millis(10);
@@ -133,7 +139,7 @@ impl Dispatcher {
         };
         let mut p = Process::new(worker_main, wc)
             .daemon(true)
-            .name(format!("PoolWorker-{}", id + 1));
+            .name(worker_name(id));
         if let Some(m) = cfg.start_method {
             p = p.start_method(m);
         }
@@ -176,6 +182,14 @@ impl Dispatcher {
         });
         self.publish_pids();
         Ok(())
+    }
+
+    /// The name and pid of the worker started last (for log records).
+    fn newest(&self) -> String {
+        match self.workers.last() {
+            Some(w) => format!("{} (pid {})", worker_name(w.id), w.pid),
+            None => "no worker".into(),
+        }
     }
 
     fn publish_pids(&self) {
@@ -369,8 +383,15 @@ impl Dispatcher {
             w.retiring = true;
             // Start the successor now so that no time is lost.
             if self.broken.is_none() && self.state != State::Terminated {
-                if let Err(e) = self.spawn_worker() {
-                    self.break_pool(e.to_string());
+                let (id, pid) = (w.id, w.pid);
+                match self.spawn_worker() {
+                    Ok(()) => log::debug!(
+                        target: "mp_pool",
+                        "{} (pid {pid}) reached its task limit: added {}",
+                        worker_name(id),
+                        self.newest()
+                    ),
+                    Err(e) => self.break_pool(e.to_string()),
                 }
             } else {
                 self.publish_pids();
@@ -414,6 +435,7 @@ impl Dispatcher {
     /// no more workers.
     fn break_pool(&mut self, message: String) {
         if self.broken.is_none() {
+            log::error!(target: "mp_pool", "the pool is broken: {message}");
             self.shared.lock().broken = Some(message.clone());
         }
         let e = Error::Initializer {
@@ -469,9 +491,11 @@ impl Dispatcher {
         }
         // The task it was running (at most one: results come in order).
         let mut failed = Vec::new();
+        let mut retried = 0;
         for (_, mut t) in started {
             if t.attempts < self.shared.cfg.retries {
                 t.attempts += 1;
+                retried += 1;
                 self.queue.push_front(t);
             } else {
                 failed.push(t);
@@ -485,12 +509,49 @@ impl Dispatcher {
             && !(self.state == State::Closed
                 && self.queue.is_empty()
                 && self.workers.iter().all(|w| w.inflight.is_empty()));
+        let why = if w.timed_out {
+            "was killed for running over the task timeout".to_string()
+        } else {
+            describe_exit(code)
+        };
         if replace {
-            if let Err(e) = self.spawn_worker() {
-                self.break_pool(e.to_string());
+            match self.spawn_worker() {
+                Ok(()) => log::warn!(
+                    target: "mp_pool",
+                    "{} (pid {}) {why}: replaced by {}",
+                    worker_name(w.id),
+                    w.pid,
+                    self.newest()
+                ),
+                Err(e) => self.break_pool(e.to_string()),
             }
         } else {
+            if !w.retiring || code != 0 {
+                log::debug!(
+                    target: "mp_pool",
+                    "{} (pid {}) {why}",
+                    worker_name(w.id),
+                    w.pid
+                );
+            }
             self.publish_pids();
+        }
+        if retried > 0 {
+            log::info!(
+                target: "mp_pool",
+                "{retried} task(s) of {} run again (retries)",
+                worker_name(w.id)
+            );
+        }
+        if !failed.is_empty() {
+            let items: usize = failed.iter().map(|t| t.nitems).sum();
+            log::warn!(
+                target: "mp_pool",
+                "tasks lost: {} task(s) ({items} item(s)) that {} (pid {}) was running fail",
+                failed.len(),
+                worker_name(w.id),
+                w.pid
+            );
         }
         for t in failed {
             let err = if w.timed_out && self.shared.cfg.task_timeout.is_some() {

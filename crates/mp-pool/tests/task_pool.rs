@@ -61,6 +61,24 @@ fn other_calls<P: TaskPool>(pool: &P) {
         [11]
     );
     assert_eq!(pool.apply(add, (20, 22)).unwrap(), 42);
+    // Python's repeated `get`, for values that can be cloned.
+    let r = pool.map_async(add, [(1, 1), (2, 2)]).unwrap();
+    assert_eq!(r.get_cloned().unwrap(), [2, 4]);
+    assert_eq!(
+        r.get_cloned_timeout(std::time::Duration::from_secs(60))
+            .unwrap(),
+        [2, 4]
+    );
+    assert_eq!(r.get().unwrap(), [2, 4]);
+    assert!(matches!(r.get_cloned(), Err(Error::ResultTaken)));
+    assert!(matches!(r.get(), Err(Error::ResultTaken)));
+    let failed = pool.apply_async(fail_on_seven, 7).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            failed.get_cloned(),
+            Err(Error::TaskPanicked { message }) if message.contains("seven")
+        ));
+    }
     let each = pool.map_results(fail_on_seven, 5..9).unwrap();
     assert!(each[2].is_err() && each[3].as_ref().ok() == Some(&8));
     assert!(matches!(
@@ -126,13 +144,7 @@ impl TaskPool for Inline {
                 self.chunks.fetch_add(1, Ordering::Relaxed);
                 let out = items
                     .into_iter()
-                    .map(|a| {
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a))).map_err(
-                            |_| Error::TaskPanicked {
-                                message: "panicked".into(),
-                            },
-                        )
-                    })
+                    .map(|a| mp_proc::catch_panic(|| f(a)).map_err(Error::from))
                     .collect();
                 sink.deliver_each(index, out);
             }

@@ -12,8 +12,10 @@ use crate::Error;
 /// `map_async`): Python's `AsyncResult`.
 ///
 /// [`get`](AsyncResult::get) hands the value out once (it moves); later
-/// calls return [`Error::ResultTaken`]. Dropping an `AsyncResult` does not
-/// cancel the task.
+/// calls return [`Error::ResultTaken`]. Where the value is `Clone`,
+/// [`get_cloned`](AsyncResult::get_cloned) returns a copy as often as
+/// asked, as Python's `get`. Dropping an `AsyncResult` does not cancel the
+/// task.
 ///
 /// ```
 /// use std::time::Duration;
@@ -46,6 +48,10 @@ trait Source<T>: Send + Sync {
     fn finished(&self) -> bool;
     fn take(&self, deadline: Option<Instant>) -> Result<T, Error>;
     fn successful(&self) -> Result<bool, Error>;
+    /// A copy of the value, left in place.
+    fn cloned(&self, deadline: Option<Instant>) -> Result<T, Error>
+    where
+        T: Clone;
     fn poll_finished(&self, cx: &mut Context<'_>) -> bool;
 }
 
@@ -61,6 +67,12 @@ impl<R: Send + 'static> Source<Vec<R>> for AllOf<R> {
     }
     fn take(&self, deadline: Option<Instant>) -> Result<Vec<R>, Error> {
         self.0.take_all(deadline)
+    }
+    fn cloned(&self, deadline: Option<Instant>) -> Result<Vec<R>, Error>
+    where
+        Vec<R>: Clone,
+    {
+        self.0.peek_all(deadline, |v| Ok(v.clone()))
     }
     fn successful(&self) -> Result<bool, Error> {
         self.0.successful()
@@ -82,6 +94,16 @@ impl<R: Send + 'static> Source<R> for OneOf<R> {
         v.into_iter()
             .next()
             .ok_or_else(|| Error::Decode("an apply produced no result".into()))
+    }
+    fn cloned(&self, deadline: Option<Instant>) -> Result<R, Error>
+    where
+        R: Clone,
+    {
+        self.0.peek_all(deadline, |v| {
+            v.first()
+                .cloned()
+                .ok_or_else(|| Error::Decode("an apply produced no result".into()))
+        })
     }
     fn successful(&self) -> Result<bool, Error> {
         self.0.successful()
@@ -130,6 +152,53 @@ impl<T> AsyncResult<T> {
     /// can be waited for again); otherwise as [`get`](AsyncResult::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
         self.coll.take(deadline(timeout))
+    }
+
+    /// Waits for the result and returns a copy of it, leaving it in place:
+    /// Python's `get`, which may be called again and again (a failure is
+    /// returned to every call). A later [`get`](AsyncResult::get) still
+    /// takes the value; after that, this returns [`Error::ResultTaken`].
+    ///
+    /// ```
+    /// use mp_pool::Pool;
+    ///
+    /// fn words(n: usize) -> Vec<String> { vec!["spam".to_string(); n] }
+    /// fn fail(_: u8) -> u8 { panic!("no") }
+    ///
+    /// let pool = Pool::new(1)?;
+    /// let r = pool.apply_async(words, 2)?;
+    /// assert_eq!(r.get_cloned()?, ["spam", "spam"]);
+    /// assert_eq!(r.get_cloned()?, ["spam", "spam"]);
+    /// assert_eq!(r.get()?.len(), 2); // moves it out
+    /// assert!(matches!(r.get_cloned(), Err(mp_pool::Error::ResultTaken)));
+    /// let e = pool.apply_async(fail, 0)?;
+    /// assert!(matches!(e.get_cloned(), Err(mp_pool::Error::TaskPanicked { .. })));
+    /// assert!(matches!(e.get_cloned(), Err(mp_pool::Error::TaskPanicked { .. })));
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The task's failure, every time; [`Error::ResultTaken`] after a
+    /// `get` took the value.
+    pub fn get_cloned(&self) -> Result<T, Error>
+    where
+        T: Clone,
+    {
+        self.coll.cloned(None)
+    }
+
+    /// [`get_cloned`](AsyncResult::get_cloned), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if it is not ready by then; otherwise as
+    /// [`get_cloned`](AsyncResult::get_cloned).
+    pub fn get_cloned_timeout(&self, timeout: Duration) -> Result<T, Error>
+    where
+        T: Clone,
+    {
+        self.coll.cloned(deadline(timeout))
     }
 
     /// Waits until the result is ready.

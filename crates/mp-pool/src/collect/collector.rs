@@ -306,6 +306,24 @@ impl<R: Send + 'static> Collector<R> {
         st.value.take().unwrap_or(Err(Error::ResultTaken))
     }
 
+    /// `All` mode: `f` of the final value, left in place (waiting first);
+    /// [`Error::ResultTaken`] once a `take_all` took it.
+    pub(crate) fn peek_all<T>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&Vec<R>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let (st, ok) = self.wait_for(deadline, usize::MAX, None, |st| st.finished);
+        if !ok {
+            return Err(Error::Timeout);
+        }
+        match &st.value {
+            Some(Ok(v)) => f(v),
+            Some(Err(e)) => Err(e.duplicate()),
+            None => Err(Error::ResultTaken),
+        }
+    }
+
     /// `All` mode: whether the finished value is a success.
     pub(crate) fn successful(&self) -> Result<bool, Error> {
         let st = self.lock();
