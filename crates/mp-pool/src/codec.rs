@@ -23,11 +23,10 @@ use crate::collect::Chunk;
 /// [`Sink::deliver_encoded`](crate::Sink::deliver_encoded): the runner of
 /// every pool task. A pool of another crate ships
 /// `Function::with_runner::<ChunkRunner>(f).raw()` with the encoded chunk
-/// and calls [`RawFunction::run`] in the worker.
+/// and calls [`RawFunction::run`](mp_proc::RawFunction::run) in the worker.
 ///
 /// ```
 /// use mp_pool::codec::{ChunkRunner, encode_chunk};
-/// use mp_pool::{CallKind, TaskPool, ThreadPool};
 /// use mp_proc::Function;
 ///
 /// fn inc(x: u16) -> u16 { x + 1 }

@@ -20,9 +20,13 @@
 //! # What is where
 //!
 //! * [`Pool`] (and [`PoolBuilder`]): `map`, `map_chunked`, `starmap`,
-//!   `try_map`, `map_results`, `map_async`, `apply`, `apply_async`,
-//!   `imap`, `imap_unordered`, `try_imap`, `close`, `join`, `terminate`.
+//!   `try_map`, `map_results`, `map_async`, `map_async_chunked`,
+//!   `starmap_async`, `apply`, `apply_async`, `imap`, `imap_unordered`,
+//!   `try_imap`, `close`, `join`, `terminate`.
 //! * [`ThreadPool`]: the same calls on rayon threads, for any `Fn`.
+//! * [`TaskPool`]: the trait of those calls, for code that takes any pool
+//!   and for pools of other crates ([`Sink`], [`Submit`], [`CallKind`],
+//!   and [`codec`], the chunk encoding of a task).
 //! * [`AsyncResult`], [`Callbacks`], [`IMap`]: what asynchronous and
 //!   streaming calls hand back.
 //! * [`Insights`] ([`Pool::insights`]): tasks, items and where each
@@ -53,6 +57,10 @@
 //!   runs over ([`Error::TaskTimeout`]).
 //! * `map` fails fast with the first failure, as Python raises;
 //!   [`Pool::map_results`] gives every item's own result instead.
+//! * A replaced worker, the tasks lost with it and a broken pool are
+//!   `log` records of target `mp_pool` (warn, error; a worker replaced at
+//!   its task limit is a debug record), as Python's `multiprocessing.util`
+//!   logs: see `mp_proc::log_to_stderr`.
 //!
 //! # Big inputs and outputs
 //!

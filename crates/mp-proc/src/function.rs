@@ -329,10 +329,8 @@ mod tests {
         let r = unsafe { raw.run(&odd) };
         assert!(matches!(r, Err(CallError::Panicked(m)) if m.contains("odd input 3")));
         // SAFETY: as above.
-        assert!(matches!(
-            unsafe { raw.run(b"") },
-            Err(CallError::BadInput(_))
-        ));
+        let empty = unsafe { raw.run(b"") };
+        assert!(matches!(empty, Err(CallError::BadInput(_))));
     }
 
     /// Reports the input's length: the runner sees the bytes as they are.
