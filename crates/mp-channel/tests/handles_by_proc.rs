@@ -5,7 +5,7 @@
 mod common;
 
 use common::{LONG, fork};
-use mp_channel::{Queue, RecvError};
+use mp_channel::{Queue, RecvTimeoutError};
 use mp_shm::Value;
 
 const N: u64 = 50;
@@ -64,7 +64,7 @@ fn values_from_a_sender_that_exited_are_errors_never_other_values() {
     for i in 0..N {
         match q.get_timeout(LONG) {
             Ok(v) => panic!("message {i} attached to a value holding {}", v.get()),
-            Err(RecvError::Attach(why)) => {
+            Err(RecvTimeoutError::Attach(why)) => {
                 assert!(why.contains("exited"), "message {i}: {why}")
             }
             Err(e) => panic!("message {i}: unexpected error {e}"),

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{LONG, fork};
-use mp_channel::{Pipe, RecvError, SendError, WaitMode, Waitable, pipe};
+use mp_channel::{Pipe, RecvError, RecvTimeoutError, SendError, WaitMode, Waitable, pipe};
 
 #[test]
 fn duplex_ping_pong_between_processes() {
@@ -292,5 +292,5 @@ fn a_clone_dropped_while_another_thread_forks_does_not_stay_registered() {
     });
     drop(tx);
     let r = rx.recv_timeout::<u8>(Duration::from_secs(20));
-    assert!(matches!(r, Err(RecvError::Disconnected)), "{r:?}");
+    assert!(matches!(r, Err(RecvTimeoutError::Disconnected)), "{r:?}");
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Child, LONG, fork};
-use mp_channel::{Error, JoinableQueue, Queue, RecvError, SendError, SimpleQueue};
+use mp_channel::{Error, JoinableQueue, Queue, RecvError, SendError, SimpleQueue, TrySendError};
 
 const PRODUCERS: u32 = 4;
 const CONSUMERS: usize = 4;
@@ -101,7 +101,7 @@ fn maxsize_bounds_the_queue() {
     assert!(q.full());
     assert_eq!(q.qsize(), 3);
     match q.put_nowait(9) {
-        Err(SendError::Full(v)) => assert_eq!(v, 9),
+        Err(TrySendError::Full(v)) => assert_eq!(v, 9),
         other => panic!("{other:?}"),
     }
     let t = Instant::now();

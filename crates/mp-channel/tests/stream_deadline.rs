@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{LONG, fork};
-use mp_channel::{Bytes, Pipe, Queue, SendError};
+use mp_channel::{Bytes, Pipe, Queue, SendTimeoutError};
 
 /// Ring bytes: the smallest ring, so that the messages below are several
 /// rings long.
@@ -65,7 +65,7 @@ fn pipe_send_timeout_bounds_every_fragment() {
             start.elapsed(),
         )
     });
-    assert!(matches!(got, Err(SendError::Timeout(()))), "{got:?}");
+    assert!(matches!(got, Err(SendTimeoutError::Timeout(()))), "{got:?}");
     assert_near_deadline(took);
     // The reader drops the fragments that made it into the ring and gets
     // the next message.
@@ -110,7 +110,7 @@ fn stopped_reader_process_gets_the_next_message_whole() {
     unsafe { libc::kill(child.pid, libc::SIGCONT) };
     // (On a panic `child` is killed and reaped as it drops.)
     let (got, took) = sent.expect("send_timeout did not return");
-    assert!(matches!(got, Err(SendError::Timeout(()))), "{got:?}");
+    assert!(matches!(got, Err(SendTimeoutError::Timeout(()))), "{got:?}");
     assert_near_deadline(took);
     tx.send_timeout(&Bytes(vec![9; 10]), LONG).unwrap();
     assert_eq!(child.wait(LONG), 0, "the child got the next message whole");
@@ -131,7 +131,9 @@ fn queue_put_timeout_gives_the_value_back_and_counts_balance() {
     });
     assert_near_deadline(took);
     match got {
-        Err(SendError::Timeout(v)) => assert_eq!(v, big(4 * RING, 4), "the value comes back"),
+        Err(SendTimeoutError::Timeout(v)) => {
+            assert_eq!(v, big(4 * RING, 4), "the value comes back")
+        }
         other => panic!("{other:?}"),
     }
     let q2 = q.clone();

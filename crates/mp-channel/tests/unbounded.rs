@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{LONG, fork};
-use mp_channel::{Bytes, Error, JoinableQueue, Queue, RecvError, SendError, SimpleQueue};
+use mp_channel::{Bytes, Error, JoinableQueue, Queue, RecvTimeoutError, SendError, SimpleQueue};
 
 /// Item `i`: `len` bytes, starting with `i`, then a pattern of it.
 fn item(i: u64, len: usize) -> Bytes {
@@ -176,7 +176,10 @@ fn close_with_values_still_buffered_delivers_them_then_disconnects() {
     for i in 0..3_000 {
         assert_eq!(q.get_timeout(LONG).unwrap(), i);
     }
-    assert!(matches!(q.get_timeout(LONG), Err(RecvError::Disconnected)));
+    assert!(matches!(
+        q.get_timeout(LONG),
+        Err(RecvTimeoutError::Disconnected)
+    ));
     assert_eq!(child.wait(LONG), 0);
 }
 

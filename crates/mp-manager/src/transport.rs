@@ -16,7 +16,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use mp_channel::{PipeEnd, RecvError, SendError, WaitMode};
+use mp_channel::{PipeEnd, RecvTimeoutError, SendError, WaitMode};
 
 use crate::addr::Stream;
 use crate::wire::{self, FrameReader};
@@ -159,13 +159,13 @@ impl Transport {
                     let lim = buf.len().min(max);
                     match pipe.recv_bytes_into_timeout(&mut buf[..lim], wait) {
                         Ok(n) => return Ok(Some(&buf[..n])),
-                        Err(RecvError::TooShort { needed }) => {
+                        Err(RecvTimeoutError::TooShort { needed }) => {
                             if needed > max {
                                 return Err(too_big(needed, max));
                             }
                             buf.resize(needed, 0);
                         }
-                        Err(RecvError::Timeout) if wait.is_zero() => {
+                        Err(RecvTimeoutError::Timeout) if wait.is_zero() => {
                             polls += 1;
                             if polls < PURE_SPINS {
                                 std::hint::spin_loop();
@@ -174,12 +174,14 @@ impl Transport {
                                 std::thread::yield_now();
                             }
                         }
-                        Err(RecvError::Timeout) => {
+                        Err(RecvTimeoutError::Timeout) => {
                             if stream.peer_gone() {
                                 return Ok(None);
                             }
                         }
-                        Err(RecvError::Disconnected | RecvError::Closed) => return Ok(None),
+                        Err(RecvTimeoutError::Disconnected | RecvTimeoutError::Closed) => {
+                            return Ok(None);
+                        }
                         Err(e) => {
                             return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
                         }
