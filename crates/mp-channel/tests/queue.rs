@@ -213,7 +213,7 @@ fn close_then_get_is_closed_as_python() {
         }
         there.put(4).map_or(2, |()| 0)
     });
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     assert!(matches!(q.get(), Err(RecvError::Closed)), "still closed");
 
     // SimpleQueue and JoinableQueue close the same way.

@@ -1,20 +1,26 @@
 //! The dispatcher thread: owns the worker processes, sends them tasks,
 //! collects results, notices deaths and timeouts, replaces workers.
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mp_channel::{Pipe, PipeEnd};
-use mp_proc::{CallError, Process};
+use mp_proc::Process;
 use mp_shm::RawValue;
 
 use crate::Error;
+use crate::error::describe_exit;
 use crate::insights::{self, Record};
-use crate::pool::{Shared, State};
+use crate::shared::{Shared, State};
+use crate::task::TaskRec;
 use crate::worker::{Msg, WorkerConfig, claim, worker_main};
+
+/// A worker's process name, as Python's (`PoolWorker-1`, ...).
+fn worker_name(id: u64) -> String {
+    format!("PoolWorker-{}", id + 1)
+}
 
 /// How often worker liveness and task deadlines are checked.
 const TICK: Duration = Duration::from_millis(10);
@@ -22,62 +28,6 @@ const TICK: Duration = Duration::from_millis(10);
 pub(crate) const TASK_RING: usize = 1 << 20;
 /// Most tasks in flight per worker (tiny tasks).
 const MAX_DEPTH: usize = 64;
-
-/// Type-erased results sink of one call.
-pub(crate) trait Job: Send + Sync {
-    /// A task's worker output: the encoded `Vec<Result<R, CallError>>`.
-    fn complete(&self, index: usize, nitems: usize, out: Result<Vec<u8>, CallError>);
-    /// A task failed as a whole.
-    fn fail(&self, index: usize, nitems: usize, err: &Error);
-    /// Whether the remaining tasks are useless.
-    fn cancelled(&self) -> bool;
-    /// Called when the task is about to be handed to a worker (again, after
-    /// a steal or a retry); `false` drops the task instead (it was
-    /// cancelled meanwhile). An executor's future turns "running" here.
-    fn start(&self) -> bool {
-        true
-    }
-}
-
-impl<R: serde::de::DeserializeOwned + Send + 'static> Job for crate::collect::Collector<R> {
-    fn complete(&self, index: usize, nitems: usize, out: Result<Vec<u8>, CallError>) {
-        let results = match out.and_then(|bytes| mp_proc::decode_chunk_results::<R>(&bytes)) {
-            Ok(mp_proc::ChunkResults::Ok(v)) => crate::collect::Chunk::Ok(v),
-            Ok(mp_proc::ChunkResults::Mixed(v)) => crate::collect::Chunk::Mixed(
-                v.into_iter().map(|r| r.map_err(Error::from)).collect(),
-            ),
-            Err(e) => return self.fail(index, nitems, &Error::from(e)),
-        };
-        if results.len() != nitems {
-            let e = Error::Decode(format!("{} results for {nitems} items", results.len()));
-            return self.fail(index, nitems, &e);
-        }
-        self.deliver(index, results);
-    }
-
-    fn fail(&self, index: usize, nitems: usize, err: &Error) {
-        crate::collect::Collector::fail(self, index, nitems, err);
-    }
-
-    fn cancelled(&self) -> bool {
-        self.is_cancelled()
-    }
-}
-
-/// One task: a chunk of one call.
-pub(crate) struct TaskRec {
-    pub(crate) job: Arc<dyn Job>,
-    pub(crate) index: usize,
-    pub(crate) nitems: usize,
-    pub(crate) seq: u64,
-    /// Header and payload, ready to send.
-    pub(crate) frame: Vec<u8>,
-    /// Values whose descriptors the frame refers to through `/proc`: kept
-    /// open until the task is over (held for its `Drop` only).
-    #[allow(dead_code)]
-    pub(crate) keep: Option<Box<dyn Any + Send>>,
-    pub(crate) attempts: u32,
-}
 
 struct Worker {
     id: u64,
@@ -189,7 +139,7 @@ impl Dispatcher {
         };
         let mut p = Process::new(worker_main, wc)
             .daemon(true)
-            .name(format!("PoolWorker-{}", id + 1));
+            .name(worker_name(id));
         if let Some(m) = cfg.start_method {
             p = p.start_method(m);
         }
@@ -232,6 +182,14 @@ impl Dispatcher {
         });
         self.publish_pids();
         Ok(())
+    }
+
+    /// The name and pid of the worker started last (for log records).
+    fn newest(&self) -> String {
+        match self.workers.last() {
+            Some(w) => format!("{} (pid {})", worker_name(w.id), w.pid),
+            None => "no worker".into(),
+        }
     }
 
     fn publish_pids(&self) {
@@ -425,8 +383,15 @@ impl Dispatcher {
             w.retiring = true;
             // Start the successor now so that no time is lost.
             if self.broken.is_none() && self.state != State::Terminated {
-                if let Err(e) = self.spawn_worker() {
-                    self.break_pool(e.to_string());
+                let (id, pid) = (w.id, w.pid);
+                match self.spawn_worker() {
+                    Ok(()) => log::debug!(
+                        target: "mp_pool",
+                        "{} (pid {pid}) reached its task limit: added {}",
+                        worker_name(id),
+                        self.newest()
+                    ),
+                    Err(e) => self.break_pool(e.to_string()),
                 }
             } else {
                 self.publish_pids();
@@ -470,6 +435,7 @@ impl Dispatcher {
     /// no more workers.
     fn break_pool(&mut self, message: String) {
         if self.broken.is_none() {
+            log::error!(target: "mp_pool", "the pool is broken: {message}");
             self.shared.lock().broken = Some(message.clone());
         }
         let e = Error::Initializer {
@@ -525,9 +491,11 @@ impl Dispatcher {
         }
         // The task it was running (at most one: results come in order).
         let mut failed = Vec::new();
+        let mut retried = 0;
         for (_, mut t) in started {
             if t.attempts < self.shared.cfg.retries {
                 t.attempts += 1;
+                retried += 1;
                 self.queue.push_front(t);
             } else {
                 failed.push(t);
@@ -541,12 +509,49 @@ impl Dispatcher {
             && !(self.state == State::Closed
                 && self.queue.is_empty()
                 && self.workers.iter().all(|w| w.inflight.is_empty()));
+        let why = if w.timed_out {
+            "was killed for running over the task timeout".to_string()
+        } else {
+            describe_exit(code)
+        };
         if replace {
-            if let Err(e) = self.spawn_worker() {
-                self.break_pool(e.to_string());
+            match self.spawn_worker() {
+                Ok(()) => log::warn!(
+                    target: "mp_pool",
+                    "{} (pid {}) {why}: replaced by {}",
+                    worker_name(w.id),
+                    w.pid,
+                    self.newest()
+                ),
+                Err(e) => self.break_pool(e.to_string()),
             }
         } else {
+            if !w.retiring || code != 0 {
+                log::debug!(
+                    target: "mp_pool",
+                    "{} (pid {}) {why}",
+                    worker_name(w.id),
+                    w.pid
+                );
+            }
             self.publish_pids();
+        }
+        if retried > 0 {
+            log::info!(
+                target: "mp_pool",
+                "{retried} task(s) of {} run again (retries)",
+                worker_name(w.id)
+            );
+        }
+        if !failed.is_empty() {
+            let items: usize = failed.iter().map(|t| t.nitems).sum();
+            log::warn!(
+                target: "mp_pool",
+                "tasks lost: {} task(s) ({items} item(s)) that {} (pid {}) was running fail",
+                failed.len(),
+                worker_name(w.id),
+                w.pid
+            );
         }
         for t in failed {
             let err = if w.timed_out && self.shared.cfg.task_timeout.is_some() {

@@ -24,7 +24,7 @@
 //! | 1 `INIT` | time in the initializer |
 //! | 2 `WAIT` | time waiting for a task (its pipe empty) |
 //! | 3 `ARGS` | time receiving tasks: copying a frame out of the pipe, decoding its header |
-//! | 4 `RUN` | time in `map_chunk`: the task function, with each item's decoding and its result's encoding, which are interleaved with the calls |
+//! | 4 `RUN` | time in the chunk runner (`codec.rs`): the task function, with each item's decoding and its result's encoding, which are interleaved with the calls |
 //! | 5 `RESULTS` | time putting results on the pool's result queue |
 //! | 6 | reserved (0) |
 //! | 7 `VERSION` | [`STATS_VERSION`], written by the pool at creation |

@@ -20,9 +20,13 @@
 //! # What is where
 //!
 //! * [`Pool`] (and [`PoolBuilder`]): `map`, `map_chunked`, `starmap`,
-//!   `try_map`, `map_results`, `map_async`, `apply`, `apply_async`,
-//!   `imap`, `imap_unordered`, `try_imap`, `close`, `join`, `terminate`.
+//!   `try_map`, `map_results`, `map_async`, `map_async_chunked`,
+//!   `starmap_async`, `apply`, `apply_async`, `imap`, `imap_unordered`,
+//!   `try_imap`, `close`, `join`, `terminate`.
 //! * [`ThreadPool`]: the same calls on rayon threads, for any `Fn`.
+//! * [`TaskPool`]: the trait of those calls, for code that takes any pool
+//!   and for pools of other crates ([`Sink`], [`Submit`], [`CallKind`],
+//!   and [`codec`], the chunk encoding of a task).
 //! * [`AsyncResult`], [`Callbacks`], [`IMap`]: what asynchronous and
 //!   streaming calls hand back.
 //! * [`Insights`] ([`Pool::insights`]): tasks, items and where each
@@ -53,6 +57,10 @@
 //!   runs over ([`Error::TaskTimeout`]).
 //! * `map` fails fast with the first failure, as Python raises;
 //!   [`Pool::map_results`] gives every item's own result instead.
+//! * A replaced worker, the tasks lost with it and a broken pool are
+//!   `log` records of target `mp_pool` (warn, error; a worker replaced at
+//!   its task limit is a debug record), as Python's `multiprocessing.util`
+//!   logs: see `mp_proc::log_to_stderr`.
 //!
 //! # Big inputs and outputs
 //!
@@ -142,6 +150,9 @@
 #![cfg(target_os = "linux")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
+mod call;
+pub mod codec;
 mod collect;
 mod dispatch;
 mod error;
@@ -149,18 +160,23 @@ mod insights;
 
 mod executor;
 mod pool;
+mod shared;
+mod task;
+mod task_pool;
 mod thread_pool;
 mod worker;
 
-pub use collect::{AsyncResult, Callbacks, IMap};
+pub use collect::{AsyncResult, CallKind, Callbacks, IMap, Sink, Submit};
 pub use error::Error;
 pub use insights::{Insights, WorkerInsights};
 
+pub use builder::PoolBuilder;
 pub use executor::{
     AsCompleted, ExecutorBuilder, Future, FutureError, MapIter, ProcessPoolExecutor, ReturnWhen,
     ThreadPoolExecutor, WaitResult, as_completed, wait,
 };
-pub use pool::{Pool, PoolBuilder};
+pub use pool::Pool;
+pub use task_pool::TaskPool;
 pub use thread_pool::ThreadPool;
 
 /// A boxed error, what the input of `try_map`/`try_imap` may fail with.

@@ -11,49 +11,19 @@
 //!   as it is (`send_bytes`). An empty message tells the worker to exit.
 //! * Workers to dispatcher, one shared [`Queue<Msg>`]: [`Msg::Done`] with
 //!   the postcard `Vec<Result<R, CallError>>` of the chunk (as
-//!   `RawFunction::map_chunk` returns it), [`Msg::InitFailed`], and
+//!   `codec::ChunkRunner` returns it), [`Msg::InitFailed`], and
 //!   [`Msg::Wake`] (sent by the pool's own threads to wake the dispatcher).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mp_channel::{PipeEnd, Queue};
+use mp_channel::{Bytes, PipeEnd, Queue};
 use mp_proc::{CallError, RawFunction};
 use mp_shm::{RawArray, RawValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::insights::{self, Timer};
-
-/// A byte vector that postcard writes as one length-prefixed block (not a
-/// sequence of `u8` elements).
-#[derive(Debug, Default)]
-pub(crate) struct Bytes(pub(crate) Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
 
 /// Messages to the dispatcher.
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,12 +75,6 @@ pub(crate) struct Init {
     /// process only; see `mp_os::handle::collect_handles`).
     #[serde(skip)]
     pub(crate) _keep: Option<Arc<mp_os::handle::Transits>>,
-}
-
-impl Clone for Bytes {
-    fn clone(&self) -> Self {
-        Bytes(self.0.clone())
-    }
 }
 
 /// The arguments of [`worker_main`].
@@ -217,7 +181,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         // SAFETY: the frame comes from the pool's dispatcher over this
         // worker's private pipe; `hdr.func` was made by `Function::raw` in
         // the pool's process, which runs this same executable.
-        let out = unsafe { hdr.func.map_chunk(payload) };
+        let out = unsafe { hdr.func.run(payload) };
         let t2 = timer.as_ref().zip(t1).map(|(t, t1)| {
             let t2 = insights::now();
             t.add(insights::RUN, t2 - t1);

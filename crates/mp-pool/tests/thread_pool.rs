@@ -53,6 +53,28 @@ fn thread_pool_calls() {
     ));
     let out: Vec<_> = pool.try_imap(|x: i32| x, input).unwrap().collect();
     assert_eq!(out.len(), 2);
+    // The closure forms of the newer calls.
+    let k = 10;
+    let r = pool
+        .starmap_async(move |(a, b): (i32, i32)| a * b + k, [(2, 3), (4, 5)])
+        .unwrap();
+    assert_eq!(r.get_cloned().unwrap(), [16, 30]);
+    assert_eq!(r.get().unwrap(), [16, 30]);
+    let r = pool
+        .map_async_chunked(move |x: i32| x + k, 0..50, 7)
+        .unwrap();
+    assert_eq!(r.get().unwrap(), (10..60).collect::<Vec<_>>());
+    assert!(matches!(
+        pool.map_async_chunked(|x: i32| x, 0..3, 0),
+        Err(Error::InvalidArgument(_))
+    ));
+    let mut v: Vec<i32> = pool
+        .imap_unordered_chunked(move |x: i32| x - k, 0..20, 3)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    v.sort();
+    assert_eq!(v, (-10..10).collect::<Vec<_>>());
 }
 
 #[test]

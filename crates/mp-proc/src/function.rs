@@ -1,12 +1,15 @@
 //! Functions that can be called in another process of the same program.
 //!
 //! [`Process`](crate::Process) uses this mechanism for its target; pools
-//! and managers use it to ship a function with every task. A
-//! [`Function<A, R>`] is made from a `fn(A) -> R` pointer; its
-//! [`RawFunction`] is three offsets from an anchor in this executable (the
-//! target and two trampolines instantiated for `(A, R)`) and can travel in
-//! any message. The receiving process calls it on postcard bytes without
-//! knowing `A` or `R`.
+//! use it to ship a function with every task. A [`Function<A, R>`] is made
+//! from a `fn(A) -> R` pointer; its [`RawFunction`] is three offsets from
+//! an anchor in this executable (the target and two trampolines
+//! instantiated for `(A, R)`) and can travel in any message. The receiving
+//! process calls it on postcard bytes without knowing `A` or `R`: one
+//! argument with its descriptors ([`RawFunction::call`], what a process
+//! target is), or bytes of a caller-defined format through a [`Runner`]
+//! chosen when the function was wrapped ([`RawFunction::run`], the hook a
+//! pool uses to run a function on a chunk of arguments).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -36,7 +39,90 @@ pub enum CallError {
 }
 
 type CallTrampoline = fn(usize, &[u8], Vec<OwnedFd>) -> Result<(Vec<u8>, Vec<OwnedFd>), CallError>;
-type MapTrampoline = fn(usize, &[u8]) -> Result<Vec<u8>, CallError>;
+type RunTrampoline = fn(usize, &[u8]) -> Result<Vec<u8>, CallError>;
+
+/// How a process runs a wrapped function on bytes of a format of the
+/// caller's choosing: the hook through which a pool runs a function on a
+/// chunk of arguments (its own encoding of many `A`s in, many `R`s out)
+/// in a worker that knows neither type. [`Function::with_runner`]
+/// instantiates [`run`](Runner::run) for the function's `(A, R)` and
+/// records it beside the function; [`RawFunction::run`] calls it in the
+/// receiving process.
+///
+/// ```
+/// use mp_proc::{CallError, Function, Runner, catch_panic};
+/// use serde::{Serialize, de::DeserializeOwned};
+///
+/// /// A postcard `Vec<A>` in, a postcard `Vec<R>` out.
+/// struct Each;
+///
+/// impl Runner for Each {
+///     fn run<A: DeserializeOwned + 'static, R: Serialize + 'static>(
+///         f: fn(A) -> R,
+///         input: &[u8],
+///     ) -> Result<Vec<u8>, CallError> {
+///         let args: Vec<A> = postcard::from_bytes(input)
+///             .map_err(|e| CallError::BadInput(e.to_string()))?;
+///         let out = args.into_iter().map(|a| catch_panic(|| f(a))).collect::<Result<Vec<R>, _>>()?;
+///         postcard::to_allocvec(&out).map_err(|e| CallError::BadOutput(e.to_string()))
+///     }
+/// }
+///
+/// fn double(x: i32) -> i32 { x * 2 }
+///
+/// let raw = Function::with_runner::<Each>(double).raw();
+/// let input = postcard::to_allocvec(&vec![1, 2, 3]).unwrap();
+/// // SAFETY: `raw` comes from `Function::raw` in this same program.
+/// let out = unsafe { raw.run(&input) }.unwrap();
+/// assert_eq!(postcard::from_bytes::<Vec<i32>>(&out).unwrap(), [2, 4, 6]);
+/// ```
+pub trait Runner: 'static {
+    /// Runs `f` on `input` and returns the output bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError`], as the runner decides: a panic of `f`
+    /// ([`catch_panic`]), an input it cannot decode, an output it cannot
+    /// encode.
+    fn run<A: DeserializeOwned + 'static, R: Serialize + 'static>(
+        f: fn(A) -> R,
+        input: &[u8],
+    ) -> Result<Vec<u8>, CallError>;
+}
+
+/// The runner of [`Function::new`]: one postcard argument in, one postcard
+/// result out (a [`call`](RawFunction::call) without descriptors).
+struct One;
+
+impl Runner for One {
+    fn run<A: DeserializeOwned + 'static, R: Serialize + 'static>(
+        f: fn(A) -> R,
+        input: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
+        let a: A = postcard::from_bytes(input).map_err(bad_input)?;
+        let r = catch_panic(|| f(a))?;
+        postcard::to_allocvec(&r).map_err(|e| CallError::BadOutput(e.to_string()))
+    }
+}
+
+/// Runs `f`, a panic caught as [`CallError::Panicked`] with its message:
+/// how a called function's panic is reported, here and by the pools.
+///
+/// ```
+/// use mp_proc::{CallError, catch_panic};
+///
+/// assert_eq!(catch_panic(|| 7), Ok(7));
+/// let e = catch_panic(|| -> i32 { panic!("bad input {}", 3) });
+/// assert_eq!(e, Err(CallError::Panicked("bad input 3".into())));
+/// ```
+///
+/// # Errors
+///
+/// [`CallError::Panicked`] when `f` panics.
+pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, CallError> {
+    catch_unwind(AssertUnwindSafe(f))
+        .map_err(|p| CallError::Panicked(crate::child::panic_message(p.as_ref())))
+}
 
 /// A typed function that another process of this program can call.
 ///
@@ -72,15 +158,22 @@ impl<A, R> fmt::Debug for Function<A, R> {
 }
 
 impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Function<A, R> {
-    /// Wraps `f`.
+    /// Wraps `f`; [`RawFunction::run`] then takes one postcard argument
+    /// and returns one postcard result.
     pub fn new(f: fn(A) -> R) -> Function<A, R> {
+        Function::with_runner::<One>(f)
+    }
+
+    /// Wraps `f` with `X` as what [`RawFunction::run`] calls (see
+    /// [`Runner`]).
+    pub fn with_runner<X: Runner>(f: fn(A) -> R) -> Function<A, R> {
         let call: CallTrampoline = call_trampoline::<A, R>;
-        let map: MapTrampoline = map_trampoline::<A, R>;
+        let run: RunTrampoline = run_trampoline::<A, R, X>;
         Function {
             raw: RawFunction {
                 target: entry::offset_of(f as usize),
                 call: entry::offset_of(call as usize),
-                map: entry::offset_of(map as usize),
+                run: entry::offset_of(run as usize),
             },
             _types: PhantomData,
         }
@@ -111,7 +204,7 @@ impl<A, R> Function<A, R> {
 pub struct RawFunction {
     target: i64,
     call: i64,
-    map: i64,
+    run: i64,
 }
 
 impl RawFunction {
@@ -124,7 +217,7 @@ impl RawFunction {
         Some((
             entry::addr_at(self.target)?,
             entry::addr_at(self.call)?,
-            entry::addr_at(self.map)?,
+            entry::addr_at(self.run)?,
         ))
     }
 
@@ -155,25 +248,24 @@ impl RawFunction {
         call(target, input, fds)
     }
 
-    /// Calls the function on every item of a chunk made by
-    /// [`encode_chunk`] and returns the results, one per item (a panic fails
-    /// only its own item), to be read with [`decode_chunk_results`]. Plain
-    /// numbers travel as their native bytes, anything else in postcard.
+    /// Runs the function's [`Runner`] (the one given to
+    /// [`Function::with_runner`]; for [`Function::new`], one postcard
+    /// argument in, one postcard result out) on `input`.
     ///
     /// # Errors
     ///
-    /// [`CallError`] when the chunk as a whole cannot be decoded or the
-    /// results encoded, or the offsets are outside this executable.
+    /// The runner's [`CallError`], or [`CallError::OutsideBinary`] when
+    /// the offsets are outside this executable.
     ///
     /// # Safety
     ///
     /// As for [`call`](RawFunction::call).
-    pub unsafe fn map_chunk(&self, input: &[u8]) -> Result<Vec<u8>, CallError> {
-        let (target, _, map) = self.resolve().ok_or(CallError::OutsideBinary)?;
-        // SAFETY: as in `call`, for `map_trampoline::<A, R>`.
-        let map: MapTrampoline =
-            unsafe { std::mem::transmute::<*const (), MapTrampoline>(map as *const ()) };
-        map(target, input)
+    pub unsafe fn run(&self, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let (target, _, run) = self.resolve().ok_or(CallError::OutsideBinary)?;
+        // SAFETY: as in `call`, for `run_trampoline::<A, R, X>`.
+        let run: RunTrampoline =
+            unsafe { std::mem::transmute::<*const (), RunTrampoline>(run as *const ()) };
+        run(target, input)
     }
 }
 
@@ -181,7 +273,7 @@ fn resolve_target<A, R>(target: usize) -> fn(A) -> R {
     // SAFETY: `target` is the address of a `fn(A) -> R` of this executable:
     // the trampolines are only reached through `RawFunction`, whose
     // contract guarantees that the target and the trampoline were
-    // recorded together by `Function::<A, R>::new`.
+    // recorded together by `Function::<A, R>::with_runner`.
     unsafe { std::mem::transmute::<*const (), fn(A) -> R>(target as *const ()) }
 }
 
@@ -193,134 +285,18 @@ fn call_trampoline<A: DeserializeOwned, R: Serialize>(
     let f = resolve_target::<A, R>(target);
     let a: A =
         mp_os::handle::provide_fds(fds, || postcard::from_bytes(input)).map_err(bad_input)?;
-    let r = catch_unwind(AssertUnwindSafe(|| f(a)))
-        .map_err(|p| CallError::Panicked(crate::child::panic_message(p.as_ref())))?;
+    let r = catch_panic(|| f(a))?;
     let (bytes, fds) = mp_os::handle::collect_fds(|| postcard::to_allocvec(&r));
     bytes
         .map(|b| (b, fds))
         .map_err(|e| CallError::BadOutput(e.to_string()))
 }
 
-fn map_trampoline<A: DeserializeOwned + 'static, R: Serialize + 'static>(
+fn run_trampoline<A: DeserializeOwned + 'static, R: Serialize + 'static, X: Runner>(
     target: usize,
     input: &[u8],
 ) -> Result<Vec<u8>, CallError> {
-    let f = resolve_target::<A, R>(target);
-    let call = |a: A| {
-        catch_unwind(AssertUnwindSafe(|| f(a)))
-            .map_err(|p| CallError::Panicked(crate::child::panic_message(p.as_ref())))
-    };
-    let encode_err = |e: postcard::Error| CallError::BadOutput(e.to_string());
-    let (&tag, body) = input
-        .split_first()
-        .ok_or_else(|| CallError::BadInput("empty chunk".into()))?;
-    let len = chunk_len(tag, body, pod_size::<A>())?;
-    if pod_size::<R>().is_some() {
-        // Plain numbers out: collect them, and send them as raw bytes
-        // unless an item failed.
-        let mut ok: Vec<R> = Vec::with_capacity(len);
-        let mut mixed: Option<Vec<Result<R, CallError>>> = None;
-        for_each_input::<A>(tag, body, len, |a| {
-            let r = call(a);
-            match (&mut mixed, r) {
-                (Some(m), r) => m.push(r),
-                (None, Ok(v)) => ok.push(v),
-                (None, Err(e)) => {
-                    let mut m: Vec<Result<R, CallError>> =
-                        std::mem::take(&mut ok).into_iter().map(Ok).collect();
-                    m.push(Err(e));
-                    mixed = Some(m);
-                }
-            }
-        })?;
-        return match mixed {
-            None => Ok(encode_raw(&ok)),
-            Some(m) => {
-                let out = VecFlavor(vec![TAG_POSTCARD]);
-                Ok(postcard::serialize_with_flavor(&m, out)
-                    .map_err(encode_err)?
-                    .0)
-            }
-        };
-    }
-    // Anything else: a postcard `Vec<Result<R, CallError>>` written item by
-    // item, without building the vector.
-    let mut out = VecFlavor(Vec::with_capacity(input.len() + len + 8));
-    out.0.push(TAG_POSTCARD);
-    out = postcard::serialize_with_flavor(&len, out).map_err(encode_err)?;
-    let mut failed = None;
-    for_each_input::<A>(tag, body, len, |a| {
-        if failed.is_some() {
-            return;
-        }
-        let step = match call(a) {
-            Ok(r) => {
-                out.0.push(0); // Result::Ok
-                postcard::serialize_with_flavor(
-                    &r,
-                    std::mem::replace(&mut out, VecFlavor(Vec::new())),
-                )
-            }
-            Err(e) => {
-                out.0.push(1); // Result::Err
-                postcard::serialize_with_flavor(
-                    &e,
-                    std::mem::replace(&mut out, VecFlavor(Vec::new())),
-                )
-            }
-        };
-        match step {
-            Ok(o) => out = o,
-            Err(e) => failed = Some(encode_err(e)),
-        }
-    })?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(out.0),
-    }
-}
-
-/// A chunk (input or output of [`RawFunction::map_chunk`]) in postcard.
-const TAG_POSTCARD: u8 = 0;
-/// A chunk of plain numbers: a varint count, then the values' native bytes.
-const TAG_RAW: u8 = 1;
-
-/// The size of `T` if it is a plain number type (every bit pattern valid,
-/// no padding), whose values can travel as their native bytes between
-/// processes of the same executable.
-fn pod_size<T: 'static>() -> Option<usize> {
-    use std::any::TypeId;
-    let id = TypeId::of::<T>();
-    macro_rules! pod {
-        ($($t:ty),*) => {
-            $(if id == TypeId::of::<$t>() {
-                return Some(std::mem::size_of::<$t>());
-            })*
-        };
-    }
-    pod!(
-        u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, usize, isize, f32, f64
-    );
-    None
-}
-
-/// Validates a chunk's header and returns its item count.
-fn chunk_len(tag: u8, body: &[u8], pod: Option<usize>) -> Result<usize, CallError> {
-    let bad = |e: postcard::Error| CallError::BadInput(e.to_string());
-    let (len, rest) = postcard::take_from_bytes::<usize>(body).map_err(bad)?;
-    let fits = match (tag, pod) {
-        (TAG_POSTCARD, _) => len <= rest.len(), // every item takes a byte or more
-        (TAG_RAW, Some(size)) => len.checked_mul(size) == Some(rest.len()),
-        _ => false,
-    };
-    if fits {
-        Ok(len)
-    } else {
-        Err(CallError::BadInput(format!(
-            "a chunk of {len} items does not fit its {} bytes (tag {tag})",
-            rest.len()
-        )))
-    }
+    X::run(resolve_target::<A, R>(target), input)
 }
 
 /// An input that cannot be decoded; says why when a handle in it could not
@@ -330,153 +306,6 @@ fn bad_input(e: postcard::Error) -> CallError {
         Some(why) => format!("{e}: {why}"),
         None => e.to_string(),
     })
-}
-
-/// Calls `each` on every item of a chunk checked by [`chunk_len`].
-fn for_each_input<A: DeserializeOwned + 'static>(
-    tag: u8,
-    body: &[u8],
-    len: usize,
-    mut each: impl FnMut(A),
-) -> Result<(), CallError> {
-    let bad = bad_input;
-    let (_, mut rest) = postcard::take_from_bytes::<usize>(body).map_err(bad)?;
-    if tag == TAG_RAW {
-        let size = std::mem::size_of::<A>();
-        for i in 0..len {
-            // SAFETY: `chunk_len` checked that `A` is a plain number type
-            // and that `rest` holds exactly `len` of them; every bit pattern
-            // is a valid value of such a type; the read is unaligned.
-            each(unsafe { std::ptr::read_unaligned(rest.as_ptr().add(i * size).cast::<A>()) });
-        }
-        return Ok(());
-    }
-    for _ in 0..len {
-        let (a, tail) = postcard::take_from_bytes::<A>(rest).map_err(bad)?;
-        rest = tail;
-        each(a);
-    }
-    Ok(())
-}
-
-fn encode_raw<T: 'static>(items: &[T]) -> Vec<u8> {
-    debug_assert!(pod_size::<T>().is_some());
-    let mut out = VecFlavor(Vec::with_capacity(11 + std::mem::size_of_val(items)));
-    out.0.push(TAG_RAW);
-    out = postcard::serialize_with_flavor(&items.len(), out).expect("a varint always encodes");
-    // SAFETY: `T` is a plain number type (no padding, no pointers), so its
-    // values are initialized bytes.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items))
-    };
-    out.0.extend_from_slice(bytes);
-    out.0
-}
-
-/// Encodes a chunk of arguments for [`RawFunction::map_chunk`]: plain
-/// numbers as their native bytes, anything else in postcard.
-///
-/// ```
-/// let chunk = mp_proc::encode_chunk(&[1u32, 2, 3]).unwrap();
-/// assert_eq!(chunk.len(), 1 + 1 + 12); // tag, count, three u32
-/// ```
-///
-/// # Errors
-///
-/// postcard's error when an item cannot be serialized.
-pub fn encode_chunk<A: Serialize + 'static>(items: &[A]) -> postcard::Result<Vec<u8>> {
-    if pod_size::<A>().is_some() {
-        return Ok(encode_raw(items));
-    }
-    let out = VecFlavor(vec![TAG_POSTCARD]);
-    Ok(postcard::serialize_with_flavor(items, out)?.0)
-}
-
-/// The decoded output of [`RawFunction::map_chunk`].
-#[derive(Debug)]
-pub enum ChunkResults<R> {
-    /// Every item succeeded.
-    Ok(Vec<R>),
-    /// At least one item failed; one entry per item.
-    Mixed(Vec<Result<R, CallError>>),
-}
-
-/// Decodes the output of [`RawFunction::map_chunk`].
-///
-/// ```
-/// use mp_proc::{ChunkResults, Function, decode_chunk_results, encode_chunk};
-///
-/// fn inc(x: u16) -> u16 { x + 1 }
-///
-/// let raw = Function::new(inc).raw();
-/// // SAFETY: `raw` comes from `Function::raw` in this program.
-/// let out = unsafe { raw.map_chunk(&encode_chunk(&[1u16, 2]).unwrap()) }.unwrap();
-/// match decode_chunk_results::<u16>(&out).unwrap() {
-///     ChunkResults::Ok(v) => assert_eq!(v, [2, 3]),
-///     ChunkResults::Mixed(_) => unreachable!(),
-/// }
-/// ```
-///
-/// # Errors
-///
-/// [`CallError::BadOutput`] for bytes that are not a chunk of `R` results.
-pub fn decode_chunk_results<R: DeserializeOwned + 'static>(
-    bytes: &[u8],
-) -> Result<ChunkResults<R>, CallError> {
-    let bad = |e: String| CallError::BadOutput(e);
-    let (&tag, body) = bytes
-        .split_first()
-        .ok_or_else(|| bad("empty result chunk".into()))?;
-    match tag {
-        TAG_RAW => {
-            let len = chunk_len(tag, body, pod_size::<R>()).map_err(|e| bad(e.to_string()))?;
-            let mut out = Vec::with_capacity(len);
-            for_each_input::<R>(tag, body, len, |r| out.push(r)).map_err(|e| bad(e.to_string()))?;
-            Ok(ChunkResults::Ok(out))
-        }
-        TAG_POSTCARD => {
-            let all: Vec<Result<R, CallError>> =
-                postcard::from_bytes(body).map_err(|e| bad(e.to_string()))?;
-            if all.iter().all(Result::is_ok) {
-                Ok(ChunkResults::Ok(
-                    all.into_iter().map(|r| r.expect("checked")).collect(),
-                ))
-            } else {
-                Ok(ChunkResults::Mixed(all))
-            }
-        }
-        t => Err(bad(format!("unknown result chunk tag {t}"))),
-    }
-}
-
-/// A postcard output flavor over a `Vec<u8>` whose short writes (varints,
-/// small integers) are plain pushes rather than `memcpy` calls.
-struct VecFlavor(Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for VecFlavor {
-    type Output = VecFlavor;
-
-    #[inline(always)]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() <= 8 {
-            for &b in data {
-                self.0.push(b);
-            }
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<VecFlavor> {
-        Ok(self)
-    }
 }
 
 #[cfg(test)]
@@ -489,71 +318,46 @@ mod tests {
     }
 
     #[test]
-    fn map_chunk_matches_the_vector_encoding_and_isolates_panics() {
+    fn run_without_a_runner_takes_one_argument_and_catches_panics() {
         let raw = Function::new(halve).raw();
-        let input = encode_chunk(&[2i64, 3, -400, 1 << 40]).unwrap();
+        let input = postcard::to_allocvec(&-8i64).unwrap();
         // SAFETY: `raw` comes from `Function::raw` in this program.
-        let out = unsafe { raw.map_chunk(&input) }.unwrap();
-        let ChunkResults::Mixed(got) = decode_chunk_results::<i64>(&out).unwrap() else {
-            panic!("a panic must give mixed results")
-        };
-        assert_eq!(got.len(), 4);
-        assert_eq!(got[0], Ok(1));
-        assert!(matches!(&got[1], Err(CallError::Panicked(m)) if m.contains("odd input 3")));
-        assert_eq!(got[2], Ok(-200));
-        assert_eq!(got[3], Ok(1 << 39));
-        // All successes of plain numbers travel as raw bytes.
-        let input = encode_chunk(&[2i64, 4]).unwrap();
+        let out = unsafe { raw.run(&input) }.unwrap();
+        assert_eq!(postcard::from_bytes::<i64>(&out).unwrap(), -4);
+        let odd = postcard::to_allocvec(&3i64).unwrap();
         // SAFETY: as above.
-        let out = unsafe { raw.map_chunk(&input) }.unwrap();
-        assert_eq!(out[0], TAG_RAW);
-        assert!(
-            matches!(decode_chunk_results::<i64>(&out).unwrap(), ChunkResults::Ok(v) if v == [1, 2])
-        );
+        let r = unsafe { raw.run(&odd) };
+        assert!(matches!(r, Err(CallError::Panicked(m)) if m.contains("odd input 3")));
+        // SAFETY: as above.
+        let empty = unsafe { raw.run(b"") };
+        assert!(matches!(empty, Err(CallError::BadInput(_))));
     }
 
-    fn shout(s: String) -> String {
-        assert!(!s.is_empty(), "empty word");
-        s.to_uppercase()
-    }
+    /// Reports the input's length: the runner sees the bytes as they are.
+    struct Len;
 
-    #[test]
-    fn map_chunk_of_strings_uses_postcard() {
-        let raw = Function::new(shout).raw();
-        let words = ["a".to_string(), String::new(), "bc".to_string()];
-        let input = encode_chunk(&words).unwrap();
-        assert_eq!(input[0], TAG_POSTCARD);
-        // SAFETY: `raw` comes from `Function::raw` in this program.
-        let out = unsafe { raw.map_chunk(&input) }.unwrap();
-        let ChunkResults::Mixed(got) = decode_chunk_results::<String>(&out).unwrap() else {
-            panic!("the empty word panics")
-        };
-        assert_eq!(got[0], Ok("A".to_string()));
-        assert!(matches!(&got[1], Err(CallError::Panicked(m)) if m.contains("empty word")));
-        assert_eq!(got[2], Ok("BC".to_string()));
-    }
-
-    #[test]
-    fn map_chunk_rejects_corrupt_input() {
-        let raw = Function::new(halve).raw();
-        let junk: [&[u8]; 5] = [
-            b"",
-            b"\x00\x05\x02",
-            b"\x01\x03\x00",
-            b"\x07\x00",
-            &[0xff; 12],
-        ];
-        for j in junk {
-            // SAFETY: as above.
-            let r = unsafe { raw.map_chunk(j) };
-            assert!(matches!(r, Err(CallError::BadInput(_))), "{j:?}");
+    impl Runner for Len {
+        fn run<A: DeserializeOwned + 'static, R: Serialize + 'static>(
+            _f: fn(A) -> R,
+            input: &[u8],
+        ) -> Result<Vec<u8>, CallError> {
+            Ok(vec![input.len() as u8])
         }
-        // SAFETY: as above.
-        let empty = unsafe { raw.map_chunk(&encode_chunk::<i64>(&[]).unwrap()) }.unwrap();
-        assert!(
-            matches!(decode_chunk_results::<i64>(&empty).unwrap(), ChunkResults::Ok(v) if v.is_empty())
-        );
-        assert!(decode_chunk_results::<i64>(b"\x09").is_err());
-        assert!(decode_chunk_results::<i64>(b"\x01\x02\x00").is_err());
+    }
+
+    #[test]
+    fn with_runner_records_the_runner_beside_the_function() {
+        let raw = Function::with_runner::<Len>(halve).raw();
+        assert!(raw.is_portable());
+        assert_ne!(raw, Function::new(halve).raw());
+        // SAFETY: `raw` comes from `Function::raw` in this program.
+        assert_eq!(unsafe { raw.run(&[1, 2, 3]) }, Ok(vec![3]));
+        let forged = RawFunction {
+            run: i64::MAX / 2,
+            ..raw
+        };
+        assert!(!forged.is_portable());
+        // SAFETY: the offsets are checked before anything is called.
+        assert_eq!(unsafe { forged.run(&[]) }, Err(CallError::OutsideBinary));
     }
 }

@@ -82,9 +82,7 @@ pub use context::{
     Context, enable_fork, get_context, get_start_method, set_start_method, set_start_method_force,
 };
 pub use error::{Error, signal_name};
-pub use function::{
-    CallError, ChunkResults, Function, RawFunction, decode_chunk_results, encode_chunk,
-};
+pub use function::{CallError, Function, RawFunction, Runner, catch_panic};
 pub use hook::init;
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 pub use logging::{get_logger, log_to_stderr};

@@ -43,7 +43,8 @@
 //!   sockets and TCP, wire-compatible with CPython's
 //!   `multiprocessing.connection`.
 //! * **Pools** ([`pool`]): [`Pool`] (processes) and [`ThreadPool`]
-//!   (threads), with [`AsyncResult`].
+//!   (threads), with [`AsyncResult`]; [`TaskPool`], the trait of their
+//!   common API, for code that runs on any pool.
 //! * **Executors** ([`futures`], Python's `concurrent.futures`):
 //!   [`ProcessPoolExecutor`], [`ThreadPoolExecutor`], their
 //!   [`futures::Future`]s, [`as_completed`] and [`futures::wait`].
@@ -110,6 +111,9 @@
 //! | `with Pool(4) as pool: pool.map(f, xs)` | `mp::Pool::new(4)?.map(f, xs)?` (dropping the pool terminates it) |
 //! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | `mp::Pool::builder().initializer(f, a).max_tasks_per_child(n).build()?` |
 //! | `pool.apply_async(f, (x,)).get(timeout)` | `pool.apply_async(f, x)?.get_timeout(t)?` (or `.await` it) |
+//! | `r.get()` called again and again | `r.get_cloned()?` (values that are `Clone`; `get()` moves the value out once) |
+//! | `pool.map_async(f, xs, chunksize=n)`, `pool.starmap_async(f, pairs)` | `pool.map_async_chunked(f, xs, n)?`, `pool.starmap_async(f, pairs)?` |
+//! | a function that takes any pool | `fn count<P: mp::TaskPool>(pool: &P)`: `Pool`, `ThreadPool` and other crates' pools implement it |
 //! | `concurrent.futures.ProcessPoolExecutor(max_workers)`, `ThreadPoolExecutor` | `mp::ProcessPoolExecutor::new(n)?` (`::builder()` for `initializer`, `max_tasks_per_child`, `mp_context`), `mp::ThreadPoolExecutor::new(n)?`; dropping one is leaving the `with` block (it waits) |
 //! | `fut = ex.submit(f, x)`, `fut.result(timeout)`, `done()`, `running()`, `cancel()`, `add_done_callback(cb)` | `let fut = ex.submit(f, x)?;`, `fut.result()?` / `fut.result_timeout(t)?` (moves the value out), the same names; `fut.await` in async code |
 //! | `ex.map(f, xs, timeout=t, chunksize=n)` | `ex.map(f, xs)?` / `ex.map_with(f, xs, n, Some(t))?`: an iterator of each item's `Result` |
@@ -186,7 +190,7 @@ pub use mp_channel::{
 };
 pub use mp_manager::Manager;
 pub use mp_pool::{
-    AsyncResult, Pool, ProcessPoolExecutor, ThreadPool, ThreadPoolExecutor, as_completed,
+    AsyncResult, Pool, ProcessPoolExecutor, TaskPool, ThreadPool, ThreadPoolExecutor, as_completed,
 };
 pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,

@@ -96,6 +96,10 @@ fn everyday_names_resolve_and_work() -> Result<(), mp::Error> {
     drop(pool);
     let tp = mp::ThreadPool::new(2)?;
     assert_eq!(tp.map(double, vec![4])?, vec![8]);
+    fn doubled_sum<P: mp::TaskPool>(p: &P) -> Result<i32, mp::pool::Error> {
+        Ok(p.map(double, vec![1, 2])?.into_iter().sum())
+    }
+    assert_eq!(doubled_sum(&tp)?, 6);
     let ex = mp::ProcessPoolExecutor::new(1)?;
     let fs: Vec<mp::futures::Future<i32>> = vec![ex.submit(double, 3)?];
     for r in mp::as_completed(&fs, None) {

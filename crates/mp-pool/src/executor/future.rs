@@ -11,7 +11,6 @@
 //! waiter that checks the state under the lock never misses the wake-up.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -22,7 +21,7 @@ use mp_proc::CallError;
 
 use super::{FutureError, Registry, WaitSet};
 use crate::Error;
-use crate::dispatch::Job;
+use crate::task::Job;
 
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
@@ -246,11 +245,8 @@ fn fire(l: Listener) {
         Listener::Callback(f) => {
             // Python logs a failing callback and goes on; so do we (the
             // completion path must not die).
-            if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-                eprintln!(
-                    "mp-pool: a done callback panicked: {}",
-                    crate::thread_pool::panic_message(p.as_ref())
-                );
+            if let Err(e) = mp_proc::catch_panic(f) {
+                eprintln!("mp-pool: a done callback {e}");
             }
         }
     }

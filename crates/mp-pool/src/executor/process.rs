@@ -5,13 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mp_proc::{CallError, ChunkResults, StartMethod};
+use mp_proc::{CallError, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::future::{Core, Decode};
 use super::{FutureError, MapIter, Registry};
-use crate::dispatch::Job;
+use crate::codec::{ChunkResults, decode_chunk_results};
+use crate::task::Job;
 use crate::{Error, Future, Pool, PoolBuilder};
 
 /// Worker processes running submitted calls, each with its [`Future`]:
@@ -181,7 +182,7 @@ fn decode_one<R: DeserializeOwned + 'static>(
     _nitems: usize,
 ) -> Result<R, FutureError> {
     let missing = || FutureError::from(Error::Decode("a task produced no result".into()));
-    match out.and_then(|b| mp_proc::decode_chunk_results::<R>(&b)) {
+    match out.and_then(|b| decode_chunk_results::<R>(&b)) {
         Ok(ChunkResults::Ok(v)) => v.into_iter().next().ok_or_else(missing),
         Ok(ChunkResults::Mixed(v)) => v
             .into_iter()
@@ -197,12 +198,11 @@ fn decode_chunk<R: DeserializeOwned + 'static>(
     out: Result<Vec<u8>, CallError>,
     nitems: usize,
 ) -> Result<Vec<Result<R, FutureError>>, FutureError> {
-    let v: Vec<Result<R, FutureError>> =
-        match out.and_then(|b| mp_proc::decode_chunk_results::<R>(&b)) {
-            Ok(ChunkResults::Ok(v)) => v.into_iter().map(Ok).collect(),
-            Ok(ChunkResults::Mixed(v)) => v.into_iter().map(|r| r.map_err(call_error)).collect(),
-            Err(e) => return Err(call_error(e)),
-        };
+    let v: Vec<Result<R, FutureError>> = match out.and_then(|b| decode_chunk_results::<R>(&b)) {
+        Ok(ChunkResults::Ok(v)) => v.into_iter().map(Ok).collect(),
+        Ok(ChunkResults::Mixed(v)) => v.into_iter().map(|r| r.map_err(call_error)).collect(),
+        Err(e) => return Err(call_error(e)),
+    };
     if v.len() != nitems {
         return Err(FutureError::from(Error::Decode(format!(
             "{} results for {nitems} items",

@@ -2,13 +2,11 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::future::Core;
 use super::{FutureError, MapIter, Registry};
-use crate::thread_pool::panic_message;
 use crate::{Error, Future, ThreadPool};
 
 /// Threads of this process running submitted calls, each with its
@@ -42,9 +40,7 @@ impl fmt::Debug for ThreadPoolExecutor {
 
 /// Runs `f`, catching a panic as the call's failure.
 fn run<R>(f: impl FnOnce() -> R) -> Result<R, FutureError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| FutureError::TaskPanicked {
-        message: panic_message(p.as_ref()),
-    })
+    mp_proc::catch_panic(f).map_err(|e| FutureError::from(Error::from(e)))
 }
 
 impl ThreadPoolExecutor {
