@@ -313,13 +313,14 @@ fn finish(kind: Kind, comm: Comm, slots: Vec<Slot>) {
             } else {
                 let _ = comm.release(false);
                 for s in &slots {
-                    if let (Some(h), Some(w)) = (&s.hello, &s.watch) {
-                        if w.is_local() && !w.ended() {
-                            // SAFETY: kill has no memory preconditions; the
-                            // pid is watched through a pidfd that says the
-                            // process has not ended, so it was not reused.
-                            unsafe { libc::kill(h.pid as libc::pid_t, libc::SIGKILL) };
-                        }
+                    if let (Some(h), Some(w)) = (&s.hello, &s.watch)
+                        && w.is_local()
+                        && !w.ended()
+                    {
+                        // SAFETY: kill has no memory preconditions; the pid
+                        // is watched through a pidfd that says the process
+                        // has not ended, so it was not reused.
+                        unsafe { libc::kill(h.pid as libc::pid_t, libc::SIGKILL) };
                     }
                 }
             }
@@ -417,7 +418,7 @@ impl Pool {
 
     /// Encodes and queues chunks `(index, items)` of one call of `f`; each
     /// chunk's outcome goes to `job`.
-    pub(crate) fn submit<A, R>(
+    pub(crate) fn submit<A>(
         &self,
         func: RawFunction,
         chunks: Vec<(usize, Vec<A>)>,
@@ -425,7 +426,6 @@ impl Pool {
     ) -> Result<(), Error>
     where
         A: Serialize + Send + 'static,
-        R: Send + 'static,
     {
         let mut tasks = Vec::with_capacity(chunks.len());
         for (index, items) in chunks {
@@ -502,7 +502,7 @@ impl Pool {
         }
         let coll = Arc::new(Collect::<R>::new(chunks.len(), fail_fast));
         let job: Arc<dyn Job> = coll.clone();
-        self.submit::<A, R>(func, chunks, &job)?;
+        self.submit(func, chunks, &job)?;
         coll.wait()
     }
 
@@ -712,10 +712,10 @@ impl<R> Collect<R> {
     fn wait(&self) -> Result<Vec<Result<R, Error>>, Error> {
         let mut st = self.lock();
         loop {
-            if self.fail_fast {
-                if let Some(e) = st.failed.take() {
-                    return Err(e);
-                }
+            if self.fail_fast
+                && let Some(e) = st.failed.take()
+            {
+                return Err(e);
             }
             if st.left == 0 {
                 break;
@@ -747,10 +747,11 @@ impl<R: DeserializeOwned + Send + 'static> Job for Collect<R> {
         let items = decode_chunk::<R>(nitems, out);
         let mut st = self.lock();
         if index < st.chunks.len() && st.chunks[index].is_none() {
-            if self.fail_fast && st.failed.is_none() {
-                if let Some(Err(e)) = items.iter().find(|r| r.is_err()) {
-                    st.failed = Some(dup_error(e));
-                }
+            if self.fail_fast
+                && st.failed.is_none()
+                && let Some(Err(e)) = items.iter().find(|r| r.is_err())
+            {
+                st.failed = Some(dup_error(e));
             }
             st.chunks[index] = Some(items);
             st.left -= 1;

@@ -75,9 +75,8 @@ impl Watch {
             return Watch { fd: None };
         }
         // SAFETY: a descriptor the call just created, owned by us alone.
-        Watch {
-            fd: Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
-        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Watch { fd: Some(fd) }
     }
 
     /// Whether the process is known to have ended.
