@@ -67,6 +67,8 @@
 
 #![cfg(target_os = "linux")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without the `mpi` feature the items the crate docs name are not built.
+#![cfg_attr(not(feature = "mpi"), allow(rustdoc::broken_intra_doc_links))]
 
 #[cfg(feature = "mpi")]
 mod dispatch;
