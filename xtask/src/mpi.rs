@@ -199,7 +199,10 @@ fn steps(root: &Path) -> Result<(), String> {
     run("rustdoc (mp-mpi, feature mpi)", &mut doc, minutes(20))?;
     run(
         "tests, spawn mode (a plain run: Pool::spawn)",
-        &mut cargo(root, &["test", "-p", "mp-mpi", "--features", "mpi", "--locked"]),
+        &mut cargo(
+            root,
+            &["test", "-p", "mp-mpi", "--features", "mpi", "--locked"],
+        ),
         minutes(20),
     )?;
     let exe = test_executable(root)?;
@@ -237,7 +240,11 @@ fn steps(root: &Path) -> Result<(), String> {
     )?;
     let mut c = Command::new("mpirun");
     c.args(["-np", "3"]).args(MPIRUN_ARGS).arg(&example);
-    let world = run("example, world mode (mpirun -np 3 ./primes)", &mut c, minutes(5))?;
+    let world = run(
+        "example, world mode (mpirun -np 3 ./primes)",
+        &mut c,
+        minutes(5),
+    )?;
     for (mode, out) in [("spawn", &spawned), ("world", &world)] {
         if !out.contains("mp_mpi::Pool") {
             return Err(format!(

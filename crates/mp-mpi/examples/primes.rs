@@ -16,7 +16,10 @@ use mp_pool::Error;
 
 /// Whether `n` is prime, by trial division.
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 /// The number of primes below `below`, from any pool's `map`.
@@ -31,7 +34,10 @@ fn count_primes(
 fn timed(name: &str, n: usize, run: impl FnOnce() -> Result<usize, Error>) -> Result<usize, Error> {
     let t = Instant::now();
     let count = run()?;
-    println!("{name:<22} {n} workers: {count} primes in {:>8.1?}", t.elapsed());
+    println!(
+        "{name:<22} {n} workers: {count} primes in {:>8.1?}",
+        t.elapsed()
+    );
     Ok(count)
 }
 

@@ -493,11 +493,7 @@ impl Dispatcher {
     }
 
     fn publish(&self) {
-        let alive = self
-            .slots
-            .iter()
-            .filter(|s| s.phase != Phase::Lost)
-            .count();
+        let alive = self.slots.iter().filter(|s| s.phase != Phase::Lost).count();
         let pids = self
             .slots
             .iter()

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! fn is_prime(n: u64) -> bool {
-//!     n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+//!     n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
 //! }
 //!
 //! fn main() -> Result<(), mp_pool::Error> {
@@ -90,6 +90,6 @@ pub use error::MpiError;
 #[cfg(feature = "mpi")]
 pub use pool::{Pool, PoolBuilder};
 #[cfg(feature = "mpi")]
-pub use start::{init, world_workers};
-#[cfg(feature = "mpi")]
 pub(crate) use start::{ensure_init, finalize, keep_hook};
+#[cfg(feature = "mpi")]
+pub use start::{init, world_workers};

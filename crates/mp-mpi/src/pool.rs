@@ -223,9 +223,9 @@ impl PoolBuilder {
                 )
                 .into());
             };
-            w.slots.take().ok_or_else(|| {
-                MpiError::Setup("another pool holds the world's workers".into())
-            })?
+            w.slots
+                .take()
+                .ok_or_else(|| MpiError::Setup("another pool holds the world's workers".into()))?
         };
         let alive = slots.iter().filter(|s| s.phase != Phase::Lost).count();
         if alive == 0 {
@@ -485,7 +485,9 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         if chunksize == Some(0) {
-            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "chunksize must be at least 1".into(),
+            ));
         }
         let func = self.raw_function(f)?;
         let cs = chunksize

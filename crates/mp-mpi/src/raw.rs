@@ -126,7 +126,9 @@ impl Comm {
         let _g = live()?;
         let mut r: c_int = 0;
         // SAFETY: a valid communicator and out-parameter.
-        check("MPI_Comm_rank", unsafe { ffi::MPI_Comm_rank(self.0, &mut r) })?;
+        check("MPI_Comm_rank", unsafe {
+            ffi::MPI_Comm_rank(self.0, &mut r)
+        })?;
         Ok(r)
     }
 
@@ -135,7 +137,9 @@ impl Comm {
         let _g = live()?;
         let mut r: c_int = 0;
         // SAFETY: a valid communicator and out-parameter.
-        check("MPI_Comm_size", unsafe { ffi::MPI_Comm_size(self.0, &mut r) })?;
+        check("MPI_Comm_size", unsafe {
+            ffi::MPI_Comm_size(self.0, &mut r)
+        })?;
         Ok(r)
     }
 
@@ -161,7 +165,9 @@ impl Comm {
         let mut minfo = unsafe { ffi::RSMPI_INFO_NULL };
         if !info.is_empty() {
             // SAFETY: a valid out-parameter.
-            check("MPI_Info_create", unsafe { ffi::MPI_Info_create(&mut minfo) })?;
+            check("MPI_Info_create", unsafe {
+                ffi::MPI_Info_create(&mut minfo)
+            })?;
             for (k, v) in info {
                 let k = CString::new(k.as_str()).map_err(bad)?;
                 let v = CString::new(v.as_str()).map_err(bad)?;
@@ -289,7 +295,9 @@ fn test(req: &mut ffi::MPI_Request) -> Result<bool, MpiError> {
     let mut st = std::mem::MaybeUninit::<ffi::MPI_Status>::zeroed();
     // SAFETY: `req` is a live request of this process; `st` is a valid
     // out-parameter.
-    check("MPI_Test", unsafe { ffi::MPI_Test(req, &mut flag, st.as_mut_ptr()) })?;
+    check("MPI_Test", unsafe {
+        ffi::MPI_Test(req, &mut flag, st.as_mut_ptr())
+    })?;
     Ok(flag != 0)
 }
 

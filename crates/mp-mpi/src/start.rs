@@ -4,8 +4,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::raw::{self, Comm};
 use crate::error::MpiError;
+use crate::raw::{self, Comm};
 use crate::{dispatch, pool, proto, worker};
 
 /// The MPI universe of this process, finalized at exit.
@@ -44,8 +44,8 @@ pub(crate) fn ensure_init() -> Result<(), MpiError> {
         // own accesses. The crate documents that `Pool::spawn` sets it.
         unsafe { std::env::set_var("OMPI_MCA_orte_enable_recovery", "1") };
     }
-    let (universe, threading) =
-        mpi::initialize_with_threading(mpi::Threading::Serialized).ok_or_else(|| {
+    let (universe, threading) = mpi::initialize_with_threading(mpi::Threading::Serialized)
+        .ok_or_else(|| {
             MpiError::Setup("MPI was initialized outside mp-mpi in this process".into())
         })?;
     *u = Some(universe);
@@ -84,11 +84,11 @@ pub(crate) fn finalize() {
 ///
 /// * Under `mpirun -np N` (N >= 2): initializes MPI; ranks 1..N-1 serve
 ///   the root's tasks here and exit when rank 0 does, never returning;
-///   rank 0 returns and takes them with [`Pool::world`].
-/// * In a worker started by [`Pool::spawn`]: serves and never returns
+///   rank 0 returns and takes them with [`Pool::world`](crate::Pool::world).
+/// * In a worker started by [`Pool::spawn`](crate::Pool::spawn): serves and never returns
 ///   (this normally happens before `main`, see the crate docs).
 /// * Anywhere else (a plain run, or `mpirun -np 1`): returns at once
-///   without touching MPI; [`Pool::spawn`] initializes it when used.
+///   without touching MPI; [`Pool::spawn`](crate::Pool::spawn) initializes it when used.
 ///
 /// MPI errors at start (an `MPI_Init` that fails) abort the program, as
 /// the MPI library does before any error handler can be set.
@@ -126,7 +126,7 @@ pub fn init() {
     }
 }
 
-/// The number of worker ranks [`Pool::world`] would have (0 when this is
+/// The number of worker ranks [`Pool::world`](crate::Pool::world) would have (0 when this is
 /// not rank 0 of an `mpirun` job of two or more ranks).
 pub fn world_workers() -> usize {
     pool::WORLD
@@ -188,7 +188,7 @@ pub(crate) fn keep_hook() {
 }
 
 /// Runs before `main` in every program that links this crate: a process
-/// started by [`Pool::spawn`] serves there, whatever `main` does first.
+/// started by [`Pool::spawn`](crate::Pool::spawn) serves there, whatever `main` does first.
 #[used]
 #[unsafe(link_section = ".init_array")]
 static ENTRY_HOOK: extern "C" fn(i32, *const *const u8, *const *const u8) = entry_hook;

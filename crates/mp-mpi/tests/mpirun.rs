@@ -91,7 +91,10 @@ fn map_and_friends(pool: &dyn Fn() -> Pool) -> Result<(), String> {
             .map_err(s)?,
         vec!["AB".to_string(), String::new(), "XYZ".into()],
     )?;
-    if !matches!(p.map_chunked(square, 0..3, 0), Err(Error::InvalidArgument(_))) {
+    if !matches!(
+        p.map_chunked(square, 0..3, 0),
+        Err(Error::InvalidArgument(_))
+    ) {
         return Err("chunksize 0 accepted".into());
     }
     p.close();
@@ -103,7 +106,10 @@ fn big_messages(pool: &dyn Fn() -> Pool) -> Result<(), String> {
     let inputs: Vec<Vec<u8>> = (0..6u8)
         .map(|k| (0..3_000_000u32).map(|i| (i as u8) ^ k).collect())
         .collect();
-    let want: Vec<Vec<u8>> = inputs.iter().map(|v| v.iter().rev().copied().collect()).collect();
+    let want: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|v| v.iter().rev().copied().collect())
+        .collect();
     expect_eq(p.map_chunked(reverse, inputs, 1).map_err(s)?, want)?;
     p.close();
     p.join().map_err(s)
@@ -164,7 +170,9 @@ fn terminate_running(pool: &dyn Fn() -> Pool) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
     p.terminate();
-    let r = t.join().map_err(|_| "the map thread panicked".to_string())?;
+    let r = t
+        .join()
+        .map_err(|_| "the map thread panicked".to_string())?;
     if !matches!(r, Err(Error::Terminated)) {
         return Err(format!("map after terminate: {r:?}"));
     }
