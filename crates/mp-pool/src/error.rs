@@ -86,6 +86,10 @@ pub enum Error {
     /// Creating a channel to the workers failed.
     #[error("channel error: {0}")]
     Channel(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A pool backend's own failure (a [`TaskPool`](crate::TaskPool)
+    /// implemented by another crate: its transport, its runtime).
+    #[error("pool backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub(crate) fn describe_exit(code: i32) -> String {
@@ -131,6 +135,7 @@ impl Error {
             Error::Input(e) => Error::Input(e.to_string().into()),
             Error::Process(e) => Error::Channel(e.to_string().into()),
             Error::Channel(e) => Error::Channel(e.to_string().into()),
+            Error::Backend(e) => Error::Backend(e.to_string().into()),
         }
     }
 

@@ -142,6 +142,8 @@
 #![cfg(target_os = "linux")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
+mod call;
 mod collect;
 mod dispatch;
 mod error;
@@ -149,18 +151,23 @@ mod insights;
 
 mod executor;
 mod pool;
+mod shared;
+mod task;
+mod task_pool;
 mod thread_pool;
 mod worker;
 
-pub use collect::{AsyncResult, Callbacks, IMap};
+pub use collect::{AsyncResult, CallKind, Callbacks, IMap, Sink, Submit};
 pub use error::Error;
 pub use insights::{Insights, WorkerInsights};
 
+pub use builder::PoolBuilder;
 pub use executor::{
     AsCompleted, ExecutorBuilder, Future, FutureError, MapIter, ProcessPoolExecutor, ReturnWhen,
     ThreadPoolExecutor, WaitResult, as_completed, wait,
 };
-pub use pool::{Pool, PoolBuilder};
+pub use pool::Pool;
+pub use task_pool::TaskPool;
 pub use thread_pool::ThreadPool;
 
 /// A boxed error, what the input of `try_map`/`try_imap` may fail with.

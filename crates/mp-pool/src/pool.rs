@@ -1,173 +1,21 @@
 //! `Pool`: worker processes and the calls that feed them.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use mp_channel::{Queue, WaitMode};
-use mp_proc::{Function, RawFunction, StartMethod};
+use mp_proc::Function;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::collect::{
-    AsyncResult, Callbacks, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try,
-};
-use crate::dispatch::{Dispatcher, Job, TaskRec};
-use crate::insights::{Insights, Record};
-use crate::worker::{Bytes, Init, Msg, PassFd, TaskHeader};
+#[cfg(feature = "progress")]
+use crate::collect::CallKind;
+use crate::collect::{AsyncResult, Callbacks, IMap, Sink, Submit};
+use crate::insights::Insights;
+use crate::shared::{Shared, State};
+use crate::task::Job;
+use crate::task_pool::TaskPool;
 use crate::{BoxError, Error};
-
-/// Ring bytes of the shared result queue.
-const INBOX_RING: usize = 4 << 20;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    Running,
-    Closed,
-    Terminated,
-}
-
-pub(crate) struct Config {
-    pub(crate) processes: usize,
-    pub(crate) init: Option<Init>,
-    pub(crate) max_tasks_per_child: u64,
-    pub(crate) chunksize: Option<usize>,
-    pub(crate) start_method: Option<StartMethod>,
-    pub(crate) task_timeout: Option<Duration>,
-    pub(crate) retries: u32,
-    pub(crate) wait_mode: WaitMode,
-    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
-    pub(crate) progress: bool,
-    /// Workers measure their times (`Pool::insights`).
-    pub(crate) insights: bool,
-}
-
-pub(crate) struct Ctl {
-    pub(crate) state: State,
-    pub(crate) pending: VecDeque<TaskRec>,
-    pub(crate) broken: Option<String>,
-}
-
-/// What the pool's handle and its dispatcher thread share.
-pub(crate) struct Shared {
-    pub(crate) cfg: Config,
-    pub(crate) inbox: Queue<Msg>,
-    /// Set when `ctl` has news for the dispatcher.
-    pub(crate) wake: AtomicBool,
-    ctl: Mutex<Ctl>,
-    pub(crate) pids: Mutex<Vec<u32>>,
-    /// Every worker started, for `Pool::insights`.
-    pub(crate) records: Mutex<Vec<Arc<Record>>>,
-    seq: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Ctl> {
-        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Asks the dispatcher to terminate the pool (kill the workers, fail
-    /// what is left) without waiting for it: callable from the dispatcher
-    /// thread itself (a completion path).
-    pub(crate) fn terminate_soon(&self) {
-        self.lock().state = State::Terminated;
-        self.kick();
-    }
-
-    /// Wakes the dispatcher.
-    fn kick(&self) {
-        if !self.wake.swap(true, Ordering::AcqRel) {
-            let _ = self.inbox.put(Msg::Wake);
-        }
-    }
-
-    fn check_running(&self) -> Result<(), Error> {
-        let ctl = self.lock();
-        if let Some(m) = &ctl.broken {
-            return Err(Error::Initializer { message: m.clone() });
-        }
-        if ctl.state != State::Running {
-            return Err(Error::Closed);
-        }
-        Ok(())
-    }
-
-    /// Queues tasks for the dispatcher. On error the tasks are failed.
-    fn submit(&self, tasks: Vec<TaskRec>) -> Result<(), Error> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        let mut ctl = self.lock();
-        let err = if let Some(m) = &ctl.broken {
-            Some(Error::Initializer { message: m.clone() })
-        } else if ctl.state != State::Running {
-            Some(Error::Closed)
-        } else {
-            None
-        };
-        if let Some(e) = err {
-            drop(ctl);
-            for t in tasks {
-                t.job.fail(t.index, t.nitems, &e);
-            }
-            return Err(e);
-        }
-        ctl.pending.extend(tasks);
-        drop(ctl);
-        self.kick();
-        Ok(())
-    }
-
-    /// Builds the frame of one task.
-    fn task<A: Serialize + Send + 'static>(
-        &self,
-        func: RawFunction,
-        job: &Arc<dyn Job>,
-        index: usize,
-        items: Vec<A>,
-    ) -> Result<TaskRec, Error> {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let nitems = items.len();
-        let hdr = TaskHeader { seq, func };
-        let enc = |mut frame: Vec<u8>| {
-            let chunk = mp_proc::encode_chunk(&items)
-                .map_err(|e| Error::Call(mp_proc::CallError::BadInput(e.to_string())))?;
-            frame.extend_from_slice(&chunk);
-            Ok::<Vec<u8>, Error>(frame)
-        };
-        let head = || {
-            let mut v = Vec::with_capacity(64 + nitems * std::mem::size_of::<A>());
-            v.extend_from_slice(
-                &postcard::to_allocvec(&hdr).map_err(|e| Error::Decode(e.to_string()))?,
-            );
-            Ok(v)
-        };
-        let (frame, fds, transits) = mp_os::handle::collect_handles(|| head().and_then(enc));
-        let mut frame = frame?;
-        let mut keep: Option<Box<dyn std::any::Any + Send>> = None;
-        if !fds.is_empty() {
-            // Handles in the items: write them as `/proc/PID/fd/N`
-            // references and keep the items (their descriptors) alive until
-            // the task is over. This first encoding is thrown away, and
-            // what it registered with it.
-            drop((fds, transits));
-            frame = head().and_then(enc)?;
-            keep = Some(Box::new(items));
-        }
-        Ok(TaskRec {
-            job: job.clone(),
-            index,
-            nitems,
-            seq,
-            frame,
-            keep,
-            attempts: 0,
-        })
-    }
-}
 
 /// A pool of worker processes running `fn(A) -> R` over many inputs:
 /// Python's `multiprocessing.Pool`.
@@ -208,272 +56,12 @@ impl fmt::Debug for Pool {
     }
 }
 
-/// Configures a [`Pool`]: see [`Pool::builder`].
-pub struct PoolBuilder {
-    processes: Option<usize>,
-    init: Option<Result<Init, Error>>,
-    max_tasks_per_child: Option<u64>,
-    chunksize: Option<usize>,
-    start_method: Option<StartMethod>,
-    task_timeout: Option<Duration>,
-    retries: u32,
-    wait_mode: WaitMode,
-    progress: bool,
-    insights: bool,
-}
-
-impl fmt::Debug for PoolBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PoolBuilder")
-            .field("processes", &self.processes)
-            .field("initializer", &self.init.is_some())
-            .field("max_tasks_per_child", &self.max_tasks_per_child)
-            .field("chunksize", &self.chunksize)
-            .field("start_method", &self.start_method)
-            .field("task_timeout", &self.task_timeout)
-            .field("retries", &self.retries)
-            .field("insights", &self.insights)
-            .finish()
-    }
-}
-
-impl PoolBuilder {
-    /// Number of worker processes (default: [`mp_proc::cpu_count`]).
-    pub fn processes(mut self, n: usize) -> Self {
-        self.processes = Some(n);
-        self
-    }
-
-    /// Runs `f(args)` once in each worker before its first task (Python's
-    /// `initializer` and `initargs`). The arguments may hold handles (a
-    /// shared array, a queue, ...): this is how every worker gets a big
-    /// read-only input once. If it panics, the pool is broken: every task
-    /// fails with [`Error::Initializer`].
-    pub fn initializer<A: Serialize + DeserializeOwned + 'static>(
-        mut self,
-        f: fn(A),
-        args: A,
-    ) -> Self {
-        let func = Function::new(f).raw();
-        // Every worker (and every replacement) decodes these arguments:
-        // the channels in them stay connected as long as the pool keeps
-        // them, and no worker releases anything.
-        let (bytes, fds, transits) =
-            mp_os::handle::collect_handles(|| postcard::to_allocvec(&args));
-        self.init = Some(
-            bytes
-                .map(|b| Init {
-                    func,
-                    args: Bytes(b),
-                    fds: fds.into_iter().map(|f| PassFd(Arc::new(f))).collect(),
-                    _keep: Some(Arc::new(transits)),
-                })
-                .map_err(|e| Error::InvalidArgument(format!("initializer arguments: {e}"))),
-        );
-        self
-    }
-
-    /// Replaces a worker after it has run `n` tasks (chunks) (Python's
-    /// `maxtasksperchild`). Default: never.
-    pub fn max_tasks_per_child(mut self, n: u64) -> Self {
-        self.max_tasks_per_child = Some(n);
-        self
-    }
-
-    /// The chunk size of `map` and `imap` calls that do not give one
-    /// (default: `map` about `len / (4 x processes)` as in Python, `imap` 1).
-    pub fn chunksize(mut self, n: usize) -> Self {
-        self.chunksize = Some(n);
-        self
-    }
-
-    /// How workers are started (default: the process-wide start method,
-    /// forkserver unless changed; see [`mp_proc::set_start_method`]).
-    pub fn start_method(mut self, method: StartMethod) -> Self {
-        self.start_method = Some(method);
-        self
-    }
-
-    /// Uses a context's start method (Python's `ctx.Pool(...)`).
-    pub fn context(self, ctx: &mp_proc::Context) -> Self {
-        self.start_method(ctx.method())
-    }
-
-    /// Kills a worker whose task runs longer than `timeout`: the task fails
-    /// with [`Error::TaskTimeout`] (or is retried) and the worker is
-    /// replaced. Default: no limit.
-    pub fn task_timeout(mut self, timeout: Duration) -> Self {
-        self.task_timeout = Some(timeout);
-        self
-    }
-
-    /// Runs a task again, up to `n` more times, when its worker dies or it
-    /// times out (default 0: the task fails). Panics are not retried.
-    pub fn retries(mut self, n: u32) -> Self {
-        self.retries = n;
-        self
-    }
-
-    /// How the dispatcher and the workers wait on their channels (default
-    /// [`WaitMode::Adaptive`]: spin briefly, then sleep).
-    pub fn wait_mode(mut self, mode: WaitMode) -> Self {
-        self.wait_mode = mode;
-        self
-    }
-
-    /// Shows an `indicatif` progress bar on standard error for `map`,
-    /// `map_results`, `starmap` and `imap` calls.
-    #[cfg(feature = "progress")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
-    pub fn progress(mut self, on: bool) -> Self {
-        self.progress = on;
-        self
-    }
-
-    /// Makes every worker measure where its time goes, for
-    /// [`Pool::insights`]: start-up, initializer, the task function,
-    /// waiting for work, receiving arguments and sending results (a few
-    /// clock reads per chunk; none per item). Without it the insights hold
-    /// only the counts of tasks and items. Default: off.
-    ///
-    /// ```
-    /// use mp_pool::Pool;
-    ///
-    /// fn double(x: u32) -> u32 { x * 2 }
-    ///
-    /// let pool = Pool::builder().processes(2).insights(true).build()?;
-    /// pool.map(double, 0..1000)?;
-    /// let insights = pool.insights();
-    /// assert!(insights.timed);
-    /// assert_eq!(insights.total().items, 1000);
-    /// println!("{insights}"); // a table: one line per worker and a total
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
-    pub fn insights(mut self, on: bool) -> Self {
-        self.insights = on;
-        self
-    }
-
-    /// Starts the workers.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for zero processes, chunk size or
-    /// `max_tasks_per_child`, a zero task timeout, or initializer arguments
-    /// that cannot be serialized; [`Error::Process`] when a worker cannot
-    /// start; [`Error::Channel`] when the channels cannot be created.
-    pub fn build(self) -> Result<Pool, Error> {
-        let processes = self.processes.unwrap_or_else(mp_proc::cpu_count);
-        if processes == 0 {
-            return Err(Error::InvalidArgument(
-                "the number of processes must be at least 1".into(),
-            ));
-        }
-        if self.chunksize == Some(0) {
-            return Err(Error::InvalidArgument(
-                "chunksize must be at least 1".into(),
-            ));
-        }
-        if self.max_tasks_per_child == Some(0) {
-            return Err(Error::InvalidArgument(
-                "max_tasks_per_child must be at least 1".into(),
-            ));
-        }
-        if self.task_timeout == Some(Duration::ZERO) {
-            return Err(Error::InvalidArgument(
-                "task_timeout must not be zero".into(),
-            ));
-        }
-        let init = self.init.transpose()?;
-        let inbox = Queue::builder()
-            .ring_bytes(INBOX_RING)
-            .wait_mode(self.wait_mode)
-            .build()
-            .map_err(Error::channel)?;
-        let shared = Arc::new(Shared {
-            cfg: Config {
-                processes,
-                init,
-                max_tasks_per_child: self.max_tasks_per_child.unwrap_or(0),
-                chunksize: self.chunksize,
-                start_method: self.start_method,
-                task_timeout: self.task_timeout,
-                retries: self.retries,
-                wait_mode: self.wait_mode,
-                progress: self.progress,
-                insights: self.insights,
-            },
-            inbox,
-            wake: AtomicBool::new(false),
-            ctl: Mutex::new(Ctl {
-                state: State::Running,
-                pending: VecDeque::new(),
-                broken: None,
-            }),
-            pids: Mutex::new(Vec::new()),
-            records: Mutex::new(Vec::new()),
-            seq: AtomicU64::new(0),
-        });
-        let d = Dispatcher::start(shared.clone())?;
-        let thread = std::thread::Builder::new()
-            .name("mp-pool-dispatcher".into())
-            .spawn(move || d.run())
-            .map_err(|e| Error::Channel(Box::new(e)))?;
-        Ok(Pool {
+impl Pool {
+    /// A pool over started workers and their dispatcher thread.
+    pub(crate) fn from_parts(shared: Arc<Shared>, thread: JoinHandle<()>) -> Pool {
+        Pool {
             shared,
             thread: Mutex::new(Some(thread)),
-        })
-    }
-}
-
-/// The default chunk size of `map`: Python's `ceil(len / (4 * processes))`.
-pub(crate) fn default_chunksize(len: usize, processes: usize) -> usize {
-    len.div_ceil(processes * 4).max(1)
-}
-
-impl Pool {
-    /// A pool of `processes` workers with default settings.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for 0, otherwise as
-    /// [`PoolBuilder::build`].
-    pub fn new(processes: usize) -> Result<Pool, Error> {
-        Pool::builder().processes(processes).build()
-    }
-
-    /// A builder for the other settings.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use mp_pool::Pool;
-    ///
-    /// fn greet(name: String) {
-    ///     eprintln!("{name}: worker {} starting", std::process::id());
-    /// }
-    /// fn double(x: i32) -> i32 { x * 2 }
-    ///
-    /// let pool = Pool::builder()
-    ///     .processes(2)
-    ///     .initializer(greet, "pool".to_string())
-    ///     .max_tasks_per_child(10)
-    ///     .task_timeout(Duration::from_secs(60))
-    ///     .build()?;
-    /// assert_eq!(pool.map(double, [1, 2, 3])?, vec![2, 4, 6]);
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
-    pub fn builder() -> PoolBuilder {
-        PoolBuilder {
-            processes: None,
-            init: None,
-            max_tasks_per_child: None,
-            chunksize: None,
-            start_method: None,
-            task_timeout: None,
-            retries: 0,
-            wait_mode: WaitMode::Adaptive,
-            progress: false,
-            insights: false,
         }
     }
 
@@ -494,7 +82,7 @@ impl Pool {
 
     /// What each worker has done so far and where its time went, as
     /// mpire's insights: tasks and items always, times when the pool was
-    /// built with [`PoolBuilder::insights`]. Every worker ever started is
+    /// built with [`PoolBuilder::insights`](crate::PoolBuilder::insights). Every worker ever started is
     /// listed, also those replaced or gone; `Display` prints a table.
     ///
     /// ```
@@ -572,94 +160,25 @@ impl Pool {
         &self.shared
     }
 
-    fn feeder<'a, A, R>(
-        &self,
-        f: fn(A) -> R,
-        input: Input<'a, A>,
-        chunksize: usize,
-        coll: &Arc<Collector<R>>,
-        window: usize,
-    ) -> Result<Feeder<'a, A, R>, Error>
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.shared.check_running()?;
-        let func = Function::new(f);
-        if !func.is_portable() {
-            return Err(Error::Call(mp_proc::CallError::OutsideBinary));
-        }
-        let func = func.raw();
-        let shared = self.shared.clone();
-        let job: Arc<dyn Job> = coll.clone();
-        let submit = move |chunks: Vec<(usize, Vec<A>)>| {
-            let mut batch = Vec::with_capacity(chunks.len());
-            for (index, items) in chunks {
-                let n = items.len();
-                match shared.task(func, &job, index, items) {
-                    Ok(t) => batch.push(t),
-                    Err(e) => job.fail(index, n, &e),
-                }
-            }
-            shared.submit(batch)
-        };
-        Feeder::new(input, chunksize, coll.clone(), window, Box::new(submit))
-    }
-
-    /// How many chunks a blocking call keeps submitted ahead.
-    fn window(&self) -> usize {
-        (self.shared.cfg.processes * 128).max(1024)
-    }
-
     #[cfg_attr(not(feature = "progress"), allow(unused_variables))]
-    fn progress<R: Send + 'static>(&self, coll: &Collector<R>, len: Option<usize>) {
+    fn progress<R: Send + 'static>(&self, sink: &Sink<R>) {
         #[cfg(feature = "progress")]
         if self.shared.cfg.progress {
-            let bar = match len {
-                Some(n) => indicatif::ProgressBar::new(n as u64),
-                None => indicatif::ProgressBar::no_length(),
+            let bar = match sink.kind() {
+                CallKind::Map { items } => indicatif::ProgressBar::new(items as u64),
+                CallKind::Stream => indicatif::ProgressBar::no_length(),
+                _ => return,
             };
-            coll.set_bar(bar);
+            sink.collector().set_bar(bar);
         }
     }
 
-    /// Runs a collected input to the end on this thread.
-    fn run_blocking<A, R>(
-        &self,
-        f: fn(A) -> R,
-        items: Vec<A>,
-        chunksize: Option<usize>,
-        mode: Mode,
-    ) -> Result<Arc<Collector<R>>, Error>
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let len = items.len();
-        let cs = chunksize
-            .or(self.shared.cfg.chunksize)
-            .unwrap_or_else(|| default_chunksize(len, self.processes()));
-        let coll = Collector::new(mode, None);
-        self.progress(&coll, Some(len));
-        let window = self.window();
-        let mut feeder = self.feeder(f, boxed(items), cs, &coll, window)?;
-        feeder.run_to_end()?;
-        Ok(coll)
-    }
-
-    /// Applies `f` to every item and returns the results in order
-    /// (Python's `map`). Fails with the first task failure (by arrival), as
-    /// Python raises; the other tasks of the call are dropped.
-    ///
-    /// The input is collected first (its length sets the default chunk
-    /// size, about `len / (4 x processes)`); use [`imap`](Pool::imap) to
-    /// stream it.
+    /// Applies `f` to every item and returns the results in order (Python's
+    /// `map`), failing with the first task failure: [`TaskPool::map`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`, and the first task
-    /// failure: [`Error::TaskPanicked`], [`Error::WorkerDied`],
-    /// [`Error::TaskTimeout`], [`Error::Terminated`], [`Error::Call`].
+    /// As [`TaskPool::map`].
     pub fn map<A, R>(
         &self,
         f: fn(A) -> R,
@@ -669,15 +188,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        self.run_blocking(f, items, None, Mode::All)?.take_all(None)
+        TaskPool::map(self, f, items)
     }
 
-    /// [`map`](Pool::map) with an explicit chunk size.
+    /// [`map`](Pool::map) with an explicit chunk size: [`TaskPool::map_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map), plus [`Error::InvalidArgument`] for 0.
+    /// As [`TaskPool::map_chunked`].
     pub fn map_chunked<A, R>(
         &self,
         f: fn(A) -> R,
@@ -688,24 +206,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        self.run_blocking(f, items, Some(chunksize), Mode::All)?
-            .take_all(None)
+        TaskPool::map_chunked(self, f, items, chunksize)
     }
 
-    /// Python's `starmap`: in Rust a target of several parameters takes a
-    /// tuple, so this is [`map`](Pool::map) over an iterator of tuples.
-    ///
-    /// ```
-    /// fn add((a, b): (i32, i32)) -> i32 { a + b }
-    /// let pool = mp_pool::Pool::new(2)?;
-    /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, vec![3, 7]);
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// Python's `starmap`: [`map`](Pool::map) over an iterator of tuples: [`TaskPool::starmap`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map).
+    /// As [`TaskPool::starmap`].
     pub fn starmap<A, R>(
         &self,
         f: fn(A) -> R,
@@ -715,26 +223,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map(f, items)
+        TaskPool::starmap(self, f, items)
     }
 
-    /// Like [`map`](Pool::map), over an input that can fail: the input is
-    /// read to the end first (as Python's `map` does with `list(iterable)`)
-    /// and its first error is returned as [`Error::Input`] before any task
-    /// runs.
-    ///
-    /// ```
-    /// fn inc(x: i32) -> i32 { x + 1 }
-    /// let pool = mp_pool::Pool::new(1)?;
-    /// let input = vec![Ok(1), Err("line 2: not a number"), Ok(3)];
-    /// assert!(matches!(pool.try_map(inc, input), Err(mp_pool::Error::Input(_))));
-    /// assert_eq!(pool.try_map(inc, vec![Ok::<_, std::io::Error>(1)])?, vec![2]);
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// [`map`](Pool::map) over an input that can fail, read to the end first: [`TaskPool::try_map`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Input`], otherwise as [`map`](Pool::map).
+    /// As [`TaskPool::try_map`].
     pub fn try_map<A, R, E>(
         &self,
         f: fn(A) -> R,
@@ -745,32 +241,14 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
         E: Into<BoxError>,
     {
-        self.shared.check_running()?;
-        let items = items
-            .into_iter()
-            .collect::<Result<Vec<A>, E>>()
-            .map_err(|e| Error::Input(e.into()))?;
-        self.map(f, items)
+        TaskPool::try_map(self, f, items)
     }
 
-    /// Applies `f` to every item and returns every item's own result, in
-    /// order, after all have run: one task's failure (a panic, a killed
-    /// worker) does not stop the others.
-    ///
-    /// ```
-    /// fn check(x: i32) -> i32 { assert!(x != 2, "two is not allowed"); x }
-    /// let pool = mp_pool::Pool::new(2)?;
-    /// let r = pool.map_results(check, [1, 2, 3])?;
-    /// assert_eq!(r[0].as_ref().ok(), Some(&1));
-    /// assert!(r[1].as_ref().unwrap_err().to_string().contains("two is not allowed"));
-    /// assert_eq!(r[2].as_ref().ok(), Some(&3));
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// Every item's own result, in order, after all have run: [`TaskPool::map_results`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate` (task failures are in the
-    /// items).
+    /// As [`TaskPool::map_results`].
     pub fn map_results<A, R>(
         &self,
         f: fn(A) -> R,
@@ -780,16 +258,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        self.run_blocking(f, items, None, Mode::Each)?.take_each()
+        TaskPool::map_results(self, f, items)
     }
 
-    /// Submits a map and returns at once (Python's `map_async`).
+    /// Submits a map and returns at once (Python's `map_async`): [`TaskPool::map_async`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`; task failures come
-    /// from [`AsyncResult::get`].
+    /// As [`TaskPool::map_async`].
     pub fn map_async<A, R>(
         &self,
         f: fn(A) -> R,
@@ -799,15 +275,33 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map_async_with(f, items, Callbacks::new())
+        TaskPool::map_async(self, f, items)
     }
 
-    /// [`map_async`](Pool::map_async) with callbacks, run on the pool's
-    /// dispatcher thread when the map finishes.
+    /// [`map_async`](Pool::map_async) with an explicit chunk size: [`TaskPool::map_async_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map_async`](Pool::map_async).
+    /// As [`TaskPool::map_async_chunked`].
+    pub fn map_async_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::map_async_chunked(self, f, items, chunksize)
+    }
+
+    /// [`map_async`](Pool::map_async) with callbacks, run on the pool's
+    /// dispatcher thread when the map finishes: [`TaskPool::map_async_with`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::map_async_with`].
     pub fn map_async_with<A, R>(
         &self,
         f: fn(A) -> R,
@@ -818,68 +312,59 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let cs = self
-            .shared
-            .cfg
-            .chunksize
-            .unwrap_or_else(|| default_chunksize(items.len(), self.processes()));
-        let coll = Collector::new(Mode::All, callbacks.into_callback());
-        self.feeder(f, boxed(items), cs, &coll, usize::MAX)?
-            .feed()?;
-        Ok(AsyncResult::all(coll))
+        TaskPool::map_async_with(self, f, items, callbacks)
     }
 
-    /// Runs `f(arg)` in a worker and waits for the result (Python's
-    /// `apply`).
+    /// Python's `starmap_async`: [`map_async`](Pool::map_async) over an
+    /// iterator of tuples: [`TaskPool::starmap_async`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map).
+    /// As [`TaskPool::starmap_async`].
+    pub fn starmap_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::starmap_async(self, f, items)
+    }
+
+    /// Runs `f(arg)` in a worker and waits for the result (Python's `apply`): [`TaskPool::apply`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::apply`].
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, Error>
     where
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.apply_async(f, arg)?.get()
+        TaskPool::apply(self, f, arg)
     }
 
-    /// Submits `f(arg)` and returns at once (Python's `apply_async`).
+    /// Submits `f(arg)` and returns at once (Python's `apply_async`): [`TaskPool::apply_async`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`; task failures come from
-    /// [`AsyncResult::get`].
+    /// As [`TaskPool::apply_async`].
     pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>, Error>
     where
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.apply_async_with(f, arg, Callbacks::new())
+        TaskPool::apply_async(self, f, arg)
     }
 
     /// [`apply_async`](Pool::apply_async) with callbacks, run on the pool's
-    /// dispatcher thread when the task finishes.
-    ///
-    /// ```
-    /// use std::sync::mpsc;
-    /// use mp_pool::{Callbacks, Pool};
-    ///
-    /// fn fail(x: i32) -> i32 { panic!("bad input {x}") }
-    ///
-    /// let pool = Pool::new(1)?;
-    /// let (tx, rx) = mpsc::channel();
-    /// let r = pool.apply_async_with(fail, 7, Callbacks::new().on_error(move |e| {
-    ///     tx.send(e.to_string()).unwrap();
-    /// }))?;
-    /// assert!(r.get().is_err());
-    /// assert!(rx.recv().unwrap().contains("bad input 7"));
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// dispatcher thread when the task finishes: [`TaskPool::apply_async_with`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`apply_async`](Pool::apply_async).
+    /// As [`TaskPool::apply_async_with`].
     pub fn apply_async_with<A, R>(
         &self,
         f: fn(A) -> R,
@@ -890,39 +375,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let coll = Collector::new(Mode::All, callbacks.into_item_callback());
-        self.feeder(f, boxed([arg]), 1, &coll, usize::MAX)?.feed()?;
-        Ok(AsyncResult::one(coll))
+        TaskPool::apply_async_with(self, f, arg, callbacks)
     }
 
-    fn stream<'a, A, R>(
-        &'a self,
-        f: fn(A) -> R,
-        input: Input<'a, A>,
-        chunksize: Option<usize>,
-        ordered: bool,
-    ) -> Result<IMap<'a, R>, Error>
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let cs = chunksize.or(self.shared.cfg.chunksize).unwrap_or(1);
-        let coll = Collector::new(Mode::Stream { ordered }, None);
-        self.progress(&coll, None);
-        let window = self.window();
-        let mut feeder = self.feeder(f, input, cs, &coll, window)?;
-        feeder.feed()?;
-        Ok(IMap::new(coll, window / 2, feeder))
-    }
-
-    /// Applies `f` to every item, yielding results in input order as they
-    /// become available (Python's `imap`, chunk size 1 unless the pool sets
-    /// one). The input is read lazily, a window ahead of the results.
+    /// Yields results in input order as they become available (Python's
+    /// `imap`); the input is read lazily: [`TaskPool::imap`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`; task failures are
-    /// items of the iterator.
+    /// As [`TaskPool::imap`].
     pub fn imap<'a, A, R>(
         &'a self,
         f: fn(A) -> R,
@@ -932,14 +393,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.stream(f, boxed(items), None, true)
+        TaskPool::imap(self, f, items)
     }
 
-    /// [`imap`](Pool::imap) with an explicit chunk size.
+    /// [`imap`](Pool::imap) with an explicit chunk size: [`TaskPool::imap_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`imap`](Pool::imap), plus [`Error::InvalidArgument`] for 0.
+    /// As [`TaskPool::imap_chunked`].
     pub fn imap_chunked<'a, A, R>(
         &'a self,
         f: fn(A) -> R,
@@ -950,15 +411,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.stream(f, boxed(items), Some(chunksize), true)
+        TaskPool::imap_chunked(self, f, items, chunksize)
     }
 
     /// Like [`imap`](Pool::imap), yielding results as tasks finish (Python's
-    /// `imap_unordered`).
+    /// `imap_unordered`): [`TaskPool::imap_unordered`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`imap`](Pool::imap).
+    /// As [`TaskPool::imap_unordered`].
     pub fn imap_unordered<'a, A, R>(
         &'a self,
         f: fn(A) -> R,
@@ -968,14 +429,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.stream(f, boxed(items), None, false)
+        TaskPool::imap_unordered(self, f, items)
     }
 
-    /// [`imap_unordered`](Pool::imap_unordered) with an explicit chunk size.
+    /// [`imap_unordered`](Pool::imap_unordered) with an explicit chunk size: [`TaskPool::imap_unordered_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`imap_chunked`](Pool::imap_chunked).
+    /// As [`TaskPool::imap_unordered_chunked`].
     pub fn imap_unordered_chunked<'a, A, R>(
         &'a self,
         f: fn(A) -> R,
@@ -986,28 +447,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.stream(f, boxed(items), Some(chunksize), false)
+        TaskPool::imap_unordered_chunked(self, f, items, chunksize)
     }
 
-    /// [`imap`](Pool::imap) over an input that can fail (lines of a file,
-    /// records of a parser): results before the first `Err` come out as
-    /// usual, the `Err` itself becomes one [`Error::Input`] item at its
-    /// position, and the input is not read further.
-    ///
-    /// ```
-    /// fn inc(x: i32) -> i32 { x + 1 }
-    /// let pool = mp_pool::Pool::new(2)?;
-    /// let input = vec![Ok(1), Ok(2), Err("bad record"), Ok(4)];
-    /// let out: Vec<_> = pool.try_imap(inc, input)?.collect();
-    /// assert_eq!(out.len(), 3);
-    /// assert_eq!(out[1].as_ref().ok(), Some(&3));
-    /// assert!(matches!(out[2], Err(mp_pool::Error::Input(_))));
-    /// # Ok::<(), mp_pool::Error>(())
-    /// ```
+    /// [`imap`](Pool::imap) over an input that can fail: the `Err` becomes one
+    /// [`Error::Input`] item and ends the input: [`TaskPool::try_imap`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`imap`](Pool::imap).
+    /// As [`TaskPool::try_imap`].
     pub fn try_imap<'a, A, R, E>(
         &'a self,
         f: fn(A) -> R,
@@ -1018,9 +466,8 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
         E: Into<BoxError> + 'a,
     {
-        self.stream(f, boxed_try(items), None, true)
+        TaskPool::try_imap(self, f, items)
     }
-
     /// Accepts no more work; the workers exit once the submitted tasks are
     /// done (Python's `close`). Later calls fail with [`Error::Closed`].
     pub fn close(&self) {
@@ -1061,6 +508,64 @@ impl Pool {
         if let Some(t) = t {
             let _ = t.join();
         }
+    }
+}
+
+impl TaskPool for Pool {
+    fn processes(&self) -> usize {
+        self.shared.cfg.processes
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        self.shared.check_running()
+    }
+
+    fn start_call<'a, A, R>(&'a self, f: fn(A) -> R, sink: &Sink<R>) -> Result<Submit<'a, A>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.shared.check_running()?;
+        let func = Function::new(f);
+        if !func.is_portable() {
+            return Err(Error::Call(mp_proc::CallError::OutsideBinary));
+        }
+        self.progress(sink);
+        let func = func.raw();
+        let shared = self.shared.clone();
+        let job: Arc<dyn Job> = sink.collector().clone();
+        Ok(Box::new(move |chunks: Vec<(usize, Vec<A>)>| {
+            let mut batch = Vec::with_capacity(chunks.len());
+            for (index, items) in chunks {
+                let n = items.len();
+                match shared.task(func, &job, index, items) {
+                    Ok(t) => batch.push(t),
+                    Err(e) => job.fail(index, n, &e),
+                }
+            }
+            shared.submit(batch)
+        }))
+    }
+
+    fn close(&self) {
+        Pool::close(self);
+    }
+
+    fn terminate(&self) {
+        Pool::terminate(self);
+    }
+
+    fn join(&self) -> Result<(), Error> {
+        Pool::join(self)
+    }
+
+    fn default_chunksize(&self) -> Option<usize> {
+        self.shared.cfg.chunksize
+    }
+
+    /// How many chunks a blocking call keeps submitted ahead.
+    fn window(&self) -> usize {
+        (self.shared.cfg.processes * 128).max(1024)
     }
 }
 

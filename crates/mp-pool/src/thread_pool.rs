@@ -4,10 +4,13 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::collect::{
-    AsyncResult, Callbacks, Chunk, Collector, Feeder, IMap, Input, Mode, boxed, boxed_try,
-};
-use crate::pool::{State, default_chunksize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::call::{self, Plan};
+use crate::collect::{AsyncResult, Callbacks, IMap, Sink, Submit, boxed, boxed_try};
+use crate::shared::State;
+use crate::task_pool::TaskPool;
 use crate::{BoxError, Error};
 
 struct Inner {
@@ -107,14 +110,8 @@ impl ThreadPool {
         }
     }
 
-    fn feeder<'a, A, R, F>(
-        &'a self,
-        f: F,
-        input: Input<'a, A>,
-        chunksize: usize,
-        coll: &Arc<Collector<R>>,
-        window: usize,
-    ) -> Result<Feeder<'a, A, R>, Error>
+    /// Opens one call of `f` (see [`TaskPool::start_call`]).
+    fn submitter<'a, A, R, F>(&'a self, f: F, sink: &Sink<R>) -> Result<Submit<'a, A>, Error>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
         A: Send + 'static,
@@ -124,24 +121,24 @@ impl ThreadPool {
         let f = Arc::new(f);
         let inner = self.inner.clone();
         let pool = &self.pool;
-        let coll2 = coll.clone();
-        let submit = move |chunks: Vec<(usize, Vec<A>)>| {
+        let sink = sink.clone();
+        Ok(Box::new(move |chunks: Vec<(usize, Vec<A>)>| {
             {
                 let mut st = inner.lock();
                 if st.0 != State::Running {
                     drop(st);
                     for (i, items) in chunks {
-                        coll2.fail(i, items.len(), &Error::Closed);
+                        sink.fail(i, items.len(), &Error::Closed);
                     }
                     return Err(Error::Closed);
                 }
                 st.1 += chunks.len();
             }
             for (index, items) in chunks {
-                let (f, coll, inner) = (f.clone(), coll2.clone(), inner.clone());
+                let (f, sink, inner) = (f.clone(), sink.clone(), inner.clone());
                 pool.spawn(move || {
-                    if inner.lock().0 == State::Terminated || coll.is_cancelled() {
-                        coll.fail(index, items.len(), &Error::Terminated);
+                    if inner.lock().0 == State::Terminated || sink.is_cancelled() {
+                        sink.fail(index, items.len(), &Error::Terminated);
                     } else {
                         let out = items
                             .into_iter()
@@ -153,7 +150,7 @@ impl ThreadPool {
                                 })
                             })
                             .collect();
-                        coll.deliver(index, Chunk::from_results(out));
+                        sink.deliver_each(index, out);
                     }
                     let mut st = inner.lock();
                     st.1 -= 1;
@@ -163,10 +160,7 @@ impl ThreadPool {
                 });
             }
             Ok(())
-        };
-        // The feeder borrows `self.pool` only through `submit`; the
-        // lifetime 'a of the input bounds it.
-        Feeder::new(input, chunksize, coll.clone(), window, Box::new(submit))
+        }))
     }
 
     /// Runs `task` on a pool thread, counted until it returns (so that
@@ -195,11 +189,19 @@ impl ThreadPool {
         Ok(())
     }
 
+    fn plan(&self) -> Plan {
+        Plan {
+            processes: self.threads,
+            chunksize: None,
+            window: self.window(),
+        }
+    }
+
     fn window(&self) -> usize {
         (self.threads * 64).max(256)
     }
 
-    /// As [`Pool::map`](crate::Pool::map).
+    /// As [`TaskPool::map`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -211,10 +213,12 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.map_inner(f, items, None, Mode::All)?.take_all(None)
+        call::map(self.plan(), items.into_iter().collect(), None, |s| {
+            self.submitter(f, s)
+        })
     }
 
-    /// As [`Pool::map_chunked`](crate::Pool::map_chunked).
+    /// As [`TaskPool::map_chunked`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -230,11 +234,13 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.map_inner(f, items, Some(chunksize), Mode::All)?
-            .take_all(None)
+        let items = items.into_iter().collect();
+        call::map(self.plan(), items, Some(chunksize), |s| {
+            self.submitter(f, s)
+        })
     }
 
-    /// As [`Pool::starmap`](crate::Pool::starmap).
+    /// As [`TaskPool::starmap`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -252,7 +258,7 @@ impl ThreadPool {
         self.map(f, items)
     }
 
-    /// As [`Pool::try_map`](crate::Pool::try_map).
+    /// As [`TaskPool::try_map`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -269,14 +275,11 @@ impl ThreadPool {
         E: Into<BoxError>,
     {
         self.check_running()?;
-        let items = items
-            .into_iter()
-            .collect::<Result<Vec<A>, E>>()
-            .map_err(|e| Error::Input(e.into()))?;
-        self.map(f, items)
+        let items = call::collect_input(items)?;
+        call::map(self.plan(), items, None, |s| self.submitter(f, s))
     }
 
-    /// As [`Pool::map_results`](crate::Pool::map_results).
+    /// As [`TaskPool::map_results`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -291,31 +294,11 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.map_inner(f, items, None, Mode::Each)?.take_each()
+        let items = items.into_iter().collect();
+        call::map_results(self.plan(), items, |s| self.submitter(f, s))
     }
 
-    fn map_inner<A, R, F>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-        chunksize: Option<usize>,
-        mode: Mode,
-    ) -> Result<Arc<Collector<R>>, Error>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        A: Send + 'static,
-        R: Send + 'static,
-    {
-        let items: Vec<A> = items.into_iter().collect();
-        let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.threads));
-        let coll = Collector::new(mode, None);
-        let window = self.window();
-        self.feeder(f, boxed(items), cs, &coll, window)?
-            .run_to_end()?;
-        Ok(coll)
-    }
-
-    /// As [`Pool::map_async`](crate::Pool::map_async).
+    /// As [`TaskPool::map_async`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -333,8 +316,30 @@ impl ThreadPool {
         self.map_async_with(f, items, Callbacks::new())
     }
 
-    /// As [`Pool::map_async_with`](crate::Pool::map_async_with); callbacks
-    /// run on a pool thread.
+    /// As [`TaskPool::map_async_chunked`], for any `Fn`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`; [`Error::InvalidArgument`]
+    /// for 0.
+    pub fn map_async_chunked<A, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let items = items.into_iter().collect();
+        call::map_async(self.plan(), items, Some(chunksize), Callbacks::new(), |s| {
+            self.submitter(f, s)
+        })
+    }
+
+    /// As [`TaskPool::map_async_with`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -350,15 +355,31 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let cs = default_chunksize(items.len(), self.threads);
-        let coll = Collector::new(Mode::All, callbacks.into_callback());
-        self.feeder(f, boxed(items), cs, &coll, usize::MAX)?
-            .feed()?;
-        Ok(AsyncResult::all(coll))
+        let items = items.into_iter().collect();
+        call::map_async(self.plan(), items, None, callbacks, |s| {
+            self.submitter(f, s)
+        })
     }
 
-    /// As [`Pool::apply`](crate::Pool::apply).
+    /// As [`TaskPool::starmap_async`], for any `Fn`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`/`terminate`.
+    pub fn starmap_async<A, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        self.map_async(f, items)
+    }
+
+    /// As [`TaskPool::apply`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -372,7 +393,7 @@ impl ThreadPool {
         self.apply_async(f, arg)?.get()
     }
 
-    /// As [`Pool::apply_async`](crate::Pool::apply_async).
+    /// As [`TaskPool::apply_async`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -386,8 +407,7 @@ impl ThreadPool {
         self.apply_async_with(f, arg, Callbacks::new())
     }
 
-    /// As [`Pool::apply_async_with`](crate::Pool::apply_async_with);
-    /// callbacks run on a pool thread.
+    /// As [`TaskPool::apply_async_with`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -403,31 +423,10 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let coll = Collector::new(Mode::All, callbacks.into_item_callback());
-        self.feeder(f, boxed([arg]), 1, &coll, usize::MAX)?.feed()?;
-        Ok(AsyncResult::one(coll))
+        call::apply_async(arg, callbacks, |s| self.submitter(f, s))
     }
 
-    fn stream<'a, A, R, F>(
-        &'a self,
-        f: F,
-        input: Input<'a, A>,
-        chunksize: usize,
-        ordered: bool,
-    ) -> Result<IMap<'a, R>, Error>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        A: Send + 'static,
-        R: Send + 'static,
-    {
-        let coll = Collector::new(Mode::Stream { ordered }, None);
-        let window = self.window();
-        let mut feeder = self.feeder(f, input, chunksize, &coll, window)?;
-        feeder.feed()?;
-        Ok(IMap::new(coll, window / 2, feeder))
-    }
-
-    /// As [`Pool::imap`](crate::Pool::imap).
+    /// As [`TaskPool::imap`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -442,10 +441,12 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.stream(f, boxed(items), 1, true)
+        call::stream(self.plan(), boxed(items), None, true, |s| {
+            self.submitter(f, s)
+        })
     }
 
-    /// As [`Pool::imap_chunked`](crate::Pool::imap_chunked).
+    /// As [`TaskPool::imap_chunked`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -461,10 +462,12 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.stream(f, boxed(items), chunksize, true)
+        call::stream(self.plan(), boxed(items), Some(chunksize), true, |s| {
+            self.submitter(f, s)
+        })
     }
 
-    /// As [`Pool::imap_unordered`](crate::Pool::imap_unordered).
+    /// As [`TaskPool::imap_unordered`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -479,10 +482,33 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.stream(f, boxed(items), 1, false)
+        call::stream(self.plan(), boxed(items), None, false, |s| {
+            self.submitter(f, s)
+        })
     }
 
-    /// As [`Pool::try_imap`](crate::Pool::try_imap).
+    /// As [`TaskPool::imap_unordered_chunked`], for any `Fn`.
+    ///
+    /// # Errors
+    ///
+    /// As [`imap_chunked`](ThreadPool::imap_chunked).
+    pub fn imap_unordered_chunked<'a, A, R, F>(
+        &'a self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'a,
+        chunksize: usize,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        call::stream(self.plan(), boxed(items), Some(chunksize), false, |s| {
+            self.submitter(f, s)
+        })
+    }
+
+    /// As [`TaskPool::try_imap`], for any `Fn`.
     ///
     /// # Errors
     ///
@@ -498,7 +524,9 @@ impl ThreadPool {
         R: Send + 'static,
         E: Into<BoxError> + 'a,
     {
-        self.stream(f, boxed_try(items), 1, true)
+        call::stream(self.plan(), boxed_try(items), None, true, |s| {
+            self.submitter(f, s)
+        })
     }
 
     /// Accepts no more work (running and queued tasks finish).
@@ -548,6 +576,40 @@ impl Drop for Outstanding {
         if st.1 == 0 {
             self.0.cv.notify_all();
         }
+    }
+}
+
+impl TaskPool for ThreadPool {
+    fn processes(&self) -> usize {
+        self.threads
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        ThreadPool::check_running(self)
+    }
+
+    fn start_call<'a, A, R>(&'a self, f: fn(A) -> R, sink: &Sink<R>) -> Result<Submit<'a, A>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submitter(f, sink)
+    }
+
+    fn close(&self) {
+        ThreadPool::close(self);
+    }
+
+    fn terminate(&self) {
+        ThreadPool::terminate(self);
+    }
+
+    fn join(&self) -> Result<(), Error> {
+        ThreadPool::join(self)
+    }
+
+    fn window(&self) -> usize {
+        ThreadPool::window(self)
     }
 }
 

@@ -18,42 +18,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mp_channel::{PipeEnd, Queue};
+use mp_channel::{Bytes, PipeEnd, Queue};
 use mp_proc::{CallError, RawFunction};
 use mp_shm::{RawArray, RawValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::insights::{self, Timer};
-
-/// A byte vector that postcard writes as one length-prefixed block (not a
-/// sequence of `u8` elements).
-#[derive(Debug, Default)]
-pub(crate) struct Bytes(pub(crate) Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
 
 /// Messages to the dispatcher.
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,12 +75,6 @@ pub(crate) struct Init {
     /// process only; see `mp_os::handle::collect_handles`).
     #[serde(skip)]
     pub(crate) _keep: Option<Arc<mp_os::handle::Transits>>,
-}
-
-impl Clone for Bytes {
-    fn clone(&self) -> Self {
-        Bytes(self.0.clone())
-    }
 }
 
 /// The arguments of [`worker_main`].

@@ -43,7 +43,8 @@
 //!   sockets and TCP, wire-compatible with CPython's
 //!   `multiprocessing.connection`.
 //! * **Pools** ([`pool`]): [`Pool`] (processes) and [`ThreadPool`]
-//!   (threads), with [`AsyncResult`].
+//!   (threads), with [`AsyncResult`]; [`TaskPool`], the trait of their
+//!   common API, for code that runs on any pool.
 //! * **Executors** ([`futures`], Python's `concurrent.futures`):
 //!   [`ProcessPoolExecutor`], [`ThreadPoolExecutor`], their
 //!   [`futures::Future`]s, [`as_completed`] and [`futures::wait`].
@@ -180,7 +181,7 @@ pub use mp_channel::{
 };
 pub use mp_manager::Manager;
 pub use mp_pool::{
-    AsyncResult, Pool, ProcessPoolExecutor, ThreadPool, ThreadPoolExecutor, as_completed,
+    AsyncResult, Pool, ProcessPoolExecutor, TaskPool, ThreadPool, ThreadPoolExecutor, as_completed,
 };
 pub use mp_proc::{
     Context, Process, ProcessInfo, StartMethod, active_children, cpu_count, current_process,

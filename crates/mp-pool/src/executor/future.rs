@@ -22,7 +22,7 @@ use mp_proc::CallError;
 
 use super::{FutureError, Registry, WaitSet};
 use crate::Error;
-use crate::dispatch::Job;
+use crate::task::Job;
 
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;

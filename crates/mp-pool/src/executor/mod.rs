@@ -53,7 +53,7 @@ pub use process::{ExecutorBuilder, ProcessPoolExecutor};
 pub use thread::ThreadPoolExecutor;
 
 use crate::Error;
-use crate::pool::Shared;
+use crate::shared::Shared;
 use future::Core;
 
 /// Why a future (or an executor call) failed. Task failures keep their

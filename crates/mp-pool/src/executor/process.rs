@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::future::{Core, Decode};
 use super::{FutureError, MapIter, Registry};
-use crate::dispatch::Job;
+use crate::task::Job;
 use crate::{Error, Future, Pool, PoolBuilder};
 
 /// Worker processes running submitted calls, each with its [`Future`]:
