@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use mp_pool::Error;
+use mp_pool::{Error, TaskPool};
 
 /// Whether `n` is prime, by trial division.
 fn is_prime(n: u64) -> bool {
@@ -22,12 +22,10 @@ fn is_prime(n: u64) -> bool {
             .all(|d| !n.is_multiple_of(d))
 }
 
-/// The number of primes below `below`, from any pool's `map`.
-fn count_primes(
-    map: impl Fn(fn(u64) -> bool, Vec<u64>) -> Result<Vec<bool>, Error>,
-    below: u64,
-) -> Result<usize, Error> {
-    let flags = map(is_prime, (0..below).collect())?;
+/// The number of primes below `below`, on any pool: written once against
+/// the shared pool interface.
+fn count_primes<P: TaskPool>(pool: &P, below: u64) -> Result<usize, Error> {
+    let flags = pool.map(is_prime, 0..below)?;
     Ok(flags.into_iter().filter(|&p| p).count())
 }
 
@@ -53,17 +51,11 @@ fn main() -> Result<(), Error> {
     };
     let n = mpi.processes();
     println!("primes below {below}");
-    let a = timed("mp_mpi::Pool", n, || {
-        count_primes(|f, items| mpi.map(f, items), below)
-    })?;
+    let a = timed("mp_mpi::Pool", n, || count_primes(&mpi, below))?;
     let pool = mp_pool::Pool::new(n)?;
-    let b = timed("mp_pool::Pool", n, || {
-        count_primes(|f, items| pool.map(f, items), below)
-    })?;
+    let b = timed("mp_pool::Pool", n, || count_primes(&pool, below))?;
     let threads = mp_pool::ThreadPool::new(n)?;
-    let c = timed("mp_pool::ThreadPool", n, || {
-        count_primes(|f, items| threads.map(f, items), below)
-    })?;
+    let c = timed("mp_pool::ThreadPool", n, || count_primes(&threads, below))?;
     assert!(a == b && b == c, "the pools disagree: {a}, {b}, {c}");
     pool.close();
     pool.join()?;

@@ -597,10 +597,6 @@ fn dup(e: &Error) -> Error {
         Error::Initializer { message } => Error::Initializer {
             message: message.clone(),
         },
-        Error::Channel(b) => match b.downcast_ref::<MpiError>() {
-            Some(m) => m.clone().into(),
-            None => Error::Channel(b.to_string().into()),
-        },
-        other => Error::Channel(other.to_string().into()),
+        other => crate::pool::dup_error(other),
     }
 }

@@ -2,7 +2,7 @@
 
 /// An MPI-specific failure. Pool calls return [`mp_pool::Error`] (the
 /// error type every pool shares); the failures that only MPI has travel
-/// in it as [`mp_pool::Error::Channel`] holding one of these, which
+/// in it as [`mp_pool::Error::Backend`] holding one of these, which
 /// [`MpiError::of`] finds again.
 ///
 /// ```
@@ -61,7 +61,7 @@ impl MpiError {
     /// The `MpiError` inside a pool error, if it holds one.
     pub fn of(e: &mp_pool::Error) -> Option<&MpiError> {
         match e {
-            mp_pool::Error::Channel(b) => b.downcast_ref::<MpiError>(),
+            mp_pool::Error::Backend(b) => b.downcast_ref::<MpiError>(),
             _ => None,
         }
     }
@@ -69,6 +69,6 @@ impl MpiError {
 
 impl From<MpiError> for mp_pool::Error {
     fn from(e: MpiError) -> mp_pool::Error {
-        mp_pool::Error::Channel(Box::new(e))
+        mp_pool::Error::Backend(Box::new(e))
     }
 }

@@ -44,7 +44,7 @@
 //!
 //! * MPI calls return their errors (every communicator uses
 //!   `MPI_ERRORS_RETURN`): a failed call fails the tasks it concerned with
-//!   [`mp_pool::Error::Channel`] holding an [`MpiError`].
+//!   [`mp_pool::Error::Backend`] holding an [`MpiError`].
 //! * A task that panics fails with [`mp_pool::Error::TaskPanicked`]; the
 //!   worker goes on.
 //! * A worker rank that dies fails the chunks it held with

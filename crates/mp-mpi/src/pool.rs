@@ -4,11 +4,11 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mp_pool::Error;
+use mp_pool::{AsyncResult, BoxError, Callbacks, Error, IMap, Sink, Submit, TaskPool};
 use mp_proc::{ChunkResults, Function, RawFunction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -207,7 +207,7 @@ impl PoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Channel`] with [`MpiError::Setup`] when this process is
+    /// [`Error::Backend`] with [`MpiError::Setup`] when this process is
     /// not rank 0 of an MPI job of two or more ranks that called `init`,
     /// or another world pool is running; [`MpiError::NoWorkers`] when every
     /// worker is lost.
@@ -243,7 +243,7 @@ impl PoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for 0; [`Error::Channel`] with
+    /// [`Error::InvalidArgument`] for 0; [`Error::Backend`] with
     /// [`MpiError::Call`] when MPI refuses (for OpenMPI: more workers than
     /// slots without `OMPI_MCA_rmaps_base_oversubscribe=1`, no `orted`, ...).
     pub fn spawn(mut self, n: usize) -> Result<Pool, Error> {
@@ -328,10 +328,6 @@ fn finish(kind: Kind, comm: Comm, slots: Vec<Slot>) {
     }
 }
 
-pub(crate) fn default_chunksize(len: usize, processes: usize) -> usize {
-    len.div_ceil(processes.max(1) * 4).max(1)
-}
-
 impl Pool {
     /// A builder for the other settings.
     ///
@@ -398,7 +394,7 @@ impl Pool {
         self.status().pids.clone()
     }
 
-    fn check_running(&self) -> Result<(), Error> {
+    fn running(&self) -> Result<(), Error> {
         if let Some(m) = &self.status().broken {
             return Err(Error::Initializer { message: m.clone() });
         }
@@ -445,7 +441,7 @@ impl Pool {
                 Err(e) => job.done(index, nitems, Err(e)),
             }
         }
-        if let Err(e) = self.check_running() {
+        if let Err(e) = self.running() {
             for t in tasks {
                 t.job.done(t.index, t.nitems, Err(dup_error(&e)));
             }
@@ -465,7 +461,7 @@ impl Pool {
         A: DeserializeOwned + 'static,
         R: Serialize + 'static,
     {
-        self.check_running()?;
+        self.running()?;
         let func = Function::new(f);
         if !func.is_portable() {
             return Err(Error::Call(mp_proc::CallError::OutsideBinary));
@@ -473,51 +469,12 @@ impl Pool {
         Ok(func.raw())
     }
 
-    fn run_blocking<A, R>(
-        &self,
-        f: fn(A) -> R,
-        items: Vec<A>,
-        chunksize: Option<usize>,
-        fail_fast: bool,
-    ) -> Result<Vec<Result<R, Error>>, Error>
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        if chunksize == Some(0) {
-            return Err(Error::InvalidArgument(
-                "chunksize must be at least 1".into(),
-            ));
-        }
-        let func = self.raw_function(f)?;
-        let cs = chunksize
-            .or(self.chunksize)
-            .unwrap_or_else(|| default_chunksize(items.len(), self.processes));
-        let mut chunks = Vec::new();
-        let mut it = items.into_iter();
-        loop {
-            let c: Vec<A> = it.by_ref().take(cs).collect();
-            if c.is_empty() {
-                break;
-            }
-            chunks.push((chunks.len(), c));
-        }
-        let coll = Arc::new(Collect::<R>::new(chunks.len(), fail_fast));
-        let job: Arc<dyn Job> = coll.clone();
-        self.submit(func, chunks, &job)?;
-        coll.wait()
-    }
-
-    /// Applies `f` to every item and returns the results in order
-    /// (Python's `map`). Fails with the first task failure (by arrival);
-    /// the call's other chunks are dropped.
+    /// Python's `map`, failing with the first task failure: [`TaskPool::map`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate`, and the first task
-    /// failure: [`Error::TaskPanicked`], [`Error::Call`],
-    /// [`Error::Terminated`], or [`Error::Channel`] with
-    /// [`MpiError::WorkerLost`] for a chunk whose worker died.
+    /// As [`TaskPool::map`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
     pub fn map<A, R>(
         &self,
         f: fn(A) -> R,
@@ -527,16 +484,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.run_blocking(f, items.into_iter().collect(), None, true)?
-            .into_iter()
-            .collect()
+        TaskPool::map(self, f, items)
     }
 
-    /// [`map`](Pool::map) with an explicit chunk size.
+    /// `map` with an explicit chunk size: [`TaskPool::map_chunked`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map), plus [`Error::InvalidArgument`] for 0.
+    /// As [`TaskPool::map_chunked`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
     pub fn map_chunked<A, R>(
         &self,
         f: fn(A) -> R,
@@ -547,16 +503,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.run_blocking(f, items.into_iter().collect(), Some(chunksize), true)?
-            .into_iter()
-            .collect()
+        TaskPool::map_chunked(self, f, items, chunksize)
     }
 
-    /// Python's `starmap`: [`map`](Pool::map) over tuples.
+    /// Python's `starmap`: `map` over tuples: [`TaskPool::starmap`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map).
+    /// As [`TaskPool::starmap`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
     pub fn starmap<A, R>(
         &self,
         f: fn(A) -> R,
@@ -566,16 +521,34 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map(f, items)
+        TaskPool::starmap(self, f, items)
     }
 
-    /// Every item's own result, in order, after all have run: a failure
-    /// (a panic, a lost worker) fails only the items it touched.
+    /// `map` over an input that can fail, read to the end first: [`TaskPool::try_map`], which has the details.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `close`/`terminate` (task failures are in
-    /// the items).
+    /// As [`TaskPool::try_map`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn try_map<A, R, E>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = Result<A, E>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError>,
+    {
+        TaskPool::try_map(self, f, items)
+    }
+
+    /// every item's own result, in order: [`TaskPool::map_results`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::map_results`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
     pub fn map_results<A, R>(
         &self,
         f: fn(A) -> R,
@@ -585,23 +558,221 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.run_blocking(f, items.into_iter().collect(), None, false)
+        TaskPool::map_results(self, f, items)
     }
 
-    /// Runs `f(arg)` in a worker and waits for the result (Python's
-    /// `apply`).
+    /// Python's `map_async`: [`TaskPool::map_async`], which has the details.
     ///
     /// # Errors
     ///
-    /// As [`map`](Pool::map).
+    /// As [`TaskPool::map_async`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn map_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::map_async(self, f, items)
+    }
+
+    /// `map_async` with an explicit chunk size: [`TaskPool::map_async_chunked`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::map_async_chunked`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn map_async_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::map_async_chunked(self, f, items, chunksize)
+    }
+
+    /// `map_async` with callbacks: [`TaskPool::map_async_with`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::map_async_with`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn map_async_with<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::map_async_with(self, f, items, callbacks)
+    }
+
+    /// Python's `starmap_async`: [`TaskPool::starmap_async`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::starmap_async`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn starmap_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::starmap_async(self, f, items)
+    }
+
+    /// Python's `apply`: one call, waited for: [`TaskPool::apply`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::apply`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, Error>
     where
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let mut v = self.run_blocking(f, vec![arg], Some(1), true)?;
-        v.pop()
-            .unwrap_or_else(|| Err(Error::Decode("no result".into())))
+        TaskPool::apply(self, f, arg)
+    }
+
+    /// Python's `apply_async`: [`TaskPool::apply_async`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::apply_async`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::apply_async(self, f, arg)
+    }
+
+    /// `apply_async` with callbacks: [`TaskPool::apply_async_with`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::apply_async_with`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn apply_async_with<A, R>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::apply_async_with(self, f, arg, callbacks)
+    }
+
+    /// Python's `imap`: results in order as they come, the input read lazily: [`TaskPool::imap`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::imap`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn imap<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::imap(self, f, items)
+    }
+
+    /// `imap` with an explicit chunk size: [`TaskPool::imap_chunked`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::imap_chunked`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn imap_chunked<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'a,
+        chunksize: usize,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::imap_chunked(self, f, items, chunksize)
+    }
+
+    /// Python's `imap_unordered`: results as tasks finish: [`TaskPool::imap_unordered`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::imap_unordered`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn imap_unordered<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::imap_unordered(self, f, items)
+    }
+
+    /// `imap_unordered` with an explicit chunk size: [`TaskPool::imap_unordered_chunked`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::imap_unordered_chunked`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn imap_unordered_chunked<'a, A, R>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'a,
+        chunksize: usize,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        TaskPool::imap_unordered_chunked(self, f, items, chunksize)
+    }
+
+    /// `imap` over an input that can fail: [`TaskPool::try_imap`], which has the details.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskPool::try_imap`]; a chunk whose worker rank is lost fails
+    /// with [`Error::Backend`] holding [`MpiError::WorkerLost`].
+    pub fn try_imap<'a, A, R, E>(
+        &'a self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = Result<A, E>> + 'a,
+    ) -> Result<IMap<'a, R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError> + 'a,
+    {
+        TaskPool::try_imap(self, f, items)
     }
 
     /// Accepts no more work; the submitted tasks finish (Python's
@@ -673,96 +844,73 @@ pub(crate) fn dup_error(e: &Error) -> Error {
             message: message.clone(),
         },
         Error::Call(c) => Error::Call(c.clone()),
-        Error::Channel(b) => match b.downcast_ref::<MpiError>() {
+        Error::Backend(b) => match b.downcast_ref::<MpiError>() {
             Some(m) => m.clone().into(),
-            None => Error::Channel(b.to_string().into()),
+            None => Error::Backend(b.to_string().into()),
         },
-        other => Error::Channel(other.to_string().into()),
+        other => Error::Backend(other.to_string().into()),
     }
 }
 
-/// The results of a blocking call, chunk by chunk.
-struct Collect<R> {
-    st: Mutex<CState<R>>,
-    cv: Condvar,
-    fail_fast: bool,
+/// Where the chunks of one call go: the call's [`Sink`].
+struct SinkJob<R> {
+    sink: Sink<R>,
 }
 
-struct CState<R> {
-    chunks: Vec<Option<Vec<Result<R, Error>>>>,
-    left: usize,
-    failed: Option<Error>,
-}
-
-impl<R> Collect<R> {
-    fn new(n: usize, fail_fast: bool) -> Collect<R> {
-        Collect {
-            st: Mutex::new(CState {
-                chunks: (0..n).map(|_| None).collect(),
-                left: n,
-                failed: None,
-            }),
-            cv: Condvar::new(),
-            fail_fast,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, CState<R>> {
-        self.st.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn wait(&self) -> Result<Vec<Result<R, Error>>, Error> {
-        let mut st = self.lock();
-        loop {
-            if self.fail_fast
-                && let Some(e) = st.failed.take()
-            {
-                return Err(e);
-            }
-            if st.left == 0 {
-                break;
-            }
-            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(st.chunks.drain(..).flatten().flatten().collect())
-    }
-}
-
-/// Decodes the output of one chunk into one result per item.
-pub(crate) fn decode_chunk<R: DeserializeOwned + 'static>(
-    nitems: usize,
-    out: Result<&[u8], Error>,
-) -> Vec<Result<R, Error>> {
-    let fail_all = |e: Error| (0..nitems).map(|_| Err(dup_error(&e))).collect();
-    match out {
-        Ok(bytes) => match mp_proc::decode_chunk_results::<R>(bytes) {
-            Ok(ChunkResults::Ok(v)) => v.into_iter().map(Ok).collect(),
-            Ok(ChunkResults::Mixed(v)) => v.into_iter().map(|r| r.map_err(Error::from)).collect(),
-            Err(e) => fail_all(Error::Decode(e.to_string())),
-        },
-        Err(e) => fail_all(e),
-    }
-}
-
-impl<R: DeserializeOwned + Send + 'static> Job for Collect<R> {
+impl<R: DeserializeOwned + Send + 'static> Job for SinkJob<R> {
     fn done(&self, index: usize, nitems: usize, out: Result<&[u8], Error>) {
-        let items = decode_chunk::<R>(nitems, out);
-        let mut st = self.lock();
-        if index < st.chunks.len() && st.chunks[index].is_none() {
-            if self.fail_fast
-                && st.failed.is_none()
-                && let Some(Err(e)) = items.iter().find(|r| r.is_err())
-            {
-                st.failed = Some(dup_error(e));
-            }
-            st.chunks[index] = Some(items);
-            st.left -= 1;
+        match out {
+            Ok(bytes) => match mp_proc::decode_chunk_results::<R>(bytes) {
+                Ok(ChunkResults::Ok(v)) => self.sink.deliver(index, v),
+                Ok(ChunkResults::Mixed(v)) => self.sink.deliver_each(
+                    index,
+                    v.into_iter().map(|r| r.map_err(Error::from)).collect(),
+                ),
+                Err(e) => self.sink.fail(index, nitems, &Error::Decode(e.to_string())),
+            },
+            Err(e) => self.sink.fail(index, nitems, &e),
         }
-        drop(st);
-        self.cv.notify_all();
     }
 
     fn cancelled(&self) -> bool {
-        self.fail_fast && self.lock().failed.is_some()
+        self.sink.is_cancelled()
+    }
+}
+
+/// The shared pool interface: a function written against [`TaskPool`]
+/// runs on `mp_pool::Pool`, `ThreadPool` and this pool unchanged.
+impl TaskPool for Pool {
+    fn processes(&self) -> usize {
+        self.processes
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        self.running()
+    }
+
+    fn start_call<'a, A, R>(&'a self, f: fn(A) -> R, sink: &Sink<R>) -> Result<Submit<'a, A>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let func = self.raw_function(f)?;
+        let job: Arc<dyn Job> = Arc::new(SinkJob { sink: sink.clone() });
+        Ok(Box::new(move |chunks| self.submit(func, chunks, &job)))
+    }
+
+    fn close(&self) {
+        Pool::close(self);
+    }
+
+    fn terminate(&self) {
+        Pool::terminate(self);
+    }
+
+    fn join(&self) -> Result<(), Error> {
+        Pool::join(self)
+    }
+
+    fn default_chunksize(&self) -> Option<usize> {
+        self.chunksize
     }
 }

@@ -101,6 +101,44 @@ fn map_and_friends(pool: &dyn Fn() -> Pool) -> Result<(), String> {
     p.join().map_err(s)
 }
 
+/// Written once against the shared pool interface.
+fn sum_of_squares<P: mp_pool::TaskPool>(pool: &P, n: u64) -> Result<u64, Error> {
+    Ok(pool.map(square, 0..n)?.into_iter().sum())
+}
+
+fn async_and_streams(pool: &dyn Fn() -> Pool) -> Result<(), String> {
+    let p = pool();
+    let want: Vec<u64> = (0..300).map(|x| x * x).collect();
+    let got: Vec<u64> = p
+        .imap(square, 0..300)
+        .map_err(s)?
+        .collect::<Result<_, _>>()
+        .map_err(s)?;
+    expect_eq(got, want.clone())?;
+    let mut got: Vec<u64> = p
+        .imap_unordered_chunked(square, 0..300, 7)
+        .map_err(s)?
+        .collect::<Result<_, _>>()
+        .map_err(s)?;
+    got.sort_unstable();
+    expect_eq(got, want.clone())?;
+    expect_eq(p.apply_async(square, 7).map_err(s)?.get().map_err(s)?, 49)?;
+    expect_eq(
+        p.map_async(square, 0..300).map_err(s)?.get().map_err(s)?,
+        want,
+    )?;
+    let firsts: Vec<u64> = p
+        .imap(square, 0..1_000_000)
+        .map_err(s)?
+        .take(3)
+        .collect::<Result<_, _>>()
+        .map_err(s)?;
+    expect_eq(firsts, vec![0, 1, 4])?;
+    expect_eq(sum_of_squares(&p, 100).map_err(s)?, 328_350)?;
+    p.close();
+    p.join().map_err(s)
+}
+
 fn big_messages(pool: &dyn Fn() -> Pool) -> Result<(), String> {
     let p = pool();
     let inputs: Vec<Vec<u8>> = (0..6u8)
@@ -271,6 +309,7 @@ fn main() {
     };
     let mut cases: Vec<Case> = vec![
         ("map_and_friends", map_and_friends),
+        ("async_and_streams", async_and_streams),
         ("big_messages", big_messages),
         ("panics", panics),
         ("balance", balance),
