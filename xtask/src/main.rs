@@ -32,7 +32,7 @@ cargo xtask TASK
 Tasks:
   bench [--quick] [--only GROUP[,GROUP]]
         Build the mp-bench harness (release), run it and benches/python/*.py, print a
-        markdown table of IPC latency and throughput per group (ipc, process, pool, lock,
+        markdown table of IPC latency and throughput per group (ipc, process, pool, mpi, lock,
         manager) next to Python's multiprocessing and the OS limits measured in the same
         run, and write target/bench/latest.{md,json,svg} (the SVG: one panel per group,
         each row's ratio to its OS limit and to Python as bars on a log scale; a copy of the

@@ -75,10 +75,10 @@ pub(crate) fn shm_files() -> BTreeSet<String> {
 pub(crate) fn clean_shm(before: &BTreeSet<String>) -> Vec<String> {
     let mut removed = Vec::new();
     for f in shm_files().difference(before) {
-        if f.starts_with("vader_segment.") || f.starts_with("sm_segment.") {
-            if std::fs::remove_file(Path::new("/dev/shm").join(f)).is_ok() {
-                removed.push(f.clone());
-            }
+        if (f.starts_with("vader_segment.") || f.starts_with("sm_segment."))
+            && std::fs::remove_file(Path::new("/dev/shm").join(f)).is_ok()
+        {
+            removed.push(f.clone());
         }
     }
     removed
