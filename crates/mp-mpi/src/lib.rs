@@ -7,6 +7,8 @@
 //!     n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
 //! }
 //!
+//! # #[cfg(not(feature = "mpi"))] fn main() {}
+//! # #[cfg(feature = "mpi")]
 //! fn main() -> Result<(), mp_pool::Error> {
 //!     mp_mpi::init(); // under mpirun, ranks 1.. serve here and never return
 //!     let pool = match mp_mpi::Pool::world() {
