@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Progress and errors go to stderr; the exit status is 1 if any row failed. Each group is a
-//! module (`ipc`, `process`, `pool`, `lock`, `manager`) with a `run(&Config)` function; the
+//! module (`ipc`, `process`, `pool`, `lock`, `manager`, `mpi`) with a `run(&Config)` function; the
 //! shared toolkit is in `kit`. `benches/README.md` explains the row schema and how to add a
 //! row with its baseline.
 
@@ -15,6 +15,7 @@ mod ipc;
 mod kit;
 mod lock;
 mod manager;
+mod mpi;
 mod pool;
 mod process;
 
@@ -34,9 +35,12 @@ const GROUPS: &[(&str, Group)] = &[
     ("lock", lock::run),
     ("manager", manager::run),
     ("pool", pool::run),
+    ("mpi", mpi::run),
 ];
 
 fn main() -> ExitCode {
+    #[cfg(feature = "mpi")]
+    mp_mpi::init(); // a worker spawned by the mpi group serves there
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(process::EXIT_NOW) {
         return ExitCode::SUCCESS;

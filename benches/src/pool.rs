@@ -93,7 +93,7 @@ fn mp_start(cfg: &Config) -> io::Result<()> {
 }
 
 /// The trivial function of the mp rows (a `fn` item: it travels to the workers).
-fn double(x: u64) -> u64 {
+pub(crate) fn double(x: u64) -> u64 {
     x.wrapping_mul(2).wrapping_add(1)
 }
 
@@ -164,7 +164,7 @@ fn mp_trivial(cfg: &Config) -> io::Result<()> {
 }
 
 /// The CPU-bound function of the mp rows: `burn(iters, seed)`.
-fn burn_item((iters, seed): (u64, u64)) -> u64 {
+pub(crate) fn burn_item((iters, seed): (u64, u64)) -> u64 {
     burn(iters, seed)
 }
 

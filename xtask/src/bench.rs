@@ -105,8 +105,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let meta_start = Meta::collect(&root, &opts);
 
-    eprintln!("xtask bench: building mp-bench (release)");
-    let exe = build_harness(&root)?;
+    // The mpi group needs the system's MPI: built in where mpicc is found.
+    let mpi = crate::mpi::available();
+    eprintln!(
+        "xtask bench: building mp-bench (release{})",
+        if mpi.is_ok() { ", with MPI" } else { "" }
+    );
+    let exe = build_harness(&root, mpi.is_ok())?;
     let harness_groups: Vec<String> = cmd::capture(path_str(&exe)?, &["list"], &root)
         .ok_or("mp-bench list failed")?
         .lines()
@@ -139,6 +144,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if !python && groups.iter().any(|g| scripts.iter().any(|(s, _)| s == g)) {
         notes.push("python3 not found: the Python rows were skipped".to_owned());
     }
+    if let Err(why) = &mpi
+        && groups.iter().any(|g| g == "mpi")
+    {
+        notes.push(format!("the mpi group has no rows: {why}"));
+        groups.retain(|g| g != "mpi");
+    }
     let limit = Duration::from_secs(if opts.quick { 90 } else { 300 });
     let flag: &[&str] = if opts.quick { &["--quick"] } else { &[] };
     let out_dir = exe
@@ -150,9 +161,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     // The steps: the harness, then the Python script, of each group.
     let mut steps: Vec<(String, Command)> = Vec::new();
     for g in &groups {
+        // MPI runs stay on this host, as in `cargo xtask mpi`.
+        let env: &[(&str, &str)] = if g == "mpi" { crate::mpi::MPI_ENV } else { &[] };
         if harness_groups.contains(g) {
             let mut c = Command::new(&exe);
-            c.args(flag).arg(g).current_dir(&root);
+            c.args(flag)
+                .arg(g)
+                .current_dir(&root)
+                .envs(env.iter().copied());
             steps.push((format!("mp-bench {g}"), c));
         }
         if let Some((_, script)) = scripts.iter().find(|(s, _)| s == g).filter(|_| python) {
@@ -161,6 +177,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 .arg(script)
                 .args(flag)
                 .env("PYTHONDONTWRITEBYTECODE", "1")
+                .envs(env.iter().copied())
                 .current_dir(script.parent().unwrap_or(&root));
             steps.push((format!("python/{g}.py"), c));
         }
@@ -299,8 +316,13 @@ fn collect(out: &Outcome, label: &str, rows: &mut Vec<Row>, notes: &mut Vec<Stri
 }
 
 /// `cargo build --release -p mp-benches --bin mp-bench`; returns the executable's path.
-fn build_harness(root: &Path) -> Result<PathBuf, String> {
+fn build_harness(root: &Path, with_mpi: bool) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let features: &[&str] = if with_mpi {
+        &["--features", "mpi"]
+    } else {
+        &[]
+    };
     let out = Command::new(cargo)
         .args([
             "build",
@@ -310,6 +332,7 @@ fn build_harness(root: &Path) -> Result<PathBuf, String> {
             "--bin",
             "mp-bench",
         ])
+        .args(features)
         .arg("--message-format=json-render-diagnostics")
         .current_dir(root)
         .stderr(Stdio::inherit())

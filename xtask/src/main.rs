@@ -4,6 +4,7 @@
 //! ```text
 //! cargo xtask bench [--quick] [--only GROUP]   IPC latency/throughput table vs Python and the OS
 //! cargo xtask bench --compare OLD [NEW]        how each row moved relative to its baselines
+//! cargo xtask mpi                              mp-mpi's lints, tests and example under MPI
 //! cargo xtask help                             this text
 //! ```
 //!
@@ -14,6 +15,7 @@
 mod bench;
 mod cmd;
 mod compare;
+mod mpi;
 mod progress;
 mod report;
 mod svg;
@@ -29,7 +31,7 @@ cargo xtask TASK
 Tasks:
   bench [--quick] [--only GROUP[,GROUP]]
         Build the mp-bench harness (release), run it and benches/python/*.py, print a
-        markdown table of IPC latency and throughput per group (ipc, process, pool, lock,
+        markdown table of IPC latency and throughput per group (ipc, process, pool, mpi, lock,
         manager) next to Python's multiprocessing and the OS limits measured in the same
         run, and write target/bench/latest.{md,json,svg} (the SVG: one panel per group,
         each row's ratio to its OS limit and to Python as bars on a log scale; a copy of the
@@ -40,6 +42,13 @@ Tasks:
         of a name under target/bench/history/, e.g. a commit): every row's change in its
         ratio to each baseline of the same run (not in absolute time), marked beyond
         --threshold (default 5%). --fail-above: exit non-zero when a ratio grew by more.
+  mpi   Lint, document and test mp-mpi (the Pool over MPI, which the workspace's own
+        steps leave out: it links the system's MPI), run its tests in both start modes (a
+        plain run that spawns workers, and mpirun -np 4) and the prime-counting example
+        both ways, on this host only (loopback TCP and shared memory), then remove the
+        shared-memory segments that killed ranks left in /dev/shm. Needs OpenMPI; on
+        Debian or Ubuntu: apt-get update && apt-get install -y openmpi-bin libopenmpi-dev
+        libclang-dev (.ci/run does this when mpicc is missing).
   help  This text.
 ";
 
@@ -51,6 +60,7 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "bench" => bench::run(rest),
+        "mpi" => mpi::run_all(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

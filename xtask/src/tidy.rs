@@ -153,6 +153,69 @@ const UNPUBLISHED: &[&str] = &[
     "mp-testkit",
 ];
 
+/// Published crates that link the system's MPI: their code is behind an
+/// `mpi` feature (so a workspace build needs no MPI), they are not default
+/// members, and `cargo xtask mpi` (run by .ci/run) checks them instead of
+/// the `cargo package` step, whose `--all-features` would need MPI.
+const NEEDS_MPI: &[&str] = &["mp-mpi"];
+
+/// The package names after `--exclude` in .ci/run's `cargo package` step.
+fn package_step_excludes(ci: &str) -> Vec<String> {
+    let Some(start) = ci.find("cargo package --workspace") else {
+        return Vec::new();
+    };
+    let mut cmd = String::new();
+    for line in ci[start..].lines() {
+        let line = line.trim();
+        cmd.push(' ');
+        cmd.push_str(line.trim_end_matches('\\'));
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    let mut v: Vec<String> = words
+        .windows(2)
+        .filter(|w| w[0] == "--exclude")
+        .map(|w| w[1].to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn mpi_crates_stay_out_of_builds_without_mpi() {
+    let root = project_root();
+    let root_toml = read(&root.join("Cargo.toml"));
+    let default_members = root_toml
+        .split("default-members = [")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or_default();
+    let ci = read(&root.join(".ci/run"));
+    let mut bad = Vec::new();
+    if !ci.contains("cargo xtask mpi") {
+        bad.push(".ci/run does not run `cargo xtask mpi`".to_owned());
+    }
+    if !ci.contains("libopenmpi-dev") {
+        bad.push(".ci/run does not install OpenMPI where it is missing".to_owned());
+    }
+    for name in NEEDS_MPI {
+        let toml = read(&root.join("crates").join(name).join("Cargo.toml"));
+        if default_members.contains(&format!("\"crates/{name}\""))
+            || default_members.contains("crates/*")
+        {
+            bad.push(format!("{name}: in the workspace's default-members"));
+        }
+        if !toml.contains("mpi = [\"dep:mpi\"]") || !toml.contains("optional = true") {
+            bad.push(format!(
+                "{name}: the MPI bindings are not behind its `mpi` feature"
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
 #[test]
 fn library_crates_are_ready_for_crates_io() {
     // Every library crate packages with what crates.io and docs.rs show: description,
@@ -178,6 +241,10 @@ fn library_crates_are_ready_for_crates_io() {
     if !ci.contains("cargo package --workspace") {
         bad.push(".ci/run: no `cargo package --workspace` step".to_owned());
     }
+    // The package step leaves out exactly the unpublished members and the
+    // crates that need MPI.
+    let excluded = package_step_excludes(&ci);
+    let mut expected: Vec<String> = NEEDS_MPI.iter().map(|s| (*s).to_owned()).collect();
     for dir in members() {
         let toml = read(&dir.join("Cargo.toml"));
         let name = toml
@@ -194,6 +261,7 @@ fn library_crates_are_ready_for_crates_io() {
             if !ci.contains(&format!("--exclude {name}")) {
                 bad.push(format!(".ci/run: cargo package does not exclude {name}"));
             }
+            expected.push(name);
             continue;
         }
         if unpublished || toml.contains("publish.workspace") {
@@ -237,6 +305,13 @@ fn library_crates_are_ready_for_crates_io() {
                 bad.push(format!("{name}: feature `{f}` not in README.md"));
             }
         }
+    }
+    expected.sort();
+    if excluded != expected {
+        bad.push(format!(
+            ".ci/run: cargo package excludes {excluded:?}, expected exactly {expected:?} \
+             (the unpublished members and the crates that need MPI)"
+        ));
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -83,7 +83,10 @@ fn a_pipe_carries_a_buffer_and_the_same_message_cannot_be_taken_twice() {
     let (a, b) = Pipe::new(true).unwrap();
     let p = Process::new(send_one, b);
     p.start().unwrap();
-    assert!(a.poll_timeout(Some(Duration::from_secs(60))), "nothing sent");
+    assert!(
+        a.poll_timeout(Some(Duration::from_secs(60))),
+        "nothing sent"
+    );
     let bytes = a.recv_bytes().unwrap();
     let first: SharedBuf = postcard::from_bytes(&bytes).unwrap();
     let second = postcard::from_bytes::<SharedBuf>(&bytes);
