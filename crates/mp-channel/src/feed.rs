@@ -28,12 +28,12 @@
 //! * A forked child starts with an empty buffer and no feeder: what the
 //!   parent buffered is the parent's to write.
 
-use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
+use mp_os::fork::ForkSafeMutex;
 use mp_os::time::Deadline;
 
 use crate::chan::Chan;
@@ -62,8 +62,8 @@ pub(crate) struct Feed {
     backlog: AtomicUsize,
     /// Values this process ever buffered (a statistic).
     pushed: AtomicU64,
-    lock: AtomicBool,
-    frames: UnsafeCell<Frames>,
+    /// The buffer; a forked child takes the lock back (see `after_fork`).
+    frames: ForkSafeMutex<Frames>,
     /// Futex word the feeder sleeps on: bumped by every push.
     work: AtomicU32,
     sleeping: AtomicU32,
@@ -76,10 +76,6 @@ pub(crate) struct Feed {
     /// `Queue` handles of this process on this mapping.
     pub(crate) handles: AtomicUsize,
 }
-
-// SAFETY: `frames` is only touched with `lock` held (or in a forked child,
-// which has one thread); everything else is atomic.
-unsafe impl Sync for Feed {}
 
 impl std::fmt::Debug for Feed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,8 +90,7 @@ impl Feed {
         Feed {
             backlog: AtomicUsize::new(0),
             pushed: AtomicU64::new(0),
-            lock: AtomicBool::new(false),
-            frames: UnsafeCell::new(Frames::default()),
+            frames: ForkSafeMutex::new(Frames::default()),
             work: AtomicU32::new(0),
             sleeping: AtomicU32::new(0),
             idle: AtomicU32::new(0),
@@ -117,27 +112,10 @@ impl Feed {
         self.pushed.load(Relaxed)
     }
 
+    /// Runs `f` on the buffer, locked (the critical sections are short and
+    /// never take another lock).
     fn with<R>(&self, f: impl FnOnce(&mut Frames) -> R) -> R {
-        let mut spins = 0u32;
-        while self
-            .lock
-            .compare_exchange_weak(false, true, Acquire, Relaxed)
-            .is_err()
-        {
-            // A holder preempted inside: give it the CPU rather than spin
-            // out this time slice.
-            if spins < 64 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        // SAFETY: we hold the lock; the critical sections are short and
-        // never take another lock.
-        let r = f(unsafe { &mut *self.frames.get() });
-        self.lock.store(false, Release);
-        r
+        f(&mut self.frames.lock())
     }
 
     /// Buffers one encoded value this process put, and makes sure a feeder
@@ -210,10 +188,11 @@ impl Feed {
     /// another thread may have been changing it at the fork, and dropping
     /// it would copy every page of a large backlog.
     pub(crate) fn after_fork(&self) {
-        // SAFETY: the child has a single thread and nothing else refers
-        // to the frames now; the old value is leaked on purpose.
-        unsafe { std::ptr::write(self.frames.get(), Frames::default()) };
-        self.lock.store(false, Release);
+        // SAFETY: in the forked child (one thread), before anything else
+        // uses the lock; the frames are replaced right after.
+        unsafe { self.frames.reset_after_fork() };
+        // The old value is leaked on purpose.
+        std::mem::forget(std::mem::take(&mut *self.frames.lock()));
         self.backlog.store(0, SeqCst);
         self.pushed.store(0, Relaxed);
         self.sleeping.store(0, SeqCst);

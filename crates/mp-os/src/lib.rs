@@ -30,7 +30,10 @@
 //! * [`wait`]: waiting for any of several objects (channel ends, queues,
 //!   processes) with `poll(2)` on their readiness descriptors;
 //! * [`exit`]: hooks to run before the process exits (a queue's buffered
-//!   values are flushed), which a child started by `mp-proc` runs too.
+//!   values are flushed), which a child started by `mp-proc` runs too;
+//! * [`fork`]: the one `pthread_atfork` registration, the ordered hooks it
+//!   runs in a forked child (fresh ids, a channel's registrations), and a
+//!   lock that a forked child can take back.
 //!
 //! Linux only: memfd, futex, pidfd and `/proc` are Linux interfaces.
 
@@ -39,6 +42,7 @@
 
 pub mod exit;
 pub mod fdpass;
+pub mod fork;
 pub mod futex;
 pub mod handle;
 pub mod liveness;

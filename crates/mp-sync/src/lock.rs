@@ -42,11 +42,12 @@ use crate::word::{self, Acquired};
 ///   tag that `new` writes);
 /// * every process uses those bytes only as a `RawLock`, and keeps the
 ///   mapping while any of its threads may still use the lock;
-/// * a process created with a bare `fork()` calls
-///   `mp_os::liveness::forget_cached_ids()` in the child before it touches
-///   a lock (the lock word holds the caller's cached liveness token; the
-///   handles of this crate register a `pthread_atfork` handler that does
-///   it, and `mp_proc`'s start methods do it too).
+/// * a process created with a bare `fork()` needs nothing more: the lock
+///   word holds the caller's cached liveness token, and `mp_os` resets
+///   that cache in every forked child (a `pthread_atfork` hook, see
+///   `mp_os::fork`); a child of a raw `clone` system call, which runs no
+///   such hook, calls `mp_os::fork::after_clone_in_child()` before it
+///   touches a lock.
 ///
 /// ```
 /// use mp_sync::RawLock;

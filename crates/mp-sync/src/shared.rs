@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use mp_os::segment::{HEADER_SIZE, Segment};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::word;
-
 /// A raw primitive that can live in shared memory behind a handle.
 ///
 /// # Safety
@@ -61,7 +59,6 @@ impl<R> Clone for Shared<R> {
 impl<R: RawObject> Shared<R> {
     /// Creates an object segment holding `init`.
     pub(crate) fn create(init: R) -> std::io::Result<Self> {
-        word::ensure_atfork();
         let seg = Segment::object(R::MAGIC, VERSION, size_of::<R>())?;
         let ptr = seg.payload().cast::<R>();
         // SAFETY: the payload is at least size_of::<R>() bytes, 64-byte
@@ -84,7 +81,6 @@ impl<R: RawObject> Shared<R> {
     /// `R` (initialized with its `new`) that every process uses only as an
     /// `R` for as long as the segment is mapped.
     pub(crate) unsafe fn from_segment(seg: Segment, offset: usize) -> Self {
-        word::ensure_atfork();
         debug_assert!(Self::fits(&seg, offset));
         // SAFETY: in bounds by the caller's contract.
         let ptr = unsafe { NonNull::new_unchecked(seg.as_ptr().add(offset).cast::<R>()) };

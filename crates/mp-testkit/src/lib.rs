@@ -27,7 +27,7 @@ pub fn fork(f: impl FnOnce() -> i32) -> Child {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        mp_os::liveness::forget_cached_ids();
+        // `fork` ran the `mp_os::fork` hooks: the child has its own ids.
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
         // SAFETY: leaving the child without running the harness's code.
         unsafe { libc::_exit(code) };
