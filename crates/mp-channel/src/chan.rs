@@ -30,8 +30,9 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+use mp_os::handle::Fd;
 use mp_os::segment::{HEADER_SIZE, Segment};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::holders::Holders;
 use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
@@ -261,22 +262,6 @@ fn new_eventfd() -> io::Result<OwnedFd> {
 
 // ---------------------------------------------------------------- wire form
 
-struct FdOut<'a>(BorrowedFd<'a>);
-
-impl Serialize for FdOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        mp_os::handle::serialize_fd(self.0, s)
-    }
-}
-
-struct FdIn(OwnedFd);
-
-impl<'de> Deserialize<'de> for FdIn {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FdIn, D::Error> {
-        mp_os::handle::deserialize_fd(d).map(FdIn)
-    }
-}
-
 /// How a channel handle is written: the segment, its eventfds, the roles
 /// of the handle and, inside a transport, `transit`: the sender's token
 /// when the sender keeps one registration per role until the receiver
@@ -285,7 +270,7 @@ impl<'de> Deserialize<'de> for FdIn {
 #[derive(Serialize)]
 pub(crate) struct WireOut<'a> {
     seg: &'a Segment,
-    efds: Vec<FdOut<'a>>,
+    efds: Vec<Fd<BorrowedFd<'a>>>,
     pub(crate) send: Option<u8>,
     pub(crate) recv: Option<u8>,
     pub(crate) mode: u8,
@@ -295,7 +280,7 @@ pub(crate) struct WireOut<'a> {
 #[derive(Deserialize)]
 pub(crate) struct WireIn {
     seg: Segment,
-    efds: Vec<FdIn>,
+    efds: Vec<Fd<OwnedFd>>,
     pub(crate) send: Option<u8>,
     pub(crate) recv: Option<u8>,
     pub(crate) mode: u8,
@@ -312,7 +297,7 @@ impl Chan {
     ) -> WireOut<'_> {
         WireOut {
             seg: &self.seg,
-            efds: self.efds.iter().map(|f| FdOut(f.as_fd())).collect(),
+            efds: self.efds.iter().map(|f| Fd(f.as_fd())).collect(),
             send,
             recv,
             mode,

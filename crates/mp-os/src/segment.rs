@@ -91,7 +91,7 @@ use rustix::fs::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handle;
+use crate::handle::{self, Fd};
 
 /// The header every shared object starts with (see the module docs).
 #[repr(C)]
@@ -459,22 +459,16 @@ fn shm_name(name: &str) -> io::Result<String> {
 
 #[derive(Serialize)]
 struct WireOut<'a> {
-    #[serde(serialize_with = "ser_fd")]
-    fd: BorrowedFd<'a>,
+    fd: Fd<BorrowedFd<'a>>,
     /// The header's `id` (0: not an object segment, nothing to check).
     id: u64,
     /// The export's ticket (0: none, inside a transport).
     ticket: u64,
 }
 
-fn ser_fd<S: Serializer>(fd: &BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
-    handle::serialize_fd(*fd, s)
-}
-
 #[derive(Deserialize)]
 struct WireIn {
-    #[serde(deserialize_with = "handle::deserialize_fd")]
-    fd: OwnedFd,
+    fd: Fd<OwnedFd>,
     id: u64,
     ticket: u64,
 }
@@ -489,7 +483,7 @@ impl Serialize for Segment {
             0
         };
         let r = WireOut {
-            fd: self.fd(),
+            fd: Fd(self.fd()),
             id: self.inner.id,
             ticket,
         }
@@ -542,13 +536,13 @@ impl Segment {
         // A named object has no header: `id` and `ticket` are 0 (and are
         // not trusted: nothing is read from an unsealed segment here).
         let w = WireIn::deserialize(d)?;
-        Segment::from_fd(w.fd).map_err(serde::de::Error::custom)
+        Segment::from_fd(w.fd.0).map_err(serde::de::Error::custom)
     }
 
     /// Attaches to a received sealed segment; for an object segment, checks
     /// that it is the object that was sent and acknowledges its export.
     fn receive(w: WireIn) -> io::Result<Segment> {
-        let mut seg = Segment::from_fd(w.fd)?;
+        let mut seg = Segment::from_fd(w.fd.0)?;
         seg.check_sealed()?;
         if w.id == 0 {
             return Ok(seg);

@@ -197,17 +197,14 @@ fn proc_route_never_attaches_to_another_object() {
 #[test]
 fn proc_route_checks_the_identity_of_any_descriptor() {
     // A bare memfd (not a Segment, so nothing keeps it for the receiver).
-    #[derive(serde::Serialize)]
-    struct Out<'a>(#[serde(serialize_with = "ser_fd")] BorrowedFd<'a>);
-    #[derive(serde::Deserialize)]
-    struct In(#[serde(deserialize_with = "handle::deserialize_fd")] OwnedFd);
+    type In = Fd<OwnedFd>;
     let id = |fd: BorrowedFd<'_>| {
         let st = fstat(fd).unwrap();
         (st.st_dev, st.st_ino)
     };
     let first = memfd_create("first", MemfdFlags::CLOEXEC).unwrap();
     let n = std::os::fd::AsRawFd::as_raw_fd(&first);
-    let bytes = postcard::to_allocvec(&Out(first.as_fd())).unwrap();
+    let bytes = postcard::to_allocvec(&Fd(first.as_fd())).unwrap();
     // Still held: the same object comes back.
     let back: In = postcard::from_bytes(&bytes).unwrap();
     assert_eq!(id(first.as_fd()), id(back.0.as_fd()));
@@ -223,10 +220,7 @@ fn proc_route_checks_the_identity_of_any_descriptor() {
 fn proc_route_refuses_what_is_not_a_regular_file_without_opening_it() {
     use std::os::unix::fs::OpenOptionsExt;
     use std::time::Duration;
-    #[derive(serde::Serialize)]
-    struct Out<'a>(#[serde(serialize_with = "ser_fd")] BorrowedFd<'a>);
-    #[derive(serde::Deserialize)]
-    struct In(#[serde(deserialize_with = "handle::deserialize_fd")] OwnedFd);
+    type In = Fd<OwnedFd>;
     let dir = std::env::temp_dir().join(format!("mp-os-fifo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fifo = dir.join("f");
@@ -245,14 +239,14 @@ fn proc_route_refuses_what_is_not_a_regular_file_without_opening_it() {
         .unwrap();
     let null = std::fs::File::open("/dev/null").unwrap();
     let forged = [
-        postcard::to_allocvec(&Out(held.as_fd())).unwrap(),
-        postcard::to_allocvec(&Out(null.as_fd())).unwrap(),
+        postcard::to_allocvec(&Fd(held.as_fd())).unwrap(),
+        postcard::to_allocvec(&Fd(null.as_fd())).unwrap(),
     ];
     // A receiver that opened the FIFO could block: decode on a thread.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for bytes in forged {
-            let r = postcard::from_bytes::<In>(&bytes).map(|In(fd)| drop(fd));
+            let r = postcard::from_bytes::<In>(&bytes).map(|Fd(fd)| drop(fd));
             tx.send(r.is_err()).unwrap();
         }
     });
