@@ -13,8 +13,10 @@
 //!
 //! A crate that needs such a fix-up declares one static [`Hooks`] value and
 //! passes it to [`register`] before the state it guards exists (registering
-//! the same value again does nothing). The first registration installs the
-//! only `pthread_atfork` handlers of the workspace. At each fork:
+//! the same value again does nothing). The only `pthread_atfork` handlers
+//! of the workspace are installed before `main` (from `.init_array`, while
+//! the process has one thread), and run the registered hooks. At each
+//! fork:
 //!
 //! 1. before it, in the parent, the `prepare` handlers run, in the reverse
 //!    of the order below (as `pthread_atfork(3)` runs them);
@@ -70,7 +72,6 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr;
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 
 /// When a set of hooks runs relative to the others (see the module docs).
@@ -233,17 +234,35 @@ pub fn after_clone_in_child() {
     });
 }
 
+/// Installs the `pthread_atfork` handlers before `main`, while the
+/// process has one thread: no fork can then overtake the installation
+/// (a forked child would otherwise inherit it half done). `register` does
+/// it too, for a program whose linker dropped this entry.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INSTALL_AT_LOAD: extern "C" fn(i32, *const *const u8, *const *const u8) = install_at_load;
+
+extern "C" fn install_at_load(_argc: i32, _argv: *const *const u8, _envp: *const *const u8) {
+    install();
+}
+
+/// Set by the first `install`.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
 /// Installs the `pthread_atfork` handlers (once per process; a forked
-/// child inherits them).
+/// child inherits them). Never waits, unlike a `Once`: a child forked
+/// while another thread of its parent was installing would wait for ever.
+/// (Without the load-time entry, a thread that registers at the very
+/// moment another one installs may fork before the installation is done.)
 fn install() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: registering plain `extern "C"` functions that never
-        // unwind (a panicking hook aborts, see the module docs); they only
-        // read the table and call the hooks.
-        let r = unsafe { libc::pthread_atfork(Some(on_prepare), Some(on_parent), Some(on_child)) };
-        assert_eq!(r, 0, "pthread_atfork failed");
-    });
+    if INSTALLED.load(Acquire) || INSTALLED.swap(true, AcqRel) {
+        return;
+    }
+    // SAFETY: registering plain `extern "C"` functions that never unwind
+    // (a panicking hook aborts, see the module docs); they only read the
+    // table and call the hooks.
+    let r = unsafe { libc::pthread_atfork(Some(on_prepare), Some(on_parent), Some(on_child)) };
+    assert_eq!(r, 0, "pthread_atfork failed");
 }
 
 /// Calls `f` with each registered set of hooks and its slot, by rank, in
