@@ -18,6 +18,8 @@
 //!
 //! * [`segment`]: anonymous (memfd) and named (`/dev/shm`) shared mappings and
 //!   the versioned header every shared object starts with;
+//! * [`object`]: a typed object in a segment, checked once (kind, version,
+//!   bounds), that locks, values and channels are built on;
 //! * [`futex`]: process-shared futex waits with `CLOCK_MONOTONIC` deadlines,
 //!   and the short adaptive spin that precedes them;
 //! * [`time`]: the [`Deadline`](time::Deadline) type every blocking call takes;
@@ -46,6 +48,7 @@ pub mod fork;
 pub mod futex;
 pub mod handle;
 pub mod liveness;
+pub mod object;
 pub mod segment;
 pub mod time;
 pub mod wait;

@@ -81,6 +81,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
@@ -428,21 +429,30 @@ impl Segment {
         usize::try_from(recorded).map_or(usize::MAX, |n| n.min(self.len() - HEADER_SIZE))
     }
 
-    /// Start of the payload (just after the header).
+    /// Start of the payload (just after the header), or `None` for a
+    /// segment too small to hold a header (a segment that passed
+    /// [`Segment::check`] never is). The payload is
+    /// [`payload_len`](Segment::payload_len) bytes long; a typed view of
+    /// it, with its bounds checked once, is an
+    /// [`Object`](crate::object::Object).
     ///
-    /// # Panics
+    /// ```
+    /// use mp_os::segment::Segment;
     ///
-    /// If the segment is too small to hold a header (a segment that passed
-    /// [`Segment::check`] never is).
-    pub fn payload(&self) -> *mut u8 {
-        assert!(
-            self.len() >= HEADER_SIZE,
-            "a shared segment of {} bytes has no object header",
-            self.len()
-        );
-        // SAFETY: checked above: HEADER_SIZE is within (or one past the end
-        // of) the mapping.
-        unsafe { self.as_ptr().add(HEADER_SIZE) }
+    /// let seg = Segment::object(*b"DEMO", 1, 8)?;
+    /// let p = seg.payload().expect("an object segment has a header");
+    /// // SAFETY: the payload holds 8 bytes, 64-byte aligned, unshared.
+    /// unsafe { p.cast::<u64>().write(7) };
+    /// assert!(Segment::anonymous("short", 16)?.payload().is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn payload(&self) -> Option<NonNull<u8>> {
+        if self.len() < HEADER_SIZE {
+            return None;
+        }
+        // SAFETY: HEADER_SIZE is within (or one past the end of) the
+        // mapping, and a pointer into a live mapping is not null.
+        Some(unsafe { NonNull::new_unchecked(self.as_ptr().add(HEADER_SIZE)) })
     }
 }
 

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use mp_os::object::Plain;
 use mp_os::segment::Segment;
 use mp_os::time::Deadline;
 
@@ -74,6 +75,10 @@ pub struct RawLock {
 }
 
 const LOCK_TAG: u32 = tag(*b"LK02");
+
+// SAFETY: repr(C) integers and atomics only (any bits are a value), no
+// pointers or descriptors.
+unsafe impl Plain for RawLock {}
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawLock {
@@ -363,7 +368,7 @@ impl Lock {
     /// let seg = Segment::object(*b"MINE", 1, 64)?;
     /// // SAFETY: the payload is 64 zeroed bytes, aligned, used only as a RawLock.
     /// let lock = unsafe {
-    ///     seg.payload().cast::<RawLock>().write(RawLock::new());
+    ///     seg.payload().unwrap().cast::<RawLock>().write(RawLock::new());
     ///     Lock::from_segment(seg, HEADER_SIZE)
     /// };
     /// drop(lock.acquire()?);
