@@ -11,7 +11,7 @@
 //! parent drops its copy.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::*};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Once, Weak};
 
 use crate::chan::Chan;
 use crate::holders::{Holders, OVERFLOW};
@@ -21,7 +21,8 @@ use mp_os::time::Deadline;
 
 /// This process's liveness token (pid and start-time stamp, see
 /// `mp_os::liveness`), the id it registers under in holder tables. Cached;
-/// the cache is reset in a forked child.
+/// the cache is reset in a forked child. (The files below this one ask
+/// `mp_os` directly.)
 pub(crate) fn process_token() -> u32 {
     mp_os::liveness::process_token()
 }
@@ -162,6 +163,11 @@ impl Attach {
         mode: WaitMode,
     ) -> Arc<Attach> {
         mp_os::fork::register(&FORK_HOOKS);
+        if chan.kind == crate::chan::KIND_QUEUE {
+            // What this process buffers is flushed before it exits.
+            static EXIT_HOOK: Once = Once::new();
+            EXIT_HOOK.call_once(|| mp_os::exit::at_exit(flush_all_at_exit));
+        }
         let pid = process_token();
         let wrole = send
             .filter(|_| reg_send)

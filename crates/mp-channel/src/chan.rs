@@ -248,6 +248,20 @@ impl Chan {
     }
 }
 
+impl crate::feed::FeedTarget for Chan {
+    fn feed(&self) -> &crate::feed::Feed {
+        &self.feed
+    }
+
+    fn feed_ring(&self) -> &Ring {
+        self.ring(0)
+    }
+
+    fn buffered_table(&self) -> &Holders {
+        self.buffered()
+    }
+}
+
 /// Checks that a received descriptor is an eventfd (when `/proc` can tell).
 fn check_eventfd(fd: BorrowedFd<'_>) -> io::Result<()> {
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
@@ -276,7 +290,7 @@ fn new_eventfd() -> io::Result<OwnedFd> {
 /// of the handle and, inside a transport, `transit`: the sender's token
 /// when the sender keeps one registration per role until the receiver
 /// releases it (`collect_fds`), or `GUARDED` when the carrier of the bytes
-/// keeps it (`collect_handles`; see `attach::TransitGuard`).
+/// keeps it (`collect_handles`; see the transit guard of handles).
 #[derive(Serialize)]
 pub(crate) struct WireOut<'a> {
     seg: &'a Segment,

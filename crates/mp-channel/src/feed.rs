@@ -19,7 +19,8 @@
 //! * Each process counts its buffered values in the channel's `buffered`
 //!   table (shared memory), so that `qsize` and a JoinableQueue's `join`
 //!   count them, and forget them when the process dies.
-//! * Before the process exits (an exit hook: `mp_os::exit`), and when the
+//! * Before the process exits (an exit hook: `mp_os::exit`, registered by
+//!   the first queue handle, see `attach`), and when the
 //!   last handle of the queue in this process is dropped, the buffer is
 //!   flushed: the caller waits until the feeder wrote it, unless every
 //!   other reader has gone (nobody would ever read it) or
@@ -36,8 +37,41 @@ use std::time::Duration;
 use mp_os::fork::ForkSafeMutex;
 use mp_os::time::Deadline;
 
-use crate::chan::Chan;
-use crate::ring::{SLICE, SPIN_DEFAULT_NS, WaitMode, Waiter};
+use crate::holders::Holders;
+use crate::ring::{Ring, SLICE, SPIN_DEFAULT_NS, WaitMode, Waiter};
+
+/// The channel a feeder writes into, as the feeder sees it: implemented
+/// by `chan::Chan`, which owns the `Feed` (so that this file needs nothing
+/// above it).
+pub(crate) trait FeedTarget: Send + Sync + 'static {
+    /// This process's buffer for the channel.
+    fn feed(&self) -> &Feed;
+    /// The ring the values go into (a queue has one).
+    fn feed_ring(&self) -> &Ring;
+    /// The channel's table of values buffered, per process.
+    fn buffered_table(&self) -> &Holders;
+}
+
+/// A shared channel is a target too (the callers hold an `Arc`).
+impl<C: FeedTarget> FeedTarget for Arc<C> {
+    fn feed(&self) -> &Feed {
+        (**self).feed()
+    }
+
+    fn feed_ring(&self) -> &Ring {
+        (**self).feed_ring()
+    }
+
+    fn buffered_table(&self) -> &Holders {
+        (**self).buffered_table()
+    }
+}
+
+/// This process's liveness token, the id its buffered values are counted
+/// under.
+fn process_token() -> u32 {
+    mp_os::liveness::process_token()
+}
 
 /// How long a feeder with nothing to write waits for more before it
 /// leaves.
@@ -120,11 +154,11 @@ impl Feed {
 
     /// Buffers one encoded value this process put, and makes sure a feeder
     /// runs. Counted in `buffered` before `put` returns.
-    pub(crate) fn push(&self, chan: &Arc<Chan>, bytes: &[u8]) {
+    pub(crate) fn push<C: FeedTarget>(&self, chan: &Arc<C>, bytes: &[u8]) {
         let frame = bytes.to_vec();
         // An overflowed registration is kept: it only makes the counts
         // look higher, never lower.
-        chan.buffered().add(crate::attach::process_token());
+        chan.buffered_table().add(process_token());
         self.backlog.fetch_add(1, SeqCst);
         self.pushed.fetch_add(1, Relaxed);
         self.with(|f| {
@@ -156,14 +190,14 @@ impl Feed {
     /// reader has gone). `others_only`: also stop waiting once no other
     /// process can read (this one is leaving, or lets go of its last
     /// handle). Returns at once after `cancel_join_thread`.
-    pub(crate) fn flush(&self, chan: &Chan, others_only: bool) {
+    pub(crate) fn flush<C: FeedTarget>(&self, chan: &C, others_only: bool) {
         loop {
             if self.backlog() == 0 || self.cancelled.load(SeqCst) {
                 return;
             }
             if others_only {
-                let readers = &chan.ring(0).ctl().readers;
-                if readers.sum() <= readers.count_of(crate::attach::process_token()) {
+                let readers = &chan.feed_ring().ctl().readers;
+                if readers.sum() <= readers.count_of(process_token()) {
                     return;
                 }
             }
@@ -203,10 +237,9 @@ impl Feed {
 
 /// Starts a feeder thread for `chan`, with a writer registration of its
 /// own (made here, so that the channel never looks abandoned in between).
-fn spawn(chan: &Arc<Chan>) {
-    mp_os::exit::at_exit(crate::attach::flush_all_at_exit);
-    let pid = crate::attach::process_token();
-    let role = chan.ring(0).ctl().writers.add(pid);
+fn spawn<C: FeedTarget>(chan: &Arc<C>) {
+    let pid = process_token();
+    let role = chan.feed_ring().ctl().writers.add(pid);
     let c = chan.clone();
     let started = std::thread::Builder::new()
         .name("mp-queue-feeder".into())
@@ -222,10 +255,10 @@ fn spawn(chan: &Arc<Chan>) {
 const BATCH: usize = 64;
 
 /// The feeder thread: writes the buffer out in order.
-fn feed(chan: Arc<Chan>, role: u32) {
-    let f = &chan.feed;
-    let ring = chan.ring(0);
-    let pid = crate::attach::process_token();
+fn feed<C: FeedTarget>(chan: Arc<C>, role: u32) {
+    let f = chan.feed();
+    let ring = chan.feed_ring();
+    let pid = process_token();
     let spin = AtomicU32::new(SPIN_DEFAULT_NS);
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     loop {
@@ -254,9 +287,9 @@ fn feed(chan: Arc<Chan>, role: u32) {
             f.with(|fr| fr.bytes -= bytes);
             // In the ring (counted in `puts`) before they leave
             // `buffered`: a JoinableQueue never misses the tasks.
-            chan.buffered().remove_n(pid, n as u64);
+            chan.buffered_table().remove_n(pid, n as u64);
             if gone {
-                f.done(discard(&chan));
+                f.done(discard(&*chan));
             }
             if f.backlog() == n {
                 trim(f);
@@ -287,13 +320,13 @@ fn feed(chan: Arc<Chan>, role: u32) {
 }
 
 /// Drops every buffered value (no reader is left); how many.
-fn discard(chan: &Chan) -> usize {
-    let pid = crate::attach::process_token();
-    let gone = chan.feed.with(|fr| {
+fn discard<C: FeedTarget>(chan: &C) -> usize {
+    let pid = process_token();
+    let gone = chan.feed().with(|fr| {
         fr.bytes = 0;
         std::mem::take(&mut fr.q)
     });
-    chan.buffered().remove_n(pid, gone.len() as u64);
+    chan.buffered_table().remove_n(pid, gone.len() as u64);
     gone.len()
 }
 
