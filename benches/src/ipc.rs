@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 mod mp;
 
 use crate::kit::{
-    Config, Pinning, Row, Side, Stats, Unit, futex_wait, futex_wake, read_exact, time,
+    Config, Pinning, RowBuilder, Side, Stats, Unit, futex_wait, futex_wake, read_exact, time,
     two_processes, write_all,
 };
 
@@ -149,7 +149,7 @@ fn spin(cfg: &Config) -> io::Result<()> {
             }
         },
     )?;
-    Row::new(GROUP, "ipc/spin/8", "round trip", "raw spin")
+    RowBuilder::new(GROUP, "ipc/spin/8", "round trip", "raw spin")
         .size(8)
         .round_trip()
         .note(format!(
@@ -181,7 +181,7 @@ fn futex(cfg: &Config) -> io::Result<()> {
             }
         },
     )?;
-    Row::new(GROUP, "ipc/futex/8", "round trip", "raw futex")
+    RowBuilder::new(GROUP, "ipc/futex/8", "round trip", "raw futex")
         .size(8)
         .round_trip()
         .baseline(&["ipc/spin/8"])
@@ -265,7 +265,7 @@ fn unix_socket(cfg: &Config, size: u64) -> io::Result<()> {
         |_, seq| fd_round_trip(&buf, a, a, seq),
         |_| fd_serve(size as usize, b, b),
     )?;
-    let mut row = Row::new(
+    let mut row = RowBuilder::new(
         GROUP,
         &format!("ipc/unix-socket/{size}"),
         "round trip",
@@ -293,7 +293,7 @@ fn pipe(cfg: &Config) -> io::Result<()> {
         |_, seq| fd_round_trip(&buf, there.0[1], back.0[0], seq),
         |_| fd_serve(8, there.0[0], back.0[1]),
     )?;
-    Row::new(GROUP, "ipc/pipe/8", "round trip", "pipe")
+    RowBuilder::new(GROUP, "ipc/pipe/8", "round trip", "pipe")
         .size(8)
         .round_trip()
         .baseline(&["ipc/futex/8"])
@@ -365,7 +365,7 @@ fn ring_stream(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "ipc/ring-stream/8",
         "stream one-way",
@@ -410,7 +410,7 @@ fn socket_stream(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "ipc/unix-socket-stream/8",
         "stream one-way",
@@ -440,7 +440,7 @@ fn memcpy(cfg: &Config) -> io::Result<()> {
             black_box(&mut dst);
         })
     });
-    Row::new(GROUP, "ipc/memcpy/64M", "64 MiB transfer", "memcpy")
+    RowBuilder::new(GROUP, "ipc/memcpy/64M", "64 MiB transfer", "memcpy")
         .size(BIG as u64)
         .note("single thread, 64 MiB to 64 MiB, pages faulted in beforehand")
         .stats(Unit::GBps, Stats::rate(&samples, BIG as f64, Unit::GBps))
@@ -467,7 +467,7 @@ fn socket_bandwidth(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "ipc/unix-socket-bw/64M",
         "64 MiB transfer",

@@ -8,7 +8,7 @@ mod stats;
 mod sys;
 mod two;
 
-pub(crate) use row::{Row, Unit};
+pub(crate) use row::{RowBuilder, Unit};
 pub(crate) use stats::Stats;
 pub(crate) use sys::{futex_wait, futex_wake, read_exact, write_all};
 pub(crate) use two::{Pinning, Shm, Side, two_processes};

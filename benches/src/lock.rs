@@ -14,7 +14,7 @@ use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-use crate::kit::{Config, Row, Shm, Stats, Unit, futex_wake, time};
+use crate::kit::{Config, RowBuilder, Shm, Stats, Unit, futex_wake, time};
 
 const GROUP: &str = "lock";
 /// Operations per timed sample (the timer costs about as much as one operation).
@@ -52,7 +52,7 @@ fn cas(cfg: &Config, shm: &Shm) {
             }
         })
     });
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "lock/cas",
         "acquire + release, uncontended",
@@ -75,7 +75,7 @@ fn futex(cfg: &Config, shm: &Shm) {
             }
         })
     });
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "lock/futex-wake",
         "wake syscall, no waiter",
@@ -98,7 +98,7 @@ fn mutex(cfg: &Config) {
             }
         })
     });
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "lock/std-mutex",
         "acquire + release, uncontended",
@@ -121,7 +121,7 @@ fn mp_locks(cfg: &Config) -> io::Result<()> {
             }
         })
     });
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "lock/mp-lock",
         "acquire + release, uncontended",
@@ -142,7 +142,7 @@ fn mp_locks(cfg: &Config) -> io::Result<()> {
             }
         })
     });
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "lock/mp-rlock",
         "acquire + release, uncontended",

@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use crate::kit::{Config, Row, Stats, Unit, read_exact, time, two_processes, write_all};
+use crate::kit::{Config, RowBuilder, Stats, Unit, read_exact, time, two_processes, write_all};
 
 const GROUP: &str = "manager";
 
@@ -64,7 +64,7 @@ fn mp_start(cfg: &Config) -> Result<(), mp_manager::Error> {
     if let Some(e) = err {
         return Err(e);
     }
-    Row::new(GROUP, "manager/mp-start", "start + shutdown", "mp Manager")
+    RowBuilder::new(GROUP, "manager/mp-start", "start + shutdown", "mp Manager")
         .baseline(&["manager/py-start", "process/fork"])
         .note("Manager::new() + shutdown(): bind, start the server (forkserver), handshake, stop")
         .stats(Unit::Ms, Stats::per_op(&samples, 1, Unit::Ms))
@@ -123,7 +123,7 @@ fn mp_ops(cfg: &Config) -> Result<(), mp_manager::Error> {
     .into_iter()
     .zip(&rows)
     {
-        Row::new(GROUP, key, name, "mp Manager")
+        RowBuilder::new(GROUP, key, name, "mp Manager")
             .baseline(&[
                 &format!("manager/raw-{base}"),
                 &format!("manager/py-{base}"),
@@ -225,7 +225,7 @@ fn raw(cfg: &Config) -> io::Result<()> {
     .into_iter()
     .zip(&rows)
     {
-        Row::new(GROUP, key, name, "raw socket server")
+        RowBuilder::new(GROUP, key, name, "raw socket server")
             .baseline(&["ipc/unix-socket/8"])
             .note(&note)
             .stats(Unit::Us, Stats::per_op(samples, 1, Unit::Us))

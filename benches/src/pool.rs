@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 
-use crate::kit::{Config, Row, Stats, Unit, time};
+use crate::kit::{Config, RowBuilder, Stats, Unit, time};
 use crate::process::{fork_trivial, reap};
 
 const GROUP: &str = "pool";
@@ -79,7 +79,7 @@ fn mp_start(cfg: &Config) -> io::Result<()> {
     if let Some(e) = err {
         return Err(pool_err(e));
     }
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/mp-start",
         "start + teardown, 2 workers",
@@ -119,7 +119,7 @@ fn mp_trivial(cfg: &Config) -> io::Result<()> {
         return Err(pool_err(e));
     }
     let ms = Stats::per_op(&samples, 1, Unit::Ms).p50;
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/mp-map",
         "map trivial, 100k items",
@@ -147,7 +147,7 @@ fn mp_trivial(cfg: &Config) -> io::Result<()> {
     if let Some(e) = err {
         return Err(pool_err(e));
     }
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/mp-map-chunk1",
         "map trivial, 100k items",
@@ -185,7 +185,7 @@ fn fork2(cfg: &Config) -> io::Result<()> {
     if let Some(e) = err {
         return Err(e);
     }
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/fork2",
         "start + teardown, 2 workers",
@@ -214,7 +214,7 @@ fn trivial(cfg: &Config) {
         })
     });
     let total = |s: &[Duration]| Stats::per_op(s, 1, Unit::Ms).p50;
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/seq-trivial",
         "map trivial, 100k items",
@@ -226,7 +226,7 @@ fn trivial(cfg: &Config) {
     ))
     .stats(Unit::Us, Stats::per_op(&seq, TRIVIAL_ITEMS, Unit::Us))
     .emit();
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/rayon-trivial",
         "map trivial, 100k items",
@@ -292,11 +292,11 @@ fn cpu_bound(cfg: &Config) {
         CPU_ITEM.as_micros()
     );
     let name = format!("map CPU-bound, {n} items");
-    Row::new(GROUP, "pool/seq-cpu", &name, "Rust sequential")
+    RowBuilder::new(GROUP, "pool/seq-cpu", &name, "Rust sequential")
         .note(&what)
         .stats(Unit::Ms, Stats::per_op(&seq, 1, Unit::Ms))
         .emit();
-    Row::new(GROUP, "pool/rayon-cpu", &name, "rayon")
+    RowBuilder::new(GROUP, "pool/rayon-cpu", &name, "rayon")
         .baseline(&["pool/seq-cpu"])
         .note(format!("{what}; {} threads", rayon::current_num_threads()))
         .stats(Unit::Ms, Stats::per_op(&par, 1, Unit::Ms))
@@ -324,7 +324,7 @@ fn cpu_bound(cfg: &Config) {
         eprintln!("pool/mp-cpu: {e}");
         return;
     }
-    Row::new(GROUP, "pool/mp-cpu", &name, "mp Pool(2)")
+    RowBuilder::new(GROUP, "pool/mp-cpu", &name, "mp Pool(2)")
         .baseline(&["pool/rayon-cpu", "pool/seq-cpu", "pool/py-cpu"])
         .note(format!("{what}; Pool(2).map, default chunksize"))
         .stats(Unit::Ms, Stats::per_op(&mp, 1, Unit::Ms))

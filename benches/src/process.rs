@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt as _;
 
-use crate::kit::{Config, Row, Stats, Unit, time};
+use crate::kit::{Config, RowBuilder, Stats, Unit, time};
 
 const GROUP: &str = "process";
 /// The argument that makes `mp-bench` exit immediately (the child of the spawn rows).
@@ -86,7 +86,7 @@ fn fork(cfg: &Config) -> io::Result<()> {
     if let Some(e) = err {
         return Err(e);
     }
-    Row::new(GROUP, "process/fork", "start + join", "raw fork+waitpid")
+    RowBuilder::new(GROUP, "process/fork", "start + join", "raw fork+waitpid")
         .note("trivial child: _exit(0) right after fork, from this small harness")
         .stats(Unit::Ms, Stats::per_op(&samples, 1, Unit::Ms))
         .emit();
@@ -140,7 +140,7 @@ fn spawn(cfg: &Config) -> io::Result<()> {
     if let Some(e) = err {
         return Err(e);
     }
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "process/posix-spawn",
         "start + join",
@@ -181,7 +181,7 @@ fn fork_exec(cfg: &Config) -> io::Result<()> {
     if let Some(e) = err {
         return Err(e);
     }
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "process/fork-exec",
         "start + join",
@@ -245,7 +245,7 @@ fn mp_start(cfg: &Config, method: mp_proc::StartMethod) -> io::Result<()> {
             "the child returns its argument to join()",
         ),
     };
-    Row::new(
+    RowBuilder::new(
         GROUP,
         key,
         "start + join",

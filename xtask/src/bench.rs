@@ -13,10 +13,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cmd::{self, Outcome};
 use crate::compare;
-use crate::json::Json;
 use crate::progress::{self, Progress};
 use crate::report::{self, Row};
 use crate::{project_root, svg};
+
+use serde_json::{Value, json};
 
 /// Parsed command line of `bench`.
 #[derive(Debug, Default)]
@@ -166,7 +167,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let before = std::fs::read_to_string(out_dir.join("latest.json"))
         .ok()
-        .and_then(|t| Json::parse(&t).ok())
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .map(|j| progress::previous_steps(&j, &meta_start.command))
         .unwrap_or_default();
     let labels: Vec<String> = steps.iter().map(|(l, _)| l.clone()).collect();
@@ -181,12 +182,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         let result = cmd::run_limited(&mut c, limit, |line| match line {
             cmd::Line::Err(l) => progress.log(&format!("[{label}] {l}")),
             cmd::Line::Out(l) => {
-                if let Ok(v) = Json::parse(l) {
-                    let s = |k| v.get(k).and_then(Json::as_str).unwrap_or("");
-                    let size = v.get("size").and_then(Json::as_f64);
-                    let size = size
-                        .map_or_else(String::new, |b| format!(" {}", report::fmt_size(b as u64)));
-                    progress.row(&format!("{} {}{size}", s("name"), s("impl")));
+                if let Ok(r) = Row::from_line(l) {
+                    let size = r
+                        .size
+                        .map_or_else(String::new, |b| format!(" {}", report::fmt_size(b)));
+                    progress.row(&format!("{} {}{size}", r.name, r.imp));
                 }
             }
         });
@@ -220,8 +220,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     print!("{md}");
 
     let mut meta = meta_start.json(elapsed);
-    if let Json::Obj(m) = &mut meta {
-        m.push(("steps".into(), progress.steps_json()));
+    if let Value::Object(m) = &mut meta {
+        m.insert("steps".into(), progress.steps_json());
     }
     let svg = svg::render(
         &format!("{}: {}", meta_start.command, meta_start.commit_text()),
@@ -240,25 +240,15 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         ],
         &svg::panels(&rows, &ratios),
     )?;
-    let json = Json::obj([
-        ("meta", meta),
-        (
-            "notes",
-            Json::Arr(notes.iter().map(|n| Json::Str(n.clone())).collect()),
-        ),
-        (
-            "rows",
-            Json::Arr(
-                rows.iter()
-                    .zip(&ratios)
-                    .map(|(r, x)| report::row_json(r, x))
-                    .collect(),
-            ),
-        ),
-    ]);
+    let rows_json: Vec<Value> = rows
+        .iter()
+        .zip(&ratios)
+        .map(|(r, x)| report::row_json(r, x))
+        .collect();
+    let json = json!({"meta": meta, "notes": notes, "rows": rows_json});
     let history = out_dir.join("history");
     std::fs::create_dir_all(&history).map_err(|e| format!("{}: {e}", history.display()))?;
-    let json = json.pretty();
+    let json = serde_json::to_string_pretty(&json).expect("JSON values serialize") + "\n";
     let kept = history.join(meta_start.history_name());
     for (p, text) in [
         (out_dir.join("latest.md"), md.as_str()),
@@ -287,8 +277,11 @@ fn path_str(p: &Path) -> Result<&str, String> {
 fn collect(out: &Outcome, label: &str, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let mut bad = 0;
     for line in out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        match Json::parse(line).and_then(|v| Row::from_json(&v, label)) {
-            Ok(r) => rows.push(r),
+        match Row::from_line(line) {
+            Ok(mut r) => {
+                r.source = label.to_owned();
+                rows.push(r);
+            }
             Err(e) => {
                 bad += 1;
                 if bad == 1 {
@@ -327,19 +320,9 @@ fn build_harness(root: &Path) -> Result<PathBuf, String> {
     }
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| Json::parse(l).ok())
-        .filter(|v| v.get("reason").and_then(Json::as_str) == Some("compiler-artifact"))
-        .filter(|v| {
-            v.get("target")
-                .and_then(|t| t.get("name"))
-                .and_then(Json::as_str)
-                == Some("mp-bench")
-        })
-        .find_map(|v| {
-            v.get("executable")
-                .and_then(Json::as_str)
-                .map(PathBuf::from)
-        })
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "mp-bench")
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
         .ok_or_else(|| "cargo build did not report the mp-bench executable".to_owned())
 }
 
@@ -509,24 +492,20 @@ impl Meta {
         )
     }
 
-    fn json(&self, elapsed: Duration) -> Json {
-        let s = |x: &str| Json::Str(x.to_owned());
-        Json::obj([
-            ("command", s(&self.command)),
-            ("uname", s(&self.uname)),
-            ("cpu", s(&self.cpu)),
-            ("cores", Json::Num(self.cores as f64)),
-            ("load_average", s(&self.load)),
-            ("rustc", s(&self.rustc)),
-            ("python", self.python.as_deref().map_or(Json::Null, s)),
-            ("commit", s(&self.commit)),
-            ("dirty", self.dirty.map_or(Json::Null, Json::Bool)),
-            ("date", s(&self.date)),
-            (
-                "seconds",
-                Json::Num((elapsed.as_secs_f64() * 10.0).round() / 10.0),
-            ),
-        ])
+    fn json(&self, elapsed: Duration) -> Value {
+        json!({
+            "command": self.command,
+            "uname": self.uname,
+            "cpu": self.cpu,
+            "cores": self.cores,
+            "load_average": self.load,
+            "rustc": self.rustc,
+            "python": self.python,
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "date": self.date,
+            "seconds": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        })
     }
 }
 

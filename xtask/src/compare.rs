@@ -6,8 +6,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::json::Json;
 use crate::report::{self, Row};
+use serde::Deserialize as _;
+use serde_json::Value;
 
 /// Default `--threshold`: changes beyond this many percent are marked.
 pub(crate) const DEFAULT_THRESHOLD: f64 = 5.0;
@@ -57,7 +58,7 @@ pub(crate) type RunRow = (Row, Vec<(String, Option<f64>)>);
 #[derive(Debug)]
 pub(crate) struct Run {
     pub(crate) path: PathBuf,
-    pub(crate) meta: Json,
+    pub(crate) meta: Value,
     pub(crate) rows: Vec<RunRow>,
 }
 
@@ -70,22 +71,24 @@ impl Run {
 
     pub(crate) fn parse(text: &str, path: &Path) -> Result<Run, String> {
         let bad = |e: String| format!("{}: {e}", path.display());
-        let v = Json::parse(text).map_err(bad)?;
+        let v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let rows = v
             .get("rows")
-            .and_then(Json::as_array)
+            .and_then(Value::as_array)
             .ok_or_else(|| bad("no \"rows\" array: not a cargo xtask bench file".into()))?
             .iter()
             .map(|r| {
-                let row = Row::from_json(r, r.get("source").and_then(Json::as_str).unwrap_or(""))?;
+                let mut row = Row::deserialize(r).map_err(|e| e.to_string())?;
+                row.fill_key();
                 let vs = r
                     .get("vs")
-                    .and_then(Json::as_array)
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
                     .unwrap_or_default()
                     .iter()
                     .filter_map(|x| {
                         let b = x.get("baseline")?.as_str()?.to_owned();
-                        Some((b, x.get("cost_ratio").and_then(Json::as_f64)))
+                        Some((b, x.get("cost_ratio").and_then(Value::as_f64)))
                     })
                     .collect();
                 Ok((row, vs))
@@ -94,7 +97,7 @@ impl Run {
             .map_err(bad)?;
         Ok(Run {
             path: path.to_path_buf(),
-            meta: v.get("meta").cloned().unwrap_or(Json::Null),
+            meta: v.get("meta").cloned().unwrap_or(Value::Null),
             rows,
         })
     }
@@ -105,8 +108,8 @@ impl Run {
 
     /// `commit (date)` from the header, for the report.
     fn describe(&self) -> String {
-        let m = |k: &str| self.meta.get(k).and_then(Json::as_str).unwrap_or("?");
-        let dirty = if self.meta.get("dirty") == Some(&Json::Bool(true)) {
+        let m = |k: &str| self.meta.get(k).and_then(Value::as_str).unwrap_or("?");
+        let dirty = if self.meta.get("dirty") == Some(&Value::Bool(true)) {
             ", dirty tree"
         } else {
             ""

@@ -14,7 +14,6 @@
 mod bench;
 mod cmd;
 mod compare;
-mod json;
 mod progress;
 mod report;
 mod svg;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::json::Json;
+use serde_json::{Value, json};
 
 /// One step: a program run for one group (`mp-bench ipc`, `python/ipc.py`).
 #[derive(Debug)]
@@ -27,13 +27,14 @@ pub(crate) struct Progress {
 }
 
 /// Step times of an earlier run (`meta.steps` of its JSON), if it ran with `command`.
-pub(crate) fn previous_steps(latest: &Json, command: &str) -> HashMap<String, f64> {
+pub(crate) fn previous_steps(latest: &Value, command: &str) -> HashMap<String, f64> {
     let meta = latest.get("meta");
-    if meta.and_then(|m| m.get("command")).and_then(Json::as_str) != Some(command) {
+    if meta.and_then(|m| m.get("command")).and_then(Value::as_str) != Some(command) {
         return HashMap::new();
     }
     meta.and_then(|m| m.get("steps"))
-        .and_then(Json::as_array)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
         .filter_map(|s| {
@@ -169,15 +170,11 @@ impl Progress {
     }
 
     /// `took` for `meta.steps`.
-    pub(crate) fn steps_json(&self) -> Json {
-        Json::Arr(
-            self.took
-                .iter()
-                .map(|(s, t)| {
-                    Json::obj([("step", Json::Str(s.clone())), ("seconds", Json::Num(*t))])
-                })
-                .collect(),
-        )
+    pub(crate) fn steps_json(&self) -> Value {
+        self.took
+            .iter()
+            .map(|(s, t)| json!({"step": s, "seconds": t}))
+            .collect()
     }
 }
 
@@ -187,7 +184,7 @@ mod tests {
 
     #[test]
     fn estimates_come_from_the_previous_run_with_the_same_command() {
-        let latest = Json::parse(
+        let latest: Value = serde_json::from_str(
             r#"{"meta": {"command": "cargo xtask bench --quick",
                 "steps": [{"step": "mp-bench ipc", "seconds": 12}, {"step": "python/ipc.py", "seconds": 4}]}}"#,
         )

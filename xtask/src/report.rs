@@ -3,103 +3,13 @@
 
 use std::fmt::Write as _;
 
-use crate::json::Json;
+use serde_json::{Value, json};
 
 /// Groups shown first, in this order; any other group follows in order of appearance.
 const GROUP_ORDER: &[&str] = &["ipc", "process", "pool", "lock", "manager"];
 
 /// One measured row (the JSON-line schema of `benches/README.md`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Row {
-    pub(crate) group: String,
-    pub(crate) key: String,
-    pub(crate) name: String,
-    pub(crate) imp: String,
-    pub(crate) size: Option<u64>,
-    pub(crate) unit: String,
-    pub(crate) p50: f64,
-    pub(crate) p99: Option<f64>,
-    pub(crate) mean: Option<f64>,
-    pub(crate) n: u64,
-    pub(crate) round_trip: bool,
-    pub(crate) baseline: Vec<String>,
-    pub(crate) note: String,
-    /// Which program measured it (`mp-bench`, `python/ipc.py`).
-    pub(crate) source: String,
-}
-
-impl Row {
-    /// Reads a row. Required: group, name, impl, unit, p50; a missing key becomes
-    /// `group/impl/size`.
-    pub(crate) fn from_json(v: &Json, source: &str) -> Result<Row, String> {
-        let s = |k: &str| v.get(k).and_then(Json::as_str).map(str::to_owned);
-        let need = |k: &str| s(k).ok_or_else(|| format!("row without \"{k}\""));
-        let num = |k: &str| v.get(k).and_then(Json::as_f64);
-        let group = need("group")?;
-        let imp = need("impl")?;
-        let size = num("size").filter(|x| *x >= 0.0).map(|x| x as u64);
-        let key = s("key").unwrap_or_else(|| match size {
-            Some(b) => format!("{group}/{imp}/{b}"),
-            None => format!("{group}/{imp}"),
-        });
-        let baseline = v
-            .get("baseline")
-            .and_then(Json::as_array)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|k| k.as_str().map(str::to_owned))
-            .collect();
-        Ok(Row {
-            group,
-            key,
-            name: need("name")?,
-            imp,
-            size,
-            unit: need("unit")?,
-            p50: num("p50").ok_or("row without a numeric \"p50\"")?,
-            p99: num("p99"),
-            mean: num("mean"),
-            n: num("n").unwrap_or(0.0) as u64,
-            round_trip: v.get("round_trip") == Some(&Json::Bool(true)),
-            baseline,
-            note: s("note").unwrap_or_default(),
-            source: source.to_owned(),
-        })
-    }
-
-    /// Measured by a Python script (`benches/python/`).
-    pub(crate) fn is_python(&self) -> bool {
-        self.source.starts_with("python") || self.imp.starts_with("python")
-    }
-
-    /// A row of the project's crates: `impl` "mp ..." or a key `group/mp-...`
-    /// (`benches/README.md`); every other row that is not Python is an OS limit or a
-    /// reference (raw syscalls, spin, memcpy, rayon, std).
-    pub(crate) fn is_project(&self) -> bool {
-        self.imp.starts_with("mp ")
-            || self
-                .key
-                .split('/')
-                .nth(1)
-                .is_some_and(|s| s.starts_with("mp-"))
-    }
-
-    /// Cost of the median in a unit-independent form: seconds for time units, seconds per
-    /// message or per byte for rates. `None` for unknown units.
-    fn cost(&self) -> Option<(&'static str, f64)> {
-        let x = self.p50;
-        Some(match self.unit.as_str() {
-            "ns" => ("time", x * 1e-9),
-            "us" => ("time", x * 1e-6),
-            "ms" => ("time", x * 1e-3),
-            "s" => ("time", x),
-            "msg/s" => ("per msg", 1.0 / x),
-            "GB/s" => ("per byte", 1.0 / (x * 1e9)),
-            "MB/s" => ("per byte", 1.0 / (x * 1e6)),
-            _ => return None,
-        })
-    }
-}
+pub(crate) use mp_bench_row::Row;
 
 /// A row compared with one of its baselines.
 #[derive(Debug, Clone, PartialEq)]
@@ -266,40 +176,21 @@ pub(crate) fn tables(rows: &[Row], ratios: &[Vec<Ratio>]) -> String {
 }
 
 /// A row with its ratios, for `latest.json`.
-pub(crate) fn row_json(r: &Row, ratios: &[Ratio]) -> Json {
-    let vs = ratios
+pub(crate) fn row_json(r: &Row, ratios: &[Ratio]) -> Value {
+    let vs: Vec<Value> = ratios
         .iter()
-        .map(|x| {
-            Json::obj([
-                ("baseline", Json::Str(x.baseline.clone())),
-                ("cost_ratio", Json::opt_num(x.cost_ratio)),
-            ])
-        })
+        .map(|x| json!({"baseline": x.baseline, "cost_ratio": x.cost_ratio}))
         .collect();
-    Json::obj([
-        ("group", Json::Str(r.group.clone())),
-        ("key", Json::Str(r.key.clone())),
-        ("name", Json::Str(r.name.clone())),
-        ("impl", Json::Str(r.imp.clone())),
-        ("size", Json::opt_num(r.size.map(|b| b as f64))),
-        ("unit", Json::Str(r.unit.clone())),
-        ("p50", Json::Num(r.p50)),
-        ("p99", Json::opt_num(r.p99)),
-        ("mean", Json::opt_num(r.mean)),
-        ("n", Json::Num(r.n as f64)),
-        ("round_trip", Json::Bool(r.round_trip)),
-        (
-            "one_way_p50",
-            Json::opt_num(r.round_trip.then(|| r.p50 / 2.0)),
-        ),
-        (
-            "baseline",
-            Json::Arr(r.baseline.iter().map(|k| Json::Str(k.clone())).collect()),
-        ),
-        ("vs", Json::Arr(vs)),
-        ("note", Json::Str(r.note.clone())),
-        ("source", Json::Str(r.source.clone())),
-    ])
+    let mut v = serde_json::to_value(r).expect("a row always serializes");
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "one_way_p50".into(),
+            json!(r.round_trip.then(|| r.p50 / 2.0)),
+        );
+        m.insert("vs".into(), Value::Array(vs));
+        m.insert("source".into(), json!(r.source));
+    }
+    v
 }
 
 #[cfg(test)]
@@ -307,7 +198,7 @@ mod tests {
     use super::*;
 
     fn row(line: &str) -> Row {
-        Row::from_json(&Json::parse(line).unwrap(), "test").unwrap()
+        Row::from_line(line).unwrap()
     }
 
     #[test]
@@ -341,8 +232,7 @@ mod tests {
     fn missing_key_is_derived_and_required_fields_checked() {
         let r = row(r#"{"group":"g","name":"n","impl":"i","size":8,"unit":"us","p50":1}"#);
         assert_eq!(r.key, "g/i/8");
-        let bad = Json::parse(r#"{"group":"g","name":"n","unit":"us","p50":1}"#).unwrap();
-        assert!(Row::from_json(&bad, "t").is_err());
+        assert!(Row::from_line(r#"{"group":"g","name":"n","unit":"us","p50":1}"#).is_err());
     }
 
     #[test]

@@ -276,12 +276,9 @@ fn panel_chart(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::Json;
 
     fn row(line: &str) -> Row {
-        let v = Json::parse(line).unwrap();
-        let src = v.get("source").and_then(Json::as_str).unwrap_or("mp-bench");
-        Row::from_json(&v, src).unwrap()
+        Row::from_line(line).unwrap()
     }
 
     fn synthetic() -> Vec<Row> {

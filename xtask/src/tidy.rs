@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::project_root;
 
-/// Directories of the workspace members (`crates/*`, `xtask`, `examples`, `benches`).
+/// Directories of the workspace members (`crates/*`, `xtask`, `examples`, `benches`,
+/// `benches/row`).
 fn members() -> Vec<PathBuf> {
     let root = project_root();
     let mut v: Vec<PathBuf> = fs::read_dir(root.join("crates"))
@@ -14,7 +15,7 @@ fn members() -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.join("Cargo.toml").exists())
         .collect();
-    v.extend(["xtask", "examples", "benches"].map(|d| root.join(d)));
+    v.extend(["xtask", "examples", "benches", "benches/row"].map(|d| root.join(d)));
     v.sort();
     v
 }
@@ -71,38 +72,28 @@ fn third_party_dependencies_come_from_the_workspace() {
 }
 
 #[test]
-fn every_example_is_registered_and_listed() {
-    // `examples/NAME.rs` (package mp-examples) runs as `cargo run --example NAME` only with an
-    // `[[example]]` entry, and a newcomer finds it through a markdown file in examples/.
+fn every_example_is_listed() {
+    // Cargo discovers `examples/examples/NAME.rs` (package mp-examples) as `cargo run --example
+    // NAME`; a newcomer finds it through a markdown file in examples/.
     let dir = project_root().join("examples");
-    let toml = read(&dir.join("Cargo.toml"));
-    let mut docs = String::new();
-    let mut programs = Vec::new();
-    for e in fs::read_dir(&dir)
+    let docs: String = fs::read_dir(&dir)
         .expect("examples/")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .map(|p| read(&p))
+        .collect();
+    let mut bad = Vec::new();
+    for e in fs::read_dir(dir.join("examples"))
+        .expect("examples/examples/")
         .filter_map(Result::ok)
     {
         let p = e.path();
-        match p.extension().and_then(|x| x.to_str()) {
-            Some("md") => docs.push_str(&read(&p)),
-            Some("rs") if p.file_stem().is_some_and(|s| s != "lib") => programs.push(
-                p.file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-            _ => {}
-        }
-    }
-    let mut bad = Vec::new();
-    for name in programs {
-        if !toml.contains(&format!("\"{name}.rs\"")) {
-            bad.push(format!(
-                "{name}.rs: no [[example]] entry in examples/Cargo.toml"
-            ));
-        }
-        if !docs.contains(&name) {
-            bad.push(format!("{name}.rs: not named in any examples/*.md"));
+        if p.extension().is_some_and(|x| x == "rs") {
+            let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if !docs.contains(name) {
+                bad.push(format!("{name}.rs: not named in any examples/*.md"));
+            }
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -153,8 +144,14 @@ fn every_crate_has_a_readme() {
     assert!(missing.is_empty(), "no README.md in: {missing:?}");
 }
 
-/// Members that are never published: tools, benchmarks, examples and test helpers.
-const UNPUBLISHED: &[&str] = &["xtask", "benches", "examples", "mp-testkit"];
+/// Packages that are never published: tools, benchmarks, examples and test helpers.
+const UNPUBLISHED: &[&str] = &[
+    "xtask",
+    "mp-benches",
+    "mp-bench-row",
+    "mp-examples",
+    "mp-testkit",
+];
 
 #[test]
 fn library_crates_are_ready_for_crates_io() {
@@ -182,7 +179,6 @@ fn library_crates_are_ready_for_crates_io() {
         bad.push(".ci/run: no `cargo package --workspace` step".to_owned());
     }
     for dir in members() {
-        let dir_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let toml = read(&dir.join("Cargo.toml"));
         let name = toml
             .lines()
@@ -191,7 +187,7 @@ fn library_crates_are_ready_for_crates_io() {
             .unwrap_or_default()
             .to_owned();
         let unpublished = toml.contains("\npublish = false\n");
-        if UNPUBLISHED.contains(&dir_name) {
+        if UNPUBLISHED.contains(&name.as_str()) {
             if !unpublished {
                 bad.push(format!("{name}: needs `publish = false`"));
             }
@@ -243,4 +239,91 @@ fn library_crates_are_ready_for_crates_io() {
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// The internal `[dependencies]` of a manifest: the `mp-*` and `multiprocessing` entries of
+/// its `[dependencies]` table (not dev- or build-dependencies).
+fn internal_dependencies(toml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if !in_deps {
+            continue;
+        }
+        let name = line
+            .split(['=', '.', ' '])
+            .next()
+            .unwrap_or_default()
+            .trim();
+        if name.starts_with("mp-") || name == "multiprocessing" {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_diagram_draws_every_crate_dependency() {
+    // README.md "## Architecture" draws the crates as a mermaid flowchart, one `a --> b` line
+    // per `[dependencies]` entry (node ids use `_` for `-`). mp-testkit is a dev-dependency
+    // helper and is not drawn.
+    let readme = read(&project_root().join("README.md"));
+    let chart = readme
+        .split("## Architecture")
+        .nth(1)
+        .and_then(|s| s.split("```mermaid").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README.md: no mermaid chart under ## Architecture");
+    let mut drawn: Vec<(String, String)> = chart
+        .lines()
+        .filter_map(|l| l.split_once("-->"))
+        .map(|(a, b)| (a.trim().replace('_', "-"), b.trim().replace('_', "-")))
+        .collect();
+    let mut real = Vec::new();
+    for dir in members()
+        .into_iter()
+        .filter(|d| d.starts_with(project_root().join("crates")))
+    {
+        let toml = read(&dir.join("Cargo.toml"));
+        let name = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or_default()
+            .to_owned();
+        if name == "mp-testkit" {
+            continue;
+        }
+        for dep in internal_dependencies(&toml) {
+            real.push((name.clone(), dep));
+        }
+    }
+    drawn.sort();
+    real.sort();
+    let missing: Vec<String> = real
+        .iter()
+        .filter(|e| !drawn.contains(e))
+        .map(|(a, b)| format!("{a} --> {b}"))
+        .collect();
+    let extra: Vec<String> = drawn
+        .iter()
+        .filter(|e| !real.contains(e))
+        .map(|(a, b)| format!("{a} --> {b}"))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README.md diagram and the manifests disagree: not drawn {missing:?}; drawn but not a \
+         dependency {extra:?}"
+    );
+}
+
+#[test]
+fn internal_dependencies_read_only_the_dependencies_table() {
+    let toml = "[package]\nname = \"x\"\n\n[dependencies]\nmp-os.workspace = true\nlibc = \"1\"\n\
+                mp-sync = { workspace = true }\n\n[dev-dependencies]\nmp-testkit.workspace = true\n";
+    assert_eq!(internal_dependencies(toml), ["mp-os", "mp-sync"]);
 }

@@ -8,21 +8,24 @@
 //! | `ipc/mp-pipe-busy/8` | the same in busy-poll mode (`WaitMode::BusyPoll`) |
 //! | `ipc/mp-queue/{8,1024,65536,1048576}` | round trip over two `Queue<Vec<u8>>`s (serde values, postcard) |
 //! | `ipc/mp-queue-bytes/{65536,1048576}` | the same over two `Queue<mp_channel::Bytes>`s (one block, no per-byte serde) |
+//! | `ipc/mp-queue-{string,f64,struct}/{1024,65536,1048576}` | the same with payloads as users write them: `String`, `Vec<f64>`, and a struct holding a `Vec<u8>` and a `Vec<f64>` |
 //! | `ipc/mp-queue-stream/8` | one-way stream of `u64` through a `Queue<u64>`, msg/s |
 //! | `ipc/mp-pipe-stream/8` | one-way stream of 8-byte `send_bytes` through a simplex `Pipe`, msg/s |
 //! | `ipc/mp-pipe-bw/64M` | one 64 MiB `send_bytes` through a `Pipe` (larger than its ring: streamed), GB/s |
+//! | `ipc/mp-sharedbuf/64M` | one 64 MiB `mp_shm::SharedBuf`, written by the sender, through a `Queue` by handle (put + get, no byte copied), GB/s |
 
 use std::cell::RefCell;
 use std::io;
 use std::time::Instant;
 
 use mp_channel::{Bytes, Pipe, PipeEnd, Queue, WaitMode};
+use mp_shm::SharedBuf;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{BIG, GROUP, SIZES, STOP, ping_pong};
 use crate::kit::Config;
-use crate::kit::{Row, Stats, Unit, two_processes};
+use crate::kit::{RowBuilder, Stats, Unit, two_processes};
 
 /// Runs every mp row; failures are reported by name.
 pub(crate) fn run(cfg: &Config, row: &mut impl FnMut(&'static str, io::Result<()>)) {
@@ -37,9 +40,15 @@ pub(crate) fn run(cfg: &Config, row: &mut impl FnMut(&'static str, io::Result<()
     for size in SIZES.into_iter().filter(|&s| s >= 65536) {
         row("mp queue bytes", queue::<Bytes>(cfg, size, QUEUE_BYTES));
     }
+    for size in SIZES.into_iter().filter(|&s| s >= 1024) {
+        row("mp queue string", queue::<String>(cfg, size, QUEUE_STRING));
+        row("mp queue f64", queue::<Vec<f64>>(cfg, size, QUEUE_F64));
+        row("mp queue struct", queue::<Frame>(cfg, size, QUEUE_STRUCT));
+    }
     row("mp queue stream", queue_stream(cfg));
     row("mp pipe stream", pipe_stream(cfg));
     row("mp pipe 64 MiB", pipe_bandwidth(cfg));
+    row("mp SharedBuf 64 MiB", shared_buf_transfer(cfg));
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -112,7 +121,7 @@ fn pipe(cfg: &Config, size: u64, mode: WaitMode) -> io::Result<()> {
         ),
     };
     let baseline: Vec<&str> = baseline.iter().map(String::as_str).collect();
-    Row::new(GROUP, &key, "round trip", imp)
+    RowBuilder::new(GROUP, &key, "round trip", imp)
         .size(size)
         .round_trip()
         .baseline(&baseline)
@@ -143,10 +152,112 @@ const QUEUE_BYTES: QueueKind = QueueKind {
     ty: "Bytes",
 };
 
-fn queue<M>(cfg: &Config, size: u64, kind: QueueKind) -> io::Result<()>
-where
-    M: Serialize + DeserializeOwned + From<Vec<u8>> + Into<Vec<u8>>,
-{
+const QUEUE_STRING: QueueKind = QueueKind {
+    key: "ipc/mp-queue-string",
+    imp: "mp Queue<String>",
+    ty: "String",
+};
+
+const QUEUE_F64: QueueKind = QueueKind {
+    key: "ipc/mp-queue-f64",
+    imp: "mp Queue<Vec<f64>>",
+    ty: "Vec<f64>",
+};
+
+const QUEUE_STRUCT: QueueKind = QueueKind {
+    key: "ipc/mp-queue-struct",
+    imp: "mp Queue<Frame>",
+    ty: "Frame { seq, label, pixels: Vec<u8>, weights: Vec<f64> }",
+};
+
+/// A message of about `size` bytes that carries a sequence number.
+pub(crate) trait Payload: Serialize + DeserializeOwned {
+    fn make(size: usize, seq: u32) -> Self;
+    fn seq(&self) -> u32;
+    fn set_seq(&mut self, seq: u32);
+}
+
+impl Payload for Vec<u8> {
+    fn make(size: usize, seq: u32) -> Self {
+        let mut v = vec![0u8; size.max(4)];
+        v[..4].copy_from_slice(&seq.to_ne_bytes());
+        v
+    }
+    fn seq(&self) -> u32 {
+        u32::from_ne_bytes(self[..4].try_into().expect("4 bytes"))
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self[..4].copy_from_slice(&seq.to_ne_bytes());
+    }
+}
+
+impl Payload for Bytes {
+    fn make(size: usize, seq: u32) -> Self {
+        Bytes(Vec::make(size, seq))
+    }
+    fn seq(&self) -> u32 {
+        self.0.seq()
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self.0.set_seq(seq);
+    }
+}
+
+impl Payload for String {
+    fn make(size: usize, seq: u32) -> Self {
+        let mut s = format!("{seq:08x}");
+        s.extend(std::iter::repeat_n('x', size.saturating_sub(8)));
+        s
+    }
+    fn seq(&self) -> u32 {
+        u32::from_str_radix(&self[..8], 16).expect("hex")
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self.replace_range(..8, &format!("{seq:08x}"));
+    }
+}
+
+impl Payload for Vec<f64> {
+    fn make(size: usize, seq: u32) -> Self {
+        let mut v = vec![0.5f64; (size / 8).max(1)];
+        v[0] = f64::from(seq);
+        v
+    }
+    fn seq(&self) -> u32 {
+        self[0] as u32
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self[0] = f64::from(seq);
+    }
+}
+
+/// A struct as users write them: a header and two large vectors.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Frame {
+    seq: u32,
+    label: String,
+    pixels: Vec<u8>,
+    weights: Vec<f64>,
+}
+
+impl Payload for Frame {
+    fn make(size: usize, seq: u32) -> Self {
+        Frame {
+            seq,
+            label: "frame".into(),
+            pixels: vec![7u8; size / 2],
+            weights: vec![0.25f64; size / 16],
+        }
+    }
+    fn seq(&self) -> u32 {
+        self.seq
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self.seq = seq;
+    }
+}
+
+fn queue<M: Payload>(cfg: &Config, size: u64, kind: QueueKind) -> io::Result<()> {
     let ring = (4 * size as usize).max(64 * 1024).next_power_of_two();
     let make = || {
         Queue::<M>::builder()
@@ -155,22 +266,25 @@ where
             .map_err(other)
     };
     let (there, back) = (make()?, make()?);
-    let msg = RefCell::new(vec![0u8; size as usize]);
+    // One message is reused, as the Vec<u8> round trip reuses its buffer.
+    let msg = RefCell::new(Some(M::make(size as usize, 0)));
     let batch: u32 = if size <= 1024 { 16 } else { 1 };
     let (samples, pin) = ping_pong(
         cfg,
         batch,
         |_, seq| {
             let mut m = msg.borrow_mut();
-            m[..4].copy_from_slice(&seq.to_ne_bytes());
-            there.put(M::from(std::mem::take(&mut *m))).expect("put");
-            *m = back.get().expect("get").into();
-            assert_eq!(m[..4], seq.to_ne_bytes(), "echo mismatch");
+            let mut out = m.take().expect("message");
+            out.set_seq(seq);
+            there.put(out).expect("put");
+            let got = back.get().expect("get");
+            assert_eq!(got.seq(), seq, "echo mismatch");
+            *m = Some(got);
         },
         |_| loop {
-            let m: Vec<u8> = there.get().expect("get").into();
-            let stop = m[..4] == STOP.to_ne_bytes();
-            back.put(M::from(m)).expect("put");
+            let m: M = there.get().expect("get");
+            let stop = m.seq() == STOP;
+            back.put(m).expect("put");
             if stop {
                 return;
             }
@@ -184,12 +298,13 @@ where
         ]
     } else {
         vec![
+            format!("ipc/mp-pipe/{size}"),
             format!("ipc/unix-socket/{size}"),
             format!("ipc/py-queue/{size}"),
         ]
     };
     let baseline: Vec<&str> = baseline.iter().map(String::as_str).collect();
-    Row::new(
+    RowBuilder::new(
         GROUP,
         &format!("{}/{size}", kind.key),
         "round trip",
@@ -199,7 +314,7 @@ where
     .round_trip()
     .baseline(&baseline)
     .note(format!(
-        "two Queue<{}> (postcard), put + get each way, ring {ring} B; {pin}",
+        "two Queue<{}>, put + get each way, ring {ring} B; {pin}",
         kind.ty
     ))
     .stats(Unit::Us, Stats::per_op(&samples, batch.into(), Unit::Us))
@@ -232,7 +347,7 @@ fn queue_stream(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(GROUP, "ipc/mp-queue-stream/8", "stream one-way", "mp Queue")
+    RowBuilder::new(GROUP, "ipc/mp-queue-stream/8", "stream one-way", "mp Queue")
         .size(8)
         .baseline(&["ipc/ring-stream/8", "ipc/py-queue-stream/8"])
         .note(format!(
@@ -274,7 +389,7 @@ fn pipe_stream(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(GROUP, "ipc/mp-pipe-stream/8", "stream one-way", "mp Pipe")
+    RowBuilder::new(GROUP, "ipc/mp-pipe-stream/8", "stream one-way", "mp Pipe")
         .size(8)
         .baseline(&["ipc/ring-stream/8", "ipc/unix-socket-stream/8"])
         .note(format!(
@@ -312,7 +427,7 @@ fn pipe_bandwidth(cfg: &Config) -> io::Result<()> {
         }
         samples
     })?;
-    Row::new(GROUP, "ipc/mp-pipe-bw/64M", "64 MiB transfer", "mp Pipe")
+    RowBuilder::new(GROUP, "ipc/mp-pipe-bw/64M", "64 MiB transfer", "mp Pipe")
         .size(BIG as u64)
         .baseline(&[
             "ipc/memcpy/64M",
@@ -325,5 +440,47 @@ fn pipe_bandwidth(cfg: &Config) -> io::Result<()> {
         ))
         .stats(Unit::GBps, Stats::rate(&samples, BIG as f64, Unit::GBps))
         .emit();
+    Ok(())
+}
+
+/// A 64 MiB `SharedBuf` through a `Queue`: the sender fills a fresh buffer before the start
+/// barrier, then puts it; the receiver's time runs from the barrier until `get` returns the
+/// buffer mapped (it checks the first and last byte).
+fn shared_buf_transfer(cfg: &Config) -> io::Result<()> {
+    let rounds = cfg.pick(8, 2);
+    let q = Queue::<SharedBuf>::new().map_err(other)?;
+    let (samples, pin) = two_processes(0, |side| {
+        let mut samples = Vec::new();
+        for round in 0..rounds {
+            if side.is_parent() {
+                side.barrier();
+                let t = Instant::now();
+                let buf = q.get().expect("get");
+                samples.push(t.elapsed());
+                assert_eq!((buf.len(), buf[0], buf[BIG - 1]), (BIG, round as u8, 7));
+            } else {
+                let mut buf = SharedBuf::new(BIG).expect("SharedBuf");
+                buf.fill(7);
+                buf[0] = round as u8;
+                side.barrier();
+                q.put(buf).expect("put");
+            }
+        }
+        samples
+    })?;
+    RowBuilder::new(
+        GROUP,
+        "ipc/mp-sharedbuf/64M",
+        "64 MiB transfer",
+        "mp SharedBuf by handle",
+    )
+    .size(BIG as u64)
+    .baseline(&["ipc/mp-pipe-bw/64M", "ipc/memcpy/64M"])
+    .note(format!(
+        "a 64 MiB mp_shm::SharedBuf filled by the sender, put into a Queue and got: the \
+             message carries its handle, the receiver maps the same pages; {pin}"
+    ))
+    .stats(Unit::GBps, Stats::rate(&samples, BIG as f64, Unit::GBps))
+    .emit();
     Ok(())
 }

@@ -244,7 +244,7 @@ pub(crate) fn two_processes<T>(
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(if ok { 0 } else { 101 }) };
     }
-    let mut child = Child { pid, reaped: false };
+    let mut child = mp_testkit::Child::adopt(pid);
     let pinning = match pair {
         Some((a, b)) if sys::set_affinity(&[a]) => Pinning::Pinned(a, b),
         _ => Pinning::Unpinned,
@@ -258,13 +258,14 @@ pub(crate) fn two_processes<T>(
     side.barrier();
     let out = f(&side);
     drop(restore);
-    let status = child.wait(Duration::from_secs(10))?;
-    if status != 0 {
-        return Err(io::Error::other(format!(
-            "two_processes: child ended with status {status:#x}"
-        )));
+    match child.try_wait(Duration::from_secs(10)) {
+        Some(0) => Ok((out, pinning)),
+        Some(code) => Err(io::Error::other(format!(
+            "two_processes: child ended with code {code}"
+        ))),
+        // Killed and reaped when `child` drops.
+        None => Err(io::Error::other("two_processes: child hung; killed")),
     }
-    Ok((out, pinning))
 }
 
 /// Restores the process's CPU affinity on drop (also on panic).
@@ -274,47 +275,6 @@ impl Drop for Restore {
     fn drop(&mut self) {
         if !self.0.is_empty() {
             sys::set_affinity(&self.0);
-        }
-    }
-}
-
-/// A forked child that is killed and reaped on drop unless it was reaped already.
-struct Child {
-    pid: libc::pid_t,
-    reaped: bool,
-}
-
-impl Child {
-    /// Waits for the child for up to `timeout`, then kills it; returns the raw wait status.
-    fn wait(&mut self, timeout: Duration) -> io::Result<i32> {
-        let start = Instant::now();
-        loop {
-            let mut status = 0;
-            // SAFETY: `status` is a valid out-pointer; `pid` is our own unreaped child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == self.pid {
-                self.reaped = true;
-                return Ok(status);
-            }
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if start.elapsed() > timeout {
-                return Err(io::Error::other("two_processes: child hung; killed"));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if !self.reaped {
-            // SAFETY: `pid` is our own child, not yet reaped, so the pid cannot be reused.
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-            }
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::attach::Attach;
-use crate::error::RecvError;
+use crate::error::{RecvError, RecvFailure};
 use crate::io::{self, Call, DecodeSink};
 use crate::pipe::PipeEnd;
 use crate::queue::Queue;
@@ -30,16 +30,25 @@ impl Drop for Poller<'_> {
 }
 
 /// Receives through `try_read` (a non-blocking receive on `a`), waiting
-/// for readiness between attempts.
+/// for readiness between attempts: the result of a blocking receive.
 async fn recv_async<T>(
     a: &Attach,
-    mut try_read: impl FnMut() -> Result<T, RecvError>,
+    try_read: impl FnMut() -> Result<T, RecvFailure>,
 ) -> Result<T, RecvError> {
+    recv_async_inner(a, try_read)
+        .await
+        .map_err(RecvFailure::blocking)
+}
+
+async fn recv_async_inner<T>(
+    a: &Attach,
+    mut try_read: impl FnMut() -> Result<T, RecvFailure>,
+) -> Result<T, RecvFailure> {
     let mut afd: Option<AsyncFd<OwnedFd>> = None;
     let mut poller = None;
     loop {
         match try_read() {
-            Err(RecvError::Empty) => {}
+            Err(RecvFailure::Empty) => {}
             r => return r,
         }
         if poller.is_none() {
@@ -52,7 +61,7 @@ async fn recv_async<T>(
             None => {
                 let dup = io::readiness_fd(a)
                     .try_clone_to_owned()
-                    .map_err(|_| RecvError::Closed)?;
+                    .map_err(|_| RecvFailure::Closed)?;
                 afd.insert(
                     {
                         // SAFETY: `dup` is an open descriptor owned by the
@@ -60,7 +69,7 @@ async fn recv_async<T>(
                         // returns the same descriptor.
                         unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }
                     }
-                    .map_err(|_| RecvError::Closed)?,
+                    .map_err(|_| RecvFailure::Closed)?,
                 )
             }
         };
@@ -69,7 +78,7 @@ async fn recv_async<T>(
         }
         match tokio::time::timeout(SLICE, fd.readable()).await {
             Ok(Ok(mut guard)) => guard.clear_ready(),
-            Ok(Err(_)) => return Err(RecvError::Closed),
+            Ok(Err(_)) => return Err(RecvFailure::Closed),
             Err(_) => {
                 // A slice without events: look for dead writers.
                 io::is_ready(a, true);
@@ -124,6 +133,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// As [`Queue::get`].
     pub async fn get_async(&self) -> Result<T, RecvError> {
-        recv_async(self.attach(), || self.get_nowait()).await
+        recv_async(self.attach(), || {
+            self.get_inner(Deadline::now(), crate::io::Call::Try)
+        })
+        .await
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::attach::{Attach, GUARDED};
-use crate::error::{RecvError, SendError};
+use crate::error::{RecvFailure as RecvError, SendFailure as SendError};
 use crate::ring::{RErr, Ring, Sink, WErr};
 
 /// How a call treats a deadline that passes.
@@ -43,7 +43,7 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
 ) -> Result<R, postcard::Error> {
     if std::mem::size_of_val(value) <= STACK_VALUE {
         let mut buf = [0u8; STACK_BUF];
-        match postcard::to_slice(value, &mut buf) {
+        match crate::codec::to_slice(value, &mut buf) {
             Ok(b) => return Ok(f(b)),
             // Longer than it looked (a string or vector): the heap buffer.
             Err(postcard::Error::SerializeBufferFull) => {}
@@ -59,7 +59,7 @@ fn with_encoded_heap<T: Serialize + ?Sized, R>(
 ) -> Result<R, postcard::Error> {
     let mut buf = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     buf.clear();
-    let buf = postcard::to_extend(value, buf)?;
+    let buf = crate::codec::to_extend(value, buf)?;
     let r = f(&buf);
     if buf.capacity() <= 1 << 20 {
         SCRATCH.with(|s| *s.borrow_mut() = buf);
@@ -193,13 +193,13 @@ fn zeroed(n: usize) -> Result<Vec<u8>, RErr> {
 impl<T: DeserializeOwned> Sink for DecodeSink<T> {
     type Out = T;
     fn whole(&mut self, bytes: &[u8]) -> Result<T, RErr> {
-        postcard::from_bytes(bytes).map_err(RErr::Decode)
+        crate::codec::from_bytes(bytes).map_err(RErr::Decode)
     }
     fn start(&mut self, total: u64) -> Result<&mut [u8], RErr> {
         alloc(&mut self.buf, total)
     }
     fn finish(&mut self, _total: u64) -> Result<T, RErr> {
-        postcard::from_bytes(&self.buf).map_err(RErr::Decode)
+        crate::codec::from_bytes(&self.buf).map_err(RErr::Decode)
     }
 }
 

@@ -58,6 +58,8 @@ mod bytes;
 #[cfg(not(loom))]
 mod chan;
 #[cfg(not(loom))]
+mod codec;
+#[cfg(not(loom))]
 pub mod connection;
 #[cfg(not(loom))]
 mod error;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::attach::Attach;
 use crate::chan::{Chan, KIND_PIPE};
-use crate::error::{Error, RecvError, SendError};
+use crate::error::{Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError};
 use crate::io::{self, Call, DecodeSink, SliceSink, VecSink};
 use crate::ring::WaitMode;
 
@@ -173,20 +173,21 @@ impl PipeEnd {
     /// [`SendError::Closed`] on a closed or receive-only end,
     /// [`SendError::Encode`] when postcard cannot encode the value.
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
-        io::write_value(&self.a, value, Deadline::never(), Call::Block)
+        io::write_value(&self.a, value, Deadline::never(), Call::Block).map_err(|e| e.blocking())
     }
 
     /// Sends one value, waiting at most `timeout` for room.
     ///
     /// # Errors
     ///
-    /// As [`send`](PipeEnd::send), plus [`SendError::Timeout`].
+    /// As [`send`](PipeEnd::send), plus [`SendTimeoutError::Timeout`].
     pub fn send_timeout<T: Serialize + ?Sized>(
         &self,
         value: &T,
         timeout: Duration,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), SendTimeoutError> {
         io::write_value(&self.a, value, Deadline::after(Some(timeout)), Call::Timed)
+            .map_err(|e| e.timed())
     }
 
     /// Sends `bytes` as one message, without serde.
@@ -203,7 +204,7 @@ impl PipeEnd {
     ///
     /// As [`send`](PipeEnd::send) (no `Encode`).
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
-        io::write_bytes(&self.a, bytes, Deadline::never(), Call::Block)
+        io::write_bytes(&self.a, bytes, Deadline::never(), Call::Block).map_err(|e| e.blocking())
     }
 
     /// Receives one value, blocking until one arrives.
@@ -221,6 +222,7 @@ impl PipeEnd {
             Deadline::never(),
             Call::Block,
         )
+        .map_err(|e| e.blocking())
     }
 
     /// Receives one value, waiting at most `timeout`.
@@ -234,23 +236,28 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// As [`recv`](PipeEnd::recv), plus [`RecvError::Timeout`].
-    pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, RecvError> {
+    /// As [`recv`](PipeEnd::recv), plus [`RecvTimeoutError::Timeout`].
+    pub fn recv_timeout<T: DeserializeOwned>(
+        &self,
+        timeout: Duration,
+    ) -> Result<T, RecvTimeoutError> {
         io::read(
             &self.a,
             &mut DecodeSink::new(),
             Deadline::after(Some(timeout)),
             Call::Timed,
         )
+        .map_err(|e| e.timed())
     }
 
     /// Receives one value if one is waiting.
     ///
     /// # Errors
     ///
-    /// As [`recv`](PipeEnd::recv), plus [`RecvError::Empty`].
-    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+    /// As [`recv`](PipeEnd::recv), plus [`TryRecvError::Empty`].
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, TryRecvError> {
         io::read(&self.a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
+            .map_err(|e| e.non_blocking())
     }
 
     /// Receives one message as bytes.
@@ -265,6 +272,7 @@ impl PipeEnd {
             Deadline::never(),
             Call::Block,
         )
+        .map_err(|e| e.blocking())
     }
 
     /// Receives one message into `buf`; returns its length.
@@ -275,6 +283,7 @@ impl PipeEnd {
     /// message stays for the next call. Otherwise as [`recv`](PipeEnd::recv).
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
         io::read(&self.a, &mut SliceSink(buf), Deadline::never(), Call::Block)
+            .map_err(|e| e.blocking())
     }
 
     /// [`recv_bytes_into`](PipeEnd::recv_bytes_into) waiting at most
@@ -283,18 +292,19 @@ impl PipeEnd {
     /// # Errors
     ///
     /// As [`recv_bytes_into`](PipeEnd::recv_bytes_into), plus
-    /// [`RecvError::Timeout`].
+    /// [`RecvTimeoutError::Timeout`].
     pub fn recv_bytes_into_timeout(
         &self,
         buf: &mut [u8],
         timeout: Duration,
-    ) -> Result<usize, RecvError> {
+    ) -> Result<usize, RecvTimeoutError> {
         io::read(
             &self.a,
             &mut SliceSink(buf),
             Deadline::after(Some(timeout)),
             Call::Timed,
         )
+        .map_err(|e| e.timed())
     }
 
     /// Waits until a receive would not block (a message is waiting, or the

@@ -17,7 +17,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::attach::Attach;
 use crate::chan::{Chan, KIND_QUEUE};
-use crate::error::{Error, RecvError, SendError};
+use crate::error::{
+    Error, RecvError, RecvFailure, RecvTimeoutError, SendError, SendFailure, SendTimeoutError,
+    TryRecvError, TrySendError,
+};
 use crate::io::{self, Call, DecodeSink};
 use crate::ring::WErr;
 use crate::ring::WaitMode;
@@ -298,7 +301,7 @@ impl<T> Queue<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
-    fn put_inner(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendError<T>> {
+    fn put_inner(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendFailure<T>> {
         if self.a.chan.maxsize == 0 {
             return self.put_unbounded(value, deadline, call);
         }
@@ -312,10 +315,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// buffer is empty and the ring has room (or gets some within a short
     /// grace period, no longer than the caller's `deadline` and none for
     /// `put_nowait`), into the buffer otherwise (see `feed`).
-    fn put_unbounded(&self, value: T, deadline: Deadline, call: Call) -> Result<(), SendError<T>> {
+    fn put_unbounded(
+        &self,
+        value: T,
+        deadline: Deadline,
+        call: Call,
+    ) -> Result<(), SendFailure<T>> {
         let a = &self.a;
         let Some(ring) = a.send_ring().filter(|_| a.can_send()) else {
-            return Err(SendError::Closed(value));
+            return Err(SendFailure::Closed(value));
         };
         let feed = &a.chan.feed;
         let r = io::with_encoded(&value, |b| {
@@ -332,8 +340,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     // One record (no fragments): `d` bounds it all.
                     match ring.write_within(b, &a.waiter(d), 0, d) {
                         Ok(()) => return Ok(()),
-                        Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
-                        Err(WErr::Corrupt) => return Err(SendError::Corrupt(())),
+                        Err(WErr::Disconnected) => return Err(SendFailure::Disconnected(())),
+                        Err(WErr::Corrupt) => return Err(SendFailure::Corrupt(())),
                         Err(WErr::Timeout) => {}
                     }
                     // Only a ring without room sends the value to the
@@ -353,7 +361,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     tries += 1;
                 }
             } else if !ring.ctl().readers.any() {
-                return Err(SendError::Disconnected(()));
+                return Err(SendFailure::Disconnected(()));
             } else if feed.backlog() == 0 && call != Call::Try && ring.stream_fits(b.len() as u64) {
                 // A value streamed in fragments that all fit in the room
                 // the ring has: written at once, no consumer waited for,
@@ -362,8 +370,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 let d = deadline.min_after(PUT_GRACE);
                 match ring.write_within(b, &a.waiter(d), 0, Deadline::never()) {
                     Ok(()) => return Ok(()),
-                    Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
-                    Err(WErr::Corrupt) => return Err(SendError::Corrupt(())),
+                    Err(WErr::Disconnected) => return Err(SendFailure::Disconnected(())),
+                    Err(WErr::Corrupt) => return Err(SendFailure::Corrupt(())),
                     // `wlock` busy or the room gone: to the buffer.
                     Err(WErr::Timeout) => {}
                 }
@@ -374,7 +382,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.map(|()| value)),
-            Err(e) => Err(SendError::Encode(value, e)),
+            Err(e) => Err(SendFailure::Encode(value, e)),
         }
     }
 
@@ -389,6 +397,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// value comes back in the error.
     pub fn put(&self, value: T) -> Result<(), SendError<T>> {
         self.put_inner(value, Deadline::never(), Call::Block)
+            .map_err(SendFailure::blocking)
     }
 
     /// Puts `value`, waiting at most `timeout` for room (an unbounded
@@ -396,18 +405,20 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     ///
-    /// As [`put`](Queue::put), plus [`SendError::Timeout`].
+    /// As [`put`](Queue::put), plus [`SendTimeoutError::Timeout`].
     pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.put_inner(value, Deadline::after(Some(timeout)), Call::Timed)
+            .map_err(SendFailure::timed)
     }
 
     /// Puts `value` if there is room now (an unbounded queue always has).
     ///
     /// # Errors
     ///
-    /// As [`put`](Queue::put), plus [`SendError::Full`].
+    /// As [`put`](Queue::put), plus [`TrySendError::Full`].
     pub fn put_nowait(&self, value: T) -> Result<(), TrySendError<T>> {
         self.put_inner(value, Deadline::now(), Call::Try)
+            .map_err(SendFailure::non_blocking)
     }
 
     /// Takes the next value, blocking until there is one.
@@ -419,9 +430,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// `T`, [`RecvError::Corrupt`] for damaged framing.
     pub fn get(&self) -> Result<T, RecvError> {
         self.get_inner(Deadline::never(), Call::Block)
+            .map_err(RecvFailure::blocking)
     }
 
-    fn get_inner(&self, deadline: Deadline, call: Call) -> Result<T, RecvError> {
+    pub(crate) fn get_inner(&self, deadline: Deadline, call: Call) -> Result<T, RecvFailure> {
         if !self.a.chan.joinable {
             return io::read(&self.a, &mut DecodeSink::new(), deadline, call);
         }
@@ -454,18 +466,20 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     ///
-    /// As [`get`](Queue::get), plus [`RecvError::Timeout`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
+    /// As [`get`](Queue::get), plus [`RecvTimeoutError::Timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.get_inner(Deadline::after(Some(timeout)), Call::Timed)
+            .map_err(RecvFailure::timed)
     }
 
     /// Takes the next value if there is one now.
     ///
     /// # Errors
     ///
-    /// As [`get`](Queue::get), plus [`RecvError::Empty`].
-    pub fn get_nowait(&self) -> Result<T, RecvError> {
+    /// As [`get`](Queue::get), plus [`TryRecvError::Empty`].
+    pub fn get_nowait(&self) -> Result<T, TryRecvError> {
         self.get_inner(Deadline::now(), Call::Try)
+            .map_err(RecvFailure::non_blocking)
     }
 
     #[cfg(feature = "tokio")]
@@ -473,8 +487,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         &self.a
     }
 }
-
-use crate::error::{SendTimeoutError, TrySendError};
 
 impl<T> Waitable for Queue<T> {
     fn is_ready(&self) -> bool {

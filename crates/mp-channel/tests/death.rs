@@ -36,7 +36,7 @@ fn writer_killed_mid_stream_does_not_block_the_others() {
     // Let A get into the middle of a message, then kill it (left a zombie
     // until the end: zombies count as dead).
     std::thread::sleep(Duration::from_millis(5));
-    a.sigkill();
+    a.kill();
     let txb = tx.clone();
     let mut b = fork(move || {
         for i in 0..2000u32 {
@@ -71,8 +71,8 @@ fn writer_killed_mid_stream_does_not_block_the_others() {
     }
     assert_eq!(next_b, 2000);
     assert!(big_b);
-    assert_eq!(b.wait(LONG), 0);
-    a.kill();
+    assert_eq!(b.wait_within(LONG), 0);
+    a.kill_and_reap();
 }
 
 #[test]
@@ -119,13 +119,13 @@ fn reader_killed_mid_stream_does_not_block_the_writer() {
     });
     // (The parent's `res_tx` moved into the child's closure and is gone.)
     std::thread::sleep(Duration::from_millis(100));
-    c1.sigkill(); // killed while consuming, maybe holding the readers' lock
-    assert_eq!(producer.wait(LONG), 0, "the producer was blocked");
+    c1.kill(); // killed while consuming, maybe holding the readers' lock
+    assert_eq!(producer.wait_within(LONG), 0, "the producer was blocked");
     drop(q);
     let n: u64 = res_rx.recv_timeout(LONG).unwrap();
     assert!(n > 0 && n <= N, "{n}");
-    assert_eq!(c2.wait(LONG), 0);
-    c1.kill();
+    assert_eq!(c2.wait_within(LONG), 0);
+    c1.kill_and_reap();
 }
 
 /// A small pseudo-random sequence (no dependency needed).
@@ -169,7 +169,7 @@ fn counts_survive_producers_and_consumers_killed_at_random() {
             .collect();
         std::thread::sleep(Duration::from_micros(2_000 + lcg(&mut s) % 30_000));
         for k in &mut kids {
-            k.kill();
+            k.kill_and_reap();
         }
         // Drain (slow checks skip what the dead left half written).
         while q.get_timeout(Duration::from_millis(300)).is_ok() {}
@@ -203,7 +203,7 @@ fn join_survives_producers_and_consumers_killed_at_random() {
             .collect();
         std::thread::sleep(Duration::from_micros(2_000 + lcg(&mut s) % 30_000));
         for k in &mut kids {
-            k.kill();
+            k.kill_and_reap();
         }
         while q.get_timeout(Duration::from_millis(300)).is_ok() {
             q.task_done().unwrap();

@@ -30,7 +30,7 @@ fn handles_travel_through_postcard_with_their_descriptors() {
     assert_eq!(q.get().unwrap(), "got 21");
     jq.put(1).unwrap();
     jq.join().unwrap();
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     // The child's end went with it.
     assert!(matches!(a.recv::<u32>(), Err(RecvError::Disconnected)));
 }

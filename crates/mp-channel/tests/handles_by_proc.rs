@@ -5,7 +5,7 @@
 mod common;
 
 use common::{LONG, fork};
-use mp_channel::{Queue, RecvError};
+use mp_channel::{Queue, RecvTimeoutError};
 use mp_shm::Value;
 
 const N: u64 = 50;
@@ -44,7 +44,7 @@ fn values_put_and_dropped_at_once_arrive_as_themselves() {
         }
     }
     done.put(1).unwrap();
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -58,13 +58,13 @@ fn values_from_a_sender_that_exited_are_errors_never_other_values() {
         }
         0
     });
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     // Values of our own, so that descriptor numbers and pids are in use.
     let _ours: Vec<_> = (0..N).map(|i| Value::new(1000 + i).unwrap()).collect();
     for i in 0..N {
         match q.get_timeout(LONG) {
             Ok(v) => panic!("message {i} attached to a value holding {}", v.get()),
-            Err(RecvError::Attach(why)) => {
+            Err(RecvTimeoutError::Attach(why)) => {
                 assert!(why.contains("exited"), "message {i}: {why}")
             }
             Err(e) => panic!("message {i}: unexpected error {e}"),
@@ -147,7 +147,7 @@ fn many_senders_many_values_each_arrives_as_itself() {
         done.put(1).unwrap();
     }
     for c in &mut children {
-        assert_eq!(c.wait(LONG), 0);
+        assert_eq!(c.wait_within(LONG), 0);
     }
     assert_eq!(seen.len() as u64, SENDERS * EACH);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{LONG, fork};
-use mp_channel::{Pipe, RecvError, SendError, WaitMode, Waitable, pipe};
+use mp_channel::{Pipe, RecvError, RecvTimeoutError, SendError, WaitMode, Waitable, pipe};
 
 #[test]
 fn duplex_ping_pong_between_processes() {
@@ -23,7 +23,7 @@ fn duplex_ping_pong_between_processes() {
             a.send(&(i * 2)).unwrap();
             assert_eq!(a.recv::<u64>().unwrap(), i * 2 + 1);
         }
-        assert_eq!(child.wait(LONG), 0);
+        assert_eq!(child.wait_within(LONG), 0);
     }
 }
 
@@ -40,7 +40,7 @@ fn each_send_is_one_message() {
         let m = rx.recv_bytes().unwrap();
         assert_eq!(m, vec![(n % 251) as u8; n % 700], "message {n}");
     }
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     assert!(matches!(rx.recv_bytes(), Err(RecvError::Disconnected)));
 }
 
@@ -107,7 +107,7 @@ fn large_messages_bigger_than_the_ring_arrive_intact() {
         assert!(got == mk(n, i as u32), "message {i} corrupted");
     }
     a.send(&mk(4 << 20, 99)).unwrap();
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn disconnected_when_the_writer_exits_without_dropping() {
     });
     // The parent's copy of `tx` moved into the closure, dropped here at
     // fork time (only the child runs the closure).
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     assert_eq!(rx.recv::<u32>().unwrap(), 1);
     assert_eq!(rx.recv::<u32>().unwrap(), 2);
     let t = Instant::now();
@@ -193,7 +193,7 @@ fn disconnected_when_the_writer_drops_or_closes() {
         "{:?}",
         t.elapsed()
     );
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 
     let (a, b) = pipe().unwrap();
     let mut child = fork(move || {
@@ -207,7 +207,7 @@ fn disconnected_when_the_writer_drops_or_closes() {
     assert_eq!(a.recv::<u8>().unwrap(), 1);
     assert!(matches!(a.recv::<u8>(), Err(RecvError::Disconnected)));
     assert!(matches!(a.send(&3u8), Err(SendError::Disconnected(()))));
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn writer_gets_an_error_when_every_reader_has_gone() {
     });
     // The parent's `rx` moved into the child's closure.
     tx.send(&1u8).unwrap();
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     // Fill the ring: the writer blocks, then finds the reader dead.
     let t = Instant::now();
     let r = loop {
@@ -248,7 +248,7 @@ fn inherited_end_keeps_the_pipe_connected() {
     });
     drop(tx);
     assert_eq!(rx.recv::<u8>().unwrap(), 5);
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     assert!(matches!(rx.recv::<u8>(), Err(RecvError::Disconnected)));
 }
 
@@ -283,7 +283,7 @@ fn a_clone_dropped_while_another_thread_forks_does_not_stay_registered() {
             }
         });
         for _ in 0..400 {
-            assert_eq!(fork(|| 0).wait(LONG), 0);
+            assert_eq!(fork(|| 0).wait_within(LONG), 0);
             // Frees the dead child's slot in the holder tables (a slow
             // readiness check prunes), so that they never fill up.
             rx.check_stalled();
@@ -292,5 +292,5 @@ fn a_clone_dropped_while_another_thread_forks_does_not_stay_registered() {
     });
     drop(tx);
     let r = rx.recv_timeout::<u8>(Duration::from_secs(20));
-    assert!(matches!(r, Err(RecvError::Disconnected)), "{r:?}");
+    assert!(matches!(r, Err(RecvTimeoutError::Disconnected)), "{r:?}");
 }

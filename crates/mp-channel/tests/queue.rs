@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Child, LONG, fork};
-use mp_channel::{Error, JoinableQueue, Queue, RecvError, SendError, SimpleQueue};
+use mp_channel::{Error, JoinableQueue, Queue, RecvError, SendError, SimpleQueue, TrySendError};
 
 const PRODUCERS: u32 = 4;
 const CONSUMERS: usize = 4;
@@ -80,7 +80,7 @@ fn four_producers_four_consumers_nothing_lost_or_duplicated() {
         assert_eq!(t.2, sq, "producer {p}: sum of squares");
     }
     for mut c in children {
-        assert_eq!(c.wait(LONG), 0);
+        assert_eq!(c.wait_within(LONG), 0);
     }
     assert!(q.empty());
 }
@@ -101,7 +101,7 @@ fn maxsize_bounds_the_queue() {
     assert!(q.full());
     assert_eq!(q.qsize(), 3);
     match q.put_nowait(9) {
-        Err(SendError::Full(v)) => assert_eq!(v, 9),
+        Err(TrySendError::Full(v)) => assert_eq!(v, 9),
         other => panic!("{other:?}"),
     }
     let t = Instant::now();
@@ -116,7 +116,7 @@ fn maxsize_bounds_the_queue() {
         (q2.get().unwrap() != 0) as i32
     });
     q.put(3).unwrap(); // blocks until the child takes one
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     assert_eq!(
         (0..3).map(|_| q.get().unwrap()).collect::<Vec<_>>(),
         vec![1, 2, 3]
@@ -146,7 +146,7 @@ fn get_timeout_and_nowait() {
         0
     });
     assert_eq!(q.get_timeout(Duration::from_secs(30)).unwrap(), "late");
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn close_semantics() {
     q.close();
     let got: Vec<u32> = std::iter::from_fn(|| q.get().ok()).collect();
     assert_eq!(got, (0..100).collect::<Vec<_>>());
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn producer_error_when_every_consumer_has_gone() {
     let qp = q.clone();
     drop(q);
     qp.put(1).unwrap();
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     // The parent's handle is still a consumer: no error yet.
     qp.put(2).unwrap();
     assert_eq!(qp.get().unwrap(), 2);
@@ -208,7 +208,7 @@ fn simple_queue_across_processes() {
     });
     assert_eq!(q.get().unwrap(), vec![1, 2, 3]);
     assert!(q.empty());
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn joinable_queue_task_done_and_join() {
     q.join().unwrap();
     assert!(t.elapsed() >= Duration::from_millis(40));
     assert_eq!(q.unfinished(), 0);
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn large_values_through_a_small_queue() {
         assert_eq!(v.len(), 500_000);
         assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64 * k));
     }
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn join_writes_off_the_tasks_of_a_consumer_that_died() {
     // SAFETY: reading one byte from our copy of the pipe.
     assert_eq!(unsafe { libc::read(ready_r, b.as_mut_ptr().cast(), 1) }, 1);
     let mut victim = victim;
-    victim.kill();
+    victim.kill_and_reap();
     // A healthy consumer does the other three.
     let mut worker = fork(move || {
         for _ in 0..3 {
@@ -303,7 +303,7 @@ fn join_writes_off_the_tasks_of_a_consumer_that_died() {
         }
         0
     });
-    assert_eq!(worker.wait(LONG), 0);
+    assert_eq!(worker.wait_within(LONG), 0);
     let t = Instant::now();
     match q.join_timeout(LONG) {
         Err(Error::TasksLost { count }) => assert_eq!(count, 1),
@@ -333,7 +333,7 @@ fn a_consumer_that_exits_after_task_done_leaves_nothing_to_write_off() {
         }
         0
     });
-    assert_eq!(c.wait(LONG), 0);
+    assert_eq!(c.wait_within(LONG), 0);
     q.join().unwrap();
     // get_nowait on an empty joinable queue does not count a task.
     assert!(q.get_nowait().unwrap_err().is_empty());
@@ -391,7 +391,7 @@ fn a_producer_killed_while_waiting_for_room_leaves_no_task_behind() {
         0
     });
     std::thread::sleep(Duration::from_millis(300));
-    child.kill();
+    child.kill_and_reap();
     assert_eq!(q.get().unwrap(), 1);
     q.task_done().unwrap();
     assert_eq!(q.unfinished(), 0);
@@ -417,7 +417,7 @@ fn a_producer_killed_in_the_middle_of_a_streamed_value_leaves_no_task_behind() {
         0
     });
     std::thread::sleep(Duration::from_millis(300));
-    child.kill();
+    child.kill_and_reap();
     assert_eq!(q.get().unwrap(), vec![1]);
     q.task_done().unwrap();
     // What the dead producer streamed is dropped by the next reader.
@@ -440,7 +440,7 @@ fn a_consumer_killed_while_waiting_in_get_holds_no_task() {
         0
     });
     std::thread::sleep(Duration::from_millis(300));
-    child.kill();
+    child.kill_and_reap();
     q.put(1).unwrap();
     // The task is still in the queue: nothing to write off.
     assert!(!q.join_timeout(Duration::from_millis(500)).unwrap());

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{LONG, fork};
-use mp_channel::{Bytes, Pipe, Queue, SendError};
+use mp_channel::{Bytes, Pipe, Queue, SendTimeoutError};
 
 /// Ring bytes: the smallest ring, so that the messages below are several
 /// rings long.
@@ -65,7 +65,7 @@ fn pipe_send_timeout_bounds_every_fragment() {
             start.elapsed(),
         )
     });
-    assert!(matches!(got, Err(SendError::Timeout(()))), "{got:?}");
+    assert!(matches!(got, Err(SendTimeoutError::Timeout(()))), "{got:?}");
     assert_near_deadline(took);
     // The reader drops the fragments that made it into the ring and gets
     // the next message.
@@ -97,7 +97,7 @@ fn stopped_reader_process_gets_the_next_message_whole() {
         i32::from(m != Bytes(vec![9; 10]))
     });
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.pid, libc::SIGSTOP) };
+    unsafe { libc::kill(child.pid() as i32, libc::SIGSTOP) };
     let tx2 = tx.clone();
     let sent = try_within(Duration::from_secs(30), move || {
         let start = Instant::now();
@@ -107,13 +107,17 @@ fn stopped_reader_process_gets_the_next_message_whole() {
         )
     });
     // SAFETY: as above.
-    unsafe { libc::kill(child.pid, libc::SIGCONT) };
+    unsafe { libc::kill(child.pid() as i32, libc::SIGCONT) };
     // (On a panic `child` is killed and reaped as it drops.)
     let (got, took) = sent.expect("send_timeout did not return");
-    assert!(matches!(got, Err(SendError::Timeout(()))), "{got:?}");
+    assert!(matches!(got, Err(SendTimeoutError::Timeout(()))), "{got:?}");
     assert_near_deadline(took);
     tx.send_timeout(&Bytes(vec![9; 10]), LONG).unwrap();
-    assert_eq!(child.wait(LONG), 0, "the child got the next message whole");
+    assert_eq!(
+        child.wait_within(LONG),
+        0,
+        "the child got the next message whole"
+    );
 }
 
 #[test]
@@ -131,7 +135,9 @@ fn queue_put_timeout_gives_the_value_back_and_counts_balance() {
     });
     assert_near_deadline(took);
     match got {
-        Err(SendError::Timeout(v)) => assert_eq!(v, big(4 * RING, 4), "the value comes back"),
+        Err(SendTimeoutError::Timeout(v)) => {
+            assert_eq!(v, big(4 * RING, 4), "the value comes back")
+        }
         other => panic!("{other:?}"),
     }
     let q2 = q.clone();
@@ -277,7 +283,7 @@ fn timed_streams_from_several_processes_arrive_whole_or_not_at_all() {
         }
     }
     for mut k in kids {
-        assert_eq!(k.wait(LONG), 0);
+        assert_eq!(k.wait_within(LONG), 0);
     }
     assert_eq!(bad, 0, "messages torn or mixed");
     assert!(timed_out > 0, "no put gave up: the test tests nothing");

@@ -36,5 +36,5 @@ fn recv_async_and_get_async_across_processes() {
             Err(RecvError::Disconnected)
         ));
     });
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }

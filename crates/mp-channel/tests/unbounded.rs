@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{LONG, fork};
-use mp_channel::{Bytes, Error, JoinableQueue, Queue, RecvError, SendError, SimpleQueue};
+use mp_channel::{Bytes, Error, JoinableQueue, Queue, RecvTimeoutError, SendError, SimpleQueue};
 
 /// Item `i`: `len` bytes, starting with `i`, then a pattern of it.
 fn item(i: u64, len: usize) -> Bytes {
@@ -57,7 +57,7 @@ fn twenty_thousand_puts_before_any_reader_then_a_child_reads_them_in_order() {
         }
         0
     });
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     assert!(q.empty());
     assert_eq!(q.qsize(), 0);
 }
@@ -81,7 +81,7 @@ fn a_value_larger_than_the_ring_returns_at_once_and_is_read_intact() {
         let b = q2.get_timeout(LONG).unwrap();
         (!(check(&a, 1, big) && check(&b, 2, 10))) as i32
     });
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     // SimpleQueue too.
     let s = SimpleQueue::<Bytes>::new().unwrap();
     let sp = s.clone();
@@ -130,7 +130,7 @@ fn a_child_that_puts_many_then_exits_delivers_everything() {
                 .unwrap_or_else(|e| panic!("item {i} (by drop: {by_drop}): {e}"));
             assert!(check(&v, i, LEN), "item {i} (by drop: {by_drop})");
         }
-        assert_eq!(child.wait(LONG), 0);
+        assert_eq!(child.wait_within(LONG), 0);
         assert!(q.get_nowait().unwrap_err().is_empty());
     }
 }
@@ -147,7 +147,7 @@ fn a_forked_child_does_not_inherit_what_its_parent_buffered() {
         drop(q2);
         0
     });
-    assert_eq!(child.wait(Duration::from_secs(30)), 0);
+    assert_eq!(child.wait_within(Duration::from_secs(30)), 0);
     for i in 0..5_000 {
         assert_eq!(q.get_timeout(LONG).unwrap(), i);
     }
@@ -176,8 +176,11 @@ fn close_with_values_still_buffered_delivers_them_then_disconnects() {
     for i in 0..3_000 {
         assert_eq!(q.get_timeout(LONG).unwrap(), i);
     }
-    assert!(matches!(q.get_timeout(LONG), Err(RecvError::Disconnected)));
-    assert_eq!(child.wait(LONG), 0);
+    assert!(matches!(
+        q.get_timeout(LONG),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -268,7 +271,7 @@ fn joinable_queue_counts_buffered_values_as_unfinished() {
     });
     q.join_timeout(LONG).unwrap();
     assert_eq!(q.unfinished(), 0);
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
 }
 
 #[test]
@@ -294,7 +297,7 @@ fn join_writes_off_what_a_dead_producer_still_buffered() {
     // SAFETY: reading one byte from our copy of the pipe.
     assert_eq!(unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) }, 1);
     assert_eq!(q.unfinished(), 2_000);
-    child.kill();
+    child.kill_and_reap();
     let mut got = 0u64;
     while let Ok(v) = q.get_timeout(Duration::from_millis(300)) {
         assert_eq!(v, got);
@@ -403,9 +406,9 @@ fn contended_puts_stay_on_the_fast_path_while_the_ring_has_room() {
             }
         }
     }
-    assert_eq!(big.wait(LONG), 0);
+    assert_eq!(big.wait_within(LONG), 0);
     for k in &mut kids {
-        assert_eq!(k.wait(LONG), 0);
+        assert_eq!(k.wait_within(LONG), 0);
     }
     assert!(
         buffered <= P * PUTS / 100,
@@ -431,7 +434,7 @@ fn a_streamed_value_that_fits_in_the_room_goes_straight_into_the_ring() {
         assert_eq!(q2.buffered_puts(), 0, "the value went through the buffer");
         0 // `_exit`: no exit hook, no flush
     });
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     let got = q.get_timeout(SHORT).unwrap();
     assert!(check(&got, 7, len));
     // A value that does not fit in the room left still goes to the buffer

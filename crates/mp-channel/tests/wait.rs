@@ -44,7 +44,7 @@ fn wait_over_several_pipes() {
     assert_eq!(wait(&objs, Some(LONG)).unwrap(), vec![2]);
     assert_eq!(readers[2].recv::<String>().unwrap(), "two");
     // The child exits: its ends are ready (Disconnected); then end 0 too.
-    assert_eq!(child.wait(LONG), 0);
+    assert_eq!(child.wait_within(LONG), 0);
     let t = Instant::now();
     loop {
         let r = wait(&objs, Some(LONG)).unwrap();
@@ -81,7 +81,7 @@ fn wait_over_queues_with_two_pollers() {
         0
     });
     assert_eq!(wait(&[&other, &q], Some(LONG)).unwrap(), vec![1]);
-    assert_eq!(poller.wait(LONG), 0);
-    assert_eq!(producer.wait(LONG), 0);
+    assert_eq!(poller.wait_within(LONG), 0);
+    assert_eq!(producer.wait_within(LONG), 0);
     assert_eq!(q.get().unwrap(), 42);
 }

@@ -105,6 +105,18 @@ impl Listener {
         matches!(self, Listener::Tcp(_))
     }
 
+    /// Where it listens, if that can be told.
+    pub(crate) fn address(&self) -> Option<Address> {
+        match self {
+            Listener::Unix(l) => {
+                let a = l.local_addr().ok()?;
+                let name = a.as_abstract_name()?;
+                Some(Address::Unix(String::from_utf8_lossy(name).into_owned()))
+            }
+            Listener::Tcp(l) => l.local_addr().ok().map(Address::Tcp),
+        }
+    }
+
     /// The next connection, and the peer's address for a TCP one.
     pub(crate) fn accept(&self) -> io::Result<(Stream, Option<IpAddr>)> {
         match self {
@@ -186,6 +198,20 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_write_timeout(t),
             Stream::Tcp(s) => s.set_write_timeout(t),
+        }
+    }
+
+    /// Who is at the other end, for log records: a TCP peer's address, a
+    /// local peer's pid.
+    pub(crate) fn peer_name(&self) -> String {
+        match self {
+            Stream::Tcp(s) => s
+                .peer_addr()
+                .map_or_else(|_| "an unknown TCP peer".into(), |a| a.to_string()),
+            Stream::Unix(s) => rustix::net::sockopt::socket_peercred(s).map_or_else(
+                |_| "a local process".into(),
+                |c| format!("pid {}", c.pid.as_raw_nonzero()),
+            ),
         }
     }
 

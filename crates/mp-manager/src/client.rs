@@ -1,8 +1,11 @@
 //! The client side: authenticated connections, a per-process pool of them
 //! for each server, and the handle every proxy holds.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,6 +21,8 @@ use crate::wire::{self, Bytes, Op, Reply, Request, Who};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per server and process.
 const MAX_IDLE: usize = 64;
+/// What a request that could not be encoded (and so was never sent) was.
+const UNSENT: &str = "encode a request";
 
 /// One authenticated connection.
 pub(crate) struct Conn {
@@ -55,7 +60,7 @@ impl Conn {
             Ok(false) => return Err(Error::ServerGone),
             Err(e) => return Err(io(e)),
         }
-        if hello == crate::server::REFUSED_USER {
+        if hello == wire::REFUSED_USER {
             return Err(Error::Auth(
                 "the server takes local connections only from its own user and root",
             ));
@@ -103,12 +108,12 @@ impl Conn {
     pub(crate) fn call(&mut self, req: &Request) -> Result<Reply, Error> {
         self.buf.clear();
         postcard::to_io(req, &mut self.buf).map_err(|e| Error::Codec {
-            what: "encode a request",
+            what: UNSENT,
             message: e.to_string(),
         })?;
         if self.buf.len() > wire::MAX_FRAME {
             return Err(Error::Codec {
-                what: "encode a request",
+                what: UNSENT,
                 message: format!(
                     "{} bytes exceed the frame limit of {}",
                     self.buf.len(),
@@ -140,12 +145,20 @@ fn gone(e: io::Error) -> Error {
     }
 }
 
-/// The connections of this process to one server.
+/// The connections of this process to one server, and the proxies this
+/// process holds of its objects.
 pub(crate) struct Pool {
     pub(crate) addr: Address,
     pub(crate) key: Vec<u8>,
     pid: u32,
     idle: Mutex<Vec<Conn>>,
+    /// How many handles of each object live in this process. The server
+    /// counts this process (its session) as a holder of an object from
+    /// the first to the last: see [`Handle`].
+    refs: Mutex<HashMap<u64, usize>>,
+    /// Shut down by its `Manager`: the handles dropped afterwards tell the
+    /// server nothing.
+    closed: AtomicBool,
 }
 
 impl fmt::Debug for Pool {
@@ -177,6 +190,8 @@ impl Pool {
             key: key.to_vec(),
             pid,
             idle: Mutex::new(Vec::new()),
+            refs: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
         });
         pools.push(p.clone());
         p
@@ -185,8 +200,15 @@ impl Pool {
     /// Forgets the idle connections (after shutdown).
     pub(crate) fn clear(&self) {
         if self.pid == std::process::id() {
+            self.closed.store(true, Ordering::SeqCst);
             lock(&self.idle).clear();
         }
+    }
+
+    /// Whether this pool belongs to this process (not inherited across a
+    /// `fork`).
+    fn ours(&self) -> bool {
+        self.pid == std::process::id()
     }
 
     pub(crate) fn take(&self) -> Result<Conn, Error> {
@@ -200,6 +222,7 @@ impl Pool {
 
     pub(crate) fn give(&self, c: Conn) {
         if self.pid == std::process::id() {
+            self.closed.store(false, Ordering::SeqCst);
             let mut idle = lock(&self.idle);
             if idle.len() < MAX_IDLE {
                 idle.push(c);
@@ -207,12 +230,28 @@ impl Pool {
         }
     }
 
+    /// A connection for a guard to keep: never the last idle one, which
+    /// stays in the pool. The server counts this process as alive (holding
+    /// its objects and its tasks) while one of its connections is open, so
+    /// a guard's connection, closed when its release fails, must not be
+    /// the only one.
+    pub(crate) fn take_for_guard(&self) -> Result<Conn, Error> {
+        if self.pid == std::process::id() {
+            let mut idle = lock(&self.idle);
+            if idle.len() > 1 {
+                return Ok(idle.pop().expect("more than one"));
+            }
+        }
+        Conn::open(&self.addr, &self.key)
+    }
+
     /// One request on a pooled connection. A connection that failed is
-    /// dropped, never reused.
+    /// dropped, never reused (one whose request was refused before it was
+    /// sent is fine).
     pub(crate) fn call(&self, req: &Request) -> Result<Reply, Error> {
         let mut c = self.take()?;
         let r = c.call(req);
-        if r.is_ok() {
+        if r.is_ok() || matches!(r, Err(Error::Codec { what: UNSENT, .. })) {
             self.give(c);
         }
         r
@@ -241,12 +280,24 @@ pub(crate) fn who() -> Who {
 
 /// What every proxy holds: the server's pool, the object's id, and, inside
 /// a guard, the connection the guard pinned.
-#[derive(Clone)]
+///
+/// Handles are counted per process ([`Pool`]'s `refs`): the server counts
+/// this process as a holder of the object while one lives here. A handle
+/// made by `create` or `lookup` is counted by the server already; one
+/// decoded tells the server (`Incref`, with the transit token it came
+/// with) when it is this process's first, and the last one dropped tells
+/// it `Decref`. A handle serialized takes a transit reference first
+/// (`Export`), so the object outlives the sender's handles until the
+/// receiver has decoded it; serialized into a value stored in another
+/// object ([`enc_stored`]), it pins the object instead. A handle
+/// inherited across a `fork` (not decoded) is not counted in the child.
 #[doc(hidden)]
 pub struct Handle {
     pub(crate) pool: Arc<Pool>,
     pub(crate) id: u64,
     pinned: Option<Arc<Mutex<Conn>>>,
+    /// Counted in `pool.refs` (made in the pool's process).
+    counted: bool,
 }
 
 impl fmt::Debug for Handle {
@@ -262,12 +313,78 @@ impl PartialEq for Handle {
     }
 }
 
+impl Clone for Handle {
+    fn clone(&self) -> Handle {
+        let counted = self.counted && self.pool.ours();
+        if counted {
+            *lock(&self.pool.refs).entry(self.id).or_insert(0) += 1;
+        }
+        Handle {
+            pool: self.pool.clone(),
+            id: self.id,
+            pinned: self.pinned.clone(),
+            counted,
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if !self.counted || !self.pool.ours() {
+            return;
+        }
+        let mut refs = lock(&self.pool.refs);
+        let Some(n) = refs.get_mut(&self.id) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            refs.remove(&self.id);
+            // Under the lock: a handle of the same object decoded by
+            // another thread meanwhile sends its `Incref` after this.
+            if !self.pool.closed.load(Ordering::SeqCst) {
+                let _ = self.pool.call(&Request::Decref(self.id));
+            }
+        }
+    }
+}
+
 impl Handle {
-    pub(crate) fn new(pool: Arc<Pool>, id: u64) -> Handle {
+    /// A handle of an object the server counts this process as holding
+    /// already (it was just created or looked up for it).
+    pub(crate) fn held(pool: Arc<Pool>, id: u64) -> Handle {
+        let counted = pool.ours();
+        if counted {
+            *lock(&pool.refs).entry(id).or_insert(0) += 1;
+        }
         Handle {
             pool,
             id,
             pinned: None,
+            counted,
+        }
+    }
+
+    /// A handle decoded in this process, which came with transit `token`
+    /// (0: none): the server hears of it if it is this process's first
+    /// handle of the object, or to give the token back.
+    fn decoded(pool: Arc<Pool>, id: u64, token: u64) -> Handle {
+        let counted = pool.ours();
+        if counted {
+            let mut refs = lock(&pool.refs);
+            let n = refs.entry(id).or_insert(0);
+            *n += 1;
+            if *n == 1 || token != 0 {
+                // Errors: the object or its server is gone, which the
+                // proxy's calls report.
+                let _ = pool.call(&Request::Incref { id, token });
+            }
+        }
+        Handle {
+            pool,
+            id,
+            pinned: None,
+            counted,
         }
     }
 
@@ -287,12 +404,10 @@ impl Handle {
     /// A copy of this handle whose requests go over one connection of its
     /// own (taken from the pool) until [`unpin`](Handle::unpin).
     pub(crate) fn pin(&self) -> Result<Handle, Error> {
-        let c = self.pool.take()?;
-        Ok(Handle {
-            pool: self.pool.clone(),
-            id: self.id,
-            pinned: Some(Arc::new(Mutex::new(c))),
-        })
+        let c = self.pool.take_for_guard()?;
+        let mut h = self.clone();
+        h.pinned = Some(Arc::new(Mutex::new(c)));
+        Ok(h)
     }
 
     /// Gives a pinned connection back to the pool, if nothing else uses it.
@@ -304,6 +419,21 @@ impl Handle {
                 .give(c.into_inner().unwrap_or_else(|e| e.into_inner()));
         }
     }
+
+    /// The transit token for serializing this handle (0: none, or a
+    /// stored value's pin), asked of the server.
+    fn export(&self) -> u64 {
+        let stored = STORING.with(|s| s.get());
+        match self.pool.call(&Request::Export {
+            id: self.id,
+            stored,
+        }) {
+            Ok(Reply::Id(token)) => token,
+            // The object or its server is gone: the receiver's calls will
+            // say so.
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -312,6 +442,8 @@ struct HandleWire<'a> {
     #[serde(borrow)]
     key: std::borrow::Cow<'a, [u8]>,
     id: u64,
+    /// The transit reference the receiver gives back (0: none).
+    token: u64,
 }
 
 impl Serialize for Handle {
@@ -320,6 +452,7 @@ impl Serialize for Handle {
             addr: std::borrow::Cow::Borrowed(&self.pool.addr),
             key: std::borrow::Cow::Borrowed(&self.pool.key),
             id: self.id,
+            token: self.export(),
         }
         .serialize(s)
     }
@@ -328,17 +461,39 @@ impl Serialize for Handle {
 impl<'de> Deserialize<'de> for Handle {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = HandleWire::deserialize(d)?;
-        Ok(Handle::new(Pool::get(&w.addr, &w.key), w.id))
+        Ok(Handle::decoded(Pool::get(&w.addr, &w.key), w.id, w.token))
     }
+}
+
+thread_local! {
+    /// Set while [`enc_stored`] encodes: a handle serialized then pins its
+    /// object instead of taking a transit reference.
+    static STORING: Cell<bool> = const { Cell::new(false) };
 }
 
 // ---- encoding helpers -------------------------------------------------------
 
+/// Encodes a value that travels (a queue item, a method's arguments): a
+/// proxy inside takes a transit reference, which its receiver gives back.
 pub(crate) fn enc<T: Serialize + ?Sized>(v: &T) -> Result<Bytes, Error> {
     postcard::to_allocvec(v).map_err(|e| Error::Codec {
         what: "encode a value",
         message: e.to_string(),
     })
+}
+
+/// Encodes a value to be kept in an object (a dict's key or value, a list
+/// item, ...), which may be read any number of times: a proxy inside pins
+/// its object until the server exits.
+pub(crate) fn enc_stored<T: Serialize + ?Sized>(v: &T) -> Result<Bytes, Error> {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            STORING.with(|s| s.set(self.0));
+        }
+    }
+    let _reset = Reset(STORING.with(|s| s.replace(true)));
+    enc(v)
 }
 
 pub(crate) fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, Error> {

@@ -146,9 +146,14 @@ pub enum RemoteError {
     /// version).
     #[error("malformed request: {0}")]
     BadRequest(String),
-    /// A registered type's method failed; the message is its own.
-    #[error("{0}")]
-    Custom(String),
+    /// A registered type's method (or its creation) failed: the error it
+    /// returned, of the kind it gave (a `KeyError`, `TypeError`, ...).
+    #[error(transparent)]
+    Method(MethodError),
+    /// `ValueError`: a `BoundedSemaphore` released more times than it was
+    /// acquired (above its initial value).
+    #[error("ValueError: Semaphore released too many times")]
+    ReleasedTooOften,
     /// `JoinableQueue.join` found tasks that will never be done: items got
     /// by clients whose connections all closed (the process exited or was
     /// killed, or its host vanished) before they called `task_done`. They
@@ -158,4 +163,97 @@ pub enum RemoteError {
         /// How many tasks were written off while this `join` waited.
         count: u64,
     },
+}
+
+/// The kind of a registered method's error: Python's exception classes,
+/// which a caller can match on as a Python caller catches them.
+///
+/// ```
+/// use mp_manager::ExceptionKind;
+/// assert_eq!(ExceptionKind::Key.python_name(), "KeyError");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ExceptionKind {
+    /// `KeyError`: no such key.
+    Key,
+    /// `IndexError`: an index out of range.
+    Index,
+    /// `ValueError`: an argument of the right type but a bad value.
+    Value,
+    /// `TypeError`: arguments of the wrong type (for instance arguments
+    /// that do not decode as the method's).
+    Type,
+    /// `AttributeError`: no such method, or one not exposed.
+    Attribute,
+    /// `NotImplementedError`.
+    NotImplemented,
+    /// `RuntimeError`.
+    Runtime,
+    /// `OSError`: an operating-system call failed (a
+    /// `SharedMemoryManager` that could not create a block).
+    Os,
+    /// Any other error (Python's `Exception`); a method that panicked.
+    Other,
+}
+
+impl ExceptionKind {
+    /// The Python exception class's name.
+    pub fn python_name(self) -> &'static str {
+        match self {
+            ExceptionKind::Key => "KeyError",
+            ExceptionKind::Index => "IndexError",
+            ExceptionKind::Value => "ValueError",
+            ExceptionKind::Type => "TypeError",
+            ExceptionKind::Attribute => "AttributeError",
+            ExceptionKind::NotImplemented => "NotImplementedError",
+            ExceptionKind::Runtime => "RuntimeError",
+            ExceptionKind::Os => "OSError",
+            ExceptionKind::Other => "Exception",
+        }
+    }
+}
+
+/// What a registered type's method returns on failure: a kind and a
+/// message. The caller gets it back as
+/// [`RemoteError::Method`], kind and message intact.
+///
+/// ```
+/// use mp_manager::{ExceptionKind, MethodError};
+/// let e = MethodError::new(ExceptionKind::Key, "'ann'");
+/// assert_eq!(e.to_string(), "KeyError: 'ann'");
+/// // A bare message is an `Exception`.
+/// let e: MethodError = "out of stock".into();
+/// assert_eq!(e.kind, ExceptionKind::Other);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}: {message}", kind.python_name())]
+#[non_exhaustive]
+pub struct MethodError {
+    /// Which exception it is.
+    pub kind: ExceptionKind,
+    /// The message.
+    pub message: String,
+}
+
+impl MethodError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ExceptionKind, message: impl Into<String>) -> MethodError {
+        MethodError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for MethodError {
+    fn from(message: String) -> MethodError {
+        MethodError::new(ExceptionKind::Other, message)
+    }
+}
+
+impl From<&str> for MethodError {
+    fn from(message: &str) -> MethodError {
+        MethodError::new(ExceptionKind::Other, message)
+    }
 }

@@ -31,6 +31,8 @@
 //! [`value`](Manager::value), [`queue`](Manager::queue),
 //! [`joinable_queue`](Manager::joinable_queue), [`lock`](Manager::lock),
 //! [`rlock`](Manager::rlock), [`semaphore`](Manager::semaphore),
+//! [`bounded_semaphore`](Manager::bounded_semaphore),
+//! [`array`](Manager::array),
 //! [`event`](Manager::event), [`condition`](Manager::condition),
 //! [`barrier`](Manager::barrier) and [`create`](Manager::create) (a
 //! [registered type](Registry)) return typed proxies. Every proxy method is
@@ -38,6 +40,11 @@
 //! (address, key, object id): it travels to child processes in their
 //! arguments, and a proxy stored inside another object comes back as a
 //! proxy to the same object, so a list inside a dict writes through.
+//!
+//! Objects are reference-counted as Python's: the server frees one when
+//! the last proxy of it, in any process, is dropped, or its process exits
+//! or dies (see [`Manager`]'s docs for proxies in transit and proxies
+//! stored inside other objects).
 //!
 //! For several operations in a row without interference, a container's
 //! `lock()` returns a [`Locked`] guard that holds the object's server-side
@@ -82,9 +89,11 @@ mod transport;
 mod wire;
 
 pub use addr::Address;
-pub use error::{Error, RemoteError};
+pub use error::{Error, ExceptionKind, MethodError, RemoteError};
 pub use manager::{Manager, ManagerBuilder};
-pub use proxy::collections::{DictProxy, ListProxy, NamespaceProxy, Storable, ValueProxy};
+pub use proxy::collections::{
+    ArrayProxy, DictProxy, ListProxy, NamespaceProxy, Storable, ValueProxy,
+};
 pub use proxy::custom::CustomProxy;
 pub use proxy::queue::{JoinableQueueProxy, QueueProxy};
 pub use proxy::sync::{

@@ -12,14 +12,17 @@ use mp_proc::{Process, StartMethod};
 use serde::Serialize;
 
 use crate::addr::{Address, Listener};
-use crate::client::{Handle, Pool, enc, unexpected};
+use crate::client::{Handle, Pool, enc, enc_stored, unexpected};
 use crate::error::Error;
 use crate::proxy::Proxy;
-use crate::proxy::collections::{DictProxy, ListProxy, NamespaceProxy, Storable, ValueProxy};
+use crate::proxy::collections::{
+    ArrayProxy, DictProxy, ListProxy, NamespaceProxy, Storable, ValueProxy,
+};
 use crate::proxy::custom::CustomProxy;
 use crate::proxy::queue::{JoinableQueueProxy, QueueProxy};
 use crate::proxy::sync::{
-    BarrierProxy, ConditionProxy, EventProxy, LockProxy, RLockProxy, SemaphoreProxy,
+    BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, EventProxy, LockProxy, RLockProxy,
+    SemaphoreProxy,
 };
 use crate::registry::Registry;
 use crate::server::{self, ServerConfig};
@@ -57,8 +60,19 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// dies however it dies. A `Manager` from [`connect`](Manager::connect)
 /// owns nothing: dropping it only closes its connections.
 ///
-/// Objects live until the server exits (proxies do not count references,
-/// unlike Python's).
+/// # Objects' lifetime
+///
+/// An object lives while a proxy of it lives in some process (Python's
+/// reference counting): the server counts the client processes holding
+/// proxies of it, and frees it when the last lets go, or exits or dies
+/// (its connections close). A proxy sent to another process keeps the
+/// object alive until the receiver has decoded it, even if the sender
+/// drops its own first. An object published with [`publish`](Manager::publish)
+/// lives while the name names it. A proxy stored inside another object's
+/// value (a `ListProxy` in a dict) pins its object until the server exits:
+/// the server keeps values as bytes and cannot see the proxies inside
+/// them. [`object_count`](Manager::object_count) tells how many objects
+/// the server holds.
 pub struct Manager {
     pool: Arc<Pool>,
     process: Option<Process<()>>,
@@ -436,7 +450,7 @@ impl Manager {
     fn make<P: Proxy>(&self, init: Init) -> Result<P, Error> {
         self.check()?;
         match self.pool.call(&Request::Create(init))? {
-            Reply::Id(id) => Ok(P::from_handle(Handle::new(self.pool.clone(), id))),
+            Reply::Id(id) => Ok(P::from_handle(Handle::held(self.pool.clone(), id))),
             Reply::Err(e) => Err(Error::Remote(e)),
             r => Err(unexpected(r)),
         }
@@ -463,7 +477,7 @@ impl Manager {
     ) -> Result<DictProxy<K, V>, Error> {
         let items = items
             .into_iter()
-            .map(|(k, v)| Ok((enc(&k)?, enc(&v)?)))
+            .map(|(k, v)| Ok((enc_stored(&k)?, enc_stored(&v)?)))
             .collect::<Result<Vec<_>, Error>>()?;
         self.make(Init::Dict(items))
     }
@@ -488,7 +502,7 @@ impl Manager {
     ) -> Result<ListProxy<T>, Error> {
         let items = items
             .into_iter()
-            .map(|x| enc(&x))
+            .map(|x| enc_stored(&x))
             .collect::<Result<Vec<_>, _>>()?;
         self.make(Init::List(items))
     }
@@ -508,7 +522,7 @@ impl Manager {
     ///
     /// As [`dict`](Manager::dict), and encode errors.
     pub fn value<T: Storable>(&self, value: T) -> Result<ValueProxy<T>, Error> {
-        self.make(Init::Value(enc(&value)?))
+        self.make(Init::Value(enc_stored(&value)?))
     }
 
     /// A new unbounded queue.
@@ -589,6 +603,75 @@ impl Manager {
         self.make(Init::Condition)
     }
 
+    /// A new semaphore with `value` units that may not be released above
+    /// `value` (Python's `Manager().BoundedSemaphore(n)`).
+    ///
+    /// ```
+    /// use mp_manager::{Error, RemoteError};
+    /// let m = mp_manager::Manager::new()?;
+    /// let s = m.bounded_semaphore(1)?;
+    /// let g = s.acquire()?;
+    /// drop(g);
+    /// assert!(matches!(s.release(), Err(Error::Remote(RemoteError::ReleasedTooOften))));
+    /// # Ok::<(), mp_manager::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`dict`](Manager::dict).
+    pub fn bounded_semaphore(&self, value: usize) -> Result<BoundedSemaphoreProxy, Error> {
+        self.make(Init::BoundedSemaphore(value as u64))
+    }
+
+    /// A new fixed-length array of `items` (Python's
+    /// `Manager().Array(typecode, sequence)`; the item type is `T`'s).
+    ///
+    /// ```
+    /// let m = mp_manager::Manager::new()?;
+    /// let a = m.array(vec![1.5f64, 2.5, 3.5])?;
+    /// a.set(-1, 0.5)?;
+    /// assert_eq!(a.get(0)?, 1.5);
+    /// assert_eq!(a.len()?, 3);
+    /// assert_eq!(a.to_vec()?, vec![1.5, 2.5, 0.5]);
+    /// # Ok::<(), mp_manager::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`dict`](Manager::dict), and encode errors.
+    pub fn array<T: Storable>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ArrayProxy<T>, Error> {
+        let items = items
+            .into_iter()
+            .map(|x| enc_stored(&x))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.make(Init::Array(items))
+    }
+
+    /// How many objects the server holds now (Python's
+    /// `manager._number_of_objects()`): for tests and debugging, to see
+    /// that objects are freed.
+    ///
+    /// ```
+    /// let m = mp_manager::Manager::new()?;
+    /// let before = m.object_count()?;
+    /// let d = m.dict::<u32, u32>()?;
+    /// assert_eq!(m.object_count()?, before + 1);
+    /// drop(d); // the last proxy anywhere
+    /// assert_eq!(m.object_count()?, before);
+    /// # Ok::<(), mp_manager::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub fn object_count(&self) -> Result<usize, Error> {
+        self.check()?;
+        Ok(self.pool.call(&Request::ObjectCount)?.count()? as usize)
+    }
+
     /// A new barrier for `parties` parties.
     ///
     /// # Errors
@@ -647,7 +730,7 @@ impl Manager {
         self.check()?;
         match self.pool.call(&Request::Lookup(name.to_string()))? {
             Reply::Object(id, kind) if kind == P::KIND => {
-                Ok(P::from_handle(Handle::new(self.pool.clone(), id)))
+                Ok(P::from_handle(Handle::held(self.pool.clone(), id)))
             }
             Reply::Object(_, kind) => Err(Error::WrongKind {
                 expected: kind_name(P::KIND),
@@ -673,6 +756,8 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Condition => "Condition",
         Kind::Barrier => "Barrier",
         Kind::Custom => "registered type",
+        Kind::Array => "Array",
+        Kind::BoundedSemaphore => "BoundedSemaphore",
     }
 }
 

@@ -7,9 +7,12 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::error::{ExceptionKind, MethodError};
+
 /// What a registered object's method returns: the postcard bytes of its
-/// result, or an error message for the caller.
-pub type CallResult = Result<Vec<u8>, String>;
+/// result, or an error of a kind (`KeyError`, `TypeError`, ...) for the
+/// caller.
+pub type CallResult = Result<Vec<u8>, MethodError>;
 
 /// A type whose instances live in the manager's server process and are
 /// used through a [`CustomProxy`](crate::CustomProxy) (Python's
@@ -48,8 +51,9 @@ pub trait RemoteObject: Send + 'static {
     ///
     /// # Errors
     ///
-    /// A message the client receives as
-    /// [`RemoteError::Custom`](crate::RemoteError::Custom).
+    /// A [`MethodError`] the client receives as
+    /// [`RemoteError::Method`](crate::RemoteError::Method), kind and
+    /// message intact.
     fn call(&mut self, call: Call<'_>) -> CallResult;
 }
 
@@ -71,10 +75,14 @@ impl<'a> Call<'a> {
     ///
     /// # Errors
     ///
-    /// A message naming the method when the bytes are not an `A`.
-    pub fn args<A: DeserializeOwned>(&self) -> Result<A, String> {
-        postcard::from_bytes(self.args)
-            .map_err(|e| format!("bad arguments for method '{}': {e}", self.method))
+    /// A `TypeError` naming the method when the bytes are not an `A`.
+    pub fn args<A: DeserializeOwned>(&self) -> Result<A, MethodError> {
+        postcard::from_bytes(self.args).map_err(|e| {
+            MethodError::new(
+                ExceptionKind::Type,
+                format!("bad arguments for method '{}': {e}", self.method),
+            )
+        })
     }
 
     /// Decodes the arguments, runs `f` on them and encodes its result.
@@ -87,9 +95,13 @@ impl<'a> Call<'a> {
         encode_result(&f(a))
     }
 
-    /// The error for a method the type does not have.
-    pub fn unknown(&self) -> String {
-        format!("no method named '{}'", self.method)
+    /// The error for a method the type does not have: an
+    /// `AttributeError`.
+    pub fn unknown(&self) -> MethodError {
+        MethodError::new(
+            ExceptionKind::Attribute,
+            format!("no method named '{}'", self.method),
+        )
     }
 }
 
@@ -98,9 +110,9 @@ impl<'a> Call<'a> {
 ///
 /// # Errors
 ///
-/// The encoder's message.
+/// The encoder's message, as an `Exception`.
 pub fn encode_result<R: Serialize>(r: &R) -> CallResult {
-    postcard::to_allocvec(r).map_err(|e| format!("cannot encode the result: {e}"))
+    postcard::to_allocvec(r).map_err(|e| format!("cannot encode the result: {e}").into())
 }
 
 /// The type-erased form the server keeps.
@@ -114,19 +126,26 @@ impl<T: RemoteObject> ErasedObject for T {
     }
 }
 
-type Factory = fn(&[u8]) -> Result<Box<dyn ErasedObject>, String>;
+/// A new instance, or why there is none.
+pub(crate) type Made = Result<Box<dyn ErasedObject>, MethodError>;
 
-fn factory<T: RemoteObject>(init: &[u8]) -> Result<Box<dyn ErasedObject>, String> {
-    let init: T::Init =
-        postcard::from_bytes(init).map_err(|e| format!("bad initial value: {e}"))?;
+type Factory = fn(&[u8]) -> Made;
+
+fn factory<T: RemoteObject>(init: &[u8]) -> Made {
+    let init: T::Init = postcard::from_bytes(init)
+        .map_err(|e| MethodError::new(ExceptionKind::Type, format!("bad initial value: {e}")))?;
     Ok(Box::new(T::create(init)))
 }
+
+/// The methods of a registered type that clients may call: all of them,
+/// or those listed (Python's `exposed`).
+pub(crate) type Exposed = Option<&'static [&'static str]>;
 
 /// The table of registered types a server knows, filled by a
 /// [`Registry`].
 #[derive(Default)]
 pub struct Types {
-    map: HashMap<String, Factory>,
+    map: HashMap<String, (Factory, Exposed)>,
 }
 
 impl fmt::Debug for Types {
@@ -136,19 +155,64 @@ impl fmt::Debug for Types {
 }
 
 impl Types {
-    /// Registers `T` under `name`; a later registration of the same name
-    /// replaces it.
+    /// Registers `T` under `name`, every method callable; a later
+    /// registration of the same name replaces it.
     pub fn add<T: RemoteObject>(&mut self, name: &str) -> &mut Self {
-        self.map.insert(name.to_string(), factory::<T>);
+        self.map.insert(name.to_string(), (factory::<T>, None));
         self
     }
 
-    pub(crate) fn create(
-        &self,
+    /// Registers `T` under `name` with only the methods `exposed`
+    /// callable (Python's `register(typeid, callable, exposed=(...))`):
+    /// a call of another method gets an `AttributeError`
+    /// ([`RemoteError::Method`](crate::RemoteError::Method)) without
+    /// reaching the object.
+    ///
+    /// ```
+    /// use mp_manager::{Call, CallResult, Error, ExceptionKind, Manager, RemoteError};
+    /// use mp_manager::{Registry, RemoteObject, Types};
+    ///
+    /// struct Account(i64);
+    /// impl RemoteObject for Account {
+    ///     type Init = i64;
+    ///     fn create(n: i64) -> Self { Account(n) }
+    ///     fn call(&mut self, call: Call<'_>) -> CallResult {
+    ///         match call.method() {
+    ///             "balance" => call.reply(|(): ()| self.0),
+    ///             "reset" => call.reply(|(): ()| self.0 = 0),
+    ///             _ => Err(call.unknown()),
+    ///         }
+    ///     }
+    /// }
+    /// struct MyTypes;
+    /// impl Registry for MyTypes {
+    ///     fn register(t: &mut Types) {
+    ///         t.add_exposed::<Account>("Account", &["balance"]);
+    ///     }
+    /// }
+    ///
+    /// let m = Manager::builder().registry::<MyTypes>().start()?;
+    /// let a = m.create("Account", &10i64)?;
+    /// assert_eq!(a.call::<_, i64>("balance", &())?, 10);
+    /// match a.call::<_, ()>("reset", &()) {
+    ///     Err(Error::Remote(RemoteError::Method(e))) => assert_eq!(e.kind, ExceptionKind::Attribute),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert_eq!(a.call::<_, i64>("balance", &())?, 10);
+    /// # Ok::<(), mp_manager::Error>(())
+    /// ```
+    pub fn add_exposed<T: RemoteObject>(
+        &mut self,
         name: &str,
-        init: &[u8],
-    ) -> Option<Result<Box<dyn ErasedObject>, String>> {
-        self.map.get(name).map(|f| f(init))
+        exposed: &'static [&'static str],
+    ) -> &mut Self {
+        self.map
+            .insert(name.to_string(), (factory::<T>, Some(exposed)));
+        self
+    }
+
+    pub(crate) fn create(&self, name: &str, init: &[u8]) -> Option<(Made, Exposed)> {
+        self.map.get(name).map(|(f, exposed)| (f(init), *exposed))
     }
 }
 

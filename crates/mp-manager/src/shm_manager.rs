@@ -19,7 +19,7 @@ use mp_proc::Process;
 use mp_shm::{Item, ShareableList, SharedMemory};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{Error, RemoteError};
+use crate::error::{Error, ExceptionKind, MethodError, RemoteError};
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
@@ -250,7 +250,10 @@ impl SharedMemoryManager {
         let conn = guard.as_ref().ok_or(Error::Shutdown)?;
         conn.send(req).map_err(|_| Error::ServerGone)?;
         match conn.recv::<Reply>() {
-            Ok(Reply::Failed(m)) => Err(Error::Remote(RemoteError::Custom(m))),
+            Ok(Reply::Failed(m)) => Err(Error::Remote(RemoteError::Method(MethodError::new(
+                ExceptionKind::Os,
+                m,
+            )))),
             Ok(r) => Ok(r),
             Err(_) => Err(Error::ServerGone),
         }

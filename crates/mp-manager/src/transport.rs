@@ -12,14 +12,14 @@
 //! across a `fork` and lives on) cannot make the other side wait forever,
 //! and the server's blocking operations keep watching the socket as before.
 
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use mp_channel::{PipeEnd, RecvError, SendError, WaitMode};
+use mp_channel::{PipeEnd, RecvTimeoutError, SendError, WaitMode};
 
 use crate::addr::Stream;
-use crate::wire::{self, FrameReader};
+use crate::wire;
 
 /// How long a pipe receiver waits before checking the socket for a
 /// hang-up.
@@ -35,6 +35,103 @@ const KEEP_BUF: usize = 1 << 20;
 const PURE_SPINS: u32 = 8;
 /// The largest upgrade message (a serialized pipe end).
 const MAX_UPGRADE: usize = 4096;
+
+/// A buffered frame reader for the request/reply loop: one `recv` usually
+/// brings a whole frame (length and body), and before blocking it polls the
+/// socket for a short while, yielding the CPU between polls. On machines
+/// where waking a sleeping thread on another CPU costs several
+/// microseconds each way (this project's 2-vCPU VM), a peer that answers
+/// within the spin is read without either side sleeping.
+#[derive(Default)]
+pub(crate) struct FrameReader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl FrameReader {
+    /// Reads the next frame of at most `max` bytes and returns its body's
+    /// range in [`buf`](FrameReader::buf). `Ok(None)` on a clean end of
+    /// stream before a frame starts.
+    pub(crate) fn next(
+        &mut self,
+        s: &Stream,
+        max: usize,
+        spin: Duration,
+    ) -> io::Result<Option<std::ops::Range<usize>>> {
+        let mut spin_start: Option<Instant> = None;
+        loop {
+            let have = self.end - self.start;
+            let mut need = 4;
+            if have >= 4 {
+                let n = u32::from_le_bytes(
+                    self.buf[self.start..self.start + 4]
+                        .try_into()
+                        .expect("4 bytes"),
+                ) as usize;
+                if n > max {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("frame of {n} bytes exceeds the limit of {max}"),
+                    ));
+                }
+                if have >= 4 + n {
+                    let body = self.start + 4..self.start + 4 + n;
+                    self.start += 4 + n;
+                    return Ok(Some(body));
+                }
+                need = 4 + n;
+            }
+            // Make room: move the partial frame to the front, then grow by
+            // at most 1 MiB beyond what has arrived. A buffer that grew for
+            // a big frame is given back once it is empty.
+            if self.start == self.end && self.buf.len() > 4 << 20 {
+                self.buf = Vec::new();
+                self.start = 0;
+                self.end = 0;
+            }
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let want = need.clamp(64 << 10, self.end + (1 << 20));
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            let room = &mut self.buf[self.end..];
+            let got = match s.read_nonblocking(room)? {
+                Some(n) => n,
+                None => {
+                    let t0 = *spin_start.get_or_insert_with(Instant::now);
+                    if t0.elapsed() < spin {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    let mut r = s;
+                    loop {
+                        match r.read(&mut self.buf[self.end..]) {
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            other => break other?,
+                        }
+                    }
+                }
+            };
+            if got == 0 {
+                if self.end == 0 {
+                    return Ok(None);
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.end += got;
+        }
+    }
+
+    /// The buffer the ranges from [`next`](FrameReader::next) index.
+    pub(crate) fn buf(&self) -> &[u8] {
+        &self.buf
+    }
+}
 
 /// One connection's transport.
 pub(crate) enum Transport {
@@ -159,13 +256,13 @@ impl Transport {
                     let lim = buf.len().min(max);
                     match pipe.recv_bytes_into_timeout(&mut buf[..lim], wait) {
                         Ok(n) => return Ok(Some(&buf[..n])),
-                        Err(RecvError::TooShort { needed }) => {
+                        Err(RecvTimeoutError::TooShort { needed }) => {
                             if needed > max {
                                 return Err(too_big(needed, max));
                             }
                             buf.resize(needed, 0);
                         }
-                        Err(RecvError::Timeout) if wait.is_zero() => {
+                        Err(RecvTimeoutError::Timeout) if wait.is_zero() => {
                             polls += 1;
                             if polls < PURE_SPINS {
                                 std::hint::spin_loop();
@@ -174,12 +271,14 @@ impl Transport {
                                 std::thread::yield_now();
                             }
                         }
-                        Err(RecvError::Timeout) => {
+                        Err(RecvTimeoutError::Timeout) => {
                             if stream.peer_gone() {
                                 return Ok(None);
                             }
                         }
-                        Err(RecvError::Disconnected | RecvError::Closed) => return Ok(None),
+                        Err(RecvTimeoutError::Disconnected | RecvTimeoutError::Closed) => {
+                            return Ok(None);
+                        }
                         Err(e) => {
                             return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
                         }

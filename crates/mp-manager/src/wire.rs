@@ -19,10 +19,15 @@ use crate::error::RemoteError;
 pub(crate) const MAX_FRAME: usize = 64 << 20;
 /// The largest frame during the handshake.
 pub(crate) const MAX_HANDSHAKE_FRAME: usize = 128;
-/// Bumped on any incompatible change of the protocol.
-pub(crate) const PROTOCOL_VERSION: u16 = 3;
+/// Bumped on any incompatible change of the protocol. 4: reference
+/// counts (`Incref`, `Decref`, `Export`, `ObjectCount`; a serialized
+/// proxy carries its transit token), `Array` and `BoundedSemaphore`,
+/// typed method errors (`RemoteError::Method`), `ReleasedTooOften`.
+pub(crate) const PROTOCOL_VERSION: u16 = 4;
 /// The first bytes of the server's challenge.
 pub(crate) const MAGIC: &[u8; 8] = b"MPMGR\0\0\x01";
+/// The frame a refused local peer gets instead of the challenge.
+pub(crate) const REFUSED_USER: &[u8] = b"\x02";
 /// Bytes of a nonce.
 pub(crate) const NONCE: usize = 32;
 /// Bytes of an HMAC-SHA256 tag.
@@ -74,103 +79,6 @@ pub(crate) fn read_frame(r: &mut impl Read, max: usize, out: &mut Vec<u8>) -> io
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     Ok(true)
-}
-
-/// A buffered frame reader for the request/reply loop: one `recv` usually
-/// brings a whole frame (length and body), and before blocking it polls the
-/// socket for a short while, yielding the CPU between polls. On machines
-/// where waking a sleeping thread on another CPU costs several
-/// microseconds each way (this project's 2-vCPU VM), a peer that answers
-/// within the spin is read without either side sleeping.
-#[derive(Default)]
-pub(crate) struct FrameReader {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl FrameReader {
-    /// Reads the next frame of at most `max` bytes and returns its body's
-    /// range in [`buf`](FrameReader::buf). `Ok(None)` on a clean end of
-    /// stream before a frame starts.
-    pub(crate) fn next(
-        &mut self,
-        s: &crate::addr::Stream,
-        max: usize,
-        spin: std::time::Duration,
-    ) -> io::Result<Option<std::ops::Range<usize>>> {
-        let mut spin_start: Option<std::time::Instant> = None;
-        loop {
-            let have = self.end - self.start;
-            let mut need = 4;
-            if have >= 4 {
-                let n = u32::from_le_bytes(
-                    self.buf[self.start..self.start + 4]
-                        .try_into()
-                        .expect("4 bytes"),
-                ) as usize;
-                if n > max {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("frame of {n} bytes exceeds the limit of {max}"),
-                    ));
-                }
-                if have >= 4 + n {
-                    let body = self.start + 4..self.start + 4 + n;
-                    self.start += 4 + n;
-                    return Ok(Some(body));
-                }
-                need = 4 + n;
-            }
-            // Make room: move the partial frame to the front, then grow by
-            // at most 1 MiB beyond what has arrived. A buffer that grew for
-            // a big frame is given back once it is empty.
-            if self.start == self.end && self.buf.len() > 4 << 20 {
-                self.buf = Vec::new();
-                self.start = 0;
-                self.end = 0;
-            }
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            let want = need.clamp(64 << 10, self.end + (1 << 20));
-            if self.buf.len() < want {
-                self.buf.resize(want, 0);
-            }
-            let room = &mut self.buf[self.end..];
-            let got = match s.read_nonblocking(room)? {
-                Some(n) => n,
-                None => {
-                    let t0 = *spin_start.get_or_insert_with(std::time::Instant::now);
-                    if t0.elapsed() < spin {
-                        std::thread::yield_now();
-                        continue;
-                    }
-                    let mut r = s;
-                    loop {
-                        match r.read(&mut self.buf[self.end..]) {
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            other => break other?,
-                        }
-                    }
-                }
-            };
-            if got == 0 {
-                if self.end == 0 {
-                    return Ok(None);
-                }
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.end += got;
-        }
-    }
-
-    /// The buffer the ranges from [`next`](FrameReader::next) index.
-    pub(crate) fn buf(&self) -> &[u8] {
-        &self.buf
-    }
 }
 
 // ---- the handshake --------------------------------------------------------
@@ -237,6 +145,8 @@ pub enum Kind {
     Condition,
     Barrier,
     Custom,
+    Array,
+    BoundedSemaphore,
 }
 
 /// What a new object starts with.
@@ -261,17 +171,56 @@ pub(crate) enum Init {
         type_name: String,
         init: Bytes,
     },
+    /// A fixed-length array of these items: `Len`, `ListGet`, `ListSet`,
+    /// `ListSlice` and `ListSnapshot` apply.
+    Array(Vec<Bytes>),
+    /// A semaphore that may not be released above its initial value.
+    BoundedSemaphore(u64),
 }
 
 /// One request.
+///
+/// The reference-counting requests (protocol 4) keep an object alive while
+/// a proxy of it lives anywhere: the server counts, per session (client
+/// process), the objects it holds proxies of (`Create` and `Lookup` count
+/// the object for the asking session; `Incref` and `Decref` when the
+/// process's first proxy of it appears, by decoding, and its last one
+/// goes). A proxy serialized for another process first takes a transit
+/// reference (`Export`, answered with `Id(token)`), which the receiver's
+/// `Incref` with that token gives back, so the sender's `Decref` cannot
+/// free the object while the proxy travels; one serialized into a value
+/// stored in another object (`stored`) pins the object until the server
+/// exits. An object no session, name, transit or pin refers to is freed.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub(crate) enum Request {
     Ping,
     Create(Init),
-    Call { id: u64, op: Op },
-    Publish { name: String, id: u64 },
+    Call {
+        id: u64,
+        op: Op,
+    },
+    Publish {
+        name: String,
+        id: u64,
+    },
     Lookup(String),
     Shutdown,
+    /// This session holds a proxy of `id`; `token` (0: none) is the
+    /// transit reference its proxy came with.
+    Incref {
+        id: u64,
+        token: u64,
+    },
+    /// This session holds no proxy of `id` any more.
+    Decref(u64),
+    /// A proxy of `id` is being serialized: a transit reference (reply
+    /// `Id(token)`), or with `stored` a pin (reply `Id(0)`).
+    Export {
+        id: u64,
+        stored: bool,
+    },
+    /// How many objects the server holds (`Count`).
+    ObjectCount,
 }
 
 /// An operation on one object.

@@ -8,22 +8,12 @@ use mp_manager::{
     ValueProxy,
 };
 use mp_proc::{Process, StartMethod};
+use mp_testkit::gone_within;
 
 fn methods() -> [StartMethod; 3] {
     // SAFETY: the targets only talk to the manager over sockets.
     unsafe { mp_proc::enable_fork() };
     StartMethod::ALL
-}
-
-fn gone_within(pid: u32, limit: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if !mp_os::liveness::thread_alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 fn run_all<A: serde::Serialize + serde::de::DeserializeOwned + 'static, R>(

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mp_channel::{Pipe, PipeEnd, RecvError, SendError};
+use mp_channel::{Pipe, PipeEnd, RecvTimeoutError, SendTimeoutError};
 use mp_pool::Pool;
 use mp_shm::Value;
 
@@ -18,7 +18,7 @@ fn disconnected(rx: &PipeEnd) {
     let start = Instant::now();
     loop {
         match rx.recv_timeout::<u32>(LIMIT) {
-            Err(RecvError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => return,
             // Whatever a task managed to send before the end was gone.
             Ok(_) if start.elapsed() < LIMIT => {}
             r => panic!("expected Disconnected, got {r:?}"),
@@ -73,8 +73,8 @@ fn workers_decoding_initializer_arguments_do_not_release_the_parents_end() {
     let t0 = Instant::now();
     loop {
         match tx.send_timeout(&8u32, Duration::from_millis(100)) {
-            Err(SendError::Disconnected(_)) => break,
-            Ok(()) | Err(SendError::Timeout(_)) if t0.elapsed() < LIMIT => {
+            Err(SendTimeoutError::Disconnected(_)) => break,
+            Ok(()) | Err(SendTimeoutError::Timeout(_)) if t0.elapsed() < LIMIT => {
                 std::thread::sleep(Duration::from_millis(10))
             }
             r => panic!("expected Disconnected, got {r:?}"),

@@ -92,7 +92,7 @@ pub enum Error {
     ClosureNeedsFork,
     /// `set_start_method` was called again with a different method.
     #[error("the start method was already set to {0}")]
-    StartMethodAlreadySet(crate::StartMethod),
+    StartMethodAlreadySet(crate::start_method::StartMethod),
     /// The fork server could not be started or answered with an error.
     #[error("fork server: {0}")]
     Forkserver(String),

@@ -1,9 +1,10 @@
-//! Who am I: `current_process`, `parent_process`, `active_children`,
-//! `cpu_count`.
+//! Who am I: `current_process`, `parent_process`, `cpu_count`, and the
+//! [`ProcessInfo`] that describes a process.
 
-use crate::forksafe::ForkSafeMutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::forksafe::ForkSafeMutex;
+use crate::start_method::StartMethod;
 use crate::wire::Bootstrap;
 
 /// A description of a process: the current one, the parent, or a child.
@@ -17,7 +18,7 @@ pub struct ProcessInfo {
     pub(crate) name: String,
     pub(crate) pid: u32,
     pub(crate) daemon: bool,
-    pub(crate) start_method: Option<crate::StartMethod>,
+    pub(crate) start_method: Option<StartMethod>,
 }
 
 impl ProcessInfo {
@@ -30,7 +31,7 @@ impl ProcessInfo {
     /// ```
     /// assert_eq!(mp_proc::current_process().start_method(), None); // first process
     /// ```
-    pub fn start_method(&self) -> Option<crate::StartMethod> {
+    pub fn start_method(&self) -> Option<StartMethod> {
         self.start_method
     }
 
@@ -67,7 +68,7 @@ impl ProcessInfo {
 struct Identity {
     name: String,
     daemon: bool,
-    method: crate::StartMethod,
+    method: StartMethod,
     parent: Option<(u32, String)>,
     parent_token: u32,
 }
@@ -132,6 +133,7 @@ pub fn parent_process() -> Option<ProcessInfo> {
 /// assert!(mp_proc::cpu_count() >= 1);
 /// ```
 pub fn cpu_count() -> usize {
+    // Raw libc: rustix has no sysconf (a C library function).
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     if n > 0 {
@@ -159,7 +161,7 @@ pub(crate) fn next_child_name() -> (String, u64) {
 /// Called in a new child before its target runs.
 pub(crate) fn become_child(boot: &Bootstrap) {
     CHILD_COUNTER.store(0, Ordering::Relaxed);
-    crate::method::inherit_method(boot.method);
+    crate::start_method::inherit_method(boot.method);
     let mut id = IDENTITY.lock();
     *id = Some(Identity {
         name: boot.name.clone(),

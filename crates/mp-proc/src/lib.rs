@@ -61,29 +61,35 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod child;
+mod children;
+mod context;
 mod entry;
 mod error;
 mod forksafe;
 mod function;
+mod hook;
 mod info;
 mod logging;
 mod method;
 mod process;
 mod result;
+mod run;
+mod start_method;
+mod sys;
 mod wire;
 
-pub use entry::init;
+pub use context::{
+    Context, enable_fork, get_context, get_start_method, set_start_method, set_start_method_force,
+};
 pub use error::{Error, signal_name};
 pub use function::{
     CallError, ChunkResults, Function, RawFunction, decode_chunk_results, encode_chunk,
 };
+pub use hook::init;
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 pub use logging::{get_logger, log_to_stderr};
 #[doc(hidden)]
 pub use method::forkserver::forkserver_pid;
 pub use method::forkserver::set_forkserver_preload;
-pub use method::{
-    Context, StartMethod, enable_fork, get_context, get_start_method, set_start_method,
-    set_start_method_force,
-};
 pub use process::{Process, active_children};
+pub use start_method::StartMethod;

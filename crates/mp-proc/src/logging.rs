@@ -46,7 +46,7 @@ impl Log for StderrLogger {
         let line = format!(
             "[{}/{}] {}\n",
             level_name(r.level()),
-            crate::current_process().name(),
+            crate::info::current_process().name(),
             r.args()
         );
         let _ = std::io::stderr().lock().write_all(line.as_bytes());

@@ -2,23 +2,26 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mp_os::handle::Transits;
 use mp_os::time::Deadline;
+use rustix::event::EventfdFlags;
+use rustix::process::Signal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::forksafe::ForkSafeMutex;
+use crate::children::{self, Child};
+use crate::error::Error;
+use crate::function::{Function, RawFunction};
 use crate::info::{self, ProcessInfo};
-use crate::method::{self, StartMethod};
-use crate::result::{FrameReader, Progress};
-use crate::wire::{Bootstrap, MAX_FRAME, Outcome, WIRE_VERSION};
-use crate::{Error, Function, RawFunction, entry};
+use crate::method::{fork, forkserver, spawn};
+use crate::start_method::{self, StartMethod};
+use crate::wire::{Bootstrap, WIRE_VERSION};
+use crate::{hook, run};
 
 pub(crate) enum Body<R> {
     Function {
@@ -205,14 +208,14 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        entry::check_ready()?;
+        hook::check_ready()?;
         let mut slot = self.body.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             return Err(Error::AlreadyStarted);
         }
-        let method = self.method.unwrap_or_else(method::default_method);
+        let method = self.method.unwrap_or_else(start_method::default_method);
         if method == StartMethod::Fork
-            && !method::fork_enabled()
+            && !start_method::fork_enabled()
             && !matches!(slot.as_ref(), Some(Body::Closure(_)))
         {
             return Err(Error::ForkNotEnabled);
@@ -257,20 +260,16 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         let mut transits = Transits::default();
         let boot_method = boot.method;
         let started = match body {
-            Body::Closure(f) => {
-                method::fork::start(|sock| crate::child::run_closure(&boot, sock, f))
-            }
+            Body::Closure(f) => fork::start(|sock| run::run_closure(&boot, sock, f)),
             Body::Function { func, args } => {
                 let (args, fds, t) = args.expect("checked above");
                 transits = t;
                 boot.func = Some(func);
                 boot.args = args;
                 match method {
-                    StartMethod::Fork => {
-                        method::fork::start(|sock| crate::child::run_function(boot, fds, sock))
-                    }
-                    StartMethod::Spawn => method::spawn::start(&encode(&boot)?, fds),
-                    StartMethod::Forkserver => method::forkserver::start(&encode(&boot)?, fds),
+                    StartMethod::Fork => fork::start(|sock| run::run_function(boot, fds, sock)),
+                    StartMethod::Spawn => spawn::start(&encode(&boot)?, fds),
+                    StartMethod::Forkserver => forkserver::start(&encode(&boot)?, fds),
                 }
             }
         }?;
@@ -289,7 +288,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             self.name,
             child.pid
         );
-        register(child.clone());
+        children::register(child.clone());
         let _ = self.child.set(child);
         Ok(())
     }
@@ -373,7 +372,7 @@ impl<R> Process<R> {
     ///
     /// [`Error::NotStarted`], [`Error::Closed`], or the OS error.
     pub fn terminate(&self) -> Result<(), Error> {
-        self.started()?.signal(libc::SIGTERM)
+        self.started()?.signal(Signal::TERM)
     }
 
     /// Sends SIGINT (Python 3.14's `interrupt`), as Ctrl-C would. A Rust
@@ -400,7 +399,7 @@ impl<R> Process<R> {
     ///
     /// As [`terminate`](Process::terminate).
     pub fn interrupt(&self) -> Result<(), Error> {
-        self.started()?.signal(libc::SIGINT)
+        self.started()?.signal(Signal::INT)
     }
 
     /// Sends SIGKILL (Python's `kill`). No effect once the process has
@@ -410,7 +409,7 @@ impl<R> Process<R> {
     ///
     /// As [`terminate`](Process::terminate).
     pub fn kill(&self) -> Result<(), Error> {
-        self.started()?.signal(libc::SIGKILL)
+        self.started()?.signal(Signal::KILL)
     }
 
     /// A descriptor that becomes readable when the process ends (a pidfd),
@@ -420,7 +419,7 @@ impl<R> Process<R> {
     ///
     /// [`Error::NotStarted`] or [`Error::Closed`].
     pub fn sentinel(&self) -> Result<BorrowedFd<'_>, Error> {
-        Ok(self.started()?.pidfd.as_fd())
+        Ok(self.started()?.pidfd())
     }
 
     /// Releases the process's resources; any later use is
@@ -434,7 +433,7 @@ impl<R> Process<R> {
             if c.poll_status().is_none() {
                 return Err(Error::StillRunning);
             }
-            unregister(c);
+            children::unregister(c);
         }
         self.closed.store(true, Ordering::Release);
         Ok(())
@@ -463,7 +462,7 @@ impl<R> Drop for Process<R> {
             return;
         };
         if c.poll_status().is_some() {
-            unregister(c);
+            children::unregister(c);
         } else {
             c.discard_result();
         }
@@ -475,385 +474,6 @@ fn encode(boot: &Bootstrap) -> Result<Vec<u8>, Error> {
         what: "arguments",
         message: e.to_string(),
     })
-}
-
-/// What a start method hands back: the child's pid, a pidfd for it, and the
-/// parent's end of its bootstrap socket.
-pub(crate) struct Started {
-    pub(crate) pid: i32,
-    pub(crate) pidfd: OwnedFd,
-    pub(crate) sock: UnixStream,
-    /// Frames on `sock` that come before the result (a fork-server child's
-    /// hello, when the parent has not read it).
-    pub(crate) skip_frames: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Status {
-    Exited(i32),
-    Signaled(i32),
-}
-
-impl Status {
-    pub(crate) fn code(self) -> i32 {
-        match self {
-            Status::Exited(c) => c,
-            Status::Signaled(s) => -s,
-        }
-    }
-}
-
-/// The parent's record of a started child, shared by the `Process` and the
-/// registry of active children.
-pub(crate) struct Child {
-    pub(crate) pid: i32,
-    pub(crate) name: String,
-    pub(crate) daemon: bool,
-    pub(crate) method: StartMethod,
-    pidfd: OwnedFd,
-    sock: UnixStream,
-    /// The result frame as far as it has arrived; the lock serializes the
-    /// readers of `sock`.
-    reading: Mutex<FrameReader>,
-    state: Mutex<ChildState>,
-}
-
-#[derive(Default)]
-struct ChildState {
-    status: Option<Status>,
-    outcome: Option<(Outcome, Vec<OwnedFd>)>,
-    sock_done: bool,
-    taken: bool,
-}
-
-impl Child {
-    fn new(s: Started, name: String, daemon: bool, method: StartMethod) -> Child {
-        Child {
-            pid: s.pid,
-            name,
-            daemon,
-            method,
-            pidfd: s.pidfd,
-            sock: s.sock,
-            reading: Mutex::new(FrameReader::skipping(s.skip_frames)),
-            state: Mutex::new(ChildState::default()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ChildState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The exit status if the child has finished (reaping it if needed),
-    /// without blocking.
-    pub(crate) fn poll_status(&self) -> Option<Status> {
-        if let Some(s) = self.lock().status {
-            return Some(s);
-        }
-        if poll_fd(self.pidfd.as_fd(), Deadline::now()) {
-            // Exited: reap, but leave the result frame for `wait`.
-            return self.reap();
-        }
-        None
-    }
-
-    /// Nobody will read the result: shut down our side of the socket for
-    /// reading, so that the child's send fails (`EPIPE`) instead of waiting
-    /// for room once the socket buffer is full. The child's own reading
-    /// side stays open: a daemonic child does not mistake this for the
-    /// parent's death.
-    fn discard_result(&self) {
-        let _ = self.sock.shutdown(std::net::Shutdown::Read);
-    }
-
-    fn reap(&self) -> Option<Status> {
-        let mut st = self.lock();
-        if st.status.is_none() {
-            st.status = waitid_pidfd(self.pidfd.as_fd());
-            if let Some(s) = st.status {
-                log::debug!(
-                    target: "mp_proc",
-                    "process {} (pid {}) ended with exitcode {}",
-                    self.name,
-                    self.pid,
-                    s.code()
-                );
-            }
-        }
-        st.status
-    }
-
-    /// Waits for the child to exit and collects its result frame. Returns
-    /// false if `deadline` passed first.
-    pub(crate) fn wait(&self, deadline: Deadline) -> Result<bool, Error> {
-        loop {
-            let (done, sock_done) = {
-                let st = self.lock();
-                (st.status.is_some(), st.sock_done || st.outcome.is_some())
-            };
-            if done && sock_done {
-                return Ok(true);
-            }
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.sock.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            let nfds = if sock_done { 1 } else { 2 };
-            // SAFETY: `fds` holds `nfds` valid pollfd structures.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, deadline.poll_timeout_ms()) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::os("poll", e));
-            }
-            if n == 0 {
-                if deadline.expired() {
-                    return Ok(false);
-                }
-                continue;
-            }
-            if !sock_done && fds[1].revents != 0 {
-                // Never blocks: a child that sent part of its result and
-                // stalled does not hold the caller past its deadline.
-                self.read_available();
-            }
-            if fds[0].revents != 0 {
-                // The child has exited: anything it sent is already in the
-                // socket (a grandchild may still hold the socket open, so do
-                // not wait for end-of-stream), and a frame still incomplete
-                // now never will be.
-                if !sock_done {
-                    self.read_available();
-                }
-                self.reap();
-                let mut st = self.lock();
-                st.sock_done = true;
-                if st.status.is_none() {
-                    return Err(Error::Os {
-                        op: "waitid",
-                        source: std::io::Error::other(
-                            "the child's exit status is unavailable (is SIGCHLD ignored?)",
-                        ),
-                    });
-                }
-                return Ok(true);
-            }
-        }
-    }
-
-    /// Reads what the socket holds of the result frame, without blocking;
-    /// records the outcome once the frame is complete.
-    fn read_available(&self) {
-        let mut reader = self.reading.lock().unwrap_or_else(|e| e.into_inner());
-        if self.lock().sock_done {
-            return;
-        }
-        let progress = reader.read_available(&self.sock, MAX_FRAME);
-        let mut st = self.lock();
-        match progress {
-            Progress::Pending => {}
-            Progress::Ended => st.sock_done = true,
-            Progress::Frame(bytes, fds) => {
-                st.sock_done = true;
-                if let Ok(outcome) = postcard::from_bytes::<Outcome>(&bytes) {
-                    st.outcome = Some((outcome, fds));
-                }
-            }
-        }
-    }
-
-    fn take_result<R: DeserializeOwned>(&self) -> Result<R, Error> {
-        let mut st = self.lock();
-        let status = st.status.expect("waited");
-        if st.taken {
-            // A unit-like return value can be "taken" again.
-            return postcard::from_bytes::<R>(&[]).map_err(|_| Error::AlreadyJoined);
-        }
-        let result = match st.outcome.take() {
-            Some((Outcome::Returned(bytes), fds)) => mp_os::handle::provide_fds(fds, || {
-                postcard::from_bytes::<R>(&bytes)
-            })
-            .map_err(|e| Error::Deserialize {
-                what: "return value",
-                message: e.to_string(),
-            }),
-            Some((Outcome::Panicked(message), _)) => Err(Error::Panicked { message }),
-            Some((Outcome::Failed(message), _)) => Err(Error::Deserialize {
-                what: "arguments",
-                message,
-            }),
-            None => match status {
-                Status::Exited(0) => {
-                    postcard::from_bytes::<R>(&[]).map_err(|_| Error::Exited { code: 0 })
-                }
-                Status::Exited(code) => Err(Error::Exited { code }),
-                Status::Signaled(signal) => Err(Error::Killed { signal }),
-            },
-        };
-        match &result {
-            Ok(_) => st.taken = true,
-            Err(e) => {
-                // Keep the failure for later joins.
-                let again = match e {
-                    Error::Panicked { message } => Some(Outcome::Panicked(message.clone())),
-                    Error::Deserialize { message, .. } => Some(Outcome::Failed(message.clone())),
-                    _ => None,
-                };
-                st.outcome = again.map(|o| (o, Vec::new()));
-            }
-        }
-        drop(st);
-        unregister_pid(self.pid);
-        result
-    }
-
-    fn signal(&self, sig: i32) -> Result<(), Error> {
-        if self.lock().status.is_some() {
-            return Ok(());
-        }
-        // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                sig,
-                std::ptr::null::<u8>(),
-                0,
-            )
-        };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ESRCH) {
-                return Ok(()); // already exited
-            }
-            return Err(Error::os("pidfd_send_signal", e));
-        }
-        Ok(())
-    }
-}
-
-/// Whether `fd` becomes readable before `deadline`.
-pub(crate) fn poll_fd(fd: BorrowedFd<'_>, deadline: Deadline) -> bool {
-    loop {
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, deadline.poll_timeout_ms()) };
-        if n > 0 {
-            return true;
-        }
-        if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return false;
-        }
-    }
-}
-
-fn waitid_pidfd(pidfd: BorrowedFd<'_>) -> Option<Status> {
-    loop {
-        // SAFETY: an all-zero siginfo_t is a valid out-parameter.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid on our own child's pidfd with a valid out pointer.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED,
-            )
-        };
-        if r == 0 {
-            // SAFETY: waitid filled `info` for an exited child.
-            let (code, status) = unsafe { (info.si_code, info.si_status()) };
-            return Some(if code == libc::CLD_EXITED {
-                Status::Exited(status)
-            } else {
-                Status::Signaled(status)
-            });
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return None;
-        }
-    }
-}
-
-// ---- the registry of children, and what happens at exit ----------------
-
-static CHILDREN: ForkSafeMutex<Vec<Arc<Child>>> = ForkSafeMutex::new(Vec::new());
-static ATEXIT: Once = Once::new();
-static ATEXIT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn register(child: Arc<Child>) {
-    ATEXIT.call_once(|| {
-        ATEXIT_PID.store(std::process::id(), Ordering::SeqCst);
-        // SAFETY: registering a plain extern "C" fn.
-        unsafe { libc::atexit(at_exit) };
-    });
-    CHILDREN.lock().push(child);
-}
-
-fn unregister(child: &Arc<Child>) {
-    CHILDREN.lock().retain(|c| !Arc::ptr_eq(c, child));
-}
-
-fn unregister_pid(pid: i32) {
-    CHILDREN.lock().retain(|c| c.pid != pid);
-}
-
-/// In a forked child: forget the parent's children (their sockets must not
-/// keep the parent's peers from seeing the parent go away).
-pub(crate) fn forget_children_after_fork() {
-    // SAFETY: we are the forked child, before any use of the list; the
-    // parent's records are dropped below without being read.
-    unsafe { CHILDREN.reset_after_fork() };
-    {
-        let mut list = CHILDREN.lock();
-        for c in std::mem::take(&mut *list) {
-            // SAFETY: closing this process's copies of descriptors that
-            // belong to the parent's bookkeeping; the records are forgotten
-            // below so nothing closes them again.
-            unsafe {
-                libc::close(c.sock.as_raw_fd());
-                libc::close(c.pidfd.as_raw_fd());
-            }
-            std::mem::forget(c);
-        }
-    }
-    ATEXIT_PID.store(0, Ordering::SeqCst);
-}
-
-/// Python's exit handler: terminate daemonic children, then join the rest.
-extern "C" fn at_exit() {
-    if ATEXIT_PID.load(Ordering::SeqCst) != std::process::id() {
-        return; // a forked child running the parent's atexit list
-    }
-    finish_children();
-}
-
-/// Terminates daemonic children and waits for all children.
-pub(crate) fn finish_children() {
-    let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
-    log::info!(target: "mp_proc", "process shutting down");
-    for c in children.iter().filter(|c| c.daemon) {
-        log::debug!(target: "mp_proc", "calling terminate() for daemon {}", c.name);
-        let _ = c.signal(libc::SIGTERM);
-    }
-    for c in &children {
-        log::debug!(target: "mp_proc", "calling join() for process {}", c.name);
-        let _ = c.wait(Deadline::never());
-    }
 }
 
 /// The children started by this process that are still running; finished
@@ -875,36 +495,19 @@ pub fn active_children() -> Vec<ProcessInfo> {
         .collect()
 }
 
-/// Reaps the registered children that have finished and drops them from the
-/// registry; returns the ones still running.
-///
-/// A finished child whose `Process` is still held keeps its record (and its
-/// result) there, for `join`; one whose `Process` was dropped loses its
-/// last reference here, which closes its pidfd and socket.
+/// Reaps the children that have finished: those a failed fork server may
+/// have forked (see `method::forkserver`), then the registered ones;
+/// returns the registered ones still running.
 fn reap_finished() -> Vec<Arc<Child>> {
-    crate::method::forkserver::reap_given_up();
-    let children: Vec<Arc<Child>> = CHILDREN.lock().clone();
-    let (running, finished): (Vec<_>, Vec<_>) = children
-        .into_iter()
-        .partition(|c| c.poll_status().is_none());
-    if !finished.is_empty() {
-        CHILDREN
-            .lock()
-            .retain(|c| !finished.iter().any(|f| Arc::ptr_eq(c, f)));
-    }
-    // `finished` is dropped here, outside the registry's lock.
-    running
+    forkserver::reap_given_up();
+    children::reap_finished()
 }
 
 /// A never-signalled descriptor for processes that have not started.
 fn idle_fd() -> BorrowedFd<'static> {
     static IDLE: OnceLock<OwnedFd> = OnceLock::new();
     IDLE.get_or_init(|| {
-        // SAFETY: eventfd with valid flags returns a new descriptor or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
-        // SAFETY: the descriptor was just created and is owned here only.
-        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        rustix::event::eventfd(0, EventfdFlags::CLOEXEC).unwrap_or_else(|e| panic!("eventfd: {e}"))
     })
     .as_fd()
 }
@@ -931,14 +534,12 @@ fn idle_fd() -> BorrowedFd<'static> {
 /// ```
 impl<R> mp_os::wait::Waitable for Process<R> {
     fn is_ready(&self) -> bool {
-        self.child
-            .get()
-            .is_some_and(|c| c.lock().status.is_some() || poll_fd(c.pidfd.as_fd(), Deadline::now()))
+        self.child.get().is_some_and(|c| c.is_ready())
     }
 
     fn readiness_fd(&self) -> BorrowedFd<'_> {
         match self.child.get() {
-            Some(c) => c.pidfd.as_fd(),
+            Some(c) => c.pidfd(),
             None => idle_fd(),
         }
     }

@@ -1,4 +1,5 @@
-//! What travels between a parent, the fork server and a child.
+//! What travels between a parent, the fork server and a child: the
+//! messages, and the environment variables that name their sockets.
 //!
 //! All messages are postcard frames sent with [`mp_os::fdpass`]; file
 //! descriptors of handles in the arguments travel beside them as described
@@ -6,8 +7,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::function::RawFunction;
+use crate::start_method::StartMethod;
+
 /// Bumped whenever a message below changes shape.
 pub(crate) const WIRE_VERSION: u32 = 7;
+
+/// The environment variable that tells a spawned child which inherited
+/// descriptor is its bootstrap socket (read by the entry hook).
+pub(crate) const BOOT_FD_VAR: &str = "MP_PROC_BOOT_FD";
+
+/// The environment variable that tells the fork server which inherited
+/// descriptor is its socket to the parent (read by the entry hook).
+pub(crate) const FORKSERVER_FD_VAR: &str = "MP_PROC_FORKSERVER_FD";
 
 /// Most bytes a bootstrap or result frame may have (1 GiB): a larger length
 /// prefix is treated as corruption.
@@ -18,12 +30,12 @@ pub(crate) const MAX_FRAME: usize = 1 << 30;
 pub(crate) struct Bootstrap {
     pub(crate) version: u32,
     /// The target (absent for a closure run by fork).
-    pub(crate) func: Option<crate::RawFunction>,
+    pub(crate) func: Option<RawFunction>,
     pub(crate) name: String,
     pub(crate) ident: u64,
     pub(crate) daemon: bool,
     /// The start method that made the child (its `get_start_method()`).
-    pub(crate) method: crate::StartMethod,
+    pub(crate) method: StartMethod,
     pub(crate) parent_pid: u32,
     /// The parent's liveness token (`mp_os::liveness`): pid and start-time
     /// stamp, so that `parent_process().is_alive()` is not fooled by a

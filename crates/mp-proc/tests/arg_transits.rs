@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mp_channel::{Pipe, PipeEnd, RecvError};
+use mp_channel::{Pipe, PipeEnd, RecvTimeoutError};
 use mp_proc::{Error, Process, StartMethod};
 
 /// Long enough for a dead holder to be noticed on a noisy machine; a
@@ -22,7 +22,7 @@ fn sleep_long(_tx: PipeEnd) {
 
 fn disconnected(rx: &PipeEnd) {
     match rx.recv_timeout::<u32>(LIMIT) {
-        Err(RecvError::Disconnected) => {}
+        Err(RecvTimeoutError::Disconnected) => {}
         r => panic!("expected Disconnected, got {r:?}"),
     }
 }

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use mp_proc::{Process, StartMethod};
 use mp_shm::Value;
+use mp_testkit::gone_within;
 
 fn methods() -> [StartMethod; 3] {
     // SAFETY: the targets only start processes, touch shared memory and sleep.
@@ -39,17 +40,6 @@ fn start_non_daemon((v, method): (Value<u32>, String)) {
     methods();
     let c = Process::new(late_writer, (v, 300)).start_method(method.parse().unwrap());
     c.start().unwrap();
-}
-
-fn gone_within(pid: u32, limit: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if !mp_os::liveness::thread_alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 fn wait_nonzero(v: &Value<u32>) -> u32 {

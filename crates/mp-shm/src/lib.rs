@@ -36,6 +36,9 @@
 //! * [`ShareableList`] is CPython's `ShareableList` in CPython's block
 //!   layout: a Python process attaches by name to a list made here, and
 //!   the reverse.
+//! * [`SharedBuf`] is a byte buffer with one owner that a `Queue` or `Pipe`
+//!   moves by handle: the receiver maps the pages the sender wrote, no
+//!   byte is copied.
 //!
 //! With the `ndarray` feature, `Array`, `RawArray` and `SharedMemory` give
 //! `ndarray` views of a shape (numpy's `np.frombuffer(...).reshape(...)`),
@@ -137,6 +140,7 @@ mod error;
 mod nd;
 mod raw;
 mod shareable_list;
+mod shared_buf;
 mod shared_memory;
 mod shm_safe;
 mod synced;
@@ -147,6 +151,7 @@ pub use array::{Array, ArrayGuard};
 pub use error::{Error, Result};
 pub use raw::{RawArray, RawValue};
 pub use shareable_list::{Item, ShareableList};
+pub use shared_buf::SharedBuf;
 pub use shared_memory::SharedMemory;
 pub use shm_safe::{AtomicShmSafe, ShmSafe};
 pub use value::{Value, ValueGuard};

@@ -29,13 +29,26 @@ pub enum Error {
     /// Creating a channel, or `task_done` called too often.
     #[error(transparent)]
     Channel(#[from] mp_channel::Error),
-    /// Sending on a pipe or queue (the unsent value is dropped; match on
-    /// `mp_channel::SendError<T>` directly to get it back).
+    /// A blocking send on a pipe or queue (the unsent value is dropped;
+    /// match on `mp_channel::SendError<T>` directly to get it back).
     #[error(transparent)]
     Send(mp_channel::SendError),
-    /// Receiving from a pipe or queue.
+    /// A non-blocking send (`put_nowait`), the value dropped as for `Send`.
+    #[error(transparent)]
+    TrySend(mp_channel::TrySendError),
+    /// A timed send (`put_timeout`, `send_timeout`), the value dropped as
+    /// for `Send`.
+    #[error(transparent)]
+    SendTimeout(mp_channel::SendTimeoutError),
+    /// A blocking receive from a pipe or queue.
     #[error(transparent)]
     Recv(#[from] mp_channel::RecvError),
+    /// A non-blocking receive (`get_nowait`, `try_recv`).
+    #[error(transparent)]
+    TryRecv(#[from] mp_channel::TryRecvError),
+    /// A timed receive (`get_timeout`, `recv_timeout`).
+    #[error(transparent)]
+    RecvTimeout(#[from] mp_channel::RecvTimeoutError),
     /// `connection`: listeners, clients and their connections.
     #[error(transparent)]
     Connection(#[from] mp_channel::connection::ConnectionError),
@@ -68,5 +81,17 @@ impl<G> From<mp_sync::TryAcquireError<G>> for Error {
 impl<T> From<mp_channel::SendError<T>> for Error {
     fn from(e: mp_channel::SendError<T>) -> Error {
         Error::Send(e.without_value())
+    }
+}
+
+impl<T> From<mp_channel::TrySendError<T>> for Error {
+    fn from(e: mp_channel::TrySendError<T>) -> Error {
+        Error::TrySend(e.without_value())
+    }
+}
+
+impl<T> From<mp_channel::SendTimeoutError<T>> for Error {
+    fn from(e: mp_channel::SendTimeoutError<T>) -> Error {
+        Error::SendTimeout(e.without_value())
     }
 }

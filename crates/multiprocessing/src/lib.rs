@@ -86,6 +86,7 @@
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | `mp::SharedMemory::create(name, n)?` (the creator unlinks on drop) |
 //! | `shared_memory.ShareableList(["a", 1, 2.5, True, None, b"x"])` | `mp::ShareableList::new(&["a".into(), 1.into(), 2.5.into(), true.into(), ().into(), b"x".as_slice().into()])?`, CPython's block layout |
 //! | `ShareableList(name=n)`, `sl[i]`, `sl[i] = v`, `len(sl)`, `sl.format` | `mp::ShareableList::attach(n)?`, `sl.get(i)?` (an `mp::shm::Item`), `sl.set(i, v)?`, `sl.len()`, `sl.format()?` |
+//! | `q.put(pickle.PickleBuffer(big))` (protocol 5, out of band) | `let mut b = mp::SharedBuf::new(n)?;` fill it in place, `q.put(b)?`: the queue carries its handle, the receiver maps the same pages; one owner at a time |
 //! | `Lock()`, `with lock:` | `mp::Lock::new()?`, `let _g = lock.acquire()?;` |
 //! | `lock.acquire(timeout=t)` | `lock.acquire_timeout(t)` |
 //! | `Event().wait(timeout)` | `event.wait_timeout(t)` (returns whether it was set) |
@@ -93,8 +94,8 @@
 //! | `Barrier(n).wait()` | `barrier.wait()?` returns the party index |
 //! | `Barrier(n, action=f, timeout=t)` | `mp::Barrier::with_options(n, Some(f), Some(t))?` (`f` a `fn()`, run by the party that trips it, before the others are released) |
 //! | `Queue()`, `q.put(x)`, `q.get()` | `mp::Queue::new()?`, `q.put(x)?`, `q.get()?` |
-//! | `q.get_nowait()` raising `queue.Empty` | `q.get_nowait()` returning `Err(RecvError::Empty)` |
-//! | `q.put_nowait(x)` raising `queue.Full` | `Err(SendError::Full(x))`, the value handed back |
+//! | `q.get_nowait()` raising `queue.Empty` | `q.get_nowait()` returning `Err(TryRecvError::Empty)` (`get_timeout(t)`: `RecvTimeoutError::Timeout`) |
+//! | `q.put_nowait(x)` raising `queue.Full` | `Err(TrySendError::Full(x))`, the value handed back (`put_timeout(x, t)`: `SendTimeoutError::Timeout(x)`); a blocking `put` returns a `SendError<T>`, which has no `Full` |
 //! | `a, b = Pipe()`, `a.send(x)`, `b.recv()` | `let (a, b) = mp::pipe()?;`, `a.send(&x)?`, `b.recv::<T>()?` |
 //! | `connection.wait([a, b, p.sentinel])` | `mp::wait(&[&a, &b, &p], timeout)?` |
 //! | `JoinableQueue()`, `q.task_done()`, `q.join()` | the same names |
@@ -114,6 +115,9 @@
 //! | `as_completed(fs, timeout)`, `wait(fs, timeout, FIRST_COMPLETED)` | `mp::as_completed(&fs, timeout)` (yields `(index, &future)`), `mp::futures::wait(&fs, timeout, ReturnWhen::FirstCompleted)` (index lists) |
 //! | `BrokenProcessPool` when a worker dies | only the dead worker's future fails (`FutureError::WorkerDied`) and the worker is replaced; `.break_on_worker_death(true)` for Python's behaviour |
 //! | `Manager()`, `m.dict()`, `m.list()`, `m.Namespace()` | `mp::Manager::new()?`, `m.dict::<K, V>()?`, `m.list::<T>()?`, `m.namespace()?` |
+//! | `m.Array('d', [1.0, 2.0])`, `m.BoundedSemaphore(2)` | `m.array(vec![1.0f64, 2.0])?` (get/set/len/slice/to_vec), `m.bounded_semaphore(2)?` (a release above 2 is `RemoteError::ReleasedTooOften`) |
+//! | proxies' reference counts, `m._number_of_objects()` | the same counting (an object is freed when its last proxy anywhere goes or its processes die; proxies stored inside other objects pin theirs), `m.object_count()?` |
+//! | `BaseManager.register('T', T, exposed=('get',))`, `raise KeyError(k)` in a method | `types.add_exposed::<T>("T", &["get"])`, `Err(MethodError::new(ExceptionKind::Key, msg))` (`mp::manager::{MethodError, ExceptionKind}`): the caller gets `RemoteError::Method(e)`, kind intact |
 //! | `with SharedMemoryManager() as smm: smm.SharedMemory(n)`, `smm.ShareableList(seq)` | `let smm = mp::manager::SharedMemoryManager::start()?;`, `smm.shared_memory(n)?`, `smm.shareable_list(&items)?`: the server unlinks them all at `shutdown`/drop, or when the owner dies |
 //! | `BaseManager(address, authkey).get_server().serve_forever()` | `mp::Manager::serve(addr, authkey)` / `Manager::connect(addr, authkey)` |
 //!
@@ -187,5 +191,7 @@ pub use mp_proc::{
     enable_fork, get_context, get_logger, get_start_method, init, log_to_stderr, parent_process,
     set_forkserver_preload, set_start_method, set_start_method_force,
 };
-pub use mp_shm::{Array, RawArray, RawValue, ShareableList, SharedMemory, ShmSafe, Value};
+pub use mp_shm::{
+    Array, RawArray, RawValue, ShareableList, SharedBuf, SharedMemory, ShmSafe, Value,
+};
 pub use mp_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

@@ -53,7 +53,10 @@ fn everyday_names_resolve_and_work() -> Result<(), mp::Error> {
     let q = mp::Queue::<String>::new()?;
     q.put("hello".to_string())?;
     assert_eq!(q.get()?, "hello");
-    assert!(matches!(q.get_nowait(), Err(mp::channel::RecvError::Empty)));
+    assert!(matches!(
+        q.get_nowait(),
+        Err(mp::channel::TryRecvError::Empty)
+    ));
     let sq = mp::SimpleQueue::<u8>::new()?;
     sq.put(1)?;
     assert_eq!(sq.get()?, 1);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::client::{dec, enc, unexpected};
+use crate::client::{dec, enc_stored, unexpected};
 use crate::error::{Error, RemoteError};
 use crate::proxy::{Locked, lock_object, proxy_type};
 use crate::wire::{Kind, Op, Reply};
@@ -49,7 +49,7 @@ impl<K: Storable, V: Storable> DictProxy<K, V> {
     /// Connection errors ([`Error::ServerGone`], ...) and decode errors;
     /// the same for every method below.
     pub fn get(&self, key: &K) -> Result<Option<V>, Error> {
-        self.h.op(Op::DictGet(enc(key)?))?.maybe()
+        self.h.op(Op::DictGet(enc_stored(key)?))?.maybe()
     }
 
     /// The value for `key`, or [`RemoteError::MissingKey`] (Python's
@@ -68,7 +68,9 @@ impl<K: Storable, V: Storable> DictProxy<K, V> {
     ///
     /// As [`get`](DictProxy::get).
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>, Error> {
-        self.h.op(Op::DictSet(enc(&key)?, enc(&value)?))?.maybe()
+        self.h
+            .op(Op::DictSet(enc_stored(&key)?, enc_stored(&value)?))?
+            .maybe()
     }
 
     /// Removes `key` and returns its value, if it was there.
@@ -77,7 +79,7 @@ impl<K: Storable, V: Storable> DictProxy<K, V> {
     ///
     /// As [`get`](DictProxy::get).
     pub fn remove(&self, key: &K) -> Result<Option<V>, Error> {
-        self.h.op(Op::DictRemove(enc(key)?))?.maybe()
+        self.h.op(Op::DictRemove(enc_stored(key)?))?.maybe()
     }
 
     /// Removes `key` and returns its value, or [`RemoteError::MissingKey`]
@@ -97,7 +99,7 @@ impl<K: Storable, V: Storable> DictProxy<K, V> {
     ///
     /// As [`get`](DictProxy::get).
     pub fn contains_key(&self, key: &K) -> Result<bool, Error> {
-        self.h.op(Op::DictContains(enc(key)?))?.bool()
+        self.h.op(Op::DictContains(enc_stored(key)?))?.bool()
     }
 
     /// The number of items.
@@ -166,7 +168,7 @@ impl<K: Storable, V: Storable> DictProxy<K, V> {
     pub fn update(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<(), Error> {
         let items = items
             .into_iter()
-            .map(|(k, v)| Ok((enc(&k)?, enc(&v)?)))
+            .map(|(k, v)| Ok((enc_stored(&k)?, enc_stored(&v)?)))
             .collect::<Result<Vec<_>, Error>>()?;
         self.h.op(Op::DictUpdate(items))?.ok()
     }
@@ -179,7 +181,7 @@ impl<K: Storable, V: Storable> DictProxy<K, V> {
     /// As [`get`](DictProxy::get).
     pub fn setdefault(&self, key: K, default: V) -> Result<V, Error> {
         self.h
-            .op(Op::DictSetDefault(enc(&key)?, enc(&default)?))?
+            .op(Op::DictSetDefault(enc_stored(&key)?, enc_stored(&default)?))?
             .value()
     }
 
@@ -263,7 +265,7 @@ impl<T: Storable> ListProxy<T> {
     ///
     /// `Remote(IndexOutOfRange)`, connection and encode errors.
     pub fn set(&self, index: i64, value: T) -> Result<(), Error> {
-        self.h.op(Op::ListSet(index, enc(&value)?))?.ok()
+        self.h.op(Op::ListSet(index, enc_stored(&value)?))?.ok()
     }
 
     /// Appends an item and returns the new length.
@@ -273,7 +275,7 @@ impl<T: Storable> ListProxy<T> {
     /// Connection and encode errors; the same for the methods below unless
     /// they say more.
     pub fn append(&self, value: T) -> Result<usize, Error> {
-        Ok(self.h.op(Op::ListAppend(enc(&value)?))?.count()? as usize)
+        Ok(self.h.op(Op::ListAppend(enc_stored(&value)?))?.count()? as usize)
     }
 
     /// Appends every item, in one round trip, and returns the new length.
@@ -284,7 +286,7 @@ impl<T: Storable> ListProxy<T> {
     pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<usize, Error> {
         let v = values
             .into_iter()
-            .map(|x| enc(&x))
+            .map(|x| enc_stored(&x))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(self.h.op(Op::ListExtend(v))?.count()? as usize)
     }
@@ -295,7 +297,7 @@ impl<T: Storable> ListProxy<T> {
     ///
     /// As [`append`](ListProxy::append).
     pub fn insert(&self, index: i64, value: T) -> Result<(), Error> {
-        self.h.op(Op::ListInsert(index, enc(&value)?))?.ok()
+        self.h.op(Op::ListInsert(index, enc_stored(&value)?))?.ok()
     }
 
     /// Removes and returns the last item.
@@ -331,7 +333,7 @@ impl<T: Storable> ListProxy<T> {
     ///
     /// `Remote(NotInList)` when there is none.
     pub fn remove(&self, value: &T) -> Result<(), Error> {
-        self.h.op(Op::ListRemove(enc(value)?))?.ok()
+        self.h.op(Op::ListRemove(enc_stored(value)?))?.ok()
     }
 
     /// The position of the first item equal to `value`.
@@ -340,7 +342,7 @@ impl<T: Storable> ListProxy<T> {
     ///
     /// `Remote(NotInList)` when there is none.
     pub fn index(&self, value: &T) -> Result<usize, Error> {
-        Ok(self.h.op(Op::ListIndex(enc(value)?))?.count()? as usize)
+        Ok(self.h.op(Op::ListIndex(enc_stored(value)?))?.count()? as usize)
     }
 
     /// How many items equal `value`.
@@ -349,7 +351,7 @@ impl<T: Storable> ListProxy<T> {
     ///
     /// As [`append`](ListProxy::append).
     pub fn count(&self, value: &T) -> Result<usize, Error> {
-        Ok(self.h.op(Op::ListCount(enc(value)?))?.count()? as usize)
+        Ok(self.h.op(Op::ListCount(enc_stored(value)?))?.count()? as usize)
     }
 
     /// Whether an item equals `value`.
@@ -358,7 +360,7 @@ impl<T: Storable> ListProxy<T> {
     ///
     /// As [`append`](ListProxy::append).
     pub fn contains(&self, value: &T) -> Result<bool, Error> {
-        self.h.op(Op::ListContains(enc(value)?))?.bool()
+        self.h.op(Op::ListContains(enc_stored(value)?))?.bool()
     }
 
     /// The number of items.
@@ -406,7 +408,7 @@ impl<T: Storable> ListProxy<T> {
     pub fn replace(&self, values: impl IntoIterator<Item = T>) -> Result<(), Error> {
         let v = values
             .into_iter()
-            .map(|x| enc(&x))
+            .map(|x| enc_stored(&x))
             .collect::<Result<Vec<_>, _>>()?;
         self.h.op(Op::ListReplace(v))?.ok()
     }
@@ -508,7 +510,9 @@ impl NamespaceProxy {
     ///
     /// Connection and encode errors.
     pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), Error> {
-        self.h.op(Op::NsSet(name.to_string(), enc(value)?))?.ok()
+        self.h
+            .op(Op::NsSet(name.to_string(), enc_stored(value)?))?
+            .ok()
     }
 
     /// Attribute `name`, decoded as a `T`.
@@ -592,7 +596,7 @@ impl<T: Storable> ValueProxy<T> {
     ///
     /// Connection and codec errors.
     pub fn set(&self, value: T) -> Result<T, Error> {
-        self.h.op(Op::ValueSet(enc(&value)?))?.value()
+        self.h.op(Op::ValueSet(enc_stored(&value)?))?.value()
     }
 
     /// Replaces the value with `f(value)` atomically (under the value's
@@ -620,5 +624,79 @@ impl<T: Storable> ValueProxy<T> {
     /// Connection errors.
     pub fn lock(&self) -> Result<Locked<Self>, Error> {
         lock_object(self, None)
+    }
+}
+
+proxy_type!(
+    /// A fixed-length array in the manager's server: Python's
+    /// `Manager().Array(typecode, sequence)`, the item type being `T`.
+    ///
+    /// Indexes are `i64` and may be negative, as in Python; the length
+    /// never changes.
+    ///
+    /// ```
+    /// let m = mp_manager::Manager::new()?;
+    /// let a = m.array(vec![0i32; 4])?;
+    /// a.set(1, 7)?;
+    /// assert_eq!(a.slice(0, 2)?, vec![0, 7]);
+    /// assert!(a.get(4).is_err()); // IndexError
+    /// # Ok::<(), mp_manager::Error>(())
+    /// ```
+    ArrayProxy[T], Kind::Array
+);
+
+impl<T: Storable> ArrayProxy<T> {
+    /// The item at `index`.
+    ///
+    /// # Errors
+    ///
+    /// `Remote(IndexOutOfRange)`, connection and decode errors.
+    pub fn get(&self, index: i64) -> Result<T, Error> {
+        self.h.op(Op::ListGet(index))?.value()
+    }
+
+    /// Replaces the item at `index`.
+    ///
+    /// # Errors
+    ///
+    /// `Remote(IndexOutOfRange)`, connection and encode errors.
+    pub fn set(&self, index: i64, value: T) -> Result<(), Error> {
+        self.h.op(Op::ListSet(index, enc_stored(&value)?))?.ok()
+    }
+
+    /// The number of items.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub fn len(&self) -> Result<usize, Error> {
+        Ok(self.h.op(Op::Len)?.count()? as usize)
+    }
+
+    /// Whether the array has no items.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors.
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.len()? == 0)
+    }
+
+    /// A copy of `a[start..end]` with Python's slice rules.
+    ///
+    /// # Errors
+    ///
+    /// Connection and decode errors.
+    pub fn slice(&self, start: i64, end: i64) -> Result<Vec<T>, Error> {
+        self.h.op(Op::ListSlice(start, end))?.seq()
+    }
+
+    /// A copy of every item (Python's `a.tolist()`, `a[:]`).
+    ///
+    /// # Errors
+    ///
+    /// Connection and decode errors.
+    pub fn to_vec(&self) -> Result<Vec<T>, Error> {
+        self.h.op(Op::ListSnapshot)?.seq()
     }
 }

@@ -44,8 +44,10 @@ impl CustomProxy {
     ///
     /// # Errors
     ///
-    /// `Remote(Custom(message))` for the method's own errors (and an
-    /// unknown method), connection and codec errors.
+    /// `Remote(Method(e))` for the method's own errors, with their kind
+    /// (`TypeError` for arguments that do not decode, `AttributeError`
+    /// for an unknown method or one not exposed), connection and codec
+    /// errors.
     pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: &str,

@@ -140,7 +140,15 @@ impl<P: Proxy> Drop for Locked<P> {
 /// Takes `p`'s object lock on a connection of the guard's own.
 pub(crate) fn lock_object<P: Proxy>(p: &P, timeout: Option<Duration>) -> Result<Locked<P>, Error> {
     let pinned = p.handle().pin()?;
-    pinned.op(Op::ObjLock(wire_timeout(timeout)))?;
+    match pinned.op(Op::ObjLock(wire_timeout(timeout))) {
+        Ok(_) => {}
+        // Not taken (a timeout): the connection holds nothing.
+        Err(e @ Error::Remote(_)) => {
+            pinned.unpin();
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    }
     Ok(Locked {
         proxy: Some(P::from_handle(pinned)),
     })

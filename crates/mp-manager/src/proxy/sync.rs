@@ -178,6 +178,35 @@ impl SemaphoreProxy {
 }
 
 proxy_type!(
+    /// A semaphore that may not be released above its initial value:
+    /// Python's `Manager().BoundedSemaphore(n)`.
+    ///
+    /// ```
+    /// let m = mp_manager::Manager::new()?;
+    /// let s = m.bounded_semaphore(2)?;
+    /// let a = s.acquire()?;
+    /// assert!(s.release().is_ok()); // gives a's unit back by hand
+    /// assert!(s.release().is_err()); // above 2: ValueError
+    /// # drop(a);
+    /// # Ok::<(), mp_manager::Error>(())
+    /// ```
+    BoundedSemaphoreProxy[], Kind::BoundedSemaphore
+);
+lock_methods!(BoundedSemaphoreProxy);
+
+impl BoundedSemaphoreProxy {
+    /// Adds one unit, unless that would exceed the initial value.
+    ///
+    /// # Errors
+    ///
+    /// `Remote(ReleasedTooOften)` above the initial value (Python's
+    /// `ValueError`), connection errors.
+    pub fn release(&self) -> Result<(), Error> {
+        self.h.op(Op::Release(who()))?.ok()
+    }
+}
+
+proxy_type!(
     /// An event flag: Python's `Manager().Event()`.
     ///
     /// ```

@@ -3,11 +3,12 @@
 //! tasks of clients that went away.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::BorrowedFd;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::time::{Duration, Instant};
 
+use super::admit::*;
 use super::*;
 use crate::addr::{Address, Listener};
 use crate::client::Conn;
@@ -380,6 +381,12 @@ fn a_vanished_tcp_client_loses_its_lock_within_the_peer_timeout() {
         let server = TestServer::tcp(Duration::from_secs(2));
         let mut holder = raw_client(server.sock(), Some(1));
         let lock = create(&mut holder, Init::Lock);
+        // Published, so that it outlives its creator's session.
+        let publish = Request::Publish {
+            name: "lock".into(),
+            id: lock,
+        };
+        assert_eq!(call(&mut holder, &publish), Reply::Ok);
         assert_eq!(
             op(&mut holder, lock, Op::Acquire((1, 1), None)),
             Reply::Bool(true)
@@ -520,5 +527,80 @@ fn an_empty_key_is_refused_on_tcp_by_both_sides() {
         Conn::open(&server.addr, b""),
         Err(crate::Error::EmptyAuthkey)
     ));
+    server.stop();
+}
+
+// ---- log records -------------------------------------------------------------
+
+/// Collects the crate's log records (the first test that asks installs it;
+/// the records of every test of this binary arrive).
+fn records() -> &'static Mutex<Vec<String>> {
+    struct Collect(Mutex<Vec<String>>);
+    impl log::Log for Collect {
+        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+            m.target() == "mp_manager"
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                v.push(format!("{} {}", r.level(), r.args()));
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: std::sync::OnceLock<&'static Collect> = std::sync::OnceLock::new();
+    let l = LOGGER.get_or_init(|| {
+        let l: &'static Collect = Box::leak(Box::new(Collect(Mutex::new(Vec::new()))));
+        log::set_logger(l).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Debug);
+        l
+    });
+    &l.0
+}
+
+/// Waits (generously) for a record containing every one of `parts`.
+fn logged(parts: &[&str]) -> String {
+    let t0 = Instant::now();
+    loop {
+        let found = records()
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| parts.iter().all(|p| r.contains(p)))
+            .cloned();
+        if let Some(r) = found {
+            return r;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no record with {parts:?} in {:?}",
+            records().lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn client_connects_and_disconnects_are_logged_with_the_peer() {
+    records();
+    let server = TestServer::tcp(crate::addr::PEER_TIMEOUT);
+    logged(&["INFO", "manager serving at", &server.sock().to_string()]);
+    let mut c = Conn::open(&server.addr, KEY).unwrap();
+    assert_eq!(c.call(&Request::Ping).unwrap(), Reply::Ok);
+    let Stream::Tcp(s) = c.transport().socket() else {
+        panic!("not TCP")
+    };
+    let peer = s.local_addr().unwrap().to_string();
+    logged(&["DEBUG", "client connected from", &peer]);
+    drop(c);
+    logged(&["DEBUG", &format!("client {peer} disconnected")]);
+    // A local client is named by its pid.
+    let (l, addr) = Listener::local().unwrap();
+    let local = TestServer::start(l, addr.clone(), crate::addr::PEER_TIMEOUT);
+    drop(Conn::open(&addr, KEY).unwrap());
+    let me = format!("pid {}", std::process::id());
+    logged(&["client connected from", &me]);
+    logged(&[&format!("client {me} disconnected")]);
+    local.stop();
     server.stop();
 }

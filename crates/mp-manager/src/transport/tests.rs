@@ -162,3 +162,47 @@ fn the_upgrade_refuses_descriptors_named_by_proc_path() {
         "an eventfd taken for a segment"
     );
 }
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as u32).to_le_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+#[test]
+fn frame_reader_splits_coalesced_and_partial_frames() {
+    use std::io::Write;
+
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (a, b) = (Stream::Unix(a), Stream::Unix(b));
+    let mut r = FrameReader::default();
+    // Two frames in one write, then one frame in pieces.
+    let mut two = frame(b"one");
+    two.extend(frame(b"two!"));
+    (&a).write_all(&two).unwrap();
+    let f = r.next(&b, 64, Duration::ZERO).unwrap().unwrap();
+    assert_eq!(&r.buf()[f], b"one");
+    let f = r.next(&b, 64, Duration::ZERO).unwrap().unwrap();
+    assert_eq!(&r.buf()[f], b"two!");
+    let third = frame(&[9u8; 100]);
+    let writer = std::thread::spawn(move || {
+        for chunk in third.chunks(7) {
+            (&a).write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        a
+    });
+    let f = r.next(&b, 128, Duration::from_micros(50)).unwrap().unwrap();
+    assert_eq!(&r.buf()[f], &[9u8; 100][..]);
+    let a = writer.join().unwrap();
+    // Over the limit: an error; end of stream: None.
+    (&a).write_all(&frame(&[0u8; 65])).unwrap();
+    assert!(r.next(&b, 64, Duration::ZERO).is_err());
+    let mut r = FrameReader::default();
+    drop(a);
+    let _ = r.next(&b, 1 << 20, Duration::ZERO); // drains the rest
+    assert!(matches!(
+        r.next(&b, 1 << 20, Duration::ZERO),
+        Ok(None) | Err(_)
+    ));
+}

@@ -1,7 +1,7 @@
 //! A raw client that speaks the documented wire protocol (README.md) with
 //! its own code, for the tests that misbehave on purpose.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+pub(crate) use mp_testkit::gone_within;
 
 pub(crate) const CLIENT_ROLE: &[u8] = b"mp-manager client v1";
 pub(crate) const SERVER_ROLE: &[u8] = b"mp-manager server v1";
@@ -71,17 +73,6 @@ pub(crate) fn tcp_addr(m: &mp_manager::Manager) -> SocketAddr {
         mp_manager::Address::Tcp(a) => *a,
         other => panic!("not a TCP manager: {other}"),
     }
-}
-
-pub(crate) fn gone_within(pid: u32, limit: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if !mp_os::liveness::thread_alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 pub(crate) fn wait_nonzero(v: &mp_shm::Value<u32>) {

@@ -1,12 +1,12 @@
 //! The fork start method.
 
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Once;
 
-use crate::Error;
-use crate::process::Started;
+use crate::children::Started;
+use crate::error::Error;
+use crate::sys::pidfd_open;
 
 /// Forks; the child runs `run` with its end of the bootstrap socket
 /// (`run` is expected to exit; if it returns, the child exits).
@@ -17,6 +17,8 @@ pub(crate) fn start(run: impl FnOnce(UnixStream)) -> Result<Started, Error> {
     // copy of the buffer).
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    // Raw libc: rustix's only fork (in its experimental `runtime` feature)
+    // skips the C library's atfork handlers and pid bookkeeping.
     // SAFETY: fork has no memory-safety preconditions of its own; what the
     // child may do afterwards is the caller's contract (`enable_fork` /
     // `Process::from_closure` are unsafe for that reason). The child never
@@ -46,28 +48,20 @@ pub(crate) fn start(run: impl FnOnce(UnixStream)) -> Result<Started, Error> {
 pub(crate) fn after_fork_in_child() {
     crate::child::mark_forked();
     crate::info::reset_after_fork();
-    crate::process::forget_children_after_fork();
+    crate::children::forget_children_after_fork();
     crate::method::forkserver::forget_after_fork();
     unblock_signals();
 }
 
 pub(crate) fn unblock_signals() {
+    // Raw libc: rustix has pthread_sigmask only in its experimental
+    // `runtime` feature.
     // SAFETY: an empty set is a valid mask; the pointers are valid.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
-}
-
-pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Error> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(Error::os("pidfd_open", std::io::Error::last_os_error()));
-    }
-    // SAFETY: the kernel just returned this descriptor to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 fn thread_count() -> usize {

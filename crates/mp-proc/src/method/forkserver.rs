@@ -58,20 +58,24 @@
 //! environment (`exit-after-fork-late-hello`: and the child sends its hello
 //! only after [`HELLO_TIMEOUT`] and two more seconds).
 
-use crate::forksafe::ForkSafeMutex;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use mp_os::fdpass;
 use mp_os::time::Deadline;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, WaitOptions};
 
-use crate::Error;
-use crate::method::fork::pidfd_open;
-use crate::process::{Started, poll_fd};
+use crate::children::Started;
+use crate::error::Error;
+use crate::forksafe::ForkSafeMutex;
 use crate::result::{FrameReader, Progress};
+use crate::sys::{pidfd_open, poll_fd};
 use crate::wire::{
-    ForkReply, ForkRequest, Hello, MAX_FRAME, ServerReady, ServerSetup, WIRE_VERSION,
+    FORKSERVER_FD_VAR, ForkReply, ForkRequest, Hello, MAX_FRAME, ServerReady, ServerSetup,
+    WIRE_VERSION,
 };
 
 /// How long the server may take to answer a request, plus one second per
@@ -110,15 +114,12 @@ impl Server {
     /// held or had not yet received is closed.
     fn kill_and_reap(self) {
         drop(self.sock);
-        // SAFETY: signalling and reaping our own child, the server (SIGKILL
-        // also ends a stopped process).
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            while libc::waitpid(self.pid, std::ptr::null_mut(), 0) < 0
-                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-            {
-            }
-        }
+        // SIGKILL also ends a stopped process.
+        let Some(pid) = Pid::from_raw(self.pid) else {
+            return;
+        };
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
+        while let Err(Errno::INTR) = rustix::process::waitpid(Some(pid), WaitOptions::empty()) {}
     }
 }
 
@@ -199,9 +200,14 @@ impl GivenUp {
             }
         }
         match self.pid {
-            // SAFETY: reaping our own child (CLONE_PARENT) by pid, without
-            // waiting; it is in no other record.
-            Some(pid) => unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) == 0 },
+            // Reaping our own child (CLONE_PARENT) by pid, without waiting;
+            // it is in no other record. `None`: still running.
+            Some(pid) => Pid::from_raw(pid).is_some_and(|pid| {
+                matches!(
+                    rustix::process::waitpid(Some(pid), WaitOptions::NOHANG),
+                    Ok(None)
+                )
+            }),
             // The stream ended without a hello: no child.
             None => self.sock.is_some(),
         }
@@ -289,7 +295,11 @@ pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Erro
         message: e.to_string(),
     })?;
     let timeout = request_timeout(request.len());
-    let stdio = [stdio_fd(0)?, stdio_fd(1)?, stdio_fd(2)?];
+    let stdio = [
+        stdio_fd(rustix::stdio::stdin())?,
+        stdio_fd(rustix::stdio::stdout())?,
+        stdio_fd(rustix::stdio::stderr())?,
+    ];
 
     reap_given_up();
     let mut server = SERVER.lock();
@@ -383,12 +393,15 @@ fn exchange(
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-fn stdio_fd(fd: i32) -> Result<OwnedFd, Error> {
-    // SAFETY: F_GETFD only queries the descriptor.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
-        // SAFETY: fd is open (checked above) and stays open during the call.
-        let b = unsafe { BorrowedFd::borrow_raw(fd) };
-        return b.try_clone_to_owned().map_err(|e| Error::os("dup", e));
+/// A copy of one of this process's stdio descriptors, or of `/dev/null` if
+/// that descriptor is closed.
+fn stdio_fd(fd: BorrowedFd<'static>) -> Result<OwnedFd, Error> {
+    match fd.try_clone_to_owned() {
+        Ok(copy) => return Ok(copy),
+        Err(e) if e.raw_os_error() != Some(Errno::BADF.raw_os_error()) => {
+            return Err(Error::os("dup", e));
+        }
+        Err(_) => {}
     }
     let null = std::fs::OpenOptions::new()
         .read(true)
@@ -400,7 +413,7 @@ fn stdio_fd(fd: i32) -> Result<OwnedFd, Error> {
 
 fn launch() -> Result<Server, Error> {
     let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
-    let pid = crate::method::spawn::spawn_self(crate::entry::FORKSERVER_FD_VAR, theirs.as_fd())?;
+    let pid = crate::method::spawn::spawn_self(FORKSERVER_FD_VAR, theirs.as_fd())?;
     let server = Server { sock: ours, pid };
     let setup = ServerSetup {
         version: WIRE_VERSION,
@@ -467,27 +480,24 @@ pub(crate) fn forget_after_fork() {
 /// Whether the other end of `sock` is closed (not merely shut down for
 /// reading).
 fn peer_closed(sock: &UnixStream) -> bool {
-    let mut p = libc::pollfd {
-        fd: sock.as_raw_fd(),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+    hangup_events(sock).intersects(PollFlags::RDHUP | PollFlags::HUP)
 }
 
 /// Whether the other end of `sock` is open but shut for writing: a parent
 /// that gave up on this child (see the module docs).
 fn parent_gave_up(sock: &UnixStream) -> bool {
-    let mut p = libc::pollfd {
-        fd: sock.as_raw_fd(),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n > 0 && p.revents & libc::POLLRDHUP != 0 && p.revents & libc::POLLHUP == 0
+    let events = hangup_events(sock);
+    events.contains(PollFlags::RDHUP) && !events.contains(PollFlags::HUP)
+}
+
+/// What a non-blocking `poll` for `POLLRDHUP` reports on `sock` (nothing if
+/// it fails).
+fn hangup_events(sock: &UnixStream) -> PollFlags {
+    let mut p = [PollFd::new(sock, PollFlags::RDHUP)];
+    match rustix::event::poll(&mut p, Some(&Timespec::default())) {
+        Ok(n) if n > 0 => p[0].revents(),
+        _ => PollFlags::empty(),
+    }
 }
 
 /// The server's loop (runs in the server process, before `main`).
@@ -513,8 +523,7 @@ pub(crate) fn serve(sock: UnixStream) -> ! {
     }
     let ready = ServerReady {
         version: WIRE_VERSION,
-        // SAFETY: getpid has no preconditions.
-        pid: unsafe { libc::getpid() },
+        pid: rustix::process::getpid().as_raw_pid(),
     };
     match postcard::to_allocvec(&ready) {
         Ok(b) if fdpass::send(&sock, &b, &[]).is_ok() => {}
@@ -563,9 +572,10 @@ fn fork_child(
     handle_fds: Vec<OwnedFd>,
     late_hello: bool,
 ) -> ForkReply {
-    let Some(boot) = crate::child::decode_bootstrap(&bootstrap) else {
+    let Some(boot) = crate::run::decode_bootstrap(&bootstrap) else {
         return ForkReply::Failed("undecodable bootstrap".into());
     };
+    // Raw libc: rustix has no clone (nor fork with CLONE_PARENT).
     // SAFETY: a raw clone with CLONE_PARENT behaves as fork(2) except that
     // the child's parent is our parent. The server is single-threaded, so no
     // lock can be held by another thread; glibc does not cache the pid, and
@@ -588,13 +598,13 @@ fn fork_child(
         // (the cached ids).
         mp_os::fork::after_clone_in_child();
         // SAFETY: closing our copy of the server's socket, which nothing in
-        // the child uses; and duplicating the parent's stdio over ours.
-        unsafe {
-            libc::close(server_sock.as_raw_fd());
-            for (i, fd) in stdio.iter().enumerate() {
-                libc::dup2(fd.as_raw_fd(), i as i32);
-            }
-        }
+        // the child uses (its `UnixStream` is never used nor dropped here:
+        // the child exits without returning).
+        unsafe { rustix::io::close(server_sock.as_raw_fd()) };
+        // The parent's stdio over ours.
+        let _ = rustix::stdio::dup2_stdin(&stdio[0]);
+        let _ = rustix::stdio::dup2_stdout(&stdio[1]);
+        let _ = rustix::stdio::dup2_stderr(&stdio[2]);
         drop(stdio);
         if late_hello {
             std::thread::sleep(HELLO_TIMEOUT + Duration::from_secs(2));
@@ -607,8 +617,7 @@ fn fork_child(
         // the send fails too, but the child runs.)
         let hello = Hello {
             version: WIRE_VERSION,
-            // SAFETY: getpid has no preconditions.
-            pid: unsafe { libc::getpid() },
+            pid: rustix::process::getpid().as_raw_pid(),
         };
         let sent = postcard::to_allocvec(&hello)
             .ok()
@@ -616,7 +625,7 @@ fn fork_child(
         if (!sent && peer_closed(&child_sock)) || (sent && parent_gave_up(&child_sock)) {
             crate::child::exit_now(EXIT_NO_PARENT);
         }
-        crate::child::run_function(boot, handle_fds, child_sock);
+        crate::run::run_function(boot, handle_fds, child_sock);
     }
     ForkReply::Started { pid: pid as i32 }
 }

@@ -6,24 +6,25 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 
 use mp_os::fdpass;
+use rustix::process::{Pid, Signal, WaitOptions};
 
-use crate::Error;
-use crate::method::fork::pidfd_open;
-use crate::process::Started;
+use crate::children::Started;
+use crate::error::Error;
+use crate::sys::pidfd_open;
+use crate::wire::{BOOT_FD_VAR, FORKSERVER_FD_VAR};
 
 /// Spawns a fresh copy of this program that runs the bootstrap it is sent.
 pub(crate) fn start(bootstrap: &[u8], fds: Vec<OwnedFd>) -> Result<Started, Error> {
     let (parent_sock, child_sock) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
-    let pid = spawn_self(crate::entry::BOOT_FD_VAR, child_sock.as_fd())?;
+    let pid = spawn_self(BOOT_FD_VAR, child_sock.as_fd())?;
     drop(child_sock);
     let pidfd = pidfd_open(pid)?;
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     if let Err(e) = fdpass::send(&parent_sock, bootstrap, &borrowed) {
         // The child cannot run without its bootstrap: do not leave it behind.
-        // SAFETY: signalling and reaping our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        if let Some(pid) = Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(pid, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
         }
         return Err(Error::os("sending the bootstrap to the child", e));
     }
@@ -47,7 +48,7 @@ pub(crate) fn spawn_self(var: &str, fd: std::os::fd::BorrowedFd<'_>) -> Result<i
     let argv0 = CString::new(argv0.into_vec())
         .unwrap_or_else(|_| CString::new("mp-child").expect("no NUL"));
     let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| k != crate::entry::BOOT_FD_VAR && k != crate::entry::FORKSERVER_FD_VAR)
+        .filter(|(k, _)| k != BOOT_FD_VAR && k != FORKSERVER_FD_VAR)
         .filter_map(|(k, v)| {
             let mut kv = k.into_vec();
             kv.push(b'=');
@@ -60,6 +61,7 @@ pub(crate) fn spawn_self(var: &str, fd: std::os::fd::BorrowedFd<'_>) -> Result<i
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
 
+    // Raw libc: rustix has no posix_spawn (a C library function).
     // SAFETY: all structures are initialized by their init functions before
     // use and destroyed afterwards; every pointer passed to posix_spawn
     // points to a NUL-terminated string or array that outlives the call.

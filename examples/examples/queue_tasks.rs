@@ -22,7 +22,7 @@
 //! ...
 //! ```
 //!
-//! Python's `except queue.Empty: break` is a match on `RecvError::Empty`.
+//! Python's `except queue.Empty: break` is a match on `TryRecvError::Empty`.
 //! As in Python, `get_nowait` also reports `Empty` when another process is
 //! taking an item at that moment, so a process may stop early; the last
 //! one left sees nobody else and always drains the queue, so every task is
@@ -32,16 +32,16 @@ use std::thread;
 use std::time::Duration;
 
 use multiprocessing as mp;
-use multiprocessing::channel::RecvError;
+use multiprocessing::channel::TryRecvError;
 
 fn do_job(
     (tasks_to_accomplish, tasks_that_are_done): (mp::Queue<String>, mp::Queue<String>),
 ) -> bool {
     loop {
-        // get_nowait() fails with RecvError::Empty if the queue is empty
+        // get_nowait() fails with TryRecvError::Empty if the queue is empty
         let task = match tasks_to_accomplish.get_nowait() {
             Ok(task) => task,
-            Err(RecvError::Empty) => break,
+            Err(TryRecvError::Empty) => break,
             Err(e) => panic!("get_nowait: {e}"),
         };
         // no error: add the task completion message to tasks_that_are_done
