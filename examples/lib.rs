@@ -9,7 +9,8 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use mp_os::handle::Fd;
+use serde::{Deserialize, Serialize};
 
 /// Python's spelling of a bool (`True` / `False`), so that the twins print
 /// the same lines as the tutorials.
@@ -51,9 +52,10 @@ where
 /// out.write_all(b"written through a shared stream\n")?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct SharedStream {
-    file: File,
+    file: Fd<File>,
 }
 
 impl SharedStream {
@@ -65,32 +67,17 @@ impl SharedStream {
     pub fn stdout() -> io::Result<SharedStream> {
         let fd = io::stdout().as_fd().try_clone_to_owned()?;
         Ok(SharedStream {
-            file: File::from(fd),
+            file: Fd(File::from(fd)),
         })
     }
 }
 
 impl Write for SharedStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        self.file.0.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl Serialize for SharedStream {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        mp_os::handle::serialize_fd(self.file.as_fd(), s)
-    }
-}
-
-impl<'de> Deserialize<'de> for SharedStream {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SharedStream, D::Error> {
-        let fd = mp_os::handle::deserialize_fd(d)?;
-        Ok(SharedStream {
-            file: File::from(fd),
-        })
+        self.file.0.flush()
     }
 }

@@ -5,109 +5,99 @@
 //! [`Attach`]: it adds the current process to the writers' and/or readers'
 //! holder tables of its rings, and removes it when dropped or closed. A
 //! `fork` duplicates handle values into the child without running any Rust
-//! code, so a `pthread_atfork` child handler registers every live `Attach`
-//! again under the child's pid, the way `fork` duplicates file descriptors:
+//! code, so a fork hook (`mp_os::fork`) registers every live `Attach` again
+//! under the child's pid, the way `fork` duplicates file descriptors:
 //! a pipe end inherited by a child keeps the pipe connected even after the
 //! parent drops its copy.
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Arc, Once, Weak};
 
 use crate::chan::Chan;
 use crate::holders::{Holders, OVERFLOW};
 use crate::ring::{Ring, SPIN_DEFAULT_NS, WaitMode, Waiter};
+use mp_os::fork::{ForkSafeMutex, Hooks, Rank};
 use mp_os::time::Deadline;
 
 /// This process's liveness token (pid and start-time stamp, see
 /// `mp_os::liveness`), the id it registers under in holder tables. Cached;
-/// the cache is reset in a forked child.
+/// the cache is reset in a forked child. (The files below this one ask
+/// `mp_os` directly.)
 pub(crate) fn process_token() -> u32 {
     mp_os::liveness::process_token()
 }
 
+/// Every live handle of this process, and what a fork in progress holds.
 struct Registry {
-    lock: AtomicBool,
-    list: UnsafeCell<Vec<Weak<Attach>>>,
+    list: Vec<Weak<Attach>>,
     /// The handles alive when a fork began, kept alive until the fork
     /// handlers of both sides are done with them: a handle that another
     /// thread drops meanwhile must not be dropped inside the prepare
     /// handler, after its registration for the child was made (the child
     /// would never see the handle, and that registration, under the
     /// parent's token, would keep the channel connected for good).
-    held: UnsafeCell<Vec<Arc<Attach>>>,
+    held: Vec<Arc<Attach>>,
 }
 
-// SAFETY: `list` and `held` are only touched with `lock` held.
-unsafe impl Sync for Registry {}
-
-static REGISTRY: Registry = Registry {
-    lock: AtomicBool::new(false),
-    list: UnsafeCell::new(Vec::new()),
-    held: UnsafeCell::new(Vec::new()),
-};
-
-fn reg_lock() {
-    while REGISTRY
-        .lock
-        .compare_exchange_weak(false, true, Acquire, Relaxed)
-        .is_err()
-    {
-        std::hint::spin_loop();
-    }
-}
-
-fn reg_unlock() {
-    REGISTRY.lock.store(false, Release);
-}
+/// Held by the prepare handler across a fork, so that both sides see the
+/// same handles (see `mp_os::fork`).
+static REGISTRY: ForkSafeMutex<Registry> = ForkSafeMutex::new(Registry {
+    list: Vec::new(),
+    held: Vec::new(),
+});
 
 fn with_registry<R>(f: impl FnOnce(&mut Vec<Weak<Attach>>) -> R) -> R {
-    reg_lock();
-    // SAFETY: we hold the registry lock.
-    let r = f(unsafe { &mut *REGISTRY.list.get() });
-    reg_unlock();
-    r
+    f(&mut REGISTRY.lock().list)
 }
 
-extern "C" fn atfork_prepare() {
-    reg_lock();
+/// The fork hooks of channel handles (see the module docs).
+static FORK_HOOKS: Hooks = Hooks::new(Rank::Objects)
+    .prepare(fork_prepare)
+    .parent(fork_parent)
+    .child(fork_child);
+
+fn fork_prepare() {
+    let mut guard = REGISTRY.lock();
     // Register the future child under our pid now, so that the channel
     // never looks abandoned between fork and the child's handler (which
     // moves these registrations to the child's pid).
     let pid = process_token();
-    // SAFETY: we hold the registry lock.
-    let (list, held) = unsafe { (&*REGISTRY.list.get(), &mut *REGISTRY.held.get()) };
-    held.extend(list.iter().filter_map(Weak::upgrade));
-    for a in held.iter() {
+    let reg = &mut *guard;
+    reg.held.extend(reg.list.iter().filter_map(Weak::upgrade));
+    for a in &reg.held {
         a.fork_prepare(pid);
     }
+    // Kept across the fork; the parent and child handlers take it back.
+    guard.keep_locked();
 }
 
-extern "C" fn atfork_parent() {
-    // SAFETY: the prepare handler took the lock.
-    let held = std::mem::take(unsafe { &mut *REGISTRY.held.get() });
+fn fork_parent() {
+    // SAFETY: the prepare handler of this fork kept the lock.
+    let mut reg = unsafe { REGISTRY.take_over() };
+    let held = std::mem::take(&mut reg.held);
     for a in &held {
         // The child owns these registrations now.
         a.fork_w.store(0, Relaxed);
         a.fork_r.store(0, Relaxed);
     }
-    reg_unlock();
+    drop(reg);
     // Handles that other threads dropped meanwhile go now.
     drop(held);
 }
 
-extern "C" fn atfork_child() {
-    mp_os::liveness::forget_cached_ids();
+fn fork_child() {
+    // The `mp_os::liveness` hook ran first: this is the child's token.
     let pid = process_token();
-    // SAFETY: the prepare handler took the lock before fork; the child has
-    // only this thread.
-    let held = std::mem::take(unsafe { &mut *REGISTRY.held.get() });
+    // SAFETY: the prepare handler of this fork kept the lock; the child
+    // has only this thread.
+    let mut reg = unsafe { REGISTRY.take_over() };
+    let held = std::mem::take(&mut reg.held);
     for a in &held {
         a.on_fork(pid);
         // What the parent buffered is the parent's to write.
         a.chan.feed.after_fork();
     }
-    reg_unlock();
+    drop(reg);
     drop(held);
 }
 
@@ -127,22 +117,6 @@ pub(crate) fn flush_all_at_exit() {
     for c in chans {
         c.feed.flush(&c, true);
     }
-}
-
-fn install_atfork() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: the handlers are async-signal-safe enough for fork: they
-        // take a spin lock that the prepare handler holds across fork, and
-        // touch only atomics and the list.
-        unsafe {
-            libc::pthread_atfork(
-                Some(atfork_prepare),
-                Some(atfork_parent),
-                Some(atfork_child),
-            );
-        }
-    });
 }
 
 /// A handle's registration on a channel.
@@ -188,7 +162,12 @@ impl Attach {
         reg_recv: bool,
         mode: WaitMode,
     ) -> Arc<Attach> {
-        install_atfork();
+        mp_os::fork::register(&FORK_HOOKS);
+        if chan.kind == crate::chan::KIND_QUEUE {
+            // What this process buffers is flushed before it exits.
+            static EXIT_HOOK: Once = Once::new();
+            EXIT_HOOK.call_once(|| mp_os::exit::at_exit(flush_all_at_exit));
+        }
         let pid = process_token();
         let wrole = send
             .filter(|_| reg_send)

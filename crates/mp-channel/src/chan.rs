@@ -30,15 +30,17 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+use mp_os::handle::Fd;
+use mp_os::object::{Kind, Object, Plain};
 use mp_os::segment::{HEADER_SIZE, Segment};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::holders::Holders;
 use crate::ring::{CTL_SIZE, MAX_CAP, MIN_CAP, Ring, RingCtl};
 use crate::sync::{AtomicU32, AtomicU64};
 
-pub(crate) const MAGIC: [u8; 4] = *b"MPCH";
-pub(crate) const VERSION: u32 = 6;
+/// Magic and layout version of a channel segment.
+const KIND: Kind = Kind::new(*b"MPCH", 6);
 
 pub(crate) const KIND_PIPE: u32 = 1;
 pub(crate) const KIND_QUEUE: u32 = 2;
@@ -54,6 +56,10 @@ struct ChanHeader {
     flags: u32,
     _reserved: [u8; 36],
 }
+
+// SAFETY: repr(C), integers only: any bits are a ChanHeader (and `attach`
+// checks the values before it uses them).
+unsafe impl Plain for ChanHeader {}
 
 /// JoinableQueue state. The unfinished count is derived, never stored:
 /// `puts - dropped - done - written` (the ring's counts survive a holder
@@ -87,7 +93,7 @@ pub(crate) struct Chan {
     /// This process's buffer of values put and not yet in the ring
     /// (unbounded queues; see `feed`).
     pub(crate) feed: crate::feed::Feed,
-    seg: Segment,
+    obj: Object<ChanHeader>,
     efds: Vec<OwnedFd>,
     rings: Vec<Ring>,
     pub(crate) kind: u32,
@@ -117,7 +123,6 @@ impl Chan {
         let cap = normalize_cap(cap);
         let len = data_offset(u64::from(nrings)) + cap * u64::from(nrings);
         let len = usize::try_from(len).map_err(|_| io::Error::other("ring too large"))?;
-        let seg = Segment::object(MAGIC, VERSION, len)?;
         let flags = if joinable { FLAG_JOINABLE } else { 0 }
             | if kind == KIND_QUEUE { FLAG_COUNTED } else { 0 };
         let hdr = ChanHeader {
@@ -128,30 +133,25 @@ impl Chan {
             flags,
             _reserved: [0; 36],
         };
-        // SAFETY: the payload is at least 64 bytes, aligned, and nobody
-        // else sees the segment yet.
-        unsafe { seg.payload().cast::<ChanHeader>().write(hdr) };
+        let obj = Object::create(KIND, hdr, len - std::mem::size_of::<ChanHeader>())?;
         let efds = (0..nrings)
             .map(|_| new_eventfd())
             .collect::<io::Result<Vec<_>>>()?;
-        Chan::attach(seg, efds)
+        Chan::attach(obj, efds)
     }
 
-    /// Maps the rings of a segment, validating its header.
-    fn attach(seg: Segment, efds: Vec<OwnedFd>) -> io::Result<Chan> {
+    /// Maps the rings of a channel object, validating its header.
+    fn attach(obj: Object<ChanHeader>, efds: Vec<OwnedFd>) -> io::Result<Chan> {
         let bad = |m: &str| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("not a channel segment: {m}"),
             )
         };
-        seg.check(MAGIC, VERSION)?;
-        if seg.payload_len() < RINGS {
+        if obj.payload_len() < RINGS {
             return Err(bad("too small"));
         }
-        // SAFETY: checked above: the payload holds at least a ChanHeader,
-        // written once by the creator before the segment was shared.
-        let hdr = unsafe { &*seg.payload().cast::<ChanHeader>() };
+        let hdr = obj.head();
         let (kind, nrings, cap) = (hdr.kind, hdr.nrings, hdr.cap);
         if !(kind == KIND_PIPE || kind == KIND_QUEUE) || !(1..=2).contains(&nrings) {
             return Err(bad("unknown kind"));
@@ -160,7 +160,7 @@ impl Chan {
             return Err(bad("bad ring size"));
         }
         let need = data_offset(u64::from(nrings)) + cap * u64::from(nrings);
-        if (seg.payload_len() as u64) < need {
+        if (obj.payload_len() as u64) < need {
             return Err(bad("segment smaller than its rings"));
         }
         if efds.len() != nrings as usize {
@@ -169,19 +169,24 @@ impl Chan {
         let counted = hdr.flags & FLAG_COUNTED != 0;
         let mut rings = Vec::new();
         for i in 0..u64::from(nrings) {
-            // SAFETY: offsets checked against the payload length above; the
-            // segment is kept alive by `Chan` as long as the rings; the
-            // layout is the one `create` wrote (magic and version match);
-            // the eventfds are owned by `Chan` too.
+            let ctl = obj.region(RINGS + (i as usize) * CTL_SIZE, CTL_SIZE);
+            let start = data_offset(u64::from(nrings)) + i * cap;
+            let data = obj.region(start as usize, cap as usize);
+            let (Some(ctl), Some(data)) = (ctl, data) else {
+                return Err(bad("segment smaller than its rings"));
+            };
+            // SAFETY: both regions are inside the payload (checked just
+            // above); the segment is kept alive by `Chan` as long as the
+            // rings; the layout is the one `create` wrote (magic and
+            // version match); the eventfds are owned by `Chan` too.
             let ring = unsafe {
-                let ctl = seg
-                    .payload()
-                    .add(RINGS + (i as usize) * CTL_SIZE)
-                    .cast::<RingCtl>();
-                let data = seg
-                    .payload()
-                    .add((data_offset(u64::from(nrings)) + i * cap) as usize);
-                Ring::new(ctl, data, cap, efds[i as usize].as_raw_fd(), counted)
+                Ring::new(
+                    ctl.cast::<RingCtl>().as_ptr(),
+                    data.as_ptr(),
+                    cap,
+                    efds[i as usize].as_raw_fd(),
+                    counted,
+                )
             };
             rings.push(ring);
         }
@@ -190,7 +195,7 @@ impl Chan {
             kind,
             maxsize: hdr.maxsize,
             joinable: hdr.flags & FLAG_JOINABLE != 0,
-            seg,
+            obj,
             efds,
             rings,
         })
@@ -204,10 +209,16 @@ impl Chan {
         self.efds[i as usize].as_fd()
     }
 
+    /// The start of the payload (the ChanHeader), for the fixed part
+    /// after it, whose size `attach` checked.
+    fn payload(&self) -> *mut u8 {
+        self.obj.as_ptr().cast::<u8>()
+    }
+
     pub(crate) fn join_ctl(&self) -> &JoinCtl {
         // SAFETY: offset 64 of the payload is the JoinCtl (checked size in
         // `attach`), 64-byte aligned, all atomics.
-        unsafe { &*self.seg.payload().add(64).cast::<JoinCtl>() }
+        unsafe { &*self.payload().add(64).cast::<JoinCtl>() }
     }
 
     /// The JoinableQueue table of values taken and not yet done, per
@@ -215,14 +226,14 @@ impl Chan {
     pub(crate) fn taken(&self) -> &Holders {
         // SAFETY: offset TAKEN of the payload is the table (checked size in
         // `attach`), 64-byte aligned, all atomics (zeroed = empty).
-        unsafe { &*self.seg.payload().add(TAKEN).cast::<Holders>() }
+        unsafe { &*self.payload().add(TAKEN).cast::<Holders>() }
     }
 
     /// Values put and still in a feeder buffer, per process (see `feed`).
     pub(crate) fn buffered(&self) -> &Holders {
         // SAFETY: offset BUFFERED of the payload is the table (checked size
         // in `attach`), 64-byte aligned, all atomics (zeroed = empty).
-        unsafe { &*self.seg.payload().add(BUFFERED).cast::<Holders>() }
+        unsafe { &*self.payload().add(BUFFERED).cast::<Holders>() }
     }
 
     /// Drains the eventfd of ring `i`; whether it was signalled.
@@ -234,6 +245,20 @@ impl Chan {
     /// Makes the eventfd of ring `i` readable again.
     pub(crate) fn signal_efd(&self, i: u8) {
         let _ = rustix::io::write(&self.efds[i as usize], &1u64.to_ne_bytes());
+    }
+}
+
+impl crate::feed::FeedTarget for Chan {
+    fn feed(&self) -> &crate::feed::Feed {
+        &self.feed
+    }
+
+    fn feed_ring(&self) -> &Ring {
+        self.ring(0)
+    }
+
+    fn buffered_table(&self) -> &Holders {
+        self.buffered()
     }
 }
 
@@ -261,31 +286,15 @@ fn new_eventfd() -> io::Result<OwnedFd> {
 
 // ---------------------------------------------------------------- wire form
 
-struct FdOut<'a>(BorrowedFd<'a>);
-
-impl Serialize for FdOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        mp_os::handle::serialize_fd(self.0, s)
-    }
-}
-
-struct FdIn(OwnedFd);
-
-impl<'de> Deserialize<'de> for FdIn {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FdIn, D::Error> {
-        mp_os::handle::deserialize_fd(d).map(FdIn)
-    }
-}
-
 /// How a channel handle is written: the segment, its eventfds, the roles
 /// of the handle and, inside a transport, `transit`: the sender's token
 /// when the sender keeps one registration per role until the receiver
 /// releases it (`collect_fds`), or `GUARDED` when the carrier of the bytes
-/// keeps it (`collect_handles`; see `attach::TransitGuard`).
+/// keeps it (`collect_handles`; see the transit guard of handles).
 #[derive(Serialize)]
 pub(crate) struct WireOut<'a> {
     seg: &'a Segment,
-    efds: Vec<FdOut<'a>>,
+    efds: Vec<Fd<BorrowedFd<'a>>>,
     pub(crate) send: Option<u8>,
     pub(crate) recv: Option<u8>,
     pub(crate) mode: u8,
@@ -295,7 +304,7 @@ pub(crate) struct WireOut<'a> {
 #[derive(Deserialize)]
 pub(crate) struct WireIn {
     seg: Segment,
-    efds: Vec<FdIn>,
+    efds: Vec<Fd<OwnedFd>>,
     pub(crate) send: Option<u8>,
     pub(crate) recv: Option<u8>,
     pub(crate) mode: u8,
@@ -311,8 +320,8 @@ impl Chan {
         transit: u32,
     ) -> WireOut<'_> {
         WireOut {
-            seg: &self.seg,
-            efds: self.efds.iter().map(|f| FdOut(f.as_fd())).collect(),
+            seg: self.obj.segment(),
+            efds: self.efds.iter().map(|f| Fd(f.as_fd())).collect(),
             send,
             recv,
             mode,
@@ -328,7 +337,8 @@ impl WireIn {
         for f in &self.efds {
             check_eventfd(f.0.as_fd())?;
         }
-        let chan = Chan::attach(self.seg, self.efds.into_iter().map(|f| f.0).collect())?;
+        let obj = Object::attach(self.seg, KIND)?;
+        let chan = Chan::attach(obj, self.efds.into_iter().map(|f| f.0).collect())?;
         let n = chan.rings.len() as u8;
         if chan.kind != kind
             || self.send.is_some_and(|i| i >= n)

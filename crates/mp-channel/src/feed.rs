@@ -19,7 +19,8 @@
 //! * Each process counts its buffered values in the channel's `buffered`
 //!   table (shared memory), so that `qsize` and a JoinableQueue's `join`
 //!   count them, and forget them when the process dies.
-//! * Before the process exits (an exit hook: `mp_os::exit`), and when the
+//! * Before the process exits (an exit hook: `mp_os::exit`, registered by
+//!   the first queue handle, see `attach`), and when the
 //!   last handle of the queue in this process is dropped, the buffer is
 //!   flushed: the caller waits until the feeder wrote it, unless every
 //!   other reader has gone (nobody would ever read it) or
@@ -28,16 +29,49 @@
 //! * A forked child starts with an empty buffer and no feeder: what the
 //!   parent buffered is the parent's to write.
 
-use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
+use mp_os::fork::ForkSafeMutex;
 use mp_os::time::Deadline;
 
-use crate::chan::Chan;
-use crate::ring::{SLICE, SPIN_DEFAULT_NS, WaitMode, Waiter};
+use crate::holders::Holders;
+use crate::ring::{Ring, SLICE, SPIN_DEFAULT_NS, WaitMode, Waiter};
+
+/// The channel a feeder writes into, as the feeder sees it: implemented
+/// by `chan::Chan`, which owns the `Feed` (so that this file needs nothing
+/// above it).
+pub(crate) trait FeedTarget: Send + Sync + 'static {
+    /// This process's buffer for the channel.
+    fn feed(&self) -> &Feed;
+    /// The ring the values go into (a queue has one).
+    fn feed_ring(&self) -> &Ring;
+    /// The channel's table of values buffered, per process.
+    fn buffered_table(&self) -> &Holders;
+}
+
+/// A shared channel is a target too (the callers hold an `Arc`).
+impl<C: FeedTarget> FeedTarget for Arc<C> {
+    fn feed(&self) -> &Feed {
+        (**self).feed()
+    }
+
+    fn feed_ring(&self) -> &Ring {
+        (**self).feed_ring()
+    }
+
+    fn buffered_table(&self) -> &Holders {
+        (**self).buffered_table()
+    }
+}
+
+/// This process's liveness token, the id its buffered values are counted
+/// under.
+fn process_token() -> u32 {
+    mp_os::liveness::process_token()
+}
 
 /// How long a feeder with nothing to write waits for more before it
 /// leaves.
@@ -63,8 +97,8 @@ pub(crate) struct Feed {
     backlog: AtomicUsize,
     /// Values this process ever buffered (a statistic).
     pushed: AtomicU64,
-    lock: AtomicBool,
-    frames: UnsafeCell<Frames>,
+    /// The buffer; a forked child takes the lock back (see `after_fork`).
+    frames: ForkSafeMutex<Frames>,
     /// Futex word the feeder sleeps on: bumped by every push.
     work: AtomicU32,
     sleeping: AtomicU32,
@@ -77,10 +111,6 @@ pub(crate) struct Feed {
     /// `Queue` handles of this process on this mapping.
     pub(crate) handles: AtomicUsize,
 }
-
-// SAFETY: `frames` is only touched with `lock` held (or in a forked child,
-// which has one thread); everything else is atomic.
-unsafe impl Sync for Feed {}
 
 impl std::fmt::Debug for Feed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,8 +125,7 @@ impl Feed {
         Feed {
             backlog: AtomicUsize::new(0),
             pushed: AtomicU64::new(0),
-            lock: AtomicBool::new(false),
-            frames: UnsafeCell::new(Frames::default()),
+            frames: ForkSafeMutex::new(Frames::default()),
             work: AtomicU32::new(0),
             sleeping: AtomicU32::new(0),
             idle: AtomicU32::new(0),
@@ -118,36 +147,19 @@ impl Feed {
         self.pushed.load(Relaxed)
     }
 
+    /// Runs `f` on the buffer, locked (the critical sections are short and
+    /// never take another lock).
     fn with<R>(&self, f: impl FnOnce(&mut Frames) -> R) -> R {
-        let mut spins = 0u32;
-        while self
-            .lock
-            .compare_exchange_weak(false, true, Acquire, Relaxed)
-            .is_err()
-        {
-            // A holder preempted inside: give it the CPU rather than spin
-            // out this time slice.
-            if spins < 64 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        // SAFETY: we hold the lock; the critical sections are short and
-        // never take another lock.
-        let r = f(unsafe { &mut *self.frames.get() });
-        self.lock.store(false, Release);
-        r
+        f(&mut self.frames.lock())
     }
 
     /// Buffers one encoded value this process put, and makes sure a feeder
     /// runs. Counted in `buffered` before `put` returns.
-    pub(crate) fn push(&self, chan: &Arc<Chan>, bytes: &[u8]) {
+    pub(crate) fn push<C: FeedTarget>(&self, chan: &Arc<C>, bytes: &[u8]) {
         let frame = bytes.to_vec();
         // An overflowed registration is kept: it only makes the counts
         // look higher, never lower.
-        chan.buffered().add(crate::attach::process_token());
+        chan.buffered_table().add(process_token());
         self.backlog.fetch_add(1, SeqCst);
         self.pushed.fetch_add(1, Relaxed);
         self.with(|f| {
@@ -179,14 +191,14 @@ impl Feed {
     /// reader has gone). `others_only`: also stop waiting once no other
     /// process can read (this one is leaving, or lets go of its last
     /// handle). Returns at once after `cancel_join_thread`.
-    pub(crate) fn flush(&self, chan: &Chan, others_only: bool) {
+    pub(crate) fn flush<C: FeedTarget>(&self, chan: &C, others_only: bool) {
         loop {
             if self.backlog() == 0 || self.cancelled.load(SeqCst) {
                 return;
             }
             if others_only {
-                let readers = &chan.ring(0).ctl().readers;
-                if readers.sum() <= readers.count_of(crate::attach::process_token()) {
+                let readers = &chan.feed_ring().ctl().readers;
+                if readers.sum() <= readers.count_of(process_token()) {
                     return;
                 }
             }
@@ -211,10 +223,11 @@ impl Feed {
     /// another thread may have been changing it at the fork, and dropping
     /// it would copy every page of a large backlog.
     pub(crate) fn after_fork(&self) {
-        // SAFETY: the child has a single thread and nothing else refers
-        // to the frames now; the old value is leaked on purpose.
-        unsafe { std::ptr::write(self.frames.get(), Frames::default()) };
-        self.lock.store(false, Release);
+        // SAFETY: in the forked child (one thread), before anything else
+        // uses the lock; the frames are replaced right after.
+        unsafe { self.frames.reset_after_fork() };
+        // The old value is leaked on purpose.
+        std::mem::forget(std::mem::take(&mut *self.frames.lock()));
         self.backlog.store(0, SeqCst);
         self.pushed.store(0, Relaxed);
         self.sleeping.store(0, SeqCst);
@@ -225,10 +238,9 @@ impl Feed {
 
 /// Starts a feeder thread for `chan`, with a writer registration of its
 /// own (made here, so that the channel never looks abandoned in between).
-fn spawn(chan: &Arc<Chan>) {
-    mp_os::exit::at_exit(crate::attach::flush_all_at_exit);
-    let pid = crate::attach::process_token();
-    let role = chan.ring(0).ctl().writers.add(pid);
+fn spawn<C: FeedTarget>(chan: &Arc<C>) {
+    let pid = process_token();
+    let role = chan.feed_ring().ctl().writers.add(pid);
     let c = chan.clone();
     let started = std::thread::Builder::new()
         .name("mp-queue-feeder".into())
@@ -244,10 +256,10 @@ fn spawn(chan: &Arc<Chan>) {
 const BATCH: usize = 64;
 
 /// The feeder thread: writes the buffer out in order.
-fn feed(chan: Arc<Chan>, role: u32) {
-    let f = &chan.feed;
-    let ring = chan.ring(0);
-    let pid = crate::attach::process_token();
+fn feed<C: FeedTarget>(chan: Arc<C>, role: u32) {
+    let f = chan.feed();
+    let ring = chan.feed_ring();
+    let pid = process_token();
     let spin = AtomicU32::new(SPIN_DEFAULT_NS);
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     loop {
@@ -276,9 +288,9 @@ fn feed(chan: Arc<Chan>, role: u32) {
             f.with(|fr| fr.bytes -= bytes);
             // In the ring (counted in `puts`) before they leave
             // `buffered`: a JoinableQueue never misses the tasks.
-            chan.buffered().remove_n(pid, n as u64);
+            chan.buffered_table().remove_n(pid, n as u64);
             if gone {
-                f.done(discard(&chan));
+                f.done(discard(&*chan));
             }
             if f.backlog() == n {
                 trim(f);
@@ -309,13 +321,13 @@ fn feed(chan: Arc<Chan>, role: u32) {
 }
 
 /// Drops every buffered value (no reader is left); how many.
-fn discard(chan: &Chan) -> usize {
-    let pid = crate::attach::process_token();
-    let gone = chan.feed.with(|fr| {
+fn discard<C: FeedTarget>(chan: &C) -> usize {
+    let pid = process_token();
+    let gone = chan.feed().with(|fr| {
         fr.bytes = 0;
         std::mem::take(&mut fr.values)
     });
-    chan.buffered().remove_n(pid, gone.len() as u64);
+    chan.buffered_table().remove_n(pid, gone.len() as u64);
     gone.len()
 }
 

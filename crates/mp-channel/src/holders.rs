@@ -210,7 +210,7 @@ fn pid_alive(pid: u32) -> bool {
     }
     #[cfg(not(loom))]
     {
-        pid == crate::attach::process_token() || mp_os::liveness::token_alive(pid)
+        pid == mp_os::liveness::process_token() || mp_os::liveness::token_alive(pid)
     }
 }
 

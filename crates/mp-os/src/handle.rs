@@ -46,19 +46,16 @@
 //! use mp_os::handle;
 //!
 //! let file = std::fs::File::open("/dev/null")?;
-//! #[derive(serde::Serialize)]
-//! struct Wrapper<'a>(#[serde(serialize_with = "ser")] std::os::fd::BorrowedFd<'a>);
-//! fn ser<S: serde::Serializer>(fd: &std::os::fd::BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
-//!     handle::serialize_fd(*fd, s)
-//! }
-//! let (bytes, fds) = handle::collect_fds(|| postcard::to_allocvec(&Wrapper(file.as_fd())));
+//! // A descriptor in a serde value: `Fd` (or `serialize_fd` in a
+//! // `serialize_with`).
+//! let (bytes, fds) = handle::collect_fds(|| postcard::to_allocvec(&handle::Fd(file.as_fd())));
 //! assert_eq!(fds.len(), 1); // the descriptor went to the side table
 //! assert!(bytes.is_ok());
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -413,6 +410,39 @@ pub fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Err
             }
             open_proc(token, fd, dev, ino).map_err(attach_error)
         }
+    }
+}
+
+/// A file descriptor as a serde value: written with [`serialize_fd`] and
+/// read back with [`deserialize_fd`], so that it travels as the module
+/// docs say. `T` is whatever holds the descriptor: a `BorrowedFd` or a
+/// `&File` to send, an `OwnedFd`, `File` or `Arc<OwnedFd>` to receive
+/// (anything `AsFd` serializes, anything `From<OwnedFd>` deserializes).
+///
+/// ```
+/// use std::os::fd::{AsFd, OwnedFd};
+/// use mp_os::handle::{self, Fd};
+///
+/// let file = std::fs::File::open("/dev/null")?;
+/// let (bytes, fds) = handle::collect_fds(|| postcard::to_allocvec(&Fd(file.as_fd())));
+/// let back: Fd<OwnedFd> =
+///     handle::provide_fds(fds, || postcard::from_bytes(&bytes.unwrap())).unwrap();
+/// assert_ne!(back.0.as_fd().as_raw_fd(), file.as_fd().as_raw_fd()); // a duplicate
+/// # use std::os::fd::AsRawFd;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Fd<T>(pub T);
+
+impl<T: AsFd> Serialize for Fd<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_fd(self.0.as_fd(), s)
+    }
+}
+
+impl<'de, T: From<OwnedFd>> Deserialize<'de> for Fd<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fd<T>, D::Error> {
+        deserialize_fd(d).map(|fd| Fd(T::from(fd)))
     }
 }
 

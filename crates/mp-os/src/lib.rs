@@ -18,6 +18,8 @@
 //!
 //! * [`segment`]: anonymous (memfd) and named (`/dev/shm`) shared mappings and
 //!   the versioned header every shared object starts with;
+//! * [`object`]: a typed object in a segment, checked once (kind, version,
+//!   bounds), that locks, values and channels are built on;
 //! * [`futex`]: process-shared futex waits with `CLOCK_MONOTONIC` deadlines,
 //!   and the short adaptive spin that precedes them;
 //! * [`time`]: the [`Deadline`](time::Deadline) type every blocking call takes;
@@ -30,7 +32,10 @@
 //! * [`wait`]: waiting for any of several objects (channel ends, queues,
 //!   processes) with `poll(2)` on their readiness descriptors;
 //! * [`exit`]: hooks to run before the process exits (a queue's buffered
-//!   values are flushed), which a child started by `mp-proc` runs too.
+//!   values are flushed), which a child started by `mp-proc` runs too;
+//! * [`fork`]: the one `pthread_atfork` registration, the ordered hooks it
+//!   runs in a forked child (fresh ids, a channel's registrations), and a
+//!   lock that a forked child can take back.
 //!
 //! Linux only: memfd, futex, pidfd and `/proc` are Linux interfaces.
 
@@ -39,9 +44,11 @@
 
 pub mod exit;
 pub mod fdpass;
+pub mod fork;
 pub mod futex;
 pub mod handle;
 pub mod liveness;
+pub mod object;
 pub mod segment;
 pub mod time;
 pub mod wait;

@@ -67,8 +67,8 @@ static PROCESS_TOKEN: AtomicU32 = AtomicU32::new(0);
 
 /// The calling thread's kernel thread id (cached per thread).
 ///
-/// The cache is reset in a forked child by the code that forks (see
-/// [`forget_cached_ids`]): a child's first thread has a new id.
+/// The cache is reset in a forked child (see [`forget_cached_ids`]): a
+/// child's first thread has a new id.
 #[inline]
 pub fn current_tid() -> u32 {
     TID.with(|c| {
@@ -76,6 +76,7 @@ pub fn current_tid() -> u32 {
         if v != 0 {
             return v;
         }
+        crate::fork::register(&FORGET_IN_CHILD);
         let t = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         c.set(t);
         t
@@ -113,13 +114,26 @@ pub fn process_token() -> u32 {
     if v != 0 {
         return v;
     }
+    crate::fork::register(&FORGET_IN_CHILD);
     let pid = std::process::id();
     let t = make_token(pid, read_stat(pid).and_then(|s| s.start));
     PROCESS_TOKEN.store(t, Ordering::Relaxed);
     t
 }
 
-/// Forgets the cached ids and tokens; call in a child right after `fork`.
+/// The fork hook that resets the caches in a child: registered before a
+/// cache is first filled, so a forked child never acts under its parent's
+/// ids, whoever forked it.
+static FORGET_IN_CHILD: crate::fork::Hooks =
+    crate::fork::Hooks::new(crate::fork::Rank::Identity).child(forget_cached_ids);
+
+/// Forgets the cached ids and tokens.
+///
+/// Nobody needs to call it: it runs in every child of `fork(3)` (a
+/// [`fork`](crate::fork) hook, registered before a cache is first filled),
+/// and in a child of a raw `clone` through
+/// [`fork::after_clone_in_child`](crate::fork::after_clone_in_child).
+/// Calling it again does no harm.
 ///
 /// Async-signal-safe: it only writes thread-local cells and an atomic.
 pub fn forget_cached_ids() {

@@ -81,6 +81,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
@@ -91,7 +92,7 @@ use rustix::fs::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handle;
+use crate::handle::{self, Fd};
 
 /// The header every shared object starts with (see the module docs).
 #[repr(C)]
@@ -428,21 +429,30 @@ impl Segment {
         usize::try_from(recorded).map_or(usize::MAX, |n| n.min(self.len() - HEADER_SIZE))
     }
 
-    /// Start of the payload (just after the header).
+    /// Start of the payload (just after the header), or `None` for a
+    /// segment too small to hold a header (a segment that passed
+    /// [`Segment::check`] never is). The payload is
+    /// [`payload_len`](Segment::payload_len) bytes long; a typed view of
+    /// it, with its bounds checked once, is an
+    /// [`Object`](crate::object::Object).
     ///
-    /// # Panics
+    /// ```
+    /// use mp_os::segment::Segment;
     ///
-    /// If the segment is too small to hold a header (a segment that passed
-    /// [`Segment::check`] never is).
-    pub fn payload(&self) -> *mut u8 {
-        assert!(
-            self.len() >= HEADER_SIZE,
-            "a shared segment of {} bytes has no object header",
-            self.len()
-        );
-        // SAFETY: checked above: HEADER_SIZE is within (or one past the end
-        // of) the mapping.
-        unsafe { self.as_ptr().add(HEADER_SIZE) }
+    /// let seg = Segment::object(*b"DEMO", 1, 8)?;
+    /// let p = seg.payload().expect("an object segment has a header");
+    /// // SAFETY: the payload holds 8 bytes, 64-byte aligned, unshared.
+    /// unsafe { p.cast::<u64>().write(7) };
+    /// assert!(Segment::anonymous("short", 16)?.payload().is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn payload(&self) -> Option<NonNull<u8>> {
+        if self.len() < HEADER_SIZE {
+            return None;
+        }
+        // SAFETY: HEADER_SIZE is within (or one past the end of) the
+        // mapping, and a pointer into a live mapping is not null.
+        Some(unsafe { NonNull::new_unchecked(self.as_ptr().add(HEADER_SIZE)) })
     }
 }
 
@@ -459,22 +469,16 @@ fn shm_name(name: &str) -> io::Result<String> {
 
 #[derive(Serialize)]
 struct WireOut<'a> {
-    #[serde(serialize_with = "ser_fd")]
-    fd: BorrowedFd<'a>,
+    fd: Fd<BorrowedFd<'a>>,
     /// The header's `id` (0: not an object segment, nothing to check).
     id: u64,
     /// The export's ticket (0: none, inside a transport).
     ticket: u64,
 }
 
-fn ser_fd<S: Serializer>(fd: &BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
-    handle::serialize_fd(*fd, s)
-}
-
 #[derive(Deserialize)]
 struct WireIn {
-    #[serde(deserialize_with = "handle::deserialize_fd")]
-    fd: OwnedFd,
+    fd: Fd<OwnedFd>,
     id: u64,
     ticket: u64,
 }
@@ -489,7 +493,7 @@ impl Serialize for Segment {
             0
         };
         let r = WireOut {
-            fd: self.fd(),
+            fd: Fd(self.fd()),
             id: self.inner.id,
             ticket,
         }
@@ -542,13 +546,13 @@ impl Segment {
         // A named object has no header: `id` and `ticket` are 0 (and are
         // not trusted: nothing is read from an unsealed segment here).
         let w = WireIn::deserialize(d)?;
-        Segment::from_fd(w.fd).map_err(serde::de::Error::custom)
+        Segment::from_fd(w.fd.0).map_err(serde::de::Error::custom)
     }
 
     /// Attaches to a received sealed segment; for an object segment, checks
     /// that it is the object that was sent and acknowledges its export.
     fn receive(w: WireIn) -> io::Result<Segment> {
-        let mut seg = Segment::from_fd(w.fd)?;
+        let mut seg = Segment::from_fd(w.fd.0)?;
         seg.check_sealed()?;
         if w.id == 0 {
             return Ok(seg);

@@ -14,7 +14,7 @@
 //!   `codec::ChunkRunner` returns it), [`Msg::InitFailed`], and
 //!   [`Msg::Wake`] (sent by the pool's own threads to wake the dispatcher).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,21 +48,9 @@ pub(crate) struct TaskHeader {
     pub(crate) func: RawFunction,
 }
 
-/// A descriptor passed to the worker in its start arguments.
-#[derive(Debug, Clone)]
-pub(crate) struct PassFd(pub(crate) Arc<OwnedFd>);
-
-impl Serialize for PassFd {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        mp_os::handle::serialize_fd(self.0.as_fd(), s)
-    }
-}
-
-impl<'de> Deserialize<'de> for PassFd {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PassFd, D::Error> {
-        mp_os::handle::deserialize_fd(d).map(|fd| PassFd(Arc::new(fd)))
-    }
-}
+/// A descriptor passed to the worker in its start arguments
+/// (`PassFd<Arc<OwnedFd>>`).
+pub(crate) use mp_os::handle::Fd as PassFd;
 
 /// The initializer: a function of one argument, its encoded argument and
 /// the descriptors of the handles in it.
@@ -70,7 +58,7 @@ impl<'de> Deserialize<'de> for PassFd {
 pub(crate) struct Init {
     pub(crate) func: RawFunction,
     pub(crate) args: Bytes,
-    pub(crate) fds: Vec<PassFd>,
+    pub(crate) fds: Vec<PassFd<Arc<OwnedFd>>>,
     /// What keeps the channels in the arguments connected (in the pool's
     /// process only; see `mp_os::handle::collect_handles`).
     #[serde(skip)]

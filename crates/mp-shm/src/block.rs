@@ -21,14 +21,19 @@
 //!            120     8  reserved
 //!     max(128, align)   the elements, contiguous (aligned to their type)
 //! ```
+//!
+//! Offsets 64..128 are `Meta`, the head of an `mp_os::object::Object`:
+//! kind, version and the payload's size are checked there, the element
+//! type and count here.
 
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
+use mp_os::object::{Kind, Object, Plain};
 use mp_os::segment::{HEADER_SIZE, Segment};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
 use crate::shm_safe::ShmSafe;
@@ -36,13 +41,32 @@ use crate::shm_safe::ShmSafe;
 /// Version 2 had no lock-kind word (always the embedded lock) and a
 /// borrow flag of 0 or 1.
 pub(crate) const VERSION: u32 = 3;
-const BORROWED: usize = HEADER_SIZE + 20;
-const LOCK_KIND: usize = HEADER_SIZE + 24;
-const ELEM_SIZE: usize = HEADER_SIZE + 32;
-const ELEM_ALIGN: usize = HEADER_SIZE + 40;
-const LEN: usize = HEADER_SIZE + 48;
 /// Segment offset of the `RawRLock`.
 pub(crate) const LOCK_OFFSET: usize = HEADER_SIZE;
+/// Word of the `RawRLock` that is the borrow flag (its `pinned` word, at
+/// byte 20).
+const BORROWED: usize = 5;
+
+/// The fixed part of the payload (segment offsets 64..128 above).
+#[repr(C)]
+struct Meta {
+    /// The `RawRLock`, as seen from here: six words, of which this file
+    /// only touches the borrow flag (`mp-sync` owns the rest).
+    lock: [AtomicU32; 6],
+    lock_kind: AtomicU32,
+    _reserved: u32,
+    elem_size: AtomicU64,
+    elem_align: AtomicU64,
+    len: AtomicU64,
+    _reserved2: u64,
+}
+
+const _: () = assert!(size_of::<Meta>() == 64);
+
+// SAFETY: repr(C), integers and atomics only: any bits are a Meta (and
+// `attach` checks the element size, alignment and count against the
+// segment before they are used).
+unsafe impl Plain for Meta {}
 
 /// Segment offset of the elements for a type of alignment `align`.
 fn data_offset(align: usize) -> usize {
@@ -51,14 +75,14 @@ fn data_offset(align: usize) -> usize {
 
 /// A typed view of a value/array segment.
 pub(crate) struct Block<T> {
-    seg: Segment,
+    obj: Object<Meta>,
     data: NonNull<T>,
     len: usize,
     _marker: PhantomData<T>,
 }
 
 // SAFETY: the block only hands out data through methods whose callers
-// synchronize (a lock, or atomics); the segment is Send + Sync.
+// synchronize (a lock, or atomics); the object is Send + Sync.
 unsafe impl<T: ShmSafe> Send for Block<T> {}
 // SAFETY: as above.
 unsafe impl<T: ShmSafe> Sync for Block<T> {}
@@ -66,7 +90,7 @@ unsafe impl<T: ShmSafe> Sync for Block<T> {}
 impl<T> Clone for Block<T> {
     fn clone(&self) -> Self {
         Block {
-            seg: self.seg.clone(),
+            obj: self.obj.clone(),
             data: self.data,
             len: self.len,
             _marker: PhantomData,
@@ -81,55 +105,51 @@ impl<T: ShmSafe> Block<T> {
             return Err(Error::InvalidArgument("element alignment above 4096"));
         }
         let off = data_offset(align_of::<T>());
-        let bytes = size_of::<T>()
+        let tail = size_of::<T>()
             .checked_mul(len)
-            .and_then(|b| b.checked_add(off - HEADER_SIZE))
+            .and_then(|b| b.checked_add(off - HEADER_SIZE - size_of::<Meta>()))
             .filter(|&b| b <= isize::MAX as usize)
             .ok_or(Error::InvalidArgument("array too large"))?;
-        let seg = Segment::object(magic, VERSION, bytes)?;
-        // SAFETY: the segment is at least `off + size*len` bytes (page
-        // aligned) and not yet shared: plain writes of the metadata.
-        unsafe {
-            let base = seg.as_ptr();
-            base.add(ELEM_SIZE)
-                .cast::<u64>()
-                .write(size_of::<T>() as u64);
-            base.add(ELEM_ALIGN)
-                .cast::<u64>()
-                .write(align_of::<T>() as u64);
-            base.add(LEN).cast::<u64>().write(len as u64);
-        }
-        Ok(Self::view(seg, len))
+        let meta = Meta {
+            lock: Default::default(),
+            lock_kind: AtomicU32::new(0),
+            _reserved: 0,
+            elem_size: AtomicU64::new(size_of::<T>() as u64),
+            elem_align: AtomicU64::new(align_of::<T>() as u64),
+            len: AtomicU64::new(len as u64),
+            _reserved2: 0,
+        };
+        let obj = Object::create(Kind::new(magic, VERSION), meta, tail)?;
+        Self::view(obj, len).map_err(|_| Error::InvalidArgument("array too large"))
     }
 
-    fn view(seg: Segment, len: usize) -> Block<T> {
-        let off = data_offset(align_of::<T>());
-        // SAFETY: `off` is inside the segment (checked by the callers).
-        let data = unsafe { NonNull::new_unchecked(seg.as_ptr().add(off).cast::<T>()) };
-        Block {
-            seg,
-            data,
+    /// The elements of a checked object.
+    fn view(obj: Object<Meta>, len: usize) -> Result<Block<T>, String> {
+        let bytes = size_of::<T>()
+            .checked_mul(len)
+            .ok_or_else(|| "length out of range".to_string())?;
+        let data = obj
+            .region(data_offset(align_of::<T>()) - HEADER_SIZE, bytes)
+            .ok_or_else(|| "shared array larger than its segment".to_string())?;
+        Ok(Block {
+            obj,
+            data: data.cast::<T>(),
             len,
             _marker: PhantomData,
-        }
+        })
     }
 
     /// Checks a received segment: kind, version, element type and bounds.
     fn attach(seg: Segment, magic: [u8; 4]) -> Result<Block<T>, String> {
-        seg.check(magic, VERSION).map_err(|e| e.to_string())?;
-        if seg.len() < HEADER_SIZE + 64 {
-            return Err("shared segment too small".into());
-        }
-        // SAFETY: in bounds (checked above); the metadata is written once
-        // before the segment is shared, so plain reads do not race.
-        let (size, align, len) = unsafe {
-            let base = seg.as_ptr();
-            (
-                base.add(ELEM_SIZE).cast::<u64>().read(),
-                base.add(ELEM_ALIGN).cast::<u64>().read(),
-                base.add(LEN).cast::<u64>().read(),
-            )
-        };
+        let obj =
+            Object::<Meta>::attach(seg, Kind::new(magic, VERSION)).map_err(|e| e.to_string())?;
+        // The metadata is written once before the segment is shared.
+        let m = obj.head();
+        let (size, align, len) = (
+            m.elem_size.load(Relaxed),
+            m.elem_align.load(Relaxed),
+            m.len.load(Relaxed),
+        );
         if size != size_of::<T>() as u64 || align != align_of::<T>() as u64 {
             return Err(format!(
                 "shared segment holds elements of size {size} and alignment {align}, expected {} and {}",
@@ -138,20 +158,14 @@ impl<T: ShmSafe> Block<T> {
             ));
         }
         let len = usize::try_from(len).map_err(|_| "length out of range".to_string())?;
-        let end = size_of::<T>()
-            .checked_mul(len)
-            .and_then(|b| b.checked_add(data_offset(align_of::<T>())))
-            .ok_or_else(|| "length out of range".to_string())?;
-        if end > seg.len() {
-            return Err("shared array larger than its segment".into());
-        }
-        Ok(Self::view(seg, len))
+        Self::view(obj, len)
     }
 
     pub(crate) fn deserialize_as<'de, D: Deserializer<'de>>(
         d: D,
         magic: [u8; 4],
     ) -> Result<Block<T>, D::Error> {
+        use serde::Deserialize;
         let seg = Segment::deserialize(d)?;
         Self::attach(seg, magic).map_err(serde::de::Error::custom)
     }
@@ -167,26 +181,24 @@ impl<T: ShmSafe> Block<T> {
     }
 
     pub(crate) fn segment(&self) -> &Segment {
-        &self.seg
+        self.obj.segment()
     }
 
     /// The lock-kind word of the synchronized kinds (0 embedded, 1 chosen).
     #[inline]
     pub(crate) fn lock_kind(&self) -> &AtomicU32 {
-        // SAFETY: in bounds, 4-byte aligned, used only atomically.
-        unsafe { &*self.seg.as_ptr().add(LOCK_KIND).cast::<AtomicU32>() }
+        &self.obj.head().lock_kind
     }
 
     /// The borrow flag of the synchronized kinds.
     #[inline]
     pub(crate) fn borrowed(&self) -> &AtomicU32 {
-        // SAFETY: in bounds, 4-byte aligned, used only atomically.
-        unsafe { &*self.seg.as_ptr().add(BORROWED).cast::<AtomicU32>() }
+        &self.obj.head().lock[BORROWED]
     }
 }
 
 impl<T> Serialize for Block<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.seg.serialize(s)
+        self.obj.serialize(s)
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use mp_os::futex;
 use mp_os::liveness;
+use mp_os::object::Plain;
 use mp_os::time::Deadline;
 
 use crate::error::Error;
@@ -97,6 +98,10 @@ pub struct RawBarrier {
 
 const BARRIER_TAG: u32 = tag(*b"BR04");
 const _: () = assert!(std::mem::size_of::<RawBarrier>() == 320);
+
+// SAFETY: repr(C) integers and atomics only (any bits are a value), no
+// pointers or descriptors; its `lock` is a RawLock, itself Plain.
+unsafe impl Plain for RawBarrier {}
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawBarrier {

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU32 as TagWord;
 use std::time::Duration;
 
 use mp_os::futex::Wait;
+use mp_os::object::Plain;
 use mp_os::time::Deadline;
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,10 @@ pub struct RawCondition {
 }
 
 const COND_TAG: u32 = tag(*b"CV02");
+
+// SAFETY: repr(C) integers and atomics only (any bits are a value), no
+// pointers or descriptors (under loom, the model's queue: one process only).
+unsafe impl Plain for RawCondition {}
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawCondition {

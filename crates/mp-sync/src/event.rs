@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use mp_os::futex;
+use mp_os::object::Plain;
 use mp_os::time::Deadline;
 
 use crate::error::Error;
@@ -43,6 +44,10 @@ const EVENT_TAG: u32 = tag(*b"EV02");
 const SET: u32 = 1;
 /// One more `set` of a clear flag, in bits 1-31 of `flag`.
 const ONE_SET: u32 = 2;
+
+// SAFETY: repr(C) integers and atomics only (any bits are a value), no
+// pointers or descriptors.
+unsafe impl Plain for RawEvent {}
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawEvent {

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use mp_os::object::Plain;
 use mp_os::segment::Segment;
 use mp_os::time::Deadline;
 
@@ -42,11 +43,12 @@ use crate::word::{self, Acquired};
 ///   tag that `new` writes);
 /// * every process uses those bytes only as a `RawLock`, and keeps the
 ///   mapping while any of its threads may still use the lock;
-/// * a process created with a bare `fork()` calls
-///   `mp_os::liveness::forget_cached_ids()` in the child before it touches
-///   a lock (the lock word holds the caller's cached liveness token; the
-///   handles of this crate register a `pthread_atfork` handler that does
-///   it, and `mp_proc`'s start methods do it too).
+/// * a process created with a bare `fork()` needs nothing more: the lock
+///   word holds the caller's cached liveness token, and `mp_os` resets
+///   that cache in every forked child (a `pthread_atfork` hook, see
+///   `mp_os::fork`); a child of a raw `clone` system call, which runs no
+///   such hook, calls `mp_os::fork::after_clone_in_child()` before it
+///   touches a lock.
 ///
 /// ```
 /// use mp_sync::RawLock;
@@ -73,6 +75,10 @@ pub struct RawLock {
 }
 
 const LOCK_TAG: u32 = tag(*b"LK02");
+
+// SAFETY: repr(C) integers and atomics only (any bits are a value), no
+// pointers or descriptors.
+unsafe impl Plain for RawLock {}
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawLock {
@@ -362,7 +368,7 @@ impl Lock {
     /// let seg = Segment::object(*b"MINE", 1, 64)?;
     /// // SAFETY: the payload is 64 zeroed bytes, aligned, used only as a RawLock.
     /// let lock = unsafe {
-    ///     seg.payload().cast::<RawLock>().write(RawLock::new());
+    ///     seg.payload().unwrap().cast::<RawLock>().write(RawLock::new());
     ///     Lock::from_segment(seg, HEADER_SIZE)
     /// };
     /// drop(lock.acquire()?);

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use mp_os::object::Plain;
 use mp_os::segment::Segment;
 use mp_os::time::Deadline;
 
@@ -56,6 +57,10 @@ pub struct RawRLock {
 }
 
 const RLOCK_TAG: u32 = tag(*b"RL02");
+
+// SAFETY: repr(C) integers and atomics only (any bits are a value), no
+// pointers or descriptors.
+unsafe impl Plain for RawRLock {}
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawRLock {
@@ -426,7 +431,7 @@ impl RLock {
     /// let seg = Segment::object(*b"MINE", 1, 64)?;
     /// // SAFETY: the payload is 64 zeroed bytes, aligned, used only as a RawRLock.
     /// let lock = unsafe {
-    ///     seg.payload().cast::<RawRLock>().write(RawRLock::new());
+    ///     seg.payload().unwrap().cast::<RawRLock>().write(RawRLock::new());
     ///     RLock::from_segment(seg, HEADER_SIZE)
     /// };
     /// drop(lock.acquire()?);

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use mp_os::futex;
+use mp_os::object::Plain;
 use mp_os::time::Deadline;
 
 use crate::error::Error;
@@ -39,6 +40,10 @@ pub struct RawSemaphore {
 }
 
 const SEM_TAG: u32 = tag(*b"SM01");
+
+// SAFETY: repr(C) integers and atomics only (any bits are a value), no
+// pointers or descriptors.
+unsafe impl Plain for RawSemaphore {}
 
 // SAFETY: repr(C), starts with the tag, all fields are plain integers.
 unsafe impl RawObject for RawSemaphore {

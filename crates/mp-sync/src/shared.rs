@@ -1,25 +1,21 @@
-//! The handle plumbing every primitive shares: a segment plus the offset of
-//! the raw object inside it, serialized as such and checked on the way in.
+//! The handle plumbing every primitive shares: a raw object in a segment
+//! (`mp_os::object`), serialized as the segment plus the offset of the
+//! object inside it and checked on the way in.
 
 use std::fmt;
-use std::marker::PhantomData;
-use std::mem::{align_of, size_of};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use mp_os::segment::{HEADER_SIZE, Segment};
+use mp_os::object::{Kind, Object, Plain};
+use mp_os::segment::Segment;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::word;
 
 /// A raw primitive that can live in shared memory behind a handle.
 ///
 /// # Safety
 ///
-/// The type is `#[repr(C)]`, starts with its tag as an `AtomicU32`, and is
-/// valid for any bit pattern that its `new` could leave behind after other
-/// processes used it through atomics only.
-pub(crate) unsafe trait RawObject: Sync + Send + 'static {
+/// The type is [`Plain`] (any bits written by another process are a
+/// value), `#[repr(C)]`, and starts with its tag as an `AtomicU32`.
+pub(crate) unsafe trait RawObject: Plain {
     /// Magic of the segment header when the object owns its segment.
     const MAGIC: [u8; 4];
     /// The first word of the object: kind and layout version.
@@ -35,25 +31,16 @@ pub(crate) const fn tag(b: [u8; 4]) -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// A segment and a pointer to a raw object inside it.
+/// A raw object in a segment: its own object segment (`create`), or a
+/// place inside another object's segment (`from_segment`).
 pub(crate) struct Shared<R> {
-    seg: Segment,
-    ptr: NonNull<R>,
-    _marker: PhantomData<R>,
+    obj: Object<R>,
 }
-
-// SAFETY: the pointee is Sync + Send (atomics), and the segment, which keeps
-// the mapping alive, is itself Send + Sync.
-unsafe impl<R: RawObject> Send for Shared<R> {}
-// SAFETY: as above; every access goes through `&R`.
-unsafe impl<R: RawObject> Sync for Shared<R> {}
 
 impl<R> Clone for Shared<R> {
     fn clone(&self) -> Self {
         Shared {
-            seg: self.seg.clone(),
-            ptr: self.ptr,
-            _marker: PhantomData,
+            obj: self.obj.clone(),
         }
     }
 }
@@ -61,19 +48,8 @@ impl<R> Clone for Shared<R> {
 impl<R: RawObject> Shared<R> {
     /// Creates an object segment holding `init`.
     pub(crate) fn create(init: R) -> std::io::Result<Self> {
-        word::ensure_atfork();
-        let seg = Segment::object(R::MAGIC, VERSION, size_of::<R>())?;
-        let ptr = seg.payload().cast::<R>();
-        // SAFETY: the payload is at least size_of::<R>() bytes, 64-byte
-        // aligned, and not yet visible to anyone else.
-        unsafe { ptr.write(init) };
-        // SAFETY: a pointer into a live mapping is not null.
-        let ptr = unsafe { NonNull::new_unchecked(ptr) };
-        Ok(Shared {
-            seg,
-            ptr,
-            _marker: PhantomData,
-        })
+        let obj = Object::create(Kind::new(R::MAGIC, VERSION), init, 0)?;
+        Ok(Shared { obj })
     }
 
     /// A handle onto an object at `offset` in `seg`.
@@ -83,49 +59,37 @@ impl<R: RawObject> Shared<R> {
     /// `offset` is in bounds and aligned for `R`, and the bytes there hold an
     /// `R` (initialized with its `new`) that every process uses only as an
     /// `R` for as long as the segment is mapped.
+    ///
+    /// # Panics
+    ///
+    /// When `offset` is out of bounds or misaligned after all.
     pub(crate) unsafe fn from_segment(seg: Segment, offset: usize) -> Self {
-        word::ensure_atfork();
-        debug_assert!(Self::fits(&seg, offset));
-        // SAFETY: in bounds by the caller's contract.
-        let ptr = unsafe { NonNull::new_unchecked(seg.as_ptr().add(offset).cast::<R>()) };
-        Shared {
-            seg,
-            ptr,
-            _marker: PhantomData,
-        }
-    }
-
-    fn fits(seg: &Segment, offset: usize) -> bool {
-        offset.is_multiple_of(align_of::<R>())
-            && offset
-                .checked_add(size_of::<R>())
-                .is_some_and(|end| end <= seg.len())
+        let obj = Object::at(seg, offset).expect("a raw object in bounds (the caller's contract)");
+        Shared { obj }
     }
 
     #[inline]
     pub(crate) fn get(&self) -> &R {
-        // SAFETY: the pointer is in the mapping, which `self.seg` keeps alive,
-        // and holds an `R` (created here or checked on deserialization).
-        unsafe { self.ptr.as_ref() }
+        self.obj.head()
     }
 
     pub(crate) fn segment(&self) -> &Segment {
-        &self.seg
+        self.obj.segment()
     }
 
     pub(crate) fn offset(&self) -> usize {
-        self.ptr.as_ptr() as usize - self.seg.as_ptr() as usize
+        self.obj.offset()
     }
 
     pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
-        self.ptr == other.ptr
+        self.obj.ptr_eq(&other.obj)
     }
 }
 
 impl<R: RawObject> fmt::Debug for Shared<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
-            .field("segment", &self.seg)
+            .field("segment", self.segment())
             .field("offset", &self.offset())
             .finish()
     }
@@ -146,7 +110,7 @@ struct Wire {
 impl<R: RawObject> Serialize for Shared<R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         WireRef {
-            seg: &self.seg,
+            seg: self.segment(),
             offset: self.offset() as u64,
         }
         .serialize(s)
@@ -157,19 +121,19 @@ impl<'de, R: RawObject> Deserialize<'de> for Shared<R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let w = Wire::deserialize(d)?;
-        let offset =
-            usize::try_from(w.offset).map_err(|_| D::Error::custom("offset out of range"))?;
-        if offset < HEADER_SIZE || !Self::fits(&w.seg, offset) {
-            return Err(D::Error::custom(format!(
+        let outside = || {
+            D::Error::custom(format!(
                 "a {} handle points outside its shared segment",
                 String::from_utf8_lossy(&R::MAGIC)
-            )));
-        }
-        // SAFETY: in bounds and 4-byte aligned (R's alignment is at least
-        // 4 since it starts with an AtomicU32); reading it atomically cannot
-        // race with other processes' atomic accesses.
+            ))
+        };
+        let offset = usize::try_from(w.offset).map_err(|_| outside())?;
+        let obj = Object::<R>::at(w.seg, offset).map_err(|_| outside())?;
+        // SAFETY: an `R` starts with its tag, an AtomicU32 (`RawObject`);
+        // reading it atomically cannot race with other processes' atomic
+        // accesses.
         let found =
-            unsafe { (*w.seg.as_ptr().add(offset).cast::<AtomicU32>()).load(Ordering::Acquire) };
+            unsafe { &*std::ptr::from_ref(obj.head()).cast::<AtomicU32>() }.load(Ordering::Acquire);
         if found != R::TAG {
             return Err(D::Error::custom(format!(
                 "shared segment does not hold a {} of this layout version (tag {:#x}, expected {:#x})",
@@ -178,9 +142,8 @@ impl<'de, R: RawObject> Deserialize<'de> for Shared<R> {
                 R::TAG
             )));
         }
-        // SAFETY: bounds, alignment and tag checked above; the tag is written
-        // only by `R::new`, so the object there is an `R`.
-        Ok(unsafe { Self::from_segment(w.seg, offset) })
+        // The tag is written only by `R::new`: the object there is an `R`.
+        Ok(Shared { obj })
     }
 }
 

@@ -3,7 +3,6 @@
 //! token (thread id and start-time stamp, see `mp_os::liveness`), and a `waiters` count of sleepers so that an uncontended
 //! release makes no system call.
 
-use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -32,23 +31,6 @@ pub(crate) enum Acquired {
 #[inline]
 pub(crate) fn me() -> u32 {
     liveness::current_token()
-}
-
-/// Registers (once per process) a `pthread_atfork` child handler that
-/// resets the cached thread id and token, so that a process forked with a
-/// bare `fork()` does not act under its parent's id.
-pub(crate) fn ensure_atfork() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        extern "C" fn child() {
-            liveness::forget_cached_ids();
-        }
-        // SAFETY: registering a handler with no prepare/parent parts; the
-        // child handler only resets a const-initialized thread local.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(child));
-        }
-    });
 }
 
 #[inline]

@@ -31,7 +31,7 @@ pub fn fork(f: impl FnOnce() -> i32) -> Child {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        mp_os::liveness::forget_cached_ids();
+        // `fork` ran the `mp_os::fork` hooks: the child has its own ids.
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
         // As a child started by mp-proc: the exit hooks (queues flush what
         // this process buffered) run before it leaves.

@@ -43,9 +43,9 @@ pub(crate) fn start(run: impl FnOnce(UnixStream)) -> Result<Started, Error> {
     })
 }
 
-/// State a child must not inherit from its parent.
+/// State a child must not inherit from its parent (beyond what the
+/// `mp_os::fork` hooks already reset inside `fork`: the cached ids).
 pub(crate) fn after_fork_in_child() {
-    mp_os::liveness::forget_cached_ids();
     crate::child::mark_forked();
     crate::info::reset_after_fork();
     crate::children::forget_children_after_fork();

@@ -594,7 +594,9 @@ fn fork_child(
         return ForkReply::Failed(format!("clone: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
-        mp_os::liveness::forget_cached_ids();
+        // A raw clone runs no fork hooks: the ones that can run now do
+        // (the cached ids).
+        mp_os::fork::after_clone_in_child();
         // SAFETY: closing our copy of the server's socket, which nothing in
         // the child uses (its `UnixStream` is never used nor dropped here:
         // the child exits without returning).
