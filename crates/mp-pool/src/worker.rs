@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mp_channel::{Bytes, PipeEnd, Queue};
 use mp_proc::{CallError, RawFunction};
 use mp_shm::{RawArray, RawValue};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::insights::{self, Timer};
 
