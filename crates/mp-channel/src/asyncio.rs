@@ -16,16 +16,16 @@ use tokio::io::unix::AsyncFd;
 
 use crate::attach::Attach;
 use crate::error::RecvError;
-use crate::io::{self, Call, DecodeSink};
+use crate::handle_ops::{self, Call};
 use crate::pipe::PipeEnd;
 use crate::queue::Queue;
-use crate::ring::SLICE;
+use crate::ring::{DecodeSink, SLICE};
 
 struct Poller<'a>(&'a Attach);
 
 impl Drop for Poller<'_> {
     fn drop(&mut self) {
-        io::register(self.0, false);
+        handle_ops::register(self.0, false);
     }
 }
 
@@ -43,14 +43,14 @@ async fn recv_async<T>(
             r => return r,
         }
         if poller.is_none() {
-            io::register(a, true);
+            handle_ops::register(a, true);
             poller = Some(Poller(a));
             continue; // re-check after registering
         }
         let fd = match &afd {
             Some(f) => f,
             None => {
-                let dup = io::readiness_fd(a)
+                let dup = handle_ops::readiness_fd(a)
                     .try_clone_to_owned()
                     .map_err(|_| RecvError::Closed)?;
                 afd.insert(
@@ -64,7 +64,7 @@ async fn recv_async<T>(
                 )
             }
         };
-        if io::is_ready(a, false) {
+        if handle_ops::is_ready(a, false) {
             continue;
         }
         match tokio::time::timeout(SLICE, fd.readable()).await {
@@ -72,7 +72,7 @@ async fn recv_async<T>(
             Ok(Err(_)) => return Err(RecvError::Closed),
             Err(_) => {
                 // A slice without events: look for dead writers.
-                io::is_ready(a, true);
+                handle_ops::is_ready(a, true);
             }
         }
     }
@@ -99,7 +99,7 @@ impl PipeEnd {
     pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
         let a = self.attach();
         recv_async(a, || {
-            io::read(a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
+            handle_ops::read(a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
         })
         .await
     }

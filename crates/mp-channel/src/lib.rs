@@ -63,9 +63,9 @@ pub mod connection;
 mod error;
 #[cfg(not(loom))]
 mod feed;
-mod holders;
 #[cfg(not(loom))]
-mod io;
+mod handle_ops;
+mod holders;
 #[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]

@@ -18,9 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::attach::Attach;
 use crate::chan::{Chan, KIND_QUEUE};
 use crate::error::{Error, RecvError, SendError};
-use crate::io::{self, Call, DecodeSink};
-use crate::ring::WErr;
-use crate::ring::WaitMode;
+// `io`: what every handle does with its rings.
+use crate::handle_ops::{self as io, Call};
+use crate::ring::{DecodeSink, RingWriteError, WaitMode};
 
 /// Default ring size of a queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
@@ -332,9 +332,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     // One record (no fragments): `d` bounds it all.
                     match ring.write_within(b, &a.waiter(d), 0, d) {
                         Ok(()) => return Ok(()),
-                        Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
-                        Err(WErr::Corrupt) => return Err(SendError::Corrupt(())),
-                        Err(WErr::Timeout) => {}
+                        Err(RingWriteError::Disconnected) => {
+                            return Err(SendError::Disconnected(()));
+                        }
+                        Err(RingWriteError::Corrupt) => return Err(SendError::Corrupt(())),
+                        Err(RingWriteError::Timeout) => {}
                     }
                     // Only a ring without room sends the value to the
                     // buffer: other writers holding `wlock` (a streamed
@@ -362,10 +364,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 let d = deadline.min_after(PUT_GRACE);
                 match ring.write_within(b, &a.waiter(d), 0, Deadline::never()) {
                     Ok(()) => return Ok(()),
-                    Err(WErr::Disconnected) => return Err(SendError::Disconnected(())),
-                    Err(WErr::Corrupt) => return Err(SendError::Corrupt(())),
+                    Err(RingWriteError::Disconnected) => return Err(SendError::Disconnected(())),
+                    Err(RingWriteError::Corrupt) => return Err(SendError::Corrupt(())),
                     // `wlock` busy or the room gone: to the buffer.
-                    Err(WErr::Timeout) => {}
+                    Err(RingWriteError::Timeout) => {}
                 }
             }
             feed.push(&a.chan, b);
@@ -681,13 +683,13 @@ struct JoinSink<'a, T> {
 
 impl<T: DeserializeOwned> crate::ring::Sink for JoinSink<'_, T> {
     type Out = T;
-    fn whole(&mut self, bytes: &[u8]) -> Result<T, crate::ring::RErr> {
+    fn whole(&mut self, bytes: &[u8]) -> Result<T, crate::ring::RingReadError> {
         self.inner.whole(bytes)
     }
-    fn start(&mut self, total: u64) -> Result<&mut [u8], crate::ring::RErr> {
+    fn start(&mut self, total: u64) -> Result<&mut [u8], crate::ring::RingReadError> {
         self.inner.start(total)
     }
-    fn finish(&mut self, total: u64) -> Result<T, crate::ring::RErr> {
+    fn finish(&mut self, total: u64) -> Result<T, crate::ring::RingReadError> {
         self.inner.finish(total)
     }
     fn claimed(&mut self) {
