@@ -8,6 +8,7 @@
 
 use std::os::fd::OwnedFd;
 
+use mp_os::futex::SLICE;
 use mp_os::time::Deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,7 +20,7 @@ use crate::error::RecvError;
 use crate::handle_ops::{self, Call};
 use crate::pipe::PipeEnd;
 use crate::queue::Queue;
-use crate::ring::{DecodeSink, SLICE};
+use crate::ring::DecodeSink;
 
 struct Poller<'a>(&'a Attach);
 

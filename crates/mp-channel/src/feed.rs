@@ -34,10 +34,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
+use mp_os::futex::SLICE;
 use mp_os::time::Deadline;
 
 use crate::chan::Chan;
-use crate::ring::{SLICE, SPIN_DEFAULT_NS, WaitMode, Waiter};
+use crate::ring::{SPIN_DEFAULT_NS, WaitMode, Waiter};
 
 /// How long a feeder with nothing to write waits for more before it
 /// leaves.

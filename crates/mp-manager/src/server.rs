@@ -31,8 +31,8 @@ use crate::registry::{ErasedObject, Registry, Types};
 use crate::transport::Transport;
 use crate::wire::{self, Bytes, Init, Kind, Op, Reply, Request, Who, WireTimeout};
 
-/// How long a blocked request sleeps before checking its client is alive.
-const SLICE: Duration = Duration::from_millis(100);
+// How long a blocked request sleeps before checking its client is alive.
+use mp_os::futex::SLICE;
 /// How long a new connection has to prove the key, from its accept to the
 /// server's welcome, however slowly its bytes arrive.
 pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(1);

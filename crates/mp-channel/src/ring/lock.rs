@@ -3,17 +3,16 @@
 //! that died, with the repairs that holder may have left half done
 //! (`puts`, `gets`, `dropped`, `head`).
 
-use mp_os::futex::Wait;
+use mp_os::lockword::{self, Acquired, Sleepers};
 use mp_os::time::Deadline;
 
 use super::Ring;
 use super::layout::{ARMED, CLAIMED, CONSUMED, DROP, LEN_MASK, ST_MASK, pos_ok, rec_size};
-use super::wait::{SLICE, yield_now};
-use crate::sync::{AtomicU32, Ordering::*, alive, futex_wait, futex_wake_all, spin_hint};
+use crate::sync::{AtomicU32, LockEnv, Ordering::*};
 
-pub(super) const LOCK_WAITERS: u32 = 1 << 31;
-/// Spins on a held lock before sleeping (each one a yield under loom).
-pub(super) const LOCK_SPINS: u32 = if cfg!(loom) { 2 } else { 100 };
+/// Set in a lock word while somebody sleeps on it (`mp_os::lockword`'s
+/// `Sleepers::InWord`).
+pub(super) const LOCK_WAITERS: u32 = lockword::WAITERS;
 
 impl Ring {
     #[inline]
@@ -21,43 +20,17 @@ impl Ring {
         word.compare_exchange(0, me, Acquire, Relaxed).is_ok() || self.lock_slow(word, me, deadline)
     }
 
+    /// Waits for `word` (see `mp_os::lockword`); one taken over from a
+    /// dead holder is repaired first.
     #[cold]
     pub(super) fn lock_slow(&self, word: &AtomicU32, me: u32, deadline: Deadline) -> bool {
-        let mut spins = 0u32;
-        let mut want = me;
-        loop {
-            let cur = word.load(Relaxed);
-            if cur == 0 {
-                if word.compare_exchange(0, want, Acquire, Relaxed).is_ok() {
-                    return true;
-                }
-                continue;
+        match lockword::acquire_slow::<LockEnv>(word, Sleepers::InWord, me, deadline) {
+            Acquired::Yes => true,
+            Acquired::Died(_) => {
+                self.after_takeover(word);
+                true
             }
-            if spins < LOCK_SPINS {
-                spins += 1;
-                if spins > LOCK_SPINS / 2 {
-                    yield_now();
-                } else {
-                    spin_hint();
-                }
-                continue;
-            }
-            if cur & LOCK_WAITERS == 0
-                && word
-                    .compare_exchange(cur, cur | LOCK_WAITERS, Relaxed, Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            want = me | LOCK_WAITERS;
-            if futex_wait(word, cur | LOCK_WAITERS, deadline.min_after(SLICE)) == Wait::TimedOut {
-                if self.take_over_if_dead(word, |_| want) {
-                    return true;
-                }
-                if deadline.expired() {
-                    return false;
-                }
-            }
+            Acquired::TimedOut => false,
         }
     }
 
@@ -71,13 +44,7 @@ impl Ring {
         word: &AtomicU32,
         want: impl FnOnce(u32) -> u32,
     ) -> bool {
-        let holder = word.load(Relaxed);
-        if holder != 0
-            && !alive(holder & !LOCK_WAITERS)
-            && word
-                .compare_exchange(holder, want(holder), Acquire, Relaxed)
-                .is_ok()
-        {
+        if lockword::take_over_if_dead::<LockEnv>(word, want).is_some() {
             self.after_takeover(word);
             return true;
         }
@@ -196,9 +163,7 @@ impl Ring {
 
     #[inline]
     pub(super) fn unlock(&self, word: &AtomicU32) {
-        if word.swap(0, Release) & LOCK_WAITERS != 0 {
-            futex_wake_all(word);
-        }
+        lockword::release_in_word::<LockEnv>(word);
     }
 
     /// Takes `wlock` over from a holder that died, recounts `puts`, and

@@ -2,21 +2,20 @@
 //! adaptive spin before a futex sleep, and the wake-ups that end a sleep.
 
 use std::sync::atomic::AtomicU32 as LocalU32;
-use std::time::Duration;
 
 use mp_os::futex::Wait;
 use mp_os::time::{Deadline, monotonic_ns};
 
 use super::Ring;
 use super::layout::Wake;
-use crate::sync::{Ordering::*, fence, futex_wait, futex_wake_all, spin_hint};
+use crate::sync::{Ordering::*, fence, futex_wait, futex_wake_all, spin_hint, yield_now};
 
 /// One poller in `data.waiters`.
 pub(crate) const POLLER: u32 = 1 << 16;
 
-/// How long a sleeper sleeps before it checks for dead peers.
-pub(crate) const SLICE: Duration = Duration::from_millis(100);
-pub(super) const SLICE_NS: u64 = 100_000_000;
+/// How long a sleeper sleeps before it checks for dead peers (the
+/// workspace's one slice).
+pub(crate) use mp_os::futex::{SLICE, SLICE_NS};
 
 /// Adaptive spin budget bounds (nanoseconds).
 pub(crate) const SPIN_DEFAULT_NS: u32 = 20_000;
@@ -275,11 +274,4 @@ impl Ring {
         }
         slept
     }
-}
-
-pub(super) fn yield_now() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::thread::yield_now();
 }
