@@ -686,11 +686,15 @@ impl<T: DeserializeOwned> crate::ring::Sink for JoinSink<'_, T> {
     fn whole(&mut self, bytes: &[u8]) -> Result<T, crate::ring::RingReadError> {
         self.inner.whole(bytes)
     }
-    fn start(&mut self, total: u64) -> Result<&mut [u8], crate::ring::RingReadError> {
+    fn start(
+        &mut self,
+        total: u64,
+    ) -> Result<crate::ring::StreamBuf<'_>, crate::ring::RingReadError> {
         self.inner.start(total)
     }
-    fn finish(&mut self, total: u64) -> Result<T, crate::ring::RingReadError> {
-        self.inner.finish(total)
+    unsafe fn finish(&mut self, total: u64) -> Result<T, crate::ring::RingReadError> {
+        // SAFETY: the caller's promise is `inner`'s (its buffer was filled).
+        unsafe { self.inner.finish(total) }
     }
     fn claimed(&mut self) {
         // An overflowed registration stays counted (in the table's

@@ -103,7 +103,7 @@ pub(crate) use layout::{CTL_SIZE, MAX_CAP, MIN_CAP};
 #[cfg(not(loom))]
 pub(crate) use read::RingReadError;
 #[cfg(not(loom))]
-pub(crate) use sink::{DecodeSink, Sink, SliceSink, VecSink};
+pub(crate) use sink::{DecodeSink, Sink, SliceSink, StreamBuf, VecSink};
 pub use wait::WaitMode;
 #[cfg(not(loom))]
 pub(crate) use wait::{SLICE, SPIN_DEFAULT_NS, Waiter};
@@ -123,6 +123,10 @@ pub(crate) struct Ring {
     store: loom_store::Store,
     cap: u64,
     mask: u64,
+    /// `mask` without the low 4 bits: any value masked with it is the
+    /// offset of a header (see `hdr`).
+    #[cfg(not(loom))]
+    hdr_mask: u64,
     max_frag: u64,
     efd: i32,
     counted: bool,
@@ -168,6 +172,7 @@ impl Ring {
             data,
             cap,
             mask: cap - 1,
+            hdr_mask: (cap - 1) & !(HDR - 1),
             max_frag: (cap / 4).min(1 << 28) - HDR,
             efd,
             counted,
@@ -196,15 +201,15 @@ impl Ring {
     #[cfg(not(loom))]
     #[inline]
     fn hdr(&self, pos: u64) -> &RecHeader {
-        // SAFETY: `pos & mask & !15` is a 16-aligned offset below `cap`
-        // (also for a corrupt `pos` read from shared memory: the mask
-        // makes every header access aligned and in bounds), which leaves
-        // room for a 16-byte header in the 16-aligned buffer; RecHeader is
-        // all atomics, so any bytes are a valid value.
+        // SAFETY: `pos & hdr_mask` (`pos & mask & !15`) is a 16-aligned
+        // offset below `cap` (also for a corrupt `pos` read from shared
+        // memory: the mask makes every header access aligned and in
+        // bounds), which leaves room for a 16-byte header in the 16-aligned
+        // buffer; RecHeader is all atomics, so any bytes are a valid value.
         unsafe {
             &*self
                 .data
-                .add((pos & self.mask & !(HDR - 1)) as usize)
+                .add((pos & self.hdr_mask) as usize)
                 .cast::<RecHeader>()
         }
     }

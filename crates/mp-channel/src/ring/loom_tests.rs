@@ -85,10 +85,10 @@ impl Sink for Collect {
     fn whole(&mut self, b: &[u8]) -> Result<Vec<u8>, RingReadError> {
         Ok(b.to_vec())
     }
-    fn start(&mut self, _total: u64) -> Result<&mut [u8], RingReadError> {
+    fn start(&mut self, _total: u64) -> Result<StreamBuf<'_>, RingReadError> {
         unreachable!("no streamed messages in the model")
     }
-    fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RingReadError> {
+    unsafe fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RingReadError> {
         unreachable!()
     }
 }

@@ -363,12 +363,12 @@ impl Sink for SlowSink {
     fn whole(&mut self, bytes: &[u8]) -> Result<Vec<u8>, RingReadError> {
         Ok(bytes.to_vec())
     }
-    fn start(&mut self, total: u64) -> Result<&mut [u8], RingReadError> {
+    fn start(&mut self, total: u64) -> Result<StreamBuf<'_>, RingReadError> {
         std::thread::sleep(Duration::from_millis(600));
         self.0 = vec![0; total as usize];
-        Ok(&mut self.0)
+        Ok(StreamBuf::init(&mut self.0))
     }
-    fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RingReadError> {
+    unsafe fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RingReadError> {
         Ok(std::mem::take(&mut self.0))
     }
 }

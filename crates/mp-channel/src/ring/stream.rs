@@ -2,6 +2,8 @@
 //! (FIRST, ..., LAST; the first starts with the total length): one writer
 //! to one reader, under both locks from the first fragment to the last.
 
+use std::mem::MaybeUninit;
+
 use mp_os::time::Deadline;
 
 use super::Ring;
@@ -125,7 +127,7 @@ impl Ring {
     ) -> Result<Option<S::Out>, RingReadError> {
         let c = self.ctl();
         let unlock = || self.unlock(&c.head.lock);
-        let buf = match sink.start(total) {
+        let mut buf = match sink.start(total) {
             Ok(b) => b,
             Err(e) => {
                 self.consume(h0, rec_size(len0));
@@ -138,7 +140,7 @@ impl Ring {
         // storing it around them spares reading each line in first.
         let nt = total >= STREAM_AROUND_CACHE;
         // SAFETY: we claimed the record at h0.
-        unsafe { self.with_payload(h0, 8, off, |b| copy_out(&mut buf[..off as usize], b, nt)) };
+        unsafe { self.with_payload(h0, 8, off, |b| buf.copy_in(0, b, nt)) };
         self.consume(h0, rec_size(len0));
         while off < total {
             let alive_writer = self.block(&c.data, w, Deadline::never(), |slow| {
@@ -180,9 +182,8 @@ impl Ring {
                             "streamed message longer than announced",
                         ));
                     }
-                    let dst = &mut buf[off as usize..(off + len) as usize];
                     // SAFETY: we claimed the record at h.
-                    unsafe { self.with_payload(h, 0, len, |b| copy_out(dst, b, nt)) };
+                    unsafe { self.with_payload(h, 0, len, |b| buf.copy_in(off as usize, b, nt)) };
                     self.consume(h, rec_size(len));
                     off += len;
                     if flags & LAST != 0 && off != total {
@@ -195,7 +196,9 @@ impl Ring {
             }
         }
         unlock();
-        sink.finish(total).map(Some)
+        // SAFETY: the fragments, checked to add up to no more than
+        // `total`, were copied into `buf` until `off == total`.
+        unsafe { sink.finish(total) }.map(Some)
     }
 }
 
@@ -207,17 +210,17 @@ pub(super) const STREAM_AROUND_CACHE: u64 = 16 << 20;
 /// which write whole lines to memory without first reading them into the
 /// cache (a third less memory traffic for a destination that does not fit
 /// in the caches anyway).
-pub(super) fn copy_out(dst: &mut [u8], src: &[u8], nt: bool) {
+pub(super) fn copy_out(dst: &mut [MaybeUninit<u8>], src: &[u8], nt: bool) {
+    assert_eq!(dst.len(), src.len());
     #[cfg(all(target_arch = "x86_64", not(loom)))]
     if nt && dst.len() >= 4096 {
         use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
         let n = dst.len();
-        assert_eq!(n, src.len());
         // Unaligned head and tail by plain copies, the 16-aligned middle in
         // blocks of 64 bytes.
         let head = (dst.as_ptr() as usize).wrapping_neg() & 15;
         let body = (n - head) & !63;
-        dst[..head].copy_from_slice(&src[..head]);
+        copy_plain(&mut dst[..head], &src[..head]);
         // SAFETY: `head + body <= n` for both slices; `d` is 16-aligned;
         // unaligned loads; SSE2 is part of x86-64. The fence orders the
         // non-temporal stores before whatever the caller does next
@@ -240,9 +243,19 @@ pub(super) fn copy_out(dst: &mut [u8], src: &[u8], nt: bool) {
             }
             _mm_sfence();
         }
-        dst[head + body..].copy_from_slice(&src[head + body..]);
+        copy_plain(&mut dst[head + body..], &src[head + body..]);
         return;
     }
     let _ = nt;
-    dst.copy_from_slice(src);
+    copy_plain(dst, src);
+}
+
+/// `dst.copy_from_slice(src)` into memory that may be uninitialized.
+fn copy_plain(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(dst.len(), src.len());
+    // SAFETY: both are valid for `src.len()` bytes, and `dst` is borrowed
+    // mutably, so they do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len());
+    }
 }

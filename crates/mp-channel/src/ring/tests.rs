@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::Ring;
 use super::layout::*;
 use super::sink::*;
-use super::stream::*;
 use super::wait::*;
 use super::write::*;
 use crate::sync::Ordering::*;
@@ -247,7 +246,7 @@ fn copy_out_copies_every_byte_at_any_alignment() {
     for nt in [false, true] {
         for (d_off, s_off, len) in [(0, 0, 20_000 - 64), (1, 3, 9_999), (15, 0, 4096), (7, 9, 5)] {
             let mut dst = vec![0u8; 20_000];
-            copy_out(&mut dst[d_off..d_off + len], &src[s_off..s_off + len], nt);
+            StreamBuf::init(&mut dst[d_off..d_off + len]).copy_in(0, &src[s_off..s_off + len], nt);
             assert_eq!(&dst[d_off..d_off + len], &src[s_off..s_off + len]);
             assert!(dst[..d_off].iter().all(|&b| b == 0));
             assert!(dst[d_off + len..].iter().all(|&b| b == 0));

@@ -186,6 +186,7 @@ impl Ring {
     /// message in `puts`, within `maxsize` (0: unbounded).
     /// A `tail` that is not a position, or a `released` beyond it or more
     /// than a ring behind it, is `Full::Corrupt`.
+    #[inline]
     pub(super) fn reserve(&self, len: u64, flags: u32, me: u32, maxsize: u64) -> Result<u64, Full> {
         let c = self.ctl();
         let t = c.tail.pos.load(Relaxed);
