@@ -1,5 +1,5 @@
 //! Robust lock words: a `u32` in shared memory that holds 0 (free) or the
-//! liveness token of its holder (see [`liveness`](crate::liveness)), taken
+//! liveness token of its holder (see [`liveness`]), taken
 //! over by a waiter when the holder dies.
 //!
 //! A waiter spins briefly ([`spin_until`](crate::futex::spin_until)), then
