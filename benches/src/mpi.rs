@@ -20,7 +20,7 @@ use std::hint::black_box;
 
 use crate::kit::Config;
 #[cfg(feature = "mpi")]
-use crate::kit::{Row, Stats, Unit, time};
+use crate::kit::{RowBuilder, Stats, Unit, time};
 #[cfg(feature = "mpi")]
 use crate::pool::{CPU_ITEM, TRIVIAL_ITEMS, burn_item, calibrate, cpu_items, double};
 
@@ -91,7 +91,7 @@ fn start(cfg: &Config) -> io::Result<()> {
     if let Some(e) = err {
         return Err(pool_err(e));
     }
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/mpi-start",
         "start + teardown, 2 workers",
@@ -125,7 +125,7 @@ fn trivial(cfg: &Config, pool: &mp_mpi::Pool) -> io::Result<()> {
         return Err(pool_err(e));
     }
     let ms = Stats::per_op(&samples, 1, Unit::Ms).p50;
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/mpi-map",
         "map trivial, 100k items",
@@ -159,7 +159,7 @@ fn cpu(cfg: &Config, pool: &mp_mpi::Pool) -> io::Result<()> {
     if let Some(e) = err {
         return Err(pool_err(e));
     }
-    Row::new(
+    RowBuilder::new(
         GROUP,
         "pool/mpi-cpu",
         &format!("map CPU-bound, {n} items"),

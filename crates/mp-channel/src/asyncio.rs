@@ -8,6 +8,7 @@
 
 use std::os::fd::OwnedFd;
 
+use mp_os::futex::SLICE;
 use mp_os::time::Deadline;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,16 +17,16 @@ use tokio::io::unix::AsyncFd;
 
 use crate::attach::Attach;
 use crate::error::{RecvError, RecvFailure};
-use crate::io::{self, Call, DecodeSink};
+use crate::handle_ops::{self, Call};
 use crate::pipe::PipeEnd;
 use crate::queue::Queue;
-use crate::ring::SLICE;
+use crate::ring::DecodeSink;
 
 struct Poller<'a>(&'a Attach);
 
 impl Drop for Poller<'_> {
     fn drop(&mut self) {
-        io::register(self.0, false);
+        handle_ops::register(self.0, false);
     }
 }
 
@@ -52,14 +53,14 @@ async fn recv_async_inner<T>(
             r => return r,
         }
         if poller.is_none() {
-            io::register(a, true);
+            handle_ops::register(a, true);
             poller = Some(Poller(a));
             continue; // re-check after registering
         }
         let fd = match &afd {
             Some(f) => f,
             None => {
-                let dup = io::readiness_fd(a)
+                let dup = handle_ops::readiness_fd(a)
                     .try_clone_to_owned()
                     .map_err(|_| RecvFailure::Closed)?;
                 afd.insert(
@@ -73,7 +74,7 @@ async fn recv_async_inner<T>(
                 )
             }
         };
-        if io::is_ready(a, false) {
+        if handle_ops::is_ready(a, false) {
             continue;
         }
         match tokio::time::timeout(SLICE, fd.readable()).await {
@@ -81,7 +82,7 @@ async fn recv_async_inner<T>(
             Ok(Err(_)) => return Err(RecvFailure::Closed),
             Err(_) => {
                 // A slice without events: look for dead writers.
-                io::is_ready(a, true);
+                handle_ops::is_ready(a, true);
             }
         }
     }
@@ -108,7 +109,7 @@ impl PipeEnd {
     pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
         let a = self.attach();
         recv_async(a, || {
-            io::read(a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
+            handle_ops::read(a, &mut DecodeSink::new(), Deadline::now(), Call::Try)
         })
         .await
     }
@@ -133,9 +134,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// As [`Queue::get`].
     pub async fn get_async(&self) -> Result<T, RecvError> {
-        recv_async(self.attach(), || {
-            self.get_inner(Deadline::now(), crate::io::Call::Try)
-        })
-        .await
+        recv_async(self.attach(), || self.get_inner(Deadline::now(), Call::Try)).await
     }
 }

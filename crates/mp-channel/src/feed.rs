@@ -35,10 +35,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::time::Duration;
 
 use mp_os::fork::ForkSafeMutex;
+use mp_os::futex::SLICE;
 use mp_os::time::Deadline;
 
 use crate::holders::Holders;
-use crate::ring::{Ring, SLICE, SPIN_DEFAULT_NS, WaitMode, Waiter};
+use crate::ring::{Ring, SPIN_DEFAULT_NS, WaitMode, Waiter};
 
 /// The channel a feeder writes into, as the feeder sees it: implemented
 /// by `chan::Chan`, which owns the `Feed` (so that this file needs nothing

@@ -57,7 +57,6 @@ mod attach;
 mod bytes;
 #[cfg(not(loom))]
 mod chan;
-#[cfg(not(loom))]
 mod codec;
 #[cfg(not(loom))]
 pub mod connection;
@@ -65,9 +64,9 @@ pub mod connection;
 mod error;
 #[cfg(not(loom))]
 mod feed;
-mod holders;
 #[cfg(not(loom))]
-mod io;
+mod handle_ops;
+mod holders;
 #[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]

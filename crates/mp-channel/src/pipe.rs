@@ -13,8 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::attach::Attach;
 use crate::chan::{Chan, KIND_PIPE};
 use crate::error::{Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError};
-use crate::io::{self, Call, DecodeSink, SliceSink, VecSink};
-use crate::ring::WaitMode;
+// `io`: what every handle does with its rings.
+use crate::handle_ops::{self as io, Call};
+use crate::ring::{DecodeSink, SliceSink, VecSink, WaitMode};
 
 /// Default ring size of a pipe, per direction.
 pub const DEFAULT_PIPE_CAPACITY: usize = 256 * 1024;

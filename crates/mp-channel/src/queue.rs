@@ -21,9 +21,9 @@ use crate::error::{
     Error, RecvError, RecvFailure, RecvTimeoutError, SendError, SendFailure, SendTimeoutError,
     TryRecvError, TrySendError,
 };
-use crate::io::{self, Call, DecodeSink};
-use crate::ring::WErr;
-use crate::ring::WaitMode;
+// `io`: what every handle does with its rings.
+use crate::handle_ops::{self as io, Call};
+use crate::ring::{DecodeSink, RingWriteError, WaitMode};
 
 /// Default ring size of a queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
@@ -399,9 +399,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     // One record (no fragments): `d` bounds it all.
                     match ring.write_within(b, &registration.waiter(d), 0, d) {
                         Ok(()) => return Ok(()),
-                        Err(WErr::Disconnected) => return Err(SendFailure::Disconnected(())),
-                        Err(WErr::Corrupt) => return Err(SendFailure::Corrupt(())),
-                        Err(WErr::Timeout) => {}
+                        Err(RingWriteError::Disconnected) => {
+                            return Err(SendFailure::Disconnected(()));
+                        }
+                        Err(RingWriteError::Corrupt) => return Err(SendFailure::Corrupt(())),
+                        Err(RingWriteError::Timeout) => {}
                     }
                     // Only a ring without room sends the value to the
                     // buffer: other writers holding `wlock` (a streamed
@@ -429,10 +431,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 let d = deadline.min_after(PUT_GRACE);
                 match ring.write_within(b, &registration.waiter(d), 0, Deadline::never()) {
                     Ok(()) => return Ok(()),
-                    Err(WErr::Disconnected) => return Err(SendFailure::Disconnected(())),
-                    Err(WErr::Corrupt) => return Err(SendFailure::Corrupt(())),
+                    Err(RingWriteError::Disconnected) => return Err(SendFailure::Disconnected(())),
+                    Err(RingWriteError::Corrupt) => return Err(SendFailure::Corrupt(())),
                     // `wlock` busy or the room gone: to the buffer.
-                    Err(WErr::Timeout) => {}
+                    Err(RingWriteError::Timeout) => {}
                 }
             }
             feed.push(&registration.chan, b);
@@ -765,14 +767,18 @@ struct JoinSink<'a, T> {
 
 impl<T: DeserializeOwned> crate::ring::Sink for JoinSink<'_, T> {
     type Out = T;
-    fn whole(&mut self, bytes: &[u8]) -> Result<T, crate::ring::RErr> {
+    fn whole(&mut self, bytes: &[u8]) -> Result<T, crate::ring::RingReadError> {
         self.inner.whole(bytes)
     }
-    fn start(&mut self, total: u64) -> Result<&mut [u8], crate::ring::RErr> {
+    fn start(
+        &mut self,
+        total: u64,
+    ) -> Result<crate::ring::StreamBuf<'_>, crate::ring::RingReadError> {
         self.inner.start(total)
     }
-    fn finish(&mut self, total: u64) -> Result<T, crate::ring::RErr> {
-        self.inner.finish(total)
+    unsafe fn finish(&mut self, total: u64) -> Result<T, crate::ring::RingReadError> {
+        // SAFETY: the caller's promise is `inner`'s (its buffer was filled).
+        unsafe { self.inner.finish(total) }
     }
     fn claimed(&mut self) {
         // An overflowed registration stays counted (in the table's

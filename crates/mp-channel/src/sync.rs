@@ -23,6 +23,15 @@ pub(crate) fn spin_hint() {
     std::hint::spin_loop();
 }
 
+/// Gives the CPU to another thread (a loom yield under loom).
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}
+
 /// The `SeqCst` fence a Dekker-style check needs right after a `SeqCst`
 /// read-modify-write (a lock release, a CAS on `released`): on x86-64 every
 /// locked instruction already is a full barrier, so only the compiler is
@@ -49,6 +58,15 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) ->
     {
         mp_os::futex::wait(word, expected, deadline)
     }
+}
+
+/// Wakes up to `n` waiters on `word`.
+#[inline]
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
+    #[cfg(loom)]
+    let _ = (word, n);
+    #[cfg(not(loom))]
+    mp_os::futex::wake(word, n);
 }
 
 /// Wakes every waiter on `word`.
@@ -92,5 +110,63 @@ pub(crate) fn alive(token: u32) -> bool {
     #[cfg(not(loom))]
     {
         token == mp_os::liveness::current_token() || mp_os::liveness::token_alive(token)
+    }
+}
+
+/// The ring's lock words run `mp_os::lockword` on these atomics, waits and
+/// liveness checks (loom's under loom, so that the model checks that code;
+/// a spin there is two polls, each one a loom yield).
+#[derive(Debug)]
+pub(crate) struct LockEnv;
+
+impl mp_os::lockword::Env for LockEnv {
+    type Word = AtomicU32;
+    #[cfg(loom)]
+    const SPINS: u32 = 2;
+    #[inline]
+    fn load(w: &AtomicU32, order: Ordering) -> u32 {
+        w.load(order)
+    }
+    #[inline]
+    fn compare_exchange(
+        w: &AtomicU32,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        w.compare_exchange(current, new, success, failure)
+    }
+    #[inline]
+    fn swap(w: &AtomicU32, v: u32, order: Ordering) -> u32 {
+        w.swap(v, order)
+    }
+    #[inline]
+    fn fetch_add(w: &AtomicU32, v: u32, order: Ordering) -> u32 {
+        w.fetch_add(v, order)
+    }
+    #[inline]
+    fn fetch_sub(w: &AtomicU32, v: u32, order: Ordering) -> u32 {
+        w.fetch_sub(v, order)
+    }
+    #[inline]
+    fn wait(w: &AtomicU32, expected: u32, deadline: Deadline) -> Wait {
+        futex_wait(w, expected, deadline)
+    }
+    #[inline]
+    fn wake(w: &AtomicU32, n: u32) {
+        futex_wake(w, n);
+    }
+    #[inline]
+    fn alive(token: u32) -> bool {
+        alive(token)
+    }
+    #[inline]
+    fn pause() {
+        spin_hint();
+    }
+    #[inline]
+    fn yield_now() {
+        yield_now();
     }
 }

@@ -21,9 +21,9 @@ use mp_channel::{PipeEnd, RecvTimeoutError, SendError, WaitMode};
 use crate::addr::Stream;
 use crate::wire;
 
-/// How long a pipe receiver waits before checking the socket for a
-/// hang-up.
-const SLICE: Duration = Duration::from_millis(100);
+// How long a pipe receiver waits before checking the socket for a
+// hang-up.
+use mp_os::futex::SLICE;
 /// Ring bytes per direction of a connection's pipe. Larger frames are
 /// streamed through it.
 const PIPE_RING: usize = 64 << 10;

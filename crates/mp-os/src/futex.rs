@@ -5,6 +5,11 @@
 //! [`Deadline`] on `CLOCK_MONOTONIC` (`FUTEX_WAIT_BITSET`), so a wait that
 //! wakes spuriously and sleeps again keeps its original deadline.
 //!
+//! The waiting policy every blocking call of the workspace follows lives
+//! here too: spin briefly ([`spin_until`], [`SPIN`] polls), then sleep on
+//! the futex in slices of [`SLICE`], looking for dead peers between
+//! slices. Lock words built on it are in [`lockword`](crate::lockword).
+//!
 //! ```
 //! use std::sync::atomic::AtomicU32;
 //! use std::time::Duration;
@@ -20,6 +25,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::thread::futex as sys;
@@ -61,28 +67,67 @@ pub fn wake_all(word: &AtomicU32) -> usize {
     wake(word, i32::MAX as u32)
 }
 
-/// How many times [`spin_until`] polls before giving up, by default.
+/// How long a waiter sleeps at most before it looks again for a dead peer
+/// (a lock's holder, the other side of a channel, a client, a barrier
+/// party). Every blocking wait of the workspace sleeps in slices of this
+/// length, so a peer that dies is noticed within about one slice.
+pub const SLICE: Duration = Duration::from_millis(100);
+
+/// [`SLICE`] in nanoseconds.
+pub const SLICE_NS: u64 = SLICE.as_nanos() as u64;
+
+/// How many times a waiter polls (see [`spin_until`]) before it sleeps on
+/// the futex: the spin of every lock word.
 ///
 /// On this workspace's reference machine a blocking hand-off between two
 /// CPUs costs about 5 us each way, while a spinning peer answers in about
 /// 0.1 us; a few microseconds of spinning catch most quick hand-offs without
 /// stealing a core from a third process for long.
-pub const DEFAULT_SPIN: u32 = 200;
+pub const SPIN: u32 = 100;
+
+/// How many times [`spin_until`] polls before giving up, by default.
+pub const DEFAULT_SPIN: u32 = 2 * SPIN;
 
 /// Polls `ready` up to `limit` times with a CPU pause in between (yielding
 /// the CPU in the second half), and returns whether it became true.
+///
+/// ```
+/// let mut n = 0;
+/// assert!(mp_os::futex::spin_until(mp_os::futex::SPIN, || { n += 1; n == 3 }));
+/// ```
 #[inline]
-pub fn spin_until(limit: u32, mut ready: impl FnMut() -> bool) -> bool {
+pub fn spin_until(limit: u32, ready: impl FnMut() -> bool) -> bool {
+    spin_until_with(limit, std::hint::spin_loop, std::thread::yield_now, ready)
+}
+
+/// [`spin_until`] with the CPU pause and the yield given (a model
+/// checker's stand-ins, which must see every step of a spin). The one spin
+/// policy of the workspace: polls in the first half of `limit` are
+/// separated by pauses that double up to 64, those in the second half by
+/// a yield of the CPU (a peer that shares this CPU runs at once).
+///
+/// ```
+/// let mut n = 0;
+/// assert!(!mp_os::futex::spin_until_with(4, || {}, || {}, || { n += 1; false }));
+/// assert_eq!(n, 5);
+/// ```
+#[inline]
+pub fn spin_until_with(
+    limit: u32,
+    pause: impl Fn(),
+    yield_now: impl Fn(),
+    mut ready: impl FnMut() -> bool,
+) -> bool {
     for i in 0..limit {
         if ready() {
             return true;
         }
         if i < limit / 2 {
             for _ in 0..(1 << (i.min(6))) {
-                std::hint::spin_loop();
+                pause();
             }
         } else {
-            std::thread::yield_now();
+            yield_now();
         }
     }
     ready()

@@ -21,7 +21,8 @@
 //! * [`object`]: a typed object in a segment, checked once (kind, version,
 //!   bounds), that locks, values and channels are built on;
 //! * [`futex`]: process-shared futex waits with `CLOCK_MONOTONIC` deadlines,
-//!   and the short adaptive spin that precedes them;
+//!   the short spin that precedes them and the slice a waiter sleeps
+//!   before it looks for dead peers;
 //! * [`time`]: the [`Deadline`](time::Deadline) type every blocking call takes;
 //! * [`handle`]: how a handle holding a file descriptor is serialized, so that
 //!   it can travel in a process's arguments or over a socket and re-attach on
@@ -29,6 +30,8 @@
 //! * [`fdpass`]: framed messages with `SCM_RIGHTS` file descriptors over Unix
 //!   sockets;
 //! * [`liveness`]: telling a dead thread or process from a slow one;
+//! * [`lockword`]: lock words in shared memory that a waiter takes over
+//!   when their holder dies;
 //! * [`wait`]: waiting for any of several objects (channel ends, queues,
 //!   processes) with `poll(2)` on their readiness descriptors;
 //! * [`exit`]: hooks to run before the process exits (a queue's buffered
@@ -48,6 +51,7 @@ pub mod fork;
 pub mod futex;
 pub mod handle;
 pub mod liveness;
+pub mod lockword;
 pub mod object;
 pub mod segment;
 pub mod time;

@@ -34,8 +34,9 @@ use rustix::event::{PollFd, PollFlags};
 use crate::time::Deadline;
 
 /// How long [`wait`] sleeps at most before it calls
-/// [`Waitable::check_stalled`] on every object (to notice dead peers).
-pub const STALL_SLICE: Duration = Duration::from_millis(100);
+/// [`Waitable::check_stalled`] on every object (to notice dead peers): the
+/// workspace's [`SLICE`](crate::futex::SLICE).
+pub const STALL_SLICE: Duration = crate::futex::SLICE;
 
 /// An object [`wait`] can wait on.
 ///

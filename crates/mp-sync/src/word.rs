@@ -1,21 +1,20 @@
 //! The lock-word protocol shared by `RawLock`, `RawRLock` and the barrier's
 //! internal lock: a `state` word holding 0 (free) or the holder's liveness
-//! token (thread id and start-time stamp, see `mp_os::liveness`), and a `waiters` count of sleepers so that an uncontended
-//! release makes no system call.
+//! token (thread id and start-time stamp, see `mp_os::liveness`), and a
+//! `waiters` count of sleepers so that an uncontended release makes no
+//! system call. The protocol itself (spin, sleep in slices, take a dead
+//! holder's word over) is `mp_os::lockword`'s, with `Sleepers::Count`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use mp_os::futex;
 use mp_os::liveness;
+use mp_os::lockword::{self, Os, Sleepers};
 use mp_os::time::Deadline;
 
 /// How long a waiter sleeps before it checks whether the holder (or a
-/// waiting barrier party) is still alive.
-pub(crate) const SLICE: Duration = Duration::from_millis(100);
-
-/// Polls of the adaptive spin before a waiter sleeps on the futex.
-pub(crate) const SPIN: u32 = 100;
+/// waiting barrier party) is still alive; polls of the spin before a
+/// waiter sleeps on the futex.
+pub(crate) use mp_os::futex::{SLICE, SPIN};
 
 /// How an acquisition of a lock word ended.
 pub(crate) enum Acquired {
@@ -44,7 +43,8 @@ pub(crate) fn try_take(state: &AtomicU32, me: u32) -> bool {
 ///
 /// Spins briefly, then sleeps on the futex in slices of [`SLICE`]; after a
 /// slice that was not woken (and when the deadline passes) it checks
-/// whether the holder is alive and takes a dead holder's word over.
+/// whether the holder is alive and takes a dead holder's word over
+/// (`mp_os::lockword::acquire_slow`).
 #[cold]
 pub(crate) fn acquire_slow(
     state: &AtomicU32,
@@ -52,63 +52,20 @@ pub(crate) fn acquire_slow(
     me: u32,
     deadline: Deadline,
 ) -> Acquired {
-    if try_take(state, me) {
-        return Acquired::Yes;
-    }
-    if deadline.expired() {
-        return Acquired::TimedOut;
-    }
-    if futex::spin_until(SPIN, || {
-        state.load(Ordering::Relaxed) == 0 && try_take(state, me)
-    }) {
-        return Acquired::Yes;
-    }
-    loop {
-        waiters.fetch_add(1, Ordering::SeqCst);
-        let cur = state.load(Ordering::SeqCst);
-        let r = if cur == 0 {
-            futex::Wait::Woken
-        } else {
-            futex::wait(state, cur, deadline.min_after(SLICE))
-        };
-        waiters.fetch_sub(1, Ordering::SeqCst);
-        if try_take(state, me) {
-            return Acquired::Yes;
-        }
-        if r == futex::Wait::TimedOut {
-            let cur = state.load(Ordering::SeqCst);
-            if cur != 0
-                && cur != me
-                && !liveness::token_alive(cur)
-                && state
-                    .compare_exchange(cur, me, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return Acquired::Died(liveness::token_tid(cur));
-            }
-            if deadline.expired() {
-                return Acquired::TimedOut;
-            }
-        }
+    match lockword::acquire_slow::<Os>(state, Sleepers::Count(waiters), me, deadline) {
+        lockword::Acquired::Yes => Acquired::Yes,
+        lockword::Acquired::Died(token) => Acquired::Died(liveness::token_tid(token)),
+        lockword::Acquired::TimedOut => Acquired::TimedOut,
     }
 }
 
 /// Releases `state` if it still holds `expected`; returns whether it did.
 #[inline]
 pub(crate) fn release(state: &AtomicU32, waiters: &AtomicU32, expected: u32) -> bool {
-    if state
-        .compare_exchange(expected, 0, Ordering::SeqCst, Ordering::Relaxed)
-        .is_err()
-    {
-        return false;
-    }
-    wake_one_if_waiting(state, waiters);
-    true
+    lockword::release_counted::<Os>(state, waiters, expected)
 }
 
 #[inline]
 pub(crate) fn wake_one_if_waiting(state: &AtomicU32, waiters: &AtomicU32) {
-    if waiters.load(Ordering::SeqCst) != 0 {
-        futex::wake(state, 1);
-    }
+    lockword::wake_one_if_waiting::<Os>(state, waiters);
 }

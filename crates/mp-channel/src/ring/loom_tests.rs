@@ -8,7 +8,13 @@ use std::sync::atomic::AtomicU32 as LocalU32;
 use loom::sync::Arc;
 use mp_os::time::Deadline;
 
-use super::*;
+use super::Ring;
+use super::layout::*;
+use super::read::*;
+use super::sink::*;
+use super::wait::*;
+use crate::holders::Holders;
+use crate::sync::Ordering::*;
 use crate::sync::{AtomicU32, AtomicU64};
 
 impl RingCtl {
@@ -76,13 +82,13 @@ struct Collect;
 
 impl Sink for Collect {
     type Out = Vec<u8>;
-    fn whole(&mut self, b: &[u8]) -> Result<Vec<u8>, RErr> {
+    fn whole(&mut self, b: &[u8]) -> Result<Vec<u8>, RingReadError> {
         Ok(b.to_vec())
     }
-    fn start(&mut self, _total: u64) -> Result<&mut [u8], RErr> {
+    fn start(&mut self, _total: u64) -> Result<StreamBuf<'_>, RingReadError> {
         unreachable!("no streamed messages in the model")
     }
-    fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RErr> {
+    unsafe fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RingReadError> {
         unreachable!()
     }
 }

@@ -15,8 +15,16 @@ use std::time::Instant;
 use proptest::prelude::*;
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags, mmap_anonymous, mprotect, munmap};
 
-use super::*;
-use crate::io::VecSink;
+use std::time::Duration;
+
+use super::Ring;
+use super::layout::*;
+use super::read::*;
+use super::sink::*;
+use super::wait::*;
+use super::write::*;
+use crate::sync::{AtomicU32, AtomicU64, Ordering::*};
+use mp_os::time::Deadline;
 
 const CAP: u64 = 4096;
 const PAGE: usize = 4096;
@@ -91,8 +99,8 @@ fn shared() -> Arc<Shared> {
             Ring::new(ctl.ptr().cast(), data.ptr(), CAP, -1, true),
         )
     };
-    w.ctl().writers.add(crate::attach::process_token());
-    r.ctl().readers.add(crate::attach::process_token());
+    w.ctl().writers.add(mp_os::liveness::process_token());
+    r.ctl().readers.add(mp_os::liveness::process_token());
     Arc::new(Shared {
         w,
         r,
@@ -110,12 +118,12 @@ fn waiter(spin: &LocalU32, timeout: Duration) -> Waiter<'_> {
     }
 }
 
-fn write(ring: &Ring, msg: &[u8], timeout: Duration) -> Result<(), WErr> {
+fn write(ring: &Ring, msg: &[u8], timeout: Duration) -> Result<(), RingWriteError> {
     let spin = LocalU32::new(0);
     ring.write(msg, &waiter(&spin, timeout), 0)
 }
 
-fn read(ring: &Ring, timeout: Duration) -> Result<Vec<u8>, RErr> {
+fn read(ring: &Ring, timeout: Duration) -> Result<Vec<u8>, RingReadError> {
     let spin = LocalU32::new(0);
     ring.read(&mut VecSink(Vec::new()), &waiter(&spin, timeout))
 }
@@ -124,8 +132,8 @@ const SHORT: Duration = Duration::from_millis(200);
 /// Only a safety net: the calls below that must fail fail at once.
 const LONG: Duration = Duration::from_secs(4);
 
-fn assert_corrupt<T: std::fmt::Debug>(r: Result<T, RErr>) {
-    assert!(matches!(r, Err(RErr::Corrupt(_))), "{r:?}");
+fn assert_corrupt<T: std::fmt::Debug>(r: Result<T, RingReadError>) {
+    assert!(matches!(r, Err(RingReadError::Corrupt(_))), "{r:?}");
 }
 
 #[test]
@@ -153,10 +161,14 @@ fn misaligned_tail_is_corrupt() {
         c.tail.pos.store(t, SeqCst);
         c.head.pos.store(t & !15, SeqCst);
         c.released.v.store(t & !15, SeqCst);
-        assert_eq!(write(&s.w, b"x", SHORT), Err(WErr::Corrupt), "tail {t}");
+        assert_eq!(
+            write(&s.w, b"x", SHORT),
+            Err(RingWriteError::Corrupt),
+            "tail {t}"
+        );
         assert_eq!(
             write(&s.w, &[7; 2000], SHORT),
-            Err(WErr::Corrupt),
+            Err(RingWriteError::Corrupt),
             "tail {t}"
         );
     }
@@ -205,7 +217,7 @@ fn misaligned_released_is_not_followed() {
             break;
         }
     }
-    assert_eq!(got, Err(WErr::Corrupt));
+    assert_eq!(got, Err(RingWriteError::Corrupt));
 }
 
 /// `released` more than a ring behind `tail`: a writer that needs room
@@ -228,7 +240,7 @@ fn released_a_ring_behind_tail_is_corrupt() {
             break;
         }
     }
-    assert_eq!(got, Err(WErr::Corrupt));
+    assert_eq!(got, Err(RingWriteError::Corrupt));
     assert!(start.elapsed() < LONG, "reported, not waited for");
 }
 
@@ -245,7 +257,7 @@ fn writer_waiting_for_room_sees_a_corrupt_released() {
     std::thread::sleep(Duration::from_millis(50));
     s.r.ctl().released.v.store(8, SeqCst);
     let (got, took) = t.join().unwrap();
-    assert_eq!(got, Err(WErr::Corrupt));
+    assert_eq!(got, Err(RingWriteError::Corrupt));
     assert!(took < LONG, "reported, not waited for");
 }
 
@@ -287,7 +299,7 @@ fn lying_stream_length_costs_no_memory() {
     let before = peak_rss();
     assert!(matches!(
         read(&s.r, Duration::from_millis(500)),
-        Err(RErr::Timeout)
+        Err(RingReadError::Timeout)
     ));
     let grew = peak_rss().saturating_sub(before);
     assert!(grew < 256 << 20, "peak memory grew by {grew} bytes");
@@ -326,7 +338,7 @@ fn timed_stream_gives_up_at_its_deadline_and_is_dropped_whole() {
         let start = Instant::now();
         (write(&s2.w, &big, deadline), start.elapsed())
     });
-    assert_eq!(got, Err(WErr::Timeout));
+    assert_eq!(got, Err(RingWriteError::Timeout));
     assert!(took >= deadline, "{took:?}");
     assert!(took < deadline + Duration::from_secs(3), "{took:?}");
     let s2 = s.clone();
@@ -348,15 +360,15 @@ struct SlowSink(Vec<u8>);
 
 impl Sink for SlowSink {
     type Out = Vec<u8>;
-    fn whole(&mut self, bytes: &[u8]) -> Result<Vec<u8>, RErr> {
+    fn whole(&mut self, bytes: &[u8]) -> Result<Vec<u8>, RingReadError> {
         Ok(bytes.to_vec())
     }
-    fn start(&mut self, total: u64) -> Result<&mut [u8], RErr> {
+    fn start(&mut self, total: u64) -> Result<StreamBuf<'_>, RingReadError> {
         std::thread::sleep(Duration::from_millis(600));
         self.0 = vec![0; total as usize];
-        Ok(&mut self.0)
+        Ok(StreamBuf::init(&mut self.0))
     }
-    fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RErr> {
+    unsafe fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RingReadError> {
         Ok(std::mem::take(&mut self.0))
     }
 }
@@ -377,7 +389,7 @@ fn reader_inside_a_stream_drops_it_when_its_writer_gives_up() {
     let got = within(Duration::from_secs(20), move || {
         write(&s2.w, &big, Duration::from_millis(300))
     });
-    assert_eq!(got, Err(WErr::Timeout));
+    assert_eq!(got, Err(RingWriteError::Timeout));
     write(&s.w, b"after", Duration::from_secs(10)).unwrap();
     assert_eq!(reader.join().unwrap().unwrap(), b"after");
     assert_eq!(s.r.count(), 0);

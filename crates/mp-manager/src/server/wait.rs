@@ -15,8 +15,9 @@ use crate::error::RemoteError;
 use crate::transport::Transport;
 use crate::wire::{Kind, Reply, WireTimeout};
 
-/// How long a blocked request sleeps before checking its client is alive.
-const SLICE: Duration = Duration::from_millis(100);
+/// How long a blocked request sleeps before checking its client is alive:
+/// the one slice of the whole project.
+pub(crate) use mp_os::futex::SLICE;
 
 /// One client connection.
 pub(super) struct Conn {

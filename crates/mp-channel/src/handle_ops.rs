@@ -1,17 +1,17 @@
-//! Glue between the public handles and the ring: encoding, sinks, error
-//! mapping, readiness.
+//! What every channel handle (a `PipeEnd`, a `Queue`) does with the rings
+//! of its `Attach`: encode and write a value, read one into a sink, map the
+//! ring's errors to the public ones, readiness for `wait`, and the handle's
+//! own serde form.
 
 use std::cell::RefCell;
-use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 
 use mp_os::time::Deadline;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::attach::{Attach, GUARDED};
 use crate::error::{RecvFailure as RecvError, SendFailure as SendError};
-use crate::ring::{RErr, Ring, Sink, WErr};
+use crate::ring::{Ring, RingReadError, RingWriteError, Sink};
 
 /// How a call treats a deadline that passes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,10 +89,10 @@ pub(crate) fn write_bytes(
     };
     ring.write_within(bytes, &w, a.chan.maxsize, rest)
         .map_err(|e| match (e, call) {
-            (WErr::Disconnected, _) => SendError::Disconnected(()),
-            (WErr::Corrupt, _) => SendError::Corrupt(()),
-            (WErr::Timeout, Call::Try) => SendError::Full(()),
-            (WErr::Timeout, _) => SendError::Timeout(()),
+            (RingWriteError::Disconnected, _) => SendError::Disconnected(()),
+            (RingWriteError::Corrupt, _) => SendError::Corrupt(()),
+            (RingWriteError::Timeout, Call::Try) => SendError::Full(()),
+            (RingWriteError::Timeout, _) => SendError::Timeout(()),
         })
 }
 
@@ -127,115 +127,20 @@ pub(crate) fn read<S: Sink>(
     ring.read(sink, &w).map_err(|e| map_rerr(e, call))
 }
 
-pub(crate) fn map_rerr(e: RErr, call: Call) -> RecvError {
+pub(crate) fn map_rerr(e: RingReadError, call: Call) -> RecvError {
     match e {
-        RErr::Timeout if call == Call::Try => RecvError::Empty,
-        RErr::Timeout => RecvError::Timeout,
-        RErr::Disconnected => RecvError::Disconnected,
-        RErr::TooShort(n) => RecvError::TooShort {
+        RingReadError::Timeout if call == Call::Try => RecvError::Empty,
+        RingReadError::Timeout => RecvError::Timeout,
+        RingReadError::Disconnected => RecvError::Disconnected,
+        RingReadError::TooShort(n) => RecvError::TooShort {
             needed: usize::try_from(n).unwrap_or(usize::MAX),
         },
-        RErr::Corrupt(m) => RecvError::Corrupt(m),
+        RingReadError::Corrupt(m) => RecvError::Corrupt(m),
         // postcard drops the reason a handle failed to re-attach.
-        RErr::Decode(e) => match mp_os::handle::take_attach_error() {
+        RingReadError::Decode(e) => match mp_os::handle::take_attach_error() {
             Some(why) => RecvError::Attach(why),
             None => RecvError::Decode(e),
         },
-    }
-}
-
-/// Decodes a `T` (straight from the ring when the message is in one record).
-pub(crate) struct DecodeSink<T> {
-    buf: Vec<u8>,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T> DecodeSink<T> {
-    pub(crate) fn new() -> Self {
-        DecodeSink {
-            buf: Vec::new(),
-            _t: PhantomData,
-        }
-    }
-}
-
-/// A buffer of `total` bytes for a streamed message. `total` comes from
-/// shared memory, where a buggy or hostile writer may have put any length:
-/// a new buffer is zeroed memory from the allocator (fresh pages for a
-/// large one, mapped as the fragments are copied in), so a length that no
-/// fragments follow costs address space, not memory; one the allocator
-/// cannot give is an error.
-fn alloc(buf: &mut Vec<u8>, total: u64) -> Result<&mut [u8], RErr> {
-    let n = usize::try_from(total).map_err(|_| RErr::Corrupt("message length out of range"))?;
-    if n > buf.capacity() {
-        *buf = zeroed(n)?;
-    } else {
-        buf.clear();
-        buf.resize(n, 0);
-    }
-    Ok(&mut buf[..])
-}
-
-/// `n > 0` zero bytes.
-fn zeroed(n: usize) -> Result<Vec<u8>, RErr> {
-    let too_large = || RErr::Corrupt("message too large to allocate");
-    let layout = std::alloc::Layout::array::<u8>(n).map_err(|_| too_large())?;
-    // SAFETY: `layout` has a non-zero size (`n > 0`).
-    let p = unsafe { std::alloc::alloc_zeroed(layout) };
-    if p.is_null() {
-        return Err(too_large());
-    }
-    // SAFETY: `p` comes from the global allocator with the layout of `n`
-    // bytes, all initialized (zeroed); the vector owns it from here.
-    Ok(unsafe { Vec::from_raw_parts(p, n, n) })
-}
-
-impl<T: DeserializeOwned> Sink for DecodeSink<T> {
-    type Out = T;
-    fn whole(&mut self, bytes: &[u8]) -> Result<T, RErr> {
-        crate::codec::from_bytes(bytes).map_err(RErr::Decode)
-    }
-    fn start(&mut self, total: u64) -> Result<&mut [u8], RErr> {
-        alloc(&mut self.buf, total)
-    }
-    fn finish(&mut self, _total: u64) -> Result<T, RErr> {
-        crate::codec::from_bytes(&self.buf).map_err(RErr::Decode)
-    }
-}
-
-/// Copies the message into a caller's buffer (too short: the message stays).
-pub(crate) struct SliceSink<'a>(pub(crate) &'a mut [u8]);
-
-impl Sink for SliceSink<'_> {
-    type Out = usize;
-    fn limit(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn whole(&mut self, bytes: &[u8]) -> Result<usize, RErr> {
-        self.0[..bytes.len()].copy_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn start(&mut self, total: u64) -> Result<&mut [u8], RErr> {
-        Ok(&mut self.0[..total as usize])
-    }
-    fn finish(&mut self, total: u64) -> Result<usize, RErr> {
-        Ok(total as usize)
-    }
-}
-
-/// Copies the message into a new vector.
-pub(crate) struct VecSink(pub(crate) Vec<u8>);
-
-impl Sink for VecSink {
-    type Out = Vec<u8>;
-    fn whole(&mut self, bytes: &[u8]) -> Result<Vec<u8>, RErr> {
-        Ok(bytes.to_vec())
-    }
-    fn start(&mut self, total: u64) -> Result<&mut [u8], RErr> {
-        alloc(&mut self.0, total)
-    }
-    fn finish(&mut self, _total: u64) -> Result<Vec<u8>, RErr> {
-        Ok(std::mem::take(&mut self.0))
     }
 }
 

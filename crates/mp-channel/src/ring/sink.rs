@@ -1,0 +1,161 @@
+//! Where a reader puts a message: the `Sink` trait and the sinks the
+//! handles use (which the loom model, without handles, does not).
+#![cfg_attr(loom, allow(dead_code))]
+
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+use serde::de::DeserializeOwned;
+
+use super::read::RingReadError;
+use super::stream::copy_out;
+
+/// Where a reader puts a message.
+pub(crate) trait Sink {
+    type Out;
+    /// Largest message accepted; a larger one stays in the ring.
+    fn limit(&self) -> u64 {
+        u64::MAX
+    }
+    /// A message in one record, straight from the ring.
+    fn whole(&mut self, bytes: &[u8]) -> Result<Self::Out, RingReadError>;
+    /// A streamed message of `total` bytes: the buffer to fill.
+    fn start(&mut self, total: u64) -> Result<StreamBuf<'_>, RingReadError>;
+    /// The streamed message is complete.
+    ///
+    /// # Safety
+    ///
+    /// Every one of the `total` bytes of the buffer `start` returned was
+    /// written (with [`StreamBuf::copy_in`]).
+    unsafe fn finish(&mut self, total: u64) -> Result<Self::Out, RingReadError>;
+    /// A message is being taken for this sink (called under `rlock`,
+    /// before the take is counted in `gets`).
+    fn claimed(&mut self) {}
+    /// The streamed message claimed for this sink was dropped (its writer
+    /// died or gave up; counted in `dropped` just before).
+    fn dropped(&mut self) {}
+}
+
+/// The buffer a streamed message is copied into, fragment by fragment.
+/// Write-only, so that it can be memory nobody has written yet: a sink
+/// that hands out spare capacity owns those bytes only once every one was
+/// copied in (see [`Sink::finish`]).
+pub(crate) struct StreamBuf<'a>(&'a mut [MaybeUninit<u8>]);
+
+impl<'a> StreamBuf<'a> {
+    /// A buffer over memory that may be uninitialized.
+    pub(crate) fn uninit(bytes: &'a mut [MaybeUninit<u8>]) -> Self {
+        StreamBuf(bytes)
+    }
+
+    /// A buffer over initialized bytes (a caller's slice).
+    pub(crate) fn init(bytes: &'a mut [u8]) -> Self {
+        // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and a
+        // `StreamBuf` only ever writes initialized bytes (`copy_in`), so
+        // the slice stays initialized.
+        StreamBuf(unsafe { &mut *(std::ptr::from_mut(bytes) as *mut [MaybeUninit<u8>]) })
+    }
+
+    /// Copies `src` to `off..off + src.len()` (in bounds, or it panics);
+    /// `nt`: around the caches (see `copy_out`).
+    pub(crate) fn copy_in(&mut self, off: usize, src: &[u8], nt: bool) {
+        copy_out(&mut self.0[off..off + src.len()], src, nt);
+    }
+}
+
+/// Decodes a `T` (straight from the ring when the message is in one record).
+pub(crate) struct DecodeSink<T> {
+    buf: Vec<u8>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> DecodeSink<T> {
+    pub(crate) fn new() -> Self {
+        DecodeSink {
+            buf: Vec::new(),
+            _t: PhantomData,
+        }
+    }
+}
+
+/// A buffer of `total` bytes for a streamed message: the spare capacity
+/// of `buf`, emptied first, never zero-filled (the fragments overwrite
+/// every byte; `filled` makes them the vector's). `total` comes from shared
+/// memory, where a buggy or hostile writer may have put any length: memory
+/// the allocator gives for a large buffer is fresh pages, mapped as the
+/// fragments are copied in, so a length that no fragments follow costs
+/// address space, not memory; a length the allocator cannot give is an
+/// error.
+fn spare(buf: &mut Vec<u8>, total: u64) -> Result<StreamBuf<'_>, RingReadError> {
+    let n = usize::try_from(total)
+        .map_err(|_| RingReadError::Corrupt("message length out of range"))?;
+    buf.clear();
+    buf.try_reserve_exact(n)
+        .map_err(|_| RingReadError::Corrupt("message too large to allocate"))?;
+    Ok(StreamBuf::uninit(&mut buf.spare_capacity_mut()[..n]))
+}
+
+/// The `total` bytes `spare` handed out are written: they become `buf`'s.
+///
+/// # Safety
+///
+/// As [`Sink::finish`]: all `total` bytes of the buffer `spare(buf, total)`
+/// returned were written.
+unsafe fn filled(buf: &mut Vec<u8>, total: u64) {
+    // SAFETY: `spare` reserved `total` bytes of capacity (so `total` fits
+    // in usize and the capacity), and the caller wrote all of them.
+    unsafe { buf.set_len(total as usize) };
+}
+
+impl<T: DeserializeOwned> Sink for DecodeSink<T> {
+    type Out = T;
+    fn whole(&mut self, bytes: &[u8]) -> Result<T, RingReadError> {
+        crate::codec::from_bytes(bytes).map_err(RingReadError::Decode)
+    }
+    fn start(&mut self, total: u64) -> Result<StreamBuf<'_>, RingReadError> {
+        spare(&mut self.buf, total)
+    }
+    unsafe fn finish(&mut self, total: u64) -> Result<T, RingReadError> {
+        // SAFETY: the caller wrote the buffer `start` gave (`spare`).
+        unsafe { filled(&mut self.buf, total) };
+        crate::codec::from_bytes(&self.buf).map_err(RingReadError::Decode)
+    }
+}
+
+/// Copies the message into a caller's buffer (too short: the message stays).
+pub(crate) struct SliceSink<'a>(pub(crate) &'a mut [u8]);
+
+impl Sink for SliceSink<'_> {
+    type Out = usize;
+    fn limit(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn whole(&mut self, bytes: &[u8]) -> Result<usize, RingReadError> {
+        self.0[..bytes.len()].copy_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn start(&mut self, total: u64) -> Result<StreamBuf<'_>, RingReadError> {
+        Ok(StreamBuf::init(&mut self.0[..total as usize]))
+    }
+    unsafe fn finish(&mut self, total: u64) -> Result<usize, RingReadError> {
+        Ok(total as usize)
+    }
+}
+
+/// Copies the message into a new vector.
+pub(crate) struct VecSink(pub(crate) Vec<u8>);
+
+impl Sink for VecSink {
+    type Out = Vec<u8>;
+    fn whole(&mut self, bytes: &[u8]) -> Result<Vec<u8>, RingReadError> {
+        Ok(bytes.to_vec())
+    }
+    fn start(&mut self, total: u64) -> Result<StreamBuf<'_>, RingReadError> {
+        spare(&mut self.0, total)
+    }
+    unsafe fn finish(&mut self, total: u64) -> Result<Vec<u8>, RingReadError> {
+        // SAFETY: the caller wrote the buffer `start` gave (`spare`).
+        unsafe { filled(&mut self.0, total) };
+        Ok(std::mem::take(&mut self.0))
+    }
+}
