@@ -22,6 +22,8 @@
 //! that happens to produce a `Vec<u8>` keeps its own logic. Bad input fails
 //! with postcard's errors, before anything is allocated for it.
 
+#![cfg_attr(loom, allow(dead_code))]
+
 use std::mem::ManuallyDrop;
 
 use postcard::Error;

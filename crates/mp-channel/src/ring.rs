@@ -101,7 +101,7 @@ pub(crate) use layout::RingCtl;
 #[cfg(not(loom))]
 pub(crate) use layout::{CTL_SIZE, MAX_CAP, MIN_CAP};
 #[cfg(not(loom))]
-pub(crate) use read::RingReadError;
+pub(crate) use sink::RingReadError;
 #[cfg(not(loom))]
 pub(crate) use sink::{DecodeSink, Sink, SliceSink, StreamBuf, VecSink};
 pub use wait::WaitMode;

@@ -597,6 +597,6 @@ fn dup(e: &Error) -> Error {
         Error::Initializer { message } => Error::Initializer {
             message: message.clone(),
         },
-        other => crate::pool::dup_error(other),
+        other => crate::error::dup_error(other),
     }
 }

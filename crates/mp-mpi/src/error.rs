@@ -72,3 +72,25 @@ impl From<MpiError> for mp_pool::Error {
         mp_pool::Error::Backend(Box::new(e))
     }
 }
+
+/// A copy of a pool error for each chunk it fails (`mp_pool::Error` is not
+/// `Clone`): the variants a pool call reports, an MPI error as itself, any
+/// other as its message.
+pub(crate) fn dup_error(e: &mp_pool::Error) -> mp_pool::Error {
+    match e {
+        mp_pool::Error::Closed => mp_pool::Error::Closed,
+        mp_pool::Error::Terminated => mp_pool::Error::Terminated,
+        mp_pool::Error::Initializer { message } => mp_pool::Error::Initializer {
+            message: message.clone(),
+        },
+        mp_pool::Error::TaskPanicked { message } => mp_pool::Error::TaskPanicked {
+            message: message.clone(),
+        },
+        mp_pool::Error::Call(c) => mp_pool::Error::Call(c.clone()),
+        mp_pool::Error::Backend(b) => match b.downcast_ref::<MpiError>() {
+            Some(m) => m.clone().into(),
+            None => mp_pool::Error::Backend(b.to_string().into()),
+        },
+        other => mp_pool::Error::Backend(other.to_string().into()),
+    }
+}

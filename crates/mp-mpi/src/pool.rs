@@ -442,7 +442,8 @@ impl Pool {
         }
         if let Err(e) = self.running() {
             for t in tasks {
-                t.job.done(t.index, t.nitems, Err(dup_error(&e)));
+                t.job
+                    .done(t.index, t.nitems, Err(crate::error::dup_error(&e)));
             }
             return Err(e);
         }
@@ -829,25 +830,6 @@ impl Drop for Pool {
         } else {
             self.terminate();
         }
-    }
-}
-
-pub(crate) fn dup_error(e: &Error) -> Error {
-    match e {
-        Error::Closed => Error::Closed,
-        Error::Terminated => Error::Terminated,
-        Error::Initializer { message } => Error::Initializer {
-            message: message.clone(),
-        },
-        Error::TaskPanicked { message } => Error::TaskPanicked {
-            message: message.clone(),
-        },
-        Error::Call(c) => Error::Call(c.clone()),
-        Error::Backend(b) => match b.downcast_ref::<MpiError>() {
-            Some(m) => m.clone().into(),
-            None => Error::Backend(b.to_string().into()),
-        },
-        other => Error::Backend(other.to_string().into()),
     }
 }
 

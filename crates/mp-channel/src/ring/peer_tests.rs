@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use super::Ring;
 use super::layout::*;
-use super::read::*;
 use super::sink::*;
 use super::wait::*;
 use super::write::*;

@@ -7,23 +7,13 @@ use super::layout::{
     CLAIMED, COMMITTED, CONSUMED, DROP, FIRST, INLINE_MAX, LAST, LEN_MASK, PAD, ST_MASK, WRITING,
     pos_ok, rec_size,
 };
-use super::sink::Sink;
+use super::sink::{RingReadError, Sink};
 use super::wait::Waiter;
 use crate::sync::{Ordering::*, alive, fence, fence_after_rmw};
 
 /// How often a reader that caught up with a stream polls for the next
 /// message (see `read`).
 pub(super) const STREAM_PACE_NS: u32 = if cfg!(loom) { 0 } else { 300 };
-
-/// Why a read failed.
-#[derive(Debug)]
-pub(crate) enum RingReadError {
-    Timeout,
-    Disconnected,
-    TooShort(u64),
-    Corrupt(&'static str),
-    Decode(postcard::Error),
-}
 
 pub(super) enum Head {
     Empty,

@@ -7,8 +7,15 @@ use std::mem::MaybeUninit;
 
 use serde::de::DeserializeOwned;
 
-use super::read::RingReadError;
-use super::stream::copy_out;
+/// Why a read failed.
+#[derive(Debug)]
+pub(crate) enum RingReadError {
+    Timeout,
+    Disconnected,
+    TooShort(u64),
+    Corrupt(&'static str),
+    Decode(postcard::Error),
+}
 
 /// Where a reader puts a message.
 pub(crate) trait Sink {
@@ -157,5 +164,59 @@ impl Sink for VecSink {
         // SAFETY: the caller wrote the buffer `start` gave (`spare`).
         unsafe { filled(&mut self.0, total) };
         Ok(std::mem::take(&mut self.0))
+    }
+}
+
+/// Copies `src` into `dst` (same length); `nt`: with non-temporal stores,
+/// which write whole lines to memory without first reading them into the
+/// cache (a third less memory traffic for a destination that does not fit
+/// in the caches anyway).
+pub(super) fn copy_out(dst: &mut [MaybeUninit<u8>], src: &[u8], nt: bool) {
+    assert_eq!(dst.len(), src.len());
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    if nt && dst.len() >= 4096 {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        let n = dst.len();
+        // Unaligned head and tail by plain copies, the 16-aligned middle in
+        // blocks of 64 bytes.
+        let head = (dst.as_ptr() as usize).wrapping_neg() & 15;
+        let body = (n - head) & !63;
+        copy_plain(&mut dst[..head], &src[..head]);
+        // SAFETY: `head + body <= n` for both slices; `d` is 16-aligned;
+        // unaligned loads; SSE2 is part of x86-64. The fence orders the
+        // non-temporal stores before whatever the caller does next
+        // (releasing the record, returning the buffer).
+        unsafe {
+            let mut d = dst.as_mut_ptr().add(head).cast::<__m128i>();
+            let mut s = src.as_ptr().add(head).cast::<__m128i>();
+            let end = d.add(body / 16);
+            while d < end {
+                let a = _mm_loadu_si128(s);
+                let b = _mm_loadu_si128(s.add(1));
+                let c = _mm_loadu_si128(s.add(2));
+                let e = _mm_loadu_si128(s.add(3));
+                _mm_stream_si128(d, a);
+                _mm_stream_si128(d.add(1), b);
+                _mm_stream_si128(d.add(2), c);
+                _mm_stream_si128(d.add(3), e);
+                d = d.add(4);
+                s = s.add(4);
+            }
+            _mm_sfence();
+        }
+        copy_plain(&mut dst[head + body..], &src[head + body..]);
+        return;
+    }
+    let _ = nt;
+    copy_plain(dst, src);
+}
+
+/// `dst.copy_from_slice(src)` into memory that may be uninitialized.
+fn copy_plain(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(dst.len(), src.len());
+    // SAFETY: both are valid for `src.len()` bytes, and `dst` is borrowed
+    // mutably, so they do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len());
     }
 }

@@ -2,15 +2,13 @@
 //! (FIRST, ..., LAST; the first starts with the total length): one writer
 //! to one reader, under both locks from the first fragment to the last.
 
-use std::mem::MaybeUninit;
-
 use mp_os::time::Deadline;
 
 use super::Ring;
 use super::layout::{FIRST, LAST, rec_size};
 use super::lock::LOCK_WAITERS;
-use super::read::{Head, RingReadError};
-use super::sink::Sink;
+use super::read::Head;
+use super::sink::{RingReadError, Sink};
 use super::wait::Waiter;
 use super::write::RingWriteError;
 use crate::sync::{Ordering::*, alive};
@@ -206,57 +204,3 @@ impl Ring {
 /// Streamed messages at least this large are copied out of the ring with
 /// non-temporal stores (see `copy_out`).
 pub(super) const STREAM_AROUND_CACHE: u64 = 16 << 20;
-
-/// Copies `src` into `dst` (same length); `nt`: with non-temporal stores,
-/// which write whole lines to memory without first reading them into the
-/// cache (a third less memory traffic for a destination that does not fit
-/// in the caches anyway).
-pub(super) fn copy_out(dst: &mut [MaybeUninit<u8>], src: &[u8], nt: bool) {
-    assert_eq!(dst.len(), src.len());
-    #[cfg(all(target_arch = "x86_64", not(loom)))]
-    if nt && dst.len() >= 4096 {
-        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
-        let n = dst.len();
-        // Unaligned head and tail by plain copies, the 16-aligned middle in
-        // blocks of 64 bytes.
-        let head = (dst.as_ptr() as usize).wrapping_neg() & 15;
-        let body = (n - head) & !63;
-        copy_plain(&mut dst[..head], &src[..head]);
-        // SAFETY: `head + body <= n` for both slices; `d` is 16-aligned;
-        // unaligned loads; SSE2 is part of x86-64. The fence orders the
-        // non-temporal stores before whatever the caller does next
-        // (releasing the record, returning the buffer).
-        unsafe {
-            let mut d = dst.as_mut_ptr().add(head).cast::<__m128i>();
-            let mut s = src.as_ptr().add(head).cast::<__m128i>();
-            let end = d.add(body / 16);
-            while d < end {
-                let a = _mm_loadu_si128(s);
-                let b = _mm_loadu_si128(s.add(1));
-                let c = _mm_loadu_si128(s.add(2));
-                let e = _mm_loadu_si128(s.add(3));
-                _mm_stream_si128(d, a);
-                _mm_stream_si128(d.add(1), b);
-                _mm_stream_si128(d.add(2), c);
-                _mm_stream_si128(d.add(3), e);
-                d = d.add(4);
-                s = s.add(4);
-            }
-            _mm_sfence();
-        }
-        copy_plain(&mut dst[head + body..], &src[head + body..]);
-        return;
-    }
-    let _ = nt;
-    copy_plain(dst, src);
-}
-
-/// `dst.copy_from_slice(src)` into memory that may be uninitialized.
-fn copy_plain(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
-    assert_eq!(dst.len(), src.len());
-    // SAFETY: both are valid for `src.len()` bytes, and `dst` is borrowed
-    // mutably, so they do not overlap.
-    unsafe {
-        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len());
-    }
-}
