@@ -13,6 +13,7 @@
 //! mpi` (loopback and shared memory only). Without the feature the group
 //! says so and emits nothing.
 
+use mp_pool::TaskPool as _;
 use std::io;
 
 #[cfg(feature = "mpi")]

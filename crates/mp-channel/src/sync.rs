@@ -116,6 +116,10 @@ pub(crate) fn alive(token: u32) -> bool {
 /// The ring's lock words run `mp_os::lockword` on these atomics, waits and
 /// liveness checks (loom's under loom, so that the model checks that code;
 /// a spin there is two polls, each one a loom yield).
+///
+/// The same shape as `mp_os::lockword::Os` on purpose: the methods name
+/// this module's atomics, which are loom's in the model, where `Os` cannot
+/// serve.
 #[derive(Debug)]
 pub(crate) struct LockEnv;
 

@@ -3,6 +3,8 @@
 //! system's MPI library (OpenMPI, through rsmpi).
 //!
 //! ```no_run
+//! use mp_mpi::TaskPool; // map, imap, apply_async, ...
+//!
 //! fn is_prime(n: u64) -> bool {
 //!     n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
 //! }
@@ -89,6 +91,9 @@ mod worker;
 
 #[cfg(feature = "mpi")]
 pub use error::MpiError;
+/// The calls of a pool (`map`, `imap`, `apply_async`, ...): bring the trait
+/// into scope with `use mp_mpi::TaskPool;`.
+pub use mp_pool::TaskPool;
 #[cfg(feature = "mpi")]
 pub use pool::{Pool, PoolBuilder};
 #[cfg(feature = "mpi")]

@@ -10,6 +10,7 @@
 //! OpenMPI is kept to loopback and shared memory (the variables below,
 //! unless already set).
 
+use mp_pool::TaskPool as _;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

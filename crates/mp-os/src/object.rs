@@ -5,7 +5,7 @@
 //! was checked once, so that reading the `T` afterwards needs no further
 //! check:
 //!
-//! * [`Object::create`] makes an object segment (the 64-byte [`Header`]
+//! * [`Object::create`] makes an object segment (the 64-byte [`Header`](crate::segment::Header)
 //!   with the kind's magic and layout version) whose payload starts with
 //!   `T`, followed by `tail` zeroed bytes that the owner lays out itself
 //!   (ring buffers, array elements);

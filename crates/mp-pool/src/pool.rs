@@ -174,6 +174,10 @@ impl Pool {
         }
     }
 
+    // The calls below forward to `TaskPool`, whose default methods hold
+    // their logic once: they are repeated here on purpose, so that code
+    // written against `Pool` (as Python's is) needs no trait import.
+
     /// Applies `f` to every item and returns the results in order (Python's
     /// `map`), failing with the first task failure: [`TaskPool::map`], which has the details.
     ///
