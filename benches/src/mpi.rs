@@ -13,8 +13,10 @@
 //! mpi` (loopback and shared memory only). Without the feature the group
 //! says so and emits nothing.
 
-use mp_pool::TaskPool as _;
 use std::io;
+
+#[cfg(feature = "mpi")]
+use mp_pool::TaskPool as _;
 
 #[cfg(feature = "mpi")]
 use std::hint::black_box;
