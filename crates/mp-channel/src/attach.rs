@@ -15,8 +15,9 @@ use std::sync::{Arc, Once, Weak};
 
 use crate::chan::Chan;
 use crate::holders::{Holders, OVERFLOW};
-use crate::ring::{Ring, SPIN_DEFAULT_NS, WaitMode, Waiter};
+use crate::ring::{Ring, WaitMode, Waiter};
 use mp_os::fork::{ForkSafeMutex, Hooks, Rank};
+use mp_os::futex::AdaptiveSpin;
 use mp_os::time::Deadline;
 
 /// This process's liveness token (pid and start-time stamp, see
@@ -129,7 +130,7 @@ pub(crate) struct Attach {
     fork_w: AtomicU32,
     fork_r: AtomicU32,
     mode: AtomicU8,
-    spin_ns: AtomicU32,
+    spin: AdaptiveSpin,
     last_slow: AtomicU64,
 }
 
@@ -184,7 +185,7 @@ impl Attach {
             fork_w: AtomicU32::new(0),
             fork_r: AtomicU32::new(0),
             mode: AtomicU8::new(mode.to_u8()),
-            spin_ns: AtomicU32::new(SPIN_DEFAULT_NS),
+            spin: AdaptiveSpin::new(),
             last_slow: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&a);
@@ -362,7 +363,7 @@ impl Attach {
         Waiter {
             deadline,
             mode: self.mode(),
-            spin_ns: &self.spin_ns,
+            spin: &self.spin,
             me: crate::sync::tid(),
         }
     }

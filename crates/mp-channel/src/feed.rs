@@ -35,11 +35,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 use std::time::Duration;
 
 use mp_os::fork::ForkSafeMutex;
-use mp_os::futex::SLICE;
+use mp_os::futex::{AdaptiveSpin, SLICE};
 use mp_os::time::Deadline;
 
 use crate::holders::Holders;
-use crate::ring::{Ring, SPIN_DEFAULT_NS, WaitMode, Waiter};
+use crate::ring::{Ring, WaitMode, Waiter};
 
 /// The channel a feeder writes into, as the feeder sees it: implemented
 /// by `chan::Chan`, which owns the `Feed` (so that this file needs nothing
@@ -261,7 +261,7 @@ fn feed<C: FeedTarget>(chan: Arc<C>, role: u32) {
     let f = chan.feed();
     let ring = chan.feed_ring();
     let pid = process_token();
-    let spin = AtomicU32::new(SPIN_DEFAULT_NS);
+    let spin = AdaptiveSpin::new();
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     loop {
         f.with(|fr| {
@@ -280,7 +280,7 @@ fn feed<C: FeedTarget>(chan: Arc<C>, role: u32) {
                 let w = Waiter {
                     deadline: Deadline::never(),
                     mode: WaitMode::Adaptive,
-                    spin_ns: &spin,
+                    spin: &spin,
                     me: crate::sync::tid(),
                 };
                 // Every reader has gone: nothing will read the rest.

@@ -106,7 +106,7 @@ pub(crate) use sink::RingReadError;
 pub(crate) use sink::{DecodeSink, Sink, SliceSink, StreamBuf, VecSink};
 pub use wait::WaitMode;
 #[cfg(not(loom))]
-pub(crate) use wait::{SLICE, SPIN_DEFAULT_NS, Waiter};
+pub(crate) use wait::{SLICE, Waiter};
 #[cfg(not(loom))]
 pub(crate) use write::RingWriteError;
 

@@ -14,31 +14,28 @@
 
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mp_channel::{PipeEnd, RecvTimeoutError, SendError, WaitMode};
 
 use crate::addr::Stream;
 use crate::wire;
 
-// How long a pipe receiver waits before checking the socket for a
-// hang-up.
-use mp_os::futex::SLICE;
+// SLICE: how long a pipe receiver waits before checking the socket for a
+// hang-up; SpinFor: the workspace's spin of a request/reply loop.
+use mp_os::futex::{SLICE, SpinFor};
 /// Ring bytes per direction of a connection's pipe. Larger frames are
 /// streamed through it.
 const PIPE_RING: usize = 64 << 10;
 /// The receive buffer a pipe connection keeps between frames; a larger one
 /// (grown for a big frame) is given back.
 const KEEP_BUF: usize = 1 << 20;
-/// Polls of an empty pipe before a receiver starts yielding the CPU
-/// between polls (well under a microsecond).
-const PURE_SPINS: u32 = 8;
 /// The largest upgrade message (a serialized pipe end).
 const MAX_UPGRADE: usize = 4096;
 
 /// A buffered frame reader for the request/reply loop: one `recv` usually
 /// brings a whole frame (length and body), and before blocking it polls the
-/// socket for a short while, yielding the CPU between polls. On machines
+/// socket for a short while ([`SpinFor`]). On machines
 /// where waking a sleeping thread on another CPU costs several
 /// microseconds each way (this project's 2-vCPU VM), a peer that answers
 /// within the spin is read without either side sleeping.
@@ -59,7 +56,7 @@ impl FrameReader {
         max: usize,
         spin: Duration,
     ) -> io::Result<Option<std::ops::Range<usize>>> {
-        let mut spin_start: Option<Instant> = None;
+        let mut spinning = SpinFor::new(spin);
         loop {
             let have = self.end - self.start;
             let mut need = 4;
@@ -103,9 +100,7 @@ impl FrameReader {
             let got = match s.read_nonblocking(room)? {
                 Some(n) => n,
                 None => {
-                    let t0 = *spin_start.get_or_insert_with(Instant::now);
-                    if t0.elapsed() < spin {
-                        std::thread::yield_now();
+                    if spinning.again() {
                         continue;
                     }
                     let mut r = s;
@@ -239,18 +234,15 @@ impl Transport {
                 if buf.len() > KEEP_BUF {
                     *buf = vec![0; KEEP_BUF];
                 }
-                // Poll first: a few polls of pure spinning (the
-                // reply of a peer running on another CPU), then yielding
+                // Poll first ([`SpinFor`]: a few polls of pure spinning for
+                // the reply of a peer running on another CPU, then yielding
                 // the CPU between polls, so that a peer that shares this
-                // CPU runs at once instead of after a spin budget; then
-                // sleep (the pipe's own wait, without spinning) in slices.
-                let mut polls = 0u32;
-                let mut since: Option<Instant> = None;
+                // CPU runs at once); then sleep (the pipe's own wait,
+                // without spinning) in slices.
+                let mut spinning = SpinFor::new(*spin);
+                let mut polling = true;
                 loop {
-                    let wait = match since {
-                        Some(t0) if t0.elapsed() >= *spin => SLICE,
-                        _ => Duration::ZERO,
-                    };
+                    let wait = if polling { Duration::ZERO } else { SLICE };
                     // Never more than `max` at once: a longer message is
                     // `TooShort` and refused below.
                     let lim = buf.len().min(max);
@@ -262,14 +254,8 @@ impl Transport {
                             }
                             buf.resize(needed, 0);
                         }
-                        Err(RecvTimeoutError::Timeout) if wait.is_zero() => {
-                            polls += 1;
-                            if polls < PURE_SPINS {
-                                std::hint::spin_loop();
-                            } else {
-                                since.get_or_insert_with(Instant::now);
-                                std::thread::yield_now();
-                            }
+                        Err(RecvTimeoutError::Timeout) if polling => {
+                            polling = spinning.again();
                         }
                         Err(RecvTimeoutError::Timeout) => {
                             if stream.peer_gone() {

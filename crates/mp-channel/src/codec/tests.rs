@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 
 use proptest::prelude::*;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::decode::names_serde_vec_visitor;
+use super::encode::contiguous;
 use super::*;
 
 fn same<T: Serialize + DeserializeOwned + PartialEq + Debug>(v: &T) {

@@ -3,7 +3,7 @@
 //! yields). Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p mp-channel --release --lib loom`.
 
-use std::sync::atomic::AtomicU32 as LocalU32;
+use mp_os::futex::AdaptiveSpin;
 
 use loom::sync::Arc;
 use mp_os::time::Deadline;
@@ -98,22 +98,22 @@ fn send(m: &Model, msg: &[u8]) {
 }
 
 fn send_max(m: &Model, msg: &[u8], maxsize: u64) {
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     let w = Waiter {
         deadline: Deadline::never(),
         mode: WaitMode::NoSpin,
-        spin_ns: &spin,
+        spin: &spin,
         me: crate::sync::tid(),
     };
     m.ring.write(msg, &w, maxsize).unwrap();
 }
 
 fn recv(m: &Model) -> Vec<u8> {
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     let w = Waiter {
         deadline: Deadline::never(),
         mode: WaitMode::NoSpin,
-        spin_ns: &spin,
+        spin: &spin,
         me: crate::sync::tid(),
     };
     m.ring.read(&mut Collect, &w).unwrap()

@@ -8,8 +8,8 @@
 //! side of the buffer (a read past either end faults), and the writer and
 //! the reader use a `Ring` each, with its own caches, as two processes do.
 
+use mp_os::futex::AdaptiveSpin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32 as LocalU32;
 use std::time::Instant;
 
 use proptest::prelude::*;
@@ -108,22 +108,22 @@ fn shared() -> Arc<Shared> {
     })
 }
 
-fn waiter(spin: &LocalU32, timeout: Duration) -> Waiter<'_> {
+fn waiter(spin: &AdaptiveSpin, timeout: Duration) -> Waiter<'_> {
     Waiter {
         deadline: Deadline::after(Some(timeout)),
         mode: WaitMode::Adaptive,
-        spin_ns: spin,
+        spin,
         me: crate::sync::tid(),
     }
 }
 
 fn write(ring: &Ring, msg: &[u8], timeout: Duration) -> Result<(), RingWriteError> {
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     ring.write(msg, &waiter(&spin, timeout), 0)
 }
 
 fn read(ring: &Ring, timeout: Duration) -> Result<Vec<u8>, RingReadError> {
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     ring.read(&mut VecSink(Vec::new()), &waiter(&spin, timeout))
 }
 
@@ -377,7 +377,7 @@ fn reader_inside_a_stream_drops_it_when_its_writer_gives_up() {
     let s = shared();
     let s2 = s.clone();
     let reader = std::thread::spawn(move || {
-        let spin = LocalU32::new(0);
+        let spin = AdaptiveSpin::new();
         s2.r.read(
             &mut SlowSink(Vec::new()),
             &waiter(&spin, Duration::from_secs(10)),

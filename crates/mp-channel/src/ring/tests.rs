@@ -1,4 +1,4 @@
-use std::sync::atomic::AtomicU32 as LocalU32;
+use mp_os::futex::AdaptiveSpin;
 
 use mp_os::time::Deadline;
 
@@ -35,17 +35,17 @@ fn local(msgs: &[&[u8]]) -> Local {
         _data: data,
     };
     for m in msgs {
-        l.ring.write(m, &waiter(&LocalU32::new(0)), 0).unwrap();
+        l.ring.write(m, &waiter(&AdaptiveSpin::new()), 0).unwrap();
     }
     l
 }
 
-fn waiter(spin: &LocalU32) -> Waiter<'_> {
+fn waiter(spin: &AdaptiveSpin) -> Waiter<'_> {
     Waiter {
         // Only a safety net against a hang: the test asserts no timing.
         deadline: Deadline::after(Some(Duration::from_secs(20))),
         mode: WaitMode::Adaptive,
-        spin_ns: spin,
+        spin,
         me: crate::sync::tid(),
     }
 }
@@ -66,7 +66,7 @@ fn die_after_release(l: &Local) {
 fn next_reader_moves_head_past_a_message_a_dead_reader_released() {
     let l = local(&[b"one", b"two"]);
     die_after_release(&l);
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     let got = l
         .ring
         .read(&mut VecSink(Vec::new()), &waiter(&spin))
@@ -87,7 +87,7 @@ fn reader_recovers_when_the_released_record_was_already_reused() {
     let c = l.ring.ctl();
     let h = c.head.pos.load(SeqCst);
     l.ring.hdr(h).stamp.store((h + CAP) | WRITING, SeqCst);
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     let got = l
         .ring
         .read(&mut VecSink(Vec::new()), &waiter(&spin))
@@ -104,7 +104,7 @@ fn reader_recovers_when_the_released_record_was_already_reused() {
 fn counts_follow_puts_and_gets() {
     let l = local(&[b"a", b"b", b"c"]);
     assert_eq!(l.ring.count(), 3);
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     l.ring
         .read(&mut VecSink(Vec::new()), &waiter(&spin))
         .unwrap();
@@ -126,7 +126,7 @@ fn dead_token() -> u32 {
 }
 
 fn read_one(l: &Local) -> Vec<u8> {
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     l.ring
         .read(&mut VecSink(Vec::new()), &waiter(&spin))
         .unwrap()
@@ -134,7 +134,7 @@ fn read_one(l: &Local) -> Vec<u8> {
 
 /// Drains the ring: what is left, in order.
 fn drain(l: &Local) -> Vec<Vec<u8>> {
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     let now = Waiter {
         deadline: Deadline::now(),
         ..waiter(&spin)
@@ -153,7 +153,7 @@ fn a_writer_killed_after_counting_a_reservation_it_never_made_is_recounted() {
     c.tail.pre_msgs.store(puts, SeqCst);
     c.tail.pre_pos.store(t, SeqCst);
     c.tail.msgs.store(puts + 1, SeqCst);
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     l.ring.write(b"two", &waiter(&spin), 0).unwrap();
     assert_eq!(l.ring.count(), 2, "the dead writer's count was undone");
     assert_eq!(drain(&l), vec![b"one".to_vec(), b"two".to_vec()]);
@@ -232,7 +232,7 @@ fn a_claim_a_dead_reader_left_half_done_is_completed() {
     assert_eq!(read_one(&l), b"two");
     assert_eq!(l.ring.count(), 0);
     // The space of the claimed record was released: many laps pass.
-    let spin = LocalU32::new(0);
+    let spin = AdaptiveSpin::new();
     for i in 0..1000u32 {
         l.ring.write(&i.to_le_bytes(), &waiter(&spin), 0).unwrap();
         assert_eq!(read_one(&l), i.to_le_bytes());

@@ -1,9 +1,7 @@
 //! How the ring's blocking calls wait: the caller's wait mode, the
 //! adaptive spin before a futex sleep, and the wake-ups that end a sleep.
 
-use std::sync::atomic::AtomicU32 as LocalU32;
-
-use mp_os::futex::Wait;
+use mp_os::futex::{AdaptiveSpin, Wait};
 use mp_os::time::{Deadline, monotonic_ns};
 
 use super::Ring;
@@ -16,13 +14,6 @@ pub(crate) const POLLER: u32 = 1 << 16;
 /// How long a sleeper sleeps before it checks for dead peers (the
 /// workspace's one slice).
 pub(crate) use mp_os::futex::{SLICE, SLICE_NS};
-
-/// Adaptive spin budget bounds (nanoseconds).
-pub(crate) const SPIN_DEFAULT_NS: u32 = 20_000;
-/// A low floor: on a loaded 2-core machine a long spin steals the CPU the
-/// peer needs (measured: a 12 us floor made round trips 50 us under load).
-pub(super) const SPIN_MIN_NS: u32 = 1_000;
-pub(super) const SPIN_MAX_NS: u32 = 50_000;
 
 /// How a blocking call waits.
 ///
@@ -67,7 +58,7 @@ impl WaitMode {
 pub(crate) struct Waiter<'a> {
     pub(crate) deadline: Deadline,
     pub(crate) mode: WaitMode,
-    pub(crate) spin_ns: &'a LocalU32,
+    pub(crate) spin: &'a AdaptiveSpin,
     pub(crate) me: u32,
 }
 
@@ -214,15 +205,13 @@ impl Ring {
                 }
             }
             WaitMode::Adaptive => {
-                let budget = w.spin_ns.load(Relaxed).clamp(SPIN_MIN_NS, SPIN_MAX_NS);
+                let budget = w.spin.budget_ns();
                 let start = monotonic_ns();
                 let mut i = 0u32;
                 loop {
                     pause();
                     if let Some(r) = check(false) {
-                        if budget < SPIN_MAX_NS {
-                            w.spin_ns.store((budget * 2).min(SPIN_MAX_NS), Relaxed);
-                        }
+                        w.spin.paid_off(budget);
                         return Some(r);
                     }
                     i += 1;
@@ -236,7 +225,7 @@ impl Ring {
                         }
                     }
                 }
-                w.spin_ns.store((budget / 2).max(SPIN_MIN_NS), Relaxed);
+                w.spin.gave_up(budget);
             }
             WaitMode::NoSpin => {}
         }
@@ -262,15 +251,11 @@ impl Ring {
             }
         };
         if w.mode == WaitMode::Adaptive && slept.is_some() {
-            // The spin gave up, yet the wait was short: spin that long
-            // next time (else a budget halved below the usual wait of a
-            // request/reply exchange would never grow back, and every
-            // wait would pay a futex wake-up).
-            let waited = monotonic_ns() - started;
-            if waited < u64::from(SPIN_MAX_NS) / 2 {
-                let learnt = (2 * waited as u32).clamp(SPIN_MIN_NS, SPIN_MAX_NS);
-                w.spin_ns.fetch_max(learnt, Relaxed);
-            }
+            // The spin gave up, yet the wait may have been short: learn it
+            // (else a budget halved below the usual wait of a request/reply
+            // exchange would never grow back, and every wait would pay a
+            // futex wake-up).
+            w.spin.slept(monotonic_ns() - started);
         }
         slept
     }
