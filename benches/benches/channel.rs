@@ -14,40 +14,14 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mp_channel::{Pipe, PipeEnd, Queue, WaitMode};
 use mp_os::segment::Segment;
+use mp_testkit::Child;
 
-struct Child(libc::pid_t);
-
-impl Child {
-    fn spawn(f: impl FnOnce()) -> Child {
-        // SAFETY: criterion runs on this single thread; the child runs `f`
-        // and `_exit`s.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            f();
-            // SAFETY: leave the child without running the parent's code.
-            unsafe { libc::_exit(0) };
-        }
-        Child(pid)
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let mut status = 0;
-        // SAFETY: reaping our own child (it leaves once its end is gone).
-        unsafe {
-            let t = Instant::now();
-            while libc::waitpid(self.0, &mut status, libc::WNOHANG) == 0 {
-                if t.elapsed() > Duration::from_secs(10) {
-                    libc::kill(self.0, libc::SIGKILL);
-                    libc::waitpid(self.0, &mut status, 0);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
+/// A forked child running `f`; mp-testkit kills and reaps it on drop.
+fn spawn(f: impl FnOnce()) -> Child {
+    mp_testkit::fork(|| {
+        f();
+        0
+    })
 }
 
 /// Two words on separate cache lines of a shared segment.
@@ -70,7 +44,7 @@ fn baselines(c: &mut Criterion) {
     // Raw cache-line spin ping-pong.
     {
         let (_seg, ping, pong) = words();
-        let child = Child::spawn(|| {
+        let child = spawn(|| {
             let mut last = 0;
             loop {
                 let v = ping.load(Ordering::Acquire);
@@ -108,7 +82,7 @@ fn baselines(c: &mut Criterion) {
             )
         };
         let never = mp_os::time::Deadline::never();
-        let child = Child::spawn(|| {
+        let child = spawn(|| {
             let mut last = 0;
             loop {
                 let v = ping.load(Ordering::Acquire);
@@ -156,7 +130,7 @@ fn baselines(c: &mut Criterion) {
 }
 
 fn echo_child(end: PipeEnd) -> Child {
-    Child::spawn(move || {
+    spawn(move || {
         let mut buf = vec![0u8; 1 << 20];
         while let Ok(n) = end.recv_bytes_into(&mut buf) {
             if end.send_bytes(&buf[..n]).is_err() {
@@ -190,7 +164,7 @@ fn pipe_round_trip(c: &mut Criterion) {
     // Typed u64 (postcard) in default mode.
     {
         let (a, b) = pipe().unwrap();
-        let child = Child::spawn(move || {
+        let child = spawn(move || {
             while let Ok(v) = b.recv::<u64>() {
                 if b.send(&v).is_err() {
                     return;
@@ -244,7 +218,7 @@ fn queue_round_trip(c: &mut Criterion) {
         let (req2, rep2) = (req.clone(), rep.clone());
         // The child stops on u64::MAX (queues never look abandoned while
         // this process holds handles).
-        let child = Child::spawn(move || {
+        let child = spawn(move || {
             while let Ok(v) = req2.get() {
                 if v == u64::MAX || rep2.put(v).is_err() {
                     return;
@@ -268,7 +242,7 @@ fn queue_round_trip(c: &mut Criterion) {
 /// A child that streams on request: it receives a count n on `ctl`, then
 /// sends n values (or n messages of `size` bytes) on `data`.
 fn streamer(ctl: PipeEnd, data: PipeEnd, size: usize) -> Child {
-    Child::spawn(move || {
+    spawn(move || {
         let payload = vec![5u8; size];
         while let Ok(n) = ctl.recv::<u64>() {
             for i in 0..n {

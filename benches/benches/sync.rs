@@ -4,7 +4,7 @@
 //! `cargo bench -p mp-benches --bench sync -- --quick`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mp_shm::{RawValue, Value};
@@ -45,50 +45,29 @@ fn values(c: &mut Criterion) {
     c.bench_function("rawvalue_get", |b| b.iter(|| black_box(&r).get()));
 }
 
-/// A forked child that runs `f(stop)` until `stop` becomes nonzero.
+/// A forked child that runs `f(stop)` until `stop` becomes nonzero: on
+/// drop the flag is set and the child given 5 s to leave (mp-testkit
+/// kills and reaps it after that).
 struct Child {
-    pid: libc::pid_t,
+    child: mp_testkit::Child,
     stop: RawValue<u32>,
 }
 
 impl Child {
     fn spawn(f: impl FnOnce(&RawValue<u32>)) -> Child {
         let stop = RawValue::new(0u32).unwrap();
-        // SAFETY: the child runs `f` and `_exit`s; criterion runs the
-        // benchmarks on this single thread.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            mp_os::liveness::forget_cached_ids();
+        let child = mp_testkit::fork(|| {
             f(&stop);
-            // SAFETY: leave without running the parent's exit code.
-            unsafe { libc::_exit(0) };
-        }
-        Child { pid, stop }
+            0
+        });
+        Child { child, stop }
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
         self.stop.set(1);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let mut status = 0;
-            // SAFETY: reaping our own child by pid.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r != 0 {
-                return;
-            }
-            if Instant::now() > deadline {
-                // SAFETY: our own child.
-                unsafe {
-                    libc::kill(self.pid, libc::SIGKILL);
-                    libc::waitpid(self.pid, &mut status, 0);
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let _ = self.child.try_wait(Duration::from_secs(5));
     }
 }
 
