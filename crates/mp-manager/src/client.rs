@@ -179,7 +179,7 @@ impl Pool {
     /// The pool of this process for `addr` (made on first use; a pool made
     /// by a parent before a fork is never reused in the child).
     pub(crate) fn get(addr: &Address, key: &[u8]) -> Arc<Pool> {
-        let pid = std::process::id();
+        let pid = mp_os::liveness::current_pid();
         let mut pools = lock(&POOLS);
         pools.retain(|p| p.pid == pid);
         if let Some(p) = pools.iter().find(|p| p.addr == *addr && p.key == key) {
@@ -199,7 +199,7 @@ impl Pool {
 
     /// Forgets the idle connections (after shutdown).
     pub(crate) fn clear(&self) {
-        if self.pid == std::process::id() {
+        if self.pid == mp_os::liveness::current_pid() {
             self.closed.store(true, Ordering::SeqCst);
             lock(&self.idle).clear();
         }
@@ -208,11 +208,11 @@ impl Pool {
     /// Whether this pool belongs to this process (not inherited across a
     /// `fork`).
     fn ours(&self) -> bool {
-        self.pid == std::process::id()
+        self.pid == mp_os::liveness::current_pid()
     }
 
     pub(crate) fn take(&self) -> Result<Conn, Error> {
-        if self.pid == std::process::id()
+        if self.pid == mp_os::liveness::current_pid()
             && let Some(c) = lock(&self.idle).pop()
         {
             return Ok(c);
@@ -221,7 +221,7 @@ impl Pool {
     }
 
     pub(crate) fn give(&self, c: Conn) {
-        if self.pid == std::process::id() {
+        if self.pid == mp_os::liveness::current_pid() {
             self.closed.store(false, Ordering::SeqCst);
             let mut idle = lock(&self.idle);
             if idle.len() < MAX_IDLE {
@@ -236,7 +236,7 @@ impl Pool {
     /// a guard's connection, closed when its release fails, must not be
     /// the only one.
     pub(crate) fn take_for_guard(&self) -> Result<Conn, Error> {
-        if self.pid == std::process::id() {
+        if self.pid == mp_os::liveness::current_pid() {
             let mut idle = lock(&self.idle);
             if idle.len() > 1 {
                 return Ok(idle.pop().expect("more than one"));
@@ -262,7 +262,7 @@ impl Pool {
 /// tell threads of different processes (and machines) apart.
 fn session() -> u64 {
     static SESSION: Mutex<(u32, u64)> = Mutex::new((0, 0));
-    let pid = std::process::id();
+    let pid = mp_os::liveness::current_pid();
     let mut s = lock(&SESSION);
     if s.0 != pid {
         let mut b = [0u8; 8];

@@ -64,6 +64,25 @@ thread_local! {
 }
 
 static PROCESS_TOKEN: AtomicU32 = AtomicU32::new(0);
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// The calling process's id, cached (`getpid` is a system call); reset in
+/// a forked child (see [`forget_cached_ids`]).
+///
+/// ```
+/// assert_eq!(mp_os::liveness::current_pid(), std::process::id());
+/// ```
+#[inline]
+pub fn current_pid() -> u32 {
+    let v = PID.load(Ordering::Relaxed);
+    if v != 0 {
+        return v;
+    }
+    crate::fork::register(&FORGET_IN_CHILD);
+    let pid = std::process::id();
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
 
 /// The calling thread's kernel thread id (cached per thread).
 ///
@@ -140,6 +159,7 @@ pub fn forget_cached_ids() {
     TID.with(|c| c.set(0));
     TOKEN.with(|c| c.set(0));
     PROCESS_TOKEN.store(0, Ordering::Relaxed);
+    PID.store(0, Ordering::Relaxed);
 }
 
 /// The thread (or process) id inside a token.
