@@ -37,19 +37,24 @@ fn name(kind: &str, seq: u64) -> String {
     format!("mp-bench-{kind}-{}-{seq}", std::process::id())
 }
 
+/// One create + attach + close + unlink with `mp_shm`.
+fn mp_once(seq: u64) -> io::Result<()> {
+    let name = name("mp", seq);
+    // The creating handle unlinks the name when it drops, so an early return leaves no name
+    // behind.
+    let a = mp_shm::SharedMemory::create(&name, SIZE).map_err(io::Error::other)?;
+    let b = mp_shm::SharedMemory::attach(&name).map_err(io::Error::other)?;
+    b.close();
+    a.unlink().map_err(io::Error::other)?;
+    a.close();
+    Ok(())
+}
+
 fn mp(cfg: &Config) -> io::Result<()> {
     let mut seq = 0u64;
-    let mut once = || -> io::Result<()> {
+    let mut once = || {
         seq += 1;
-        let name = name("mp", seq);
-        // The creating handle unlinks the name when it drops, so an early return leaves no
-        // name behind.
-        let a = mp_shm::SharedMemory::create(&name, SIZE).map_err(io::Error::other)?;
-        let b = mp_shm::SharedMemory::attach(&name).map_err(io::Error::other)?;
-        b.close();
-        a.unlink().map_err(io::Error::other)?;
-        a.close();
-        Ok(())
+        mp_once(seq)
     };
     for _ in 0..20 {
         once()?; // warm-up (starts the tracker)
@@ -203,4 +208,38 @@ fn raw(cfg: &Config) -> io::Result<()> {
     .stats(Unit::Us, Stats::per_op(&samples, 1, Unit::Us))
     .emit();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exists(kind: &str, seq: u64) -> bool {
+        std::path::Path::new("/dev/shm")
+            .join(name(kind, seq))
+            .exists()
+    }
+
+    #[test]
+    fn every_name_is_unlinked() {
+        for seq in 1_000_001..1_000_004 {
+            raw_once(seq).unwrap();
+            mp_once(seq).unwrap();
+            assert!(!exists("raw", seq) && !exists("mp", seq));
+        }
+    }
+
+    #[test]
+    fn a_taken_name_fails_and_stays_its_owners() {
+        let seq = 2_000_001;
+        let theirs = mp_shm::SharedMemory::create(&name("raw", seq), 4096).unwrap();
+        assert!(raw_once(seq).is_err());
+        assert!(exists("raw", seq));
+        theirs.unlink().unwrap();
+        let theirs = mp_shm::SharedMemory::create(&name("mp", seq), 4096).unwrap();
+        assert!(mp_once(seq).is_err());
+        assert!(exists("mp", seq));
+        theirs.unlink().unwrap();
+        assert!(!exists("raw", seq) && !exists("mp", seq));
+    }
 }
