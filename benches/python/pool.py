@@ -1,5 +1,5 @@
 """Group pool: multiprocessing Pool(2) start and teardown, map of a trivial function (default
-chunksize and chunksize=1) and a CPU-bound map, for `cargo xtask bench` (rows: see
+chunksize and chunksize=1), imap_unordered and a CPU-bound map, for `cargo xtask bench` (rows: see
 benches/README.md)."""
 
 import multiprocessing as mp
@@ -9,6 +9,7 @@ import _rows
 
 GROUP = "pool"
 ITEMS = 100_000
+IMAP_ITEMS = 10_000
 CPU_ITEM_S = 100e-6  # same work per item as the rayon rows: about 100 us
 
 
@@ -62,6 +63,15 @@ def main():
         _rows.emit(GROUP, "pool/py-map-chunk1", name, "python Pool(2) chunksize=1", "us", s,
                    per=n1, baseline=["pool/py-map", "ipc/futex/8"],
                    note=f"Pool(2).map(f, items, chunksize=1) over {n1} items, per item")
+
+        nu = IMAP_ITEMS
+        few = items[:nu]
+        s = _rows.sample(args, lambda: _rows.timed(lambda: sum(pool.imap_unordered(double, few))),
+                         min_n=1)
+        _rows.emit(GROUP, "pool/py-imap-unordered", f"imap_unordered trivial, {nu // 1000}k items",
+                   "python Pool(2)", "us", s, per=nu, baseline=["pool/py-map-chunk1"],
+                   note=f"sum(Pool(2).imap_unordered(x*2+1, {nu} items)), default chunksize 1, "
+                        "per item")
 
         n = _rows.pick(args, 4000, 1000)
         iters = calibrate()

@@ -7,9 +7,9 @@
 //! ```
 //!
 //! Progress and errors go to stderr; the exit status is 1 if any row failed. Each group is a
-//! module (`ipc`, `process`, `pool`, `lock`, `manager`, `mpi`) with a `run(&Config)` function; the
-//! shared toolkit is in `kit`. `benches/README.md` explains the row schema and how to add a
-//! row with its baseline.
+//! module (`ipc`, `process`, `pool`, `lock`, `manager`, `value`, `shm`, `mpi`) with a
+//! `run(&Config)` function; the shared toolkit is in `kit`. `benches/README.md` explains the row
+//! schema and how to add a row with its baseline.
 
 mod ipc;
 mod kit;
@@ -18,6 +18,8 @@ mod manager;
 mod mpi;
 mod pool;
 mod process;
+mod shm;
+mod value;
 
 use std::io;
 use std::process::ExitCode;
@@ -34,6 +36,8 @@ const GROUPS: &[(&str, Group)] = &[
     ("process", process::run),
     ("lock", lock::run),
     ("manager", manager::run),
+    ("value", value::run),
+    ("shm", shm::run),
     ("pool", pool::run),
     ("mpi", mpi::run),
 ];

@@ -10,12 +10,15 @@
 //! | `manager/mp-set` | `DictProxy::insert` (one request, one reply) |
 //! | `manager/mp-get` | `DictProxy::get` |
 //! | `manager/mp-append` | `ListProxy::append` |
+//! | `manager/mp-tcp-get` | `DictProxy::get` on a manager served on TCP at 127.0.0.1 with an authkey (`Manager::serve`) |
 //!
 //! The raw server is a hand-written loop over fixed-size binary frames and a `HashMap` / `Vec`:
 //! one blocking round trip per operation, no encoding, no authentication. The `mp-*` rows go
 //! through `mp_manager` proxies: postcard frames to a server process, a thread per connection;
 //! the connection is authenticated on a Unix socket (abstract namespace) and then moves to a
-//! shared-memory `mp_channel::Pipe` (the socket stays open to detect a dead peer).
+//! shared-memory `mp_channel::Pipe` (the socket stays open to detect a dead peer). A TCP
+//! manager keeps its requests on the TCP connection (after the same HMAC handshake on the
+//! authkey).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -45,7 +48,54 @@ pub(crate) fn run(cfg: &Config) -> Vec<(&'static str, io::Error)> {
     if let Err(e) = mp_ops(cfg) {
         failed.push(("mp Manager proxies", io::Error::other(e)));
     }
+    if let Err(e) = mp_tcp_get(cfg) {
+        failed.push(("mp Manager on TCP", io::Error::other(e)));
+    }
     failed
+}
+
+/// `DictProxy::get` on a manager that listens on TCP, next to Python's `SyncManager` with a TCP
+/// address.
+fn mp_tcp_get(cfg: &Config) -> Result<(), mp_manager::Error> {
+    let m = mp_manager::Manager::serve("127.0.0.1:0", b"mp-bench".to_vec())?;
+    let r = tcp_get_samples(cfg, &m);
+    m.shutdown()?;
+    let samples = r?;
+    RowBuilder::new(GROUP, "manager/mp-tcp-get", "dict get, TCP", "mp Manager")
+        .baseline(&["manager/py-tcp-get", "manager/mp-get"])
+        .note(
+            "Manager::serve(\"127.0.0.1:0\", authkey): proxy call, postcard frames over TCP on \
+             the loopback to the server process, a thread per connection",
+        )
+        .stats(Unit::Us, Stats::per_op(&samples, 1, Unit::Us))
+        .emit();
+    Ok(())
+}
+
+fn tcp_get_samples(
+    cfg: &Config,
+    m: &mp_manager::Manager,
+) -> Result<Vec<Duration>, mp_manager::Error> {
+    let d = m.dict::<u64, u64>()?;
+    for i in 0..64 {
+        d.insert(i, i)?;
+    }
+    let mut i = 0u64;
+    for _ in 0..100 {
+        i += 1;
+        black_box(d.get(&(i % 64))?); // warm-up
+    }
+    let mut err = None;
+    let samples = cfg.sample(20, 1_000_000, || {
+        i += 1;
+        time(|| match d.get(&(i % 64)) {
+            Ok(v) => {
+                black_box(v);
+            }
+            Err(e) => err = Some(e),
+        })
+    });
+    err.map_or(Ok(samples), Err)
 }
 
 /// `Manager::new()` + `shutdown()`, next to Python's `Manager()` + `shutdown()`.

@@ -11,6 +11,7 @@
 //! | `pool/mp-start` | `mp_pool::Pool::new(2)`, `close`, `join` |
 //! | `pool/mp-map` | `Pool(2).map` of `x * 2 + 1` over 100k items, default chunksize, per item |
 //! | `pool/mp-map-chunk1` | the same with chunksize 1 (100k items, quick: 10k), per item |
+//! | `pool/mp-imap-unordered` | `Pool(2).imap_unordered` of `x * 2 + 1` over 10k items, default chunksize (1), per item |
 //! | `pool/mp-cpu` | `Pool(2).map` over the CPU-bound items, default chunksize, total |
 //!
 //! N is [`cpu_items`] (4000, `--quick`: 1000); the Python script `pool.py` uses the same N and
@@ -30,6 +31,8 @@ use crate::process::{fork_trivial, reap};
 const GROUP: &str = "pool";
 /// Items of the trivial maps.
 pub(crate) const TRIVIAL_ITEMS: u64 = 100_000;
+/// Items of the `imap_unordered` row.
+const IMAP_ITEMS: u64 = 10_000;
 /// Work per item of the CPU-bound maps.
 pub(crate) const CPU_ITEM: Duration = Duration::from_micros(100);
 
@@ -50,6 +53,9 @@ pub(crate) fn run(cfg: &Config) -> Vec<(&'static str, io::Error)> {
     trivial(cfg);
     if let Err(e) = mp_trivial(cfg) {
         failed.push(("mp-map", e));
+    }
+    if let Err(e) = mp_imap_unordered(cfg) {
+        failed.push(("mp-imap-unordered", e));
     }
     cpu_bound(cfg);
     failed
@@ -161,6 +167,53 @@ fn mp_trivial(cfg: &Config) -> io::Result<()> {
     .emit();
     pool.close();
     pool.join().map_err(pool_err)
+}
+
+fn mp_imap_unordered(cfg: &Config) -> io::Result<()> {
+    let pool = mp_pool::Pool::new(2).map_err(pool_err)?;
+    let expect: u64 = (0..IMAP_ITEMS).map(double).sum();
+    let once = || -> io::Result<()> {
+        let mut sum = 0u64;
+        for r in pool
+            .imap_unordered(double, 0..IMAP_ITEMS)
+            .map_err(pool_err)?
+        {
+            sum += r.map_err(pool_err)?;
+        }
+        if sum != expect {
+            return Err(io::Error::other("imap_unordered: wrong results"));
+        }
+        Ok(())
+    };
+    once()?; // warm-up (and a check)
+    let mut err = None;
+    let samples = cfg.sample(1, 100, || {
+        time(|| {
+            if let Err(e) = once() {
+                err = Some(e);
+            }
+        })
+    });
+    pool.close();
+    let joined = pool.join().map_err(pool_err);
+    if let Some(e) = err {
+        return Err(e);
+    }
+    joined?;
+    RowBuilder::new(
+        GROUP,
+        "pool/mp-imap-unordered",
+        "imap_unordered trivial, 10k items",
+        "mp Pool(2)",
+    )
+    .baseline(&["pool/py-imap-unordered", "pool/mp-map-chunk1"])
+    .note(format!(
+        "Pool(2).imap_unordered(x*2+1, 0..{IMAP_ITEMS}), default chunksize 1, results summed as \
+         they come; per item"
+    ))
+    .stats(Unit::Us, Stats::per_op(&samples, IMAP_ITEMS, Unit::Us))
+    .emit();
+    Ok(())
 }
 
 /// The CPU-bound function of the mp rows: `burn(iters, seed)`.
