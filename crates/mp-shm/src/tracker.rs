@@ -257,6 +257,8 @@ pub(crate) fn prepare() {
 /// tracker if there is none. Returns whether the tracker acknowledged it;
 /// on `false` the name is not tracked (no hook in this executable, no
 /// program variable, the tracker could not be started or did not answer).
+/// The registration travels on this process's keepalive connection (one
+/// round trip, no connection of its own).
 pub(crate) fn register(name: &str, id: (u64, u64)) -> bool {
     // Referenced from the code that creates names, so that the linker keeps
     // the object that holds the hook.
@@ -270,7 +272,7 @@ pub(crate) fn register(name: &str, id: (u64, u64)) -> bool {
         let Some(held) = keepalive(&program, &address) else {
             return false;
         };
-        match request(&address, &msg) {
+        match request(held, &msg) {
             Ok(()) => return true,
             // A tracker that is alive but does not answer (stopped, or
             // swamped): do not wait for it again.
@@ -463,25 +465,27 @@ fn connect(address: &str, at_once: bool) -> io::Result<OwnedFd> {
     Ok(sock)
 }
 
-/// Sends one registration on a connection of its own and waits for the
-/// acknowledgement.
-fn request(address: &str, msg: &[u8]) -> io::Result<()> {
-    let sock = connect(address, false)?;
-    // SAFETY: `msg` is valid for its length.
-    let n = unsafe {
-        libc::send(
-            sock.as_raw_fd(),
-            msg.as_ptr().cast(),
-            msg.len(),
-            libc::MSG_NOSIGNAL,
-        )
-    };
+/// Sends one registration on this process's keepalive connection `held`
+/// (see [`KEEPALIVE`]) and waits for an acknowledgement.
+///
+/// Several threads may register at once on the one connection: the
+/// acknowledgements are alike and each answers one registration, so each
+/// thread takes one. An acknowledgement left unread by a thread that timed
+/// out answers an earlier registration on the same ordered connection, so
+/// the one taken in its place still says the tracker is reading; the
+/// registration itself is queued on the connection, which the tracker
+/// drains before it notices a hang-up.
+fn request(held: u64, msg: &[u8]) -> io::Result<()> {
+    let fd = held as u32 as RawFd;
+    // SAFETY: the keepalive descriptor is never closed (see KEEPALIVE);
+    // `msg` is valid for its length.
+    let n = unsafe { libc::send(fd, msg.as_ptr().cast(), msg.len(), libc::MSG_NOSIGNAL) };
     if n != msg.len() as isize {
         return Err(io::Error::last_os_error());
     }
     let mut ack = [0u8; 1];
-    // SAFETY: `ack` is a valid 1-byte buffer.
-    let n = unsafe { libc::recv(sock.as_raw_fd(), ack.as_mut_ptr().cast(), 1, 0) };
+    // SAFETY: `ack` is a valid 1-byte buffer; the descriptor as above.
+    let n = unsafe { libc::recv(fd, ack.as_mut_ptr().cast(), 1, 0) };
     if n == 1 && ack[0] == ACK {
         Ok(())
     } else if n < 0 {
