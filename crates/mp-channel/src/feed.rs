@@ -39,7 +39,7 @@ use mp_os::futex::{AdaptiveSpin, SLICE};
 use mp_os::time::Deadline;
 
 use crate::holders::Holders;
-use crate::ring::{Ring, WaitMode, Waiter};
+use crate::ring::{KEEP_SCRATCH, Ring, WaitMode, Waiter};
 
 /// The channel a feeder writes into, as the feeder sees it: implemented
 /// by `chan::Chan`, which owns the `Feed` (so that this file needs nothing
@@ -78,6 +78,10 @@ fn process_token() -> u32 {
 /// leaves.
 const LINGER: Duration = Duration::from_millis(200);
 
+/// Frames from this size on reuse the kept buffer (smaller ones come from
+/// the allocator's free lists, which are fast).
+const KEEP_FROM: usize = 64 << 10;
+
 /// A backlog that reached this many bytes gives its memory back to the
 /// system (`malloc_trim`) once drained.
 const TRIM_AT: usize = 16 << 20;
@@ -86,6 +90,9 @@ const TRIM_AT: usize = 16 << 20;
 struct Frames {
     /// The encoded values, oldest first.
     values: VecDeque<Vec<u8>>,
+    /// A large frame's buffer the feeder wrote out, kept for the next large
+    /// value (see [`KEEP_SCRATCH`]): a fresh one costs its page faults.
+    spare: Option<Vec<u8>>,
     /// Bytes buffered now, and the most since the buffer was last empty.
     bytes: usize,
     peak: usize,
@@ -157,7 +164,19 @@ impl Feed {
     /// Buffers one encoded value this process put, and makes sure a feeder
     /// runs. Counted in `buffered` before `put` returns.
     pub(crate) fn push<C: FeedTarget>(&self, chan: &Arc<C>, bytes: &[u8]) {
-        let frame = bytes.to_vec();
+        let kept = if bytes.len() >= KEEP_FROM {
+            self.with(|f| f.spare.take())
+        } else {
+            None
+        };
+        let frame = match kept {
+            Some(mut kept) => {
+                kept.clear();
+                kept.extend_from_slice(bytes);
+                kept
+            }
+            None => bytes.to_vec(),
+        };
         // An overflowed registration is kept: it only makes the counts
         // look higher, never lower.
         chan.buffered_table().add(process_token());
@@ -285,6 +304,11 @@ fn feed<C: FeedTarget>(chan: Arc<C>, role: u32) {
                 };
                 // Every reader has gone: nothing will read the rest.
                 gone = ring.write_within(&frame, &w, 0, Deadline::never()).is_err();
+                if (KEEP_FROM..=KEEP_SCRATCH).contains(&frame.capacity()) {
+                    f.with(|fr| {
+                        fr.spare.get_or_insert(frame);
+                    });
+                }
             }
             f.with(|fr| fr.bytes -= bytes);
             // In the ring (counted in `puts`) before they leave

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::attach::{Attach, GUARDED};
 use crate::error::{RecvFailure as RecvError, SendFailure as SendError};
-use crate::ring::{Ring, RingReadError, RingWriteError, Sink};
+use crate::ring::{KEEP_SCRATCH, Ring, RingReadError, RingWriteError, Sink};
 
 /// How a call treats a deadline that passes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,7 @@ pub(crate) enum Call {
 }
 
 thread_local! {
+    /// This thread's buffer for encoding values (see [`KEEP_SCRATCH`]).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -61,7 +62,7 @@ fn with_encoded_heap<T: Serialize + ?Sized, R>(
     buf.clear();
     let buf = crate::codec::to_extend(value, buf)?;
     let r = f(&buf);
-    if buf.capacity() <= 1 << 20 {
+    if buf.capacity() <= KEEP_SCRATCH {
         SCRATCH.with(|s| *s.borrow_mut() = buf);
     }
     Ok(r)

@@ -50,9 +50,9 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1 << 20;
 /// (see [`join_thread`](Queue::join_thread) and
 /// [`cancel_join_thread`](Queue::cancel_join_thread)). A queue with a
 /// `maxsize` blocks `put` while it holds that many values, or while the
-/// ring has no room. For bulk bytes use [`Bytes`](crate::Bytes) rather
-/// than `Vec<u8>`. Values from one producer arrive in the order they were
-/// put.
+/// ring has no room. Runs of bytes and floats in a value (`Vec<u8>`,
+/// `String`, `Vec<f64>`, ...) are copied as one block. Values from one
+/// producer arrive in the order they were put.
 ///
 /// A `Queue` handle is both a producer and a consumer. Clones and copies
 /// in other processes (a `Queue` is a serde value) are further handles;

@@ -103,7 +103,7 @@ pub(crate) use layout::{CTL_SIZE, MAX_CAP, MIN_CAP};
 #[cfg(not(loom))]
 pub(crate) use sink::RingReadError;
 #[cfg(not(loom))]
-pub(crate) use sink::{DecodeSink, Sink, SliceSink, StreamBuf, VecSink};
+pub(crate) use sink::{DecodeSink, KEEP_SCRATCH, Sink, SliceSink, StreamBuf, VecSink};
 pub use wait::WaitMode;
 #[cfg(not(loom))]
 pub(crate) use wait::{SLICE, Waiter};

@@ -70,7 +70,22 @@ impl<'a> StreamBuf<'a> {
     }
 }
 
-/// Decodes a `T` (straight from the ring when the message is in one record).
+/// The largest buffer a thread keeps between messages for encoding a value
+/// or assembling a streamed one (one of each). A fresh buffer of a
+/// megabyte costs its page faults, and the kernel's zeroing of them, on
+/// every message (the allocator hands large blocks back to the system
+/// when they are freed): five times a copy of the bytes. A larger buffer
+/// is given back after its message, so a thread that once moved a
+/// gigabyte keeps none of it.
+pub(crate) const KEEP_SCRATCH: usize = 8 << 20;
+
+thread_local! {
+    /// This thread's buffer for streamed messages (see [`KEEP_SCRATCH`]).
+    static RX_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Decodes a `T` (straight from the ring when the message is in one record;
+/// a streamed message is assembled in the thread's kept buffer).
 pub(crate) struct DecodeSink<T> {
     buf: Vec<u8>,
     _t: PhantomData<fn() -> T>,
@@ -81,6 +96,16 @@ impl<T> DecodeSink<T> {
         DecodeSink {
             buf: Vec::new(),
             _t: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for DecodeSink<T> {
+    fn drop(&mut self) {
+        if self.buf.capacity() != 0 && self.buf.capacity() <= KEEP_SCRATCH {
+            let buf = std::mem::take(&mut self.buf);
+            // A thread being torn down has no buffer to keep.
+            let _ = RX_SCRATCH.try_with(|s| s.set(buf));
         }
     }
 }
@@ -120,6 +145,9 @@ impl<T: DeserializeOwned> Sink for DecodeSink<T> {
         crate::codec::from_bytes(bytes).map_err(RingReadError::Decode)
     }
     fn start(&mut self, total: u64) -> Result<StreamBuf<'_>, RingReadError> {
+        if self.buf.capacity() == 0 {
+            self.buf = RX_SCRATCH.try_with(|s| s.take()).unwrap_or_default();
+        }
         spare(&mut self.buf, total)
     }
     unsafe fn finish(&mut self, total: u64) -> Result<T, RingReadError> {
@@ -218,5 +246,47 @@ fn copy_plain(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
     // mutably, so they do not overlap.
     unsafe {
         std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len());
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn receive_streamed(total: usize) {
+        let mut sink = DecodeSink::<Vec<u8>>::new();
+        let mut buf = sink.start(total as u64).unwrap();
+        // A postcard `Vec<u8>` of `total` bytes in all: its varint length,
+        // then the bytes.
+        let msg = (1..=5)
+            .map(|k| vec![7u8; total - k])
+            .map(|v| postcard::to_allocvec(&v).unwrap())
+            .find(|m| m.len() == total)
+            .unwrap();
+        buf.copy_in(0, &msg, false);
+        // SAFETY: every byte of the buffer was written just above.
+        let v = unsafe { sink.finish(total as u64) }.unwrap();
+        assert!(v.len() >= total - 5);
+    }
+
+    fn kept() -> usize {
+        RX_SCRATCH.with(|s| {
+            let v = s.take();
+            let c = v.capacity();
+            s.set(v);
+            c
+        })
+    }
+
+    #[test]
+    fn a_streamed_messages_buffer_is_kept_up_to_the_cap_and_reused() {
+        RX_SCRATCH.with(|s| s.take());
+        receive_streamed(1 << 20);
+        let cap = kept();
+        assert!(cap >= 1 << 20, "kept {cap} bytes");
+        receive_streamed(1 << 19);
+        assert_eq!(kept(), cap, "the kept buffer was not reused");
+        receive_streamed(KEEP_SCRATCH + 4);
+        assert_eq!(kept(), 0, "a buffer over the cap was kept");
     }
 }
