@@ -475,10 +475,10 @@ impl SlotRef {
         (s.magic.load(Relaxed).to_le_bytes(), s.version.load(Relaxed))
     }
 
-    /// The descriptor of the arena, slot index and generation: what a
-    /// serialized handle carries (see [`ticket`]).
-    pub(crate) fn wire(&self) -> (BorrowedFd<'_>, u32, u32) {
-        (self.map.seg.fd(), self.index, self.era)
+    /// The descriptor of the arena and its identity, slot index and
+    /// generation: what a serialized handle carries (see [`ticket`]).
+    pub(crate) fn wire(&self) -> (BorrowedFd<'_>, (u64, u64), u32, u32) {
+        (self.map.seg.fd(), self.map.key, self.index, self.era)
     }
 }
 

@@ -517,7 +517,8 @@ enum WireOut<'a> {
         offset: u64,
     },
     Slot {
-        fd: Fd<BorrowedFd<'a>>,
+        #[serde(serialize_with = "arena_fd")]
+        fd: (BorrowedFd<'a>, (u64, u64)),
         index: u32,
         era: u32,
         ticket: bool,
@@ -556,9 +557,9 @@ impl<T> Serialize for Object<T> {
             .serialize(s),
             Some(slot) => {
                 arena::ticket(slot).map_err(serde::ser::Error::custom)?;
-                let (fd, index, era) = slot.wire();
+                let (fd, key, index, era) = slot.wire();
                 let r = WireOut::Slot {
-                    fd: Fd(fd),
+                    fd: (fd, key),
                     index,
                     era,
                     ticket: true,
@@ -573,6 +574,11 @@ impl<T> Serialize for Object<T> {
             }
         }
     }
+}
+
+/// An arena's descriptor: once per message, however many handles.
+fn arena_fd<S: Serializer>(fd: &(BorrowedFd<'_>, (u64, u64)), s: S) -> Result<S::Ok, S::Error> {
+    handle::serialize_shared_fd(fd.0, fd.1, s)
 }
 
 /// The payload size of a `T` and `tail` bytes.
