@@ -7,7 +7,7 @@
 //!
 //! * [`Object::create`] makes an object whose payload starts with `T`,
 //!   followed by `tail` zeroed bytes that the owner lays out itself (array
-//!   elements): in a slot of a shared [`arena`](crate::arena) when the
+//!   elements): in a slot of a shared [`arena`] when the
 //!   payload is at most [`MAX_PAYLOAD`](crate::arena::MAX_PAYLOAD) bytes,
 //!   in an object segment of its own (the 64-byte
 //!   [`Header`](crate::segment::Header) with the kind's magic and layout
@@ -176,7 +176,7 @@ fn invalid(m: String) -> io::Error {
 impl<T: Plain> Object<T> {
     /// Creates an object of kind `kind`: `head`, then `tail` zeroed bytes
     /// (the payload is `size_of::<T>() + tail` bytes), in a slot of a
-    /// shared [`arena`](crate::arena) when the payload fits in one, in an
+    /// shared [`arena`] when the payload fits in one, in an
     /// object segment of its own otherwise.
     ///
     /// # Errors
@@ -542,7 +542,7 @@ enum WireIn {
 }
 
 /// Written as its segment (see [`handle`]), or as its arena's descriptor
-/// and slot (counted while it travels: see [`arena`](crate::arena)), with
+/// and slot (counted while it travels: see [`arena`]), with
 /// the offset of the `T` in the object: the receiver attaches with
 /// [`Object::deserialize_as`] (which checks the kind) or
 /// [`Object::deserialize_any`].
