@@ -91,6 +91,8 @@
 //! A child made by a raw `clone` (which runs no `prepare` handler) was not
 //! counted: the handles it inherited are not its own and it never gives
 //! them back.
+//! (So an object dropped by a parent lives on in a forked child that
+//! outlives it, a long-lived worker for instance, until that child exits.)
 //!
 //! Each process keeps the arenas it allocates from, and those it sent
 //! handles into, for as long as it lives; another arena it received is
