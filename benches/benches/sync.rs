@@ -28,6 +28,12 @@ fn uncontended(c: &mut Criterion) {
         b.iter(|| drop(black_box(&rlock).acquire().unwrap()))
     });
     drop(outer);
+    c.bench_function("lock_new_drop", |b| {
+        b.iter(|| drop(black_box(Lock::new().unwrap())))
+    });
+    c.bench_function("value_new_drop", |b| {
+        b.iter(|| drop(black_box(Value::new(black_box(1u64)).unwrap())))
+    });
     let sem = Semaphore::new(1).unwrap();
     c.bench_function("semaphore_acquire_release", |b| {
         b.iter(|| drop(black_box(&sem).acquire()))

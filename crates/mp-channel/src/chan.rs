@@ -133,7 +133,7 @@ impl Chan {
             flags,
             _reserved: [0; 36],
         };
-        let obj = Object::create(KIND, hdr, len - std::mem::size_of::<ChanHeader>())?;
+        let obj = Object::create_own(KIND, hdr, len - std::mem::size_of::<ChanHeader>())?;
         let efds = (0..nrings)
             .map(|_| new_eventfd())
             .collect::<io::Result<Vec<_>>>()?;

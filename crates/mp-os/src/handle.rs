@@ -112,6 +112,9 @@ pub fn take_attach_error() -> Option<String> {
 /// The descriptor table a sender installed.
 struct Sink {
     fds: Vec<OwnedFd>,
+    /// Descriptors sent once for several handles ([`serialize_shared_fd`]):
+    /// the caller's key and the index.
+    shared: Vec<((u64, u64), u32)>,
     /// The transits the caller keeps ([`collect_handles`]); `None` for
     /// [`collect_fds`].
     keep: Option<Vec<Box<dyn Transit>>>,
@@ -139,6 +142,9 @@ enum WireFd {
         dev: u64,
         ino: u64,
     },
+    /// Index into the descriptor table, which other handles of the same
+    /// bytes may name too: each takes a duplicate.
+    Shared(u32),
 }
 
 /// Runs `f` (which serializes handles) with a descriptor table installed,
@@ -182,6 +188,7 @@ pub fn collect_handles<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>, Transits) 
 fn collect<R>(keep: Option<Vec<Box<dyn Transit>>>, f: impl FnOnce() -> R) -> (R, Sink) {
     let sink = Sink {
         fds: Vec::new(),
+        shared: Vec::new(),
         keep,
     };
     let saved = SINK.with(|s| s.borrow_mut().replace(sink));
@@ -371,7 +378,66 @@ pub fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, s: S) -> Result<S::Ok, S:
     }
 }
 
-/// Deserializes a descriptor written by [`serialize_fd`].
+/// As [`serialize_fd`], for a descriptor that many handles of one message
+/// may hold (the memfd of a shared arena): inside a transport it is sent
+/// once per message, whatever the number of handles, so that a message
+/// with thousands of handles carries a handful of descriptors. `key` names
+/// the object behind `fd` (its device and inode); the receiver gets a
+/// descriptor of its own for each handle.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use mp_os::handle;
+///
+/// #[derive(serde::Serialize)]
+/// struct Twice<'a>(
+///     #[serde(serialize_with = "shared")] &'a std::fs::File,
+///     #[serde(serialize_with = "shared")] &'a std::fs::File,
+/// );
+/// fn shared<S: serde::Serializer>(f: &&std::fs::File, s: S) -> Result<S::Ok, S::Error> {
+///     handle::serialize_shared_fd(f.as_fd(), (1, 2), s)
+/// }
+/// let file = std::fs::File::open("/dev/null")?;
+/// let (bytes, fds) = handle::collect_fds(|| postcard::to_allocvec(&Twice(&file, &file)));
+/// assert_eq!(fds.len(), 1);
+/// let (a, b): (handle::Fd<std::os::fd::OwnedFd>, handle::Fd<std::os::fd::OwnedFd>) =
+///     handle::provide_fds(fds, || postcard::from_bytes(&bytes.unwrap())).unwrap();
+/// # drop((a, b));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`serialize_fd`].
+pub fn serialize_shared_fd<S: Serializer>(
+    fd: BorrowedFd<'_>,
+    key: (u64, u64),
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let index = SINK.with(|sink| -> Result<Option<u32>, std::io::Error> {
+        let mut sink = sink.borrow_mut();
+        let Some(sink) = sink.as_mut() else {
+            return Ok(None);
+        };
+        if let Some(&(_, i)) = sink.shared.iter().find(|(k, _)| *k == key) {
+            return Ok(Some(i));
+        }
+        sink.fds.push(fd.try_clone_to_owned()?);
+        let i = (sink.fds.len() - 1) as u32;
+        sink.shared.push((key, i));
+        Ok(Some(i))
+    });
+    match index {
+        Ok(Some(i)) => WireFd::Shared(i).serialize(s),
+        Ok(None) => serialize_fd(fd, s),
+        Err(e) => Err(serde::ser::Error::custom(format!(
+            "cannot pass a file descriptor: {e}"
+        ))),
+    }
+}
+
+/// Deserializes a descriptor written by [`serialize_fd`] or
+/// [`serialize_shared_fd`].
 ///
 /// # Errors
 ///
@@ -395,6 +461,18 @@ pub fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Err
                 .get_mut(i as usize)
                 .and_then(Option::take)
                 .ok_or_else(|| D::Error::custom(format!("passed file descriptor #{i} is missing")))
+        }),
+        WireFd::Shared(i) => SOURCE.with(|src| {
+            let src = src.borrow();
+            let fd = src
+                .as_ref()
+                .and_then(|src| src.table.get(i as usize))
+                .and_then(Option::as_ref)
+                .ok_or_else(|| {
+                    D::Error::custom(format!("passed file descriptor #{i} is missing"))
+                })?;
+            fd.try_clone()
+                .map_err(|e| D::Error::custom(format!("cannot duplicate a descriptor: {e}")))
         }),
         WireFd::Proc {
             token,

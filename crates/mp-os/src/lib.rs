@@ -20,6 +20,8 @@
 //!   the versioned header every shared object starts with;
 //! * [`object`]: a typed object in a segment, checked once (kind, version,
 //!   bounds), that locks, values and channels are built on;
+//! * [`arena`]: the shared arenas that hold small objects, many to a
+//!   descriptor;
 //! * [`futex`]: process-shared futex waits with `CLOCK_MONOTONIC` deadlines,
 //!   the short spin that precedes them and the slice a waiter sleeps
 //!   before it looks for dead peers;
@@ -45,6 +47,7 @@
 #![cfg(target_os = "linux")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod arena;
 pub mod exit;
 pub mod fdpass;
 pub mod fork;

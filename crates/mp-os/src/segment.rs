@@ -160,8 +160,9 @@ impl fmt::Debug for Segment {
 fn raise_fd_limit_once() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // Each shared object owns one memfd: lift the soft limit on open
-        // files to the hard limit, as a program with many locks needs.
+        // Large objects and channels own one memfd each (small ones share
+        // arenas): lift the soft limit on open files to the hard limit, as
+        // a program with many channels needs.
         let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
         if let (Some(cur), Some(max)) = (lim.current, lim.maximum)
             && cur < max

@@ -1,5 +1,9 @@
-//! The segment layout shared by `Value`, `Array`, `RawValue` and
-//! `RawArray`.
+//! The object layout shared by `Value`, `Array`, `RawValue` and
+//! `RawArray`. A small object (a single value, a short array: a payload of
+//! at most `mp_os::arena::MAX_PAYLOAD` bytes) lives in a slot of a shared
+//! arena, whose 64-byte slot header takes the place of the object header
+//! below (offsets are then from the start of the slot); a larger one has a
+//! segment of its own.
 //!
 //! ```text
 //! segment offset  size  field
@@ -32,7 +36,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use mp_os::object::{Kind, Object, Plain};
-use mp_os::segment::{HEADER_SIZE, Segment};
+use mp_os::segment::HEADER_SIZE;
 use serde::{Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
@@ -41,8 +45,8 @@ use crate::shm_safe::ShmSafe;
 /// Version 2 had no lock-kind word (always the embedded lock) and a
 /// borrow flag of 0 or 1.
 pub(crate) const VERSION: u32 = 3;
-/// Segment offset of the `RawRLock`.
-pub(crate) const LOCK_OFFSET: usize = HEADER_SIZE;
+/// Offset of the `RawRLock` in the object's payload (segment offset 64).
+pub(crate) const LOCK_OFFSET: usize = 0;
 /// Word of the `RawRLock` that is the borrow flag (its `pinned` word, at
 /// byte 20).
 const BORROWED: usize = 5;
@@ -119,7 +123,14 @@ impl<T: ShmSafe> Block<T> {
             len: AtomicU64::new(len as u64),
             _reserved2: 0,
         };
-        let obj = Object::create(Kind::new(magic, VERSION), meta, tail)?;
+        let kind = Kind::new(magic, VERSION);
+        // An arena slot's payload is 64-byte aligned, a segment's
+        // page-aligned: more aligned elements need a segment.
+        let obj = if align_of::<T>() <= HEADER_SIZE {
+            Object::create(kind, meta, tail)?
+        } else {
+            Object::create_own(kind, meta, tail)?
+        };
         Self::view(obj, len).map_err(|_| Error::InvalidArgument("array too large"))
     }
 
@@ -131,6 +142,9 @@ impl<T: ShmSafe> Block<T> {
         let data = obj
             .region(data_offset(align_of::<T>()) - HEADER_SIZE, bytes)
             .ok_or_else(|| "shared array larger than its segment".to_string())?;
+        if !(data.as_ptr() as usize).is_multiple_of(align_of::<T>()) {
+            return Err("shared array elements misaligned for their type".to_string());
+        }
         Ok(Block {
             obj,
             data: data.cast::<T>(),
@@ -139,10 +153,9 @@ impl<T: ShmSafe> Block<T> {
         })
     }
 
-    /// Checks a received segment: kind, version, element type and bounds.
-    fn attach(seg: Segment, magic: [u8; 4]) -> Result<Block<T>, String> {
-        let obj =
-            Object::<Meta>::attach(seg, Kind::new(magic, VERSION)).map_err(|e| e.to_string())?;
+    /// Checks a received object (whose kind, version and size were
+    /// checked): element type and bounds.
+    fn checked(obj: Object<Meta>) -> Result<Block<T>, String> {
         // The metadata is written once before the segment is shared.
         let m = obj.head();
         let (size, align, len) = (
@@ -165,9 +178,8 @@ impl<T: ShmSafe> Block<T> {
         d: D,
         magic: [u8; 4],
     ) -> Result<Block<T>, D::Error> {
-        use serde::Deserialize;
-        let seg = Segment::deserialize(d)?;
-        Self::attach(seg, magic).map_err(serde::de::Error::custom)
+        let obj = Object::<Meta>::deserialize_as(d, Kind::new(magic, VERSION))?;
+        Self::checked(obj).map_err(serde::de::Error::custom)
     }
 
     #[inline]
@@ -180,8 +192,10 @@ impl<T: ShmSafe> Block<T> {
         self.len
     }
 
-    pub(crate) fn segment(&self) -> &Segment {
-        self.obj.segment()
+    /// The object: its payload starts with the `RawRLock` (offsets 64..88
+    /// above).
+    pub(crate) fn object(&self) -> &Object<impl Plain> {
+        &self.obj
     }
 
     /// The lock-kind word of the synchronized kinds (0 embedded, 1 chosen).

@@ -59,18 +59,19 @@ impl<T: ShmSafe> Synced<T> {
     /// A new object guarded by its embedded lock, or by `chosen`.
     pub(crate) fn create(magic: [u8; 4], len: usize, chosen: Option<RLock>) -> Result<Self, Error> {
         let block = Block::create(magic, len)?;
-        // SAFETY: LOCK_OFFSET is inside the fresh, unshared segment, 8-byte
+        // SAFETY: LOCK_OFFSET is inside the fresh, unshared object, 8-byte
         // aligned, reserved for the lock by the block layout (written even
         // when a chosen lock guards the data: its `pinned` word is the
         // borrow flag).
         let own = unsafe {
             block
-                .segment()
+                .object()
                 .as_ptr()
+                .cast::<u8>()
                 .add(LOCK_OFFSET)
                 .cast::<RawRLock>()
                 .write(RawRLock::new());
-            RLock::from_segment(block.segment().clone(), LOCK_OFFSET)
+            RLock::within(block.object(), LOCK_OFFSET)
         };
         let (lock, is_chosen) = match chosen {
             Some(l) => (l, true),
@@ -91,10 +92,10 @@ impl<T: ShmSafe> Synced<T> {
         let kind = block.lock_kind().load(Ordering::Relaxed);
         match (kind, chosen) {
             (0, None) => {
-                // SAFETY: a block that passed `Block::attach` for a
+                // SAFETY: a block that passed `Block::checked` for a
                 // synchronized kind has a RawRLock written by `create` at
                 // LOCK_OFFSET.
-                let lock = unsafe { RLock::from_segment(block.segment().clone(), LOCK_OFFSET) };
+                let lock = unsafe { RLock::within(block.object(), LOCK_OFFSET) };
                 Ok(Synced {
                     block,
                     lock,

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use mp_os::object::Plain;
+use mp_os::object::{Object, Plain};
 use mp_os::segment::Segment;
 use mp_os::time::Deadline;
 
@@ -440,6 +440,40 @@ impl RLock {
     pub unsafe fn from_segment(seg: Segment, offset: usize) -> RLock {
         // SAFETY: forwarded to the caller.
         let inner = unsafe { Shared::from_segment(seg, offset) };
+        RLock { inner }
+    }
+
+    /// A handle onto a [`RawRLock`] at byte `offset` of the payload of
+    /// `obj`, for crates that embed a lock in an object of their own. The
+    /// handle keeps the object alive, serializes as it (with the offset),
+    /// and on deserialization checks the lock's tag at that offset.
+    ///
+    /// # Safety
+    ///
+    /// The bytes there were initialized with [`RawRLock::new`] and every
+    /// process uses them only as a `RawRLock` while the object exists.
+    ///
+    /// # Panics
+    ///
+    /// When the lock would not lie wholly inside the payload, or would be
+    /// misaligned.
+    ///
+    /// ```
+    /// use mp_os::object::{Kind, Object};
+    /// use mp_sync::{RLock, RawRLock};
+    ///
+    /// let obj = Object::create(Kind::new(*b"MINE", 1), [0u64; 4], 0).unwrap();
+    /// // SAFETY: the payload is 32 zeroed bytes, aligned, used only as a RawRLock.
+    /// let lock = unsafe {
+    ///     obj.as_ptr().cast::<RawRLock>().write(RawRLock::new());
+    ///     RLock::within(&obj, 0)
+    /// };
+    /// drop(lock.acquire()?);
+    /// # Ok::<(), mp_sync::Error>(())
+    /// ```
+    pub unsafe fn within<X>(obj: &Object<X>, offset: usize) -> RLock {
+        // SAFETY: forwarded to the caller.
+        let inner = unsafe { Shared::within(obj, offset) };
         RLock { inner }
     }
 

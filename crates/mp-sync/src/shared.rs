@@ -1,6 +1,7 @@
-//! The handle plumbing every primitive shares: a raw object in a segment
-//! (`mp_os::object`), serialized as the segment plus the offset of the
-//! object inside it and checked on the way in.
+//! The handle plumbing every primitive shares: a raw object in shared
+//! memory (`mp_os::object`: a slot of a shared arena, or a place in a
+//! segment), serialized as the object plus the offset of the raw object
+//! inside it and checked on the way in.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,8 +32,8 @@ pub(crate) const fn tag(b: [u8; 4]) -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// A raw object in a segment: its own object segment (`create`), or a
-/// place inside another object's segment (`from_segment`).
+/// A raw object in shared memory: an object of its own (`create`), or a
+/// place inside another object (`within`) or segment (`from_segment`).
 pub(crate) struct Shared<R> {
     obj: Object<R>,
 }
@@ -46,7 +47,7 @@ impl<R> Clone for Shared<R> {
 }
 
 impl<R: RawObject> Shared<R> {
-    /// Creates an object segment holding `init`.
+    /// Creates an object holding `init` (in a shared arena's slot).
     pub(crate) fn create(init: R) -> std::io::Result<Self> {
         let obj = Object::create(Kind::new(R::MAGIC, VERSION), init, 0)?;
         Ok(Shared { obj })
@@ -65,6 +66,24 @@ impl<R: RawObject> Shared<R> {
     /// When `offset` is out of bounds or misaligned after all.
     pub(crate) unsafe fn from_segment(seg: Segment, offset: usize) -> Self {
         let obj = Object::at(seg, offset).expect("a raw object in bounds (the caller's contract)");
+        Shared { obj }
+    }
+
+    /// A handle onto an object at `offset` in the payload of `obj`, which
+    /// it keeps alive.
+    ///
+    /// # Safety
+    ///
+    /// The bytes there hold an `R` (initialized with its `new`) that every
+    /// process uses only as an `R` for as long as `obj` exists.
+    ///
+    /// # Panics
+    ///
+    /// When `offset` is out of bounds or misaligned.
+    pub(crate) unsafe fn within<X>(obj: &Object<X>, offset: usize) -> Self {
+        let obj = obj
+            .part(offset)
+            .expect("a raw object in bounds (the caller's contract)");
         Shared { obj }
     }
 
@@ -95,40 +114,16 @@ impl<R: RawObject> fmt::Debug for Shared<R> {
     }
 }
 
-#[derive(Serialize)]
-struct WireRef<'a> {
-    seg: &'a Segment,
-    offset: u64,
-}
-
-#[derive(Deserialize)]
-struct Wire {
-    seg: Segment,
-    offset: u64,
-}
-
 impl<R: RawObject> Serialize for Shared<R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        WireRef {
-            seg: self.segment(),
-            offset: self.offset() as u64,
-        }
-        .serialize(s)
+        self.obj.serialize(s)
     }
 }
 
 impl<'de, R: RawObject> Deserialize<'de> for Shared<R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let w = Wire::deserialize(d)?;
-        let outside = || {
-            D::Error::custom(format!(
-                "a {} handle points outside its shared segment",
-                String::from_utf8_lossy(&R::MAGIC)
-            ))
-        };
-        let offset = usize::try_from(w.offset).map_err(|_| outside())?;
-        let obj = Object::<R>::at(w.seg, offset).map_err(|_| outside())?;
+        let obj = Object::<R>::deserialize_any(d)?;
         // SAFETY: an `R` starts with its tag, an AtomicU32 (`RawObject`);
         // reading it atomically cannot race with other processes' atomic
         // accesses.
@@ -176,8 +171,10 @@ macro_rules! handle_impls {
 
         impl $handle {
             /// Whether two handles refer to the same shared object in this
-            /// process's mapping (clones do; a deserialized copy maps the
-            /// same memory at another address and does not).
+            /// process's mapping (clones do, and so does a copy received
+            /// in this process: an object in a shared arena is mapped
+            /// once per process; one placed in a segment of its own with
+            /// `from_segment` maps again at another address and does not).
             pub fn ptr_eq(&self, other: &Self) -> bool {
                 self.inner.ptr_eq(&other.inner)
             }

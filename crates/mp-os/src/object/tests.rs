@@ -22,7 +22,7 @@ fn head(n: u32) -> Head {
 
 #[test]
 fn create_then_attach_sees_the_same_head() {
-    let o = Object::create(KIND, head(5), 100).unwrap();
+    let o = Object::create_own(KIND, head(5), 100).unwrap();
     assert_eq!(o.offset(), HEADER_SIZE);
     assert_eq!(o.payload_len(), size_of::<Head>() + 100);
     let twin = Object::<Head>::attach(o.segment().clone(), KIND).unwrap();
@@ -34,7 +34,7 @@ fn create_then_attach_sees_the_same_head() {
 #[test]
 fn the_payload_length_in_the_header_is_what_it_was() {
     // Byte-identical headers to a plain object segment of the same length.
-    let o = Object::create(KIND, 0u64, 56).unwrap();
+    let o = Object::create_own(KIND, 0u64, 56).unwrap();
     let seg = Segment::object(KIND.magic, KIND.version, 64).unwrap();
     assert_eq!(o.segment().len(), seg.len());
     assert_eq!(o.payload_len(), seg.payload_len());
@@ -42,7 +42,7 @@ fn the_payload_length_in_the_header_is_what_it_was() {
 
 #[test]
 fn attach_rejects_another_magic_or_version() {
-    let o = Object::create(KIND, head(1), 0).unwrap();
+    let o = Object::create_own(KIND, head(1), 0).unwrap();
     let e = Object::<Head>::attach(o.segment().clone(), Kind::new(*b"NOPE", 3)).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     assert!(e.to_string().contains("TEST"), "{e}");
@@ -109,4 +109,35 @@ fn serde_round_trip_checks_the_kind() {
     });
     assert!(wrong.is_err());
     assert!(handle::take_attach_error().unwrap().contains("version"));
+}
+
+#[test]
+fn small_objects_share_an_arena_large_ones_do_not() {
+    let a = Object::create(KIND, head(1), 0).unwrap();
+    let b = Object::create(KIND, head(2), 0).unwrap();
+    assert!(a.segment().ptr_eq(b.segment()));
+    assert_ne!(a.offset(), b.offset());
+    assert_eq!(a.payload_len(), size_of::<Head>());
+    assert_eq!(b.head().n, 2);
+    let big = Object::create(KIND, head(3), crate::arena::MAX_PAYLOAD).unwrap();
+    assert_eq!(big.offset(), HEADER_SIZE);
+    assert!(!big.segment().ptr_eq(a.segment()));
+    // An own segment's object is attached through its segment.
+    Object::<Head>::attach(big.segment().clone(), KIND).unwrap();
+}
+
+#[test]
+fn a_part_keeps_its_object_and_travels_with_its_offset() {
+    let o = Object::create(KIND, head(4), 16).unwrap();
+    let word = o.part::<AtomicU64>(size_of::<Head>() + 8).unwrap();
+    word.head().store(77, Relaxed);
+    drop(o);
+    let (bytes, fds) = handle::collect_fds(|| postcard::to_allocvec(&word).unwrap());
+    let back = handle::provide_fds(fds, || {
+        let mut de = postcard::Deserializer::from_bytes(&bytes);
+        Object::<AtomicU64>::deserialize_any(&mut de)
+    })
+    .unwrap();
+    assert_eq!(back.head().load(Relaxed), 77);
+    assert!(back.ptr_eq(&word));
 }
