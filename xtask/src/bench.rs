@@ -105,13 +105,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let meta_start = Meta::collect(&root, &opts);
 
-    // The mpi group needs the system's MPI: built in where mpicc is found.
+    // The mpi group needs the system's MPI: built in where mpicc is found,
+    // into a harness of its own, so that the other groups' processes (and
+    // the OS limits they are compared with: forking and spawning the
+    // harness) do not load OpenMPI's libraries.
     let mpi = crate::mpi::available();
-    eprintln!(
-        "xtask bench: building mp-bench (release{})",
-        if mpi.is_ok() { ", with MPI" } else { "" }
-    );
-    let exe = build_harness(&root, mpi.is_ok())?;
+    eprintln!("xtask bench: building mp-bench (release)");
+    let exe = build_harness(&root, None)?;
     let harness_groups: Vec<String> = cmd::capture(path_str(&exe)?, &["list"], &root)
         .ok_or("mp-bench list failed")?
         .lines()
@@ -150,6 +150,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         notes.push(format!("the mpi group has no rows: {why}"));
         groups.retain(|g| g != "mpi");
     }
+    let mpi_exe = if groups.iter().any(|g| g == "mpi") {
+        eprintln!("xtask bench: building mp-bench with MPI (release, target/bench-mpi)");
+        Some(build_harness(&root, Some(&root.join("target/bench-mpi")))?)
+    } else {
+        None
+    };
     let limit = Duration::from_secs(if opts.quick { 90 } else { 300 });
     let flag: &[&str] = if opts.quick { &["--quick"] } else { &[] };
     let out_dir = exe
@@ -164,7 +170,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         // MPI runs stay on this host, as in `cargo xtask mpi`.
         let env: &[(&str, &str)] = if g == "mpi" { crate::mpi::MPI_ENV } else { &[] };
         if harness_groups.contains(g) {
-            let mut c = Command::new(&exe);
+            let harness = match &mpi_exe {
+                Some(m) if g == "mpi" => m,
+                _ => &exe,
+            };
+            let mut c = Command::new(harness);
             c.args(flag)
                 .arg(g)
                 .current_dir(&root)
@@ -315,14 +325,16 @@ fn collect(out: &Outcome, label: &str, rows: &mut Vec<Row>, notes: &mut Vec<Stri
     }
 }
 
-/// `cargo build --release -p mp-benches --bin mp-bench`; returns the executable's path.
-fn build_harness(root: &Path, with_mpi: bool) -> Result<PathBuf, String> {
+/// `cargo build --release -p mp-benches --bin mp-bench`; returns the
+/// executable's path. With `mpi_target`: the `mpi` feature on, built in
+/// that target directory (the plain harness stays as it is).
+fn build_harness(root: &Path, mpi_target: Option<&Path>) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let features: &[&str] = if with_mpi {
-        &["--features", "mpi"]
-    } else {
-        &[]
-    };
+    let mut features: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(dir) = mpi_target {
+        features.extend(["--features", "mpi", "--target-dir"].map(Into::into));
+        features.push(dir.into());
+    }
     let out = Command::new(cargo)
         .args([
             "build",
@@ -332,7 +344,7 @@ fn build_harness(root: &Path, with_mpi: bool) -> Result<PathBuf, String> {
             "--bin",
             "mp-bench",
         ])
-        .args(features)
+        .args(&features)
         .arg("--message-format=json-render-diagnostics")
         .current_dir(root)
         .stderr(Stdio::inherit())
