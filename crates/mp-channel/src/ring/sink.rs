@@ -74,8 +74,9 @@ impl<'a> StreamBuf<'a> {
 /// or assembling a streamed one (one of each). A fresh buffer of a
 /// megabyte costs its page faults, and the kernel's zeroing of them, on
 /// every message (the allocator hands large blocks back to the system
-/// when they are freed): five times a copy of the bytes. A larger buffer
-/// is given back after its message, so a thread that once moved a
+/// when they are freed): a 1 MiB `Queue` round trip took 5.6 ms with fresh
+/// buffers and 1.2 ms with kept ones (see the crate README). A larger
+/// buffer is given back after its message, so a thread that once moved a
 /// gigabyte keeps none of it.
 pub(crate) const KEEP_SCRATCH: usize = 8 << 20;
 
