@@ -1,12 +1,12 @@
-//! Where a connection goes ([`Address`]) and how it encodes values
-//! ([`Codec`]).
+//! Where a connection goes ([`Address`](super::Address)) and how it encodes values
+//! ([`Codec`](super::Codec)).
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// Where a [`Listener`] listens and a [`Client`] connects.
+/// Where a [`Listener`](super::Listener) listens and a [`Client`](super::Client) connects.
 ///
 /// Parsed from a string as Python infers the family: a leading NUL byte is
 /// a Linux abstract socket name, `host:port` is TCP, anything else a Unix
@@ -92,7 +92,7 @@ impl From<PathBuf> for Address {
     }
 }
 
-/// How [`Connection::send`] and [`Connection::recv`] encode values.
+/// How [`Connection::send`](super::Connection::send) and [`Connection::recv`](super::Connection::recv) encode values.
 ///
 /// ```
 /// use mp_channel::connection::Codec;

@@ -1,4 +1,4 @@
-//! [`Client`]: connects to a listener and answers its handshake.
+//! [`Client`](super::Client): connects to a listener and answers its handshake.
 
 use std::net::TcpStream;
 use std::os::linux::net::SocketAddrExt;
@@ -10,7 +10,7 @@ use super::address::{Address, Codec};
 use super::error::Result;
 use super::messages::Connection;
 
-/// Connects to a [`Listener`] (or a CPython `Listener`): Python's
+/// Connects to a [`Listener`](super::Listener) (or a CPython `Listener`): Python's
 /// `multiprocessing.connection.Client`, as a builder.
 ///
 /// ```no_run
@@ -33,7 +33,7 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of `address`, without authkey, with [`Codec::Postcard`].
+    /// A client of `address`, without authkey, with [`Codec::Postcard`](super::Codec::Postcard).
     pub fn new(address: impl Into<Address>) -> Client {
         Client {
             address: address.into(),
@@ -49,7 +49,7 @@ impl Client {
         self
     }
 
-    /// The codec of the connection ([`Codec::Pickle`] for a Python
+    /// The codec of the connection ([`Codec::Pickle`](super::Codec::Pickle) for a Python
     /// listener).
     pub fn codec(mut self, codec: Codec) -> Client {
         self.codec = codec;
@@ -57,7 +57,7 @@ impl Client {
     }
 
     /// How long the listener may take to finish the handshake (`None`: no
-    /// limit). Default [`DEFAULT_AUTH_TIMEOUT`].
+    /// limit). Default [`DEFAULT_AUTH_TIMEOUT`](super::DEFAULT_AUTH_TIMEOUT).
     pub fn auth_timeout(mut self, t: Option<Duration>) -> Client {
         self.auth_timeout = t;
         self
@@ -68,7 +68,7 @@ impl Client {
     /// # Errors
     ///
     /// `Io` when connecting fails (nobody listens: `ECONNREFUSED` or
-    /// `ENOENT`), [`ConnectionError::Authentication`] when the handshake
+    /// `ENOENT`), [`ConnectionError::Authentication`](super::ConnectionError::Authentication) when the handshake
     /// fails (wrong key on either side, protocol error, no answer in time).
     pub fn connect(&self) -> Result<Connection> {
         let conn = match &self.address {
@@ -88,11 +88,11 @@ impl Client {
 }
 
 /// Python's `Client(address, authkey=authkey)`: connects with
-/// [`Codec::Postcard`]; use [`Client`] for the other options.
+/// [`Codec::Postcard`](super::Codec::Postcard); use [`Client`](super::Client) for the other options.
 ///
 /// # Errors
 ///
-/// As [`Client::connect`].
+/// As [`Client::connect`](super::Client::connect).
 pub fn client(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Connection> {
     let mut c = Client::new(address);
     if let Some(k) = authkey {

@@ -1,8 +1,8 @@
-//! [`ConnectionError`], the one error type of the connection module.
+//! [`ConnectionError`](super::ConnectionError), the one error type of the connection module.
 
 use std::io;
 
-/// An error of a [`Connection`], [`Listener`] or [`Client`].
+/// An error of a [`Connection`](super::Connection), [`Listener`](super::Listener) or [`Client`](super::Client).
 ///
 /// ```
 /// use mp_channel::connection::ConnectionError;
@@ -31,7 +31,7 @@ pub enum ConnectionError {
         /// The most the call accepted.
         max: u64,
     },
-    /// [`Connection::recv_bytes_into`] got a message longer than its
+    /// [`Connection::recv_bytes_into`](super::Connection::recv_bytes_into) got a message longer than its
     /// buffer; the whole message is here (Python's `BufferTooShort`).
     #[error("the buffer is too short for a message of {} bytes", .0.len())]
     BufferTooShort(Vec<u8>),

@@ -1,4 +1,4 @@
-//! [`Listener`]: accepts connections and runs the handshake on each.
+//! [`Listener`](super::Listener): accepts connections and runs the handshake on each.
 
 use std::net::TcpListener;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -20,10 +20,10 @@ enum ListenSocket {
     Tcp(TcpListener),
 }
 
-/// A socket that accepts [`Connection`]s (Python's
+/// A socket that accepts [`Connection`](super::Connection)s (Python's
 /// `multiprocessing.connection.Listener`).
 ///
-/// See the [module docs](self) for an example.
+/// See the [module docs](super) for an example.
 #[derive(Debug)]
 pub struct Listener {
     socket: ListenSocket,
@@ -33,7 +33,7 @@ pub struct Listener {
     auth_timeout: Option<Duration>,
 }
 
-/// Options of a [`Listener`]: the authkey, the codec of its connections,
+/// Options of a [`Listener`](super::Listener): the authkey, the codec of its connections,
 /// the handshake deadline.
 ///
 /// ```
@@ -60,15 +60,15 @@ impl ListenerBuilder {
         self
     }
 
-    /// The codec of accepted connections (default [`Codec::Postcard`];
-    /// [`Codec::Pickle`] for Python clients).
+    /// The codec of accepted connections (default [`Codec::Postcard`](super::Codec::Postcard);
+    /// [`Codec::Pickle`](super::Codec::Pickle) for Python clients).
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
         self
     }
 
     /// How long a client may take to finish the handshake (`None`: no
-    /// limit, as Python). Default [`DEFAULT_AUTH_TIMEOUT`].
+    /// limit, as Python). Default [`DEFAULT_AUTH_TIMEOUT`](super::DEFAULT_AUTH_TIMEOUT).
     pub fn auth_timeout(mut self, t: Option<Duration>) -> Self {
         self.auth_timeout = t;
         self
@@ -113,7 +113,7 @@ impl Listener {
     ///
     /// # Errors
     ///
-    /// As [`ListenerBuilder::bind`].
+    /// As [`ListenerBuilder::bind`](super::ListenerBuilder::bind).
     pub fn bind(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Listener> {
         let mut b = Listener::builder(address);
         if let Some(k) = authkey {
@@ -143,7 +143,7 @@ impl Listener {
     ///
     /// # Errors
     ///
-    /// [`ConnectionError::Authentication`] when the client failed the
+    /// [`ConnectionError::Authentication`](super::ConnectionError::Authentication) when the client failed the
     /// handshake (wrong key, no answer within the deadline; the client's
     /// connection is closed and the listener stays usable), `Io` when
     /// `accept(2)` fails.
@@ -183,7 +183,7 @@ impl AsFd for Listener {
     }
 }
 
-/// [`wait`] on listeners: ready when a client is waiting to be accepted.
+/// [`wait`](super::wait) on listeners: ready when a client is waiting to be accepted.
 impl Waitable for Listener {
     fn is_ready(&self) -> bool {
         poll_readable(self.as_fd(), Some(Duration::ZERO)).unwrap_or(true)

@@ -1,4 +1,4 @@
-//! [`Connection`]: framed messages over a socket, encoded by its codec.
+//! [`Connection`](super::Connection): framed messages over a socket, encoded by its codec.
 
 use std::cell::Cell;
 use std::io::{self, IoSlice};
@@ -83,7 +83,7 @@ impl Connection {
         self.codec
     }
 
-    /// Sends `value`, encoded with this connection's [`Codec`], as one
+    /// Sends `value`, encoded with this connection's [`Codec`](super::Codec), as one
     /// message (Python's `send`).
     ///
     /// ```
@@ -98,7 +98,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`ConnectionError::Postcard`] or [`ConnectionError::Pickle`] when the
+    /// [`ConnectionError::Postcard`](super::ConnectionError::Postcard) or [`ConnectionError::Pickle`](super::ConnectionError::Pickle) when the
     /// value cannot be encoded (nothing is sent), `Io` when writing fails
     /// (`EPIPE` when the peer has gone).
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
@@ -110,11 +110,11 @@ impl Connection {
     }
 
     /// Receives one message and decodes it with this connection's
-    /// [`Codec`] (Python's `recv`). Blocks until a message comes.
+    /// [`Codec`](super::Codec) (Python's `recv`). Blocks until a message comes.
     ///
     /// # Errors
     ///
-    /// [`ConnectionError::Eof`] when the peer has closed the connection,
+    /// [`ConnectionError::Eof`](super::ConnectionError::Eof) when the peer has closed the connection,
     /// `Postcard` / `Pickle` when the message does not decode as a `T` (the
     /// message is consumed), `Io` for other failures.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
@@ -151,7 +151,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// As [`recv`](Connection::recv); [`ConnectionError::Pickle`] when the
+    /// As [`recv`](Connection::recv); [`ConnectionError::Pickle`](super::ConnectionError::Pickle) when the
     /// message is not a pickle of plain values (`None`, `bool`, `int`,
     /// `float`, `str`, `bytes`, `list`, `tuple`, `dict`, `set`).
     pub fn recv_py(&self) -> Result<serde_pickle::Value> {
@@ -238,7 +238,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`ConnectionError::Eof`] when the peer has closed the connection
+    /// [`ConnectionError::Eof`](super::ConnectionError::Eof) when the peer has closed the connection
     /// (also in the middle of a message), `Io` for other failures.
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
         let n = self.recv_header()?;
@@ -260,7 +260,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`ConnectionError::BadMessageLength`] when the message is longer
+    /// [`ConnectionError::BadMessageLength`](super::ConnectionError::BadMessageLength) when the message is longer
     /// (the connection is then shut down, as Python closes it), else as
     /// [`recv_bytes`](Connection::recv_bytes).
     pub fn recv_bytes_max(&self, maxlength: usize) -> Result<Vec<u8>> {
@@ -297,7 +297,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`ConnectionError::BufferTooShort`] with the whole message when it
+    /// [`ConnectionError::BufferTooShort`](super::ConnectionError::BufferTooShort) with the whole message when it
     /// does not fit (nothing is lost), else as
     /// [`recv_bytes`](Connection::recv_bytes).
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
@@ -366,7 +366,7 @@ impl Connection {
     }
 
     /// Closes the connection (Python's `close()`; dropping it does the
-    /// same). The peer's next receive gets [`ConnectionError::Eof`].
+    /// same). The peer's next receive gets [`ConnectionError::Eof`](super::ConnectionError::Eof).
     pub fn close(self) {
         drop(self);
     }
@@ -384,7 +384,7 @@ impl AsRawFd for Connection {
     }
 }
 
-/// [`wait`] on connections, as Python's `connection.wait`: ready when a
+/// [`wait`](super::wait) on connections, as Python's `connection.wait`: ready when a
 /// message (or end of file) can be read.
 impl Waitable for Connection {
     fn is_ready(&self) -> bool {
