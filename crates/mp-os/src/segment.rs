@@ -42,8 +42,9 @@
 //! `pending` count (the serialized handle carries a non-zero ticket that
 //! says so), each receiver takes one off once it has mapped the segment,
 //! and the sender drops its entry (one per object, however many sends)
-//! once `pending` is back to 0, the next time it exports or creates an
-//! object or drops a segment. A burst of sends is let go when its last
+//! once `pending` is back to 0, the next time it creates an object or
+//! drops a segment (not while it encodes a message: unmapping a large
+//! segment takes milliseconds). A burst of sends is let go when its last
 //! receiver attached. The count is shared by every process that sends the
 //! object, so one sender may keep it longer than its own receivers need,
 //! never shorter. The table holds at most 1,024 entries and 1 GiB of
@@ -693,8 +694,11 @@ fn export(seg: &Segment) -> u64 {
         // that was not counted.
         h.pending.fetch_add(1, AcqRel);
     }
+    // No sweep here: this runs while a message is being encoded, and
+    // dropping a swept segment unmaps it (milliseconds for a large one),
+    // which would delay the message. The sender's next segment drop (the
+    // sent handle's own, right after the message is written) sweeps.
     with_exports(|list| {
-        sweep(list);
         if !list.iter().any(|e| Arc::ptr_eq(&e.seg.inner, &seg.inner)) {
             list.push(Export { seg: seg.clone() });
         }
